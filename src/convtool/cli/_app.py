@@ -1,0 +1,86 @@
+"""The Typer application, the global options, and the one place errors become stderr lines."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from convtool import __version__
+from convtool.errors import ConvtoolError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="convtool",
+    help=(
+        "Filter images with convolution kernels, and learn the kernel that turned one image "
+        "into another. convtool cross-correlates (no kernel flip) unless --convolve.\n\n"
+        "Examples:\n\n"
+        "  convtool apply photo.png -k sobel-x --map abs -o edges.png\n\n"
+        "  convtool learn photo.png blurred.png --size 5 -o kernel.txt\n\n"
+        "  convtool kernels gaussian:sigma=1"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": bool(os.environ.get("CONVTOOL_DEBUG"))}
+
+
+def error_line(message: str) -> str:
+    return f"convtool: error: {message}"
+
+
+def echo_error(message: str) -> None:
+    typer.echo(error_line(message), err=True)
+
+
+def note(message: str) -> None:
+    """A one-line note on stderr for something convtool decided for the user."""
+    typer.echo(f"convtool: note: {message}", err=True)
+
+
+def reports_errors(command: F) -> F:
+    """Turn a ConvtoolError raised by a command into one stderr line and its exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConvtoolError as exc:
+            if _state["debug"]:
+                raise
+            echo_error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def debug_enabled() -> bool:
+    return _state["debug"]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"convtool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show a traceback instead of a one-line error.")
+    ] = False,
+) -> None:
+    if debug:
+        _state["debug"] = True

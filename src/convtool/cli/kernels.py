@@ -1,0 +1,41 @@
+"""``convtool kernels``: list the built-ins, or print one as a kernel file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from convtool.cli._app import app, reports_errors
+from convtool.kernels import BUILTINS, format_kernel, load_kernel
+
+
+@app.command("kernels")
+@reports_errors
+def kernels_command(
+    spec: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[NAME[:ARGS]]",
+            help="A built-in with optional arguments (e.g. gaussian:sigma=2) or any kernel spec.",
+        ),
+    ] = None,
+) -> None:
+    """List the built-in kernels, or print one in the text format that -k @FILE reads.
+
+    Examples:
+
+      convtool kernels
+
+      convtool kernels sobel-x
+
+      convtool kernels gaussian:sigma=1.5,size=7 > g.txt
+
+      convtool apply in.png -k @g.txt -o out.png
+    """
+    if spec is None:
+        width = max(len(name) for name in BUILTINS)
+        for name, entry in BUILTINS.items():
+            typer.echo(f"{name:<{width}}  {entry.summary}")
+        return
+    typer.echo(format_kernel(load_kernel(spec)), nl=False)

@@ -1,0 +1,31 @@
+"""Shared fixtures and helpers for convtool's tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def distinct_kernel(kh: int, kw: int, seed: int = 0) -> np.ndarray:
+    """A kernel whose entries all differ, so that a flip or a transpose cannot hide.
+
+    Powers of two while they stay small, otherwise a shuffled ±1..n.
+    """
+    n = kh * kw
+    values = 2.0 ** np.arange(n) if n <= 16 else np.arange(1, n + 1, dtype=np.float64)
+    values = values * np.where(np.arange(n) % 3 == 1, -1.0, 1.0)
+    return np.random.default_rng(seed).permutation(values).reshape(kh, kw)
+
+
+def random_image(shape: tuple[int, ...], dtype: type, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "u":
+        return rng.integers(0, np.iinfo(dtype).max, size=shape, endpoint=True).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, kernel: np.ndarray, image) -> None:
+    """Whole arrays equal within the rounding of the result's float type."""
+    assert actual.shape == expected.shape
+    eps = 1e-12 if actual.dtype == np.float64 else 2e-6
+    scale = np.abs(kernel).sum() * max(1.0, float(np.abs(np.asarray(image, float)).max()))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=eps * scale)

@@ -1,0 +1,68 @@
+"""Plain-loop references: the textbook's corr2d, extended with scipy's border modes.
+
+Written for clarity, not speed, and independent of convtool's code: the border extension walks
+the index back into range step by step instead of using modular arithmetic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def extend_index(x: int, n: int, mode: str) -> int | None:
+    """The source index that position ``x`` of the extended line reads; None means cval."""
+    if mode == "constant":
+        return x if 0 <= x < n else None
+    if mode == "nearest":
+        return min(max(x, 0), n - 1)
+    if mode == "wrap":
+        while x < 0:
+            x += n
+        while x >= n:
+            x -= n
+        return x
+    while not 0 <= x < n:
+        if mode == "reflect":
+            x = -x - 1 if x < 0 else 2 * n - 1 - x
+        elif mode == "mirror":
+            if n == 1:
+                return 0
+            x = -x if x < 0 else 2 * n - 2 - x
+        else:
+            raise ValueError(mode)
+    return x
+
+
+def corr2d(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The textbook's corr2d: valid cross-correlation of a 2-D array, in float64."""
+    kh, kw = k.shape
+    h, w = x.shape
+    out = np.zeros((h - kh + 1, w - kw + 1))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = (x[i : i + kh, j : j + kw] * k).sum()
+    return out
+
+
+def correlate(x: np.ndarray, k: np.ndarray, mode: str = "reflect", cval: float = 0.0):
+    """Same-size (or valid) correlation of a 2-D or 3-D array, channel by channel, in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    k = np.asarray(k, dtype=np.float64)
+    if x.ndim == 3:
+        return np.stack([correlate(x[..., c], k, mode, cval) for c in range(x.shape[2])], axis=-1)
+    if mode == "valid":
+        return corr2d(x, k)
+    h, w = x.shape
+    kh, kw = k.shape
+    out = np.zeros((h, w))
+    for i in range(h):
+        for j in range(w):
+            total = 0.0
+            for a in range(kh):
+                r = extend_index(i + a - kh // 2, h, mode)
+                for b in range(kw):
+                    c = extend_index(j + b - kw // 2, w, mode)
+                    value = cval if r is None or c is None else x[r, c]
+                    total += k[a, b] * value
+            out[i, j] = total
+    return out

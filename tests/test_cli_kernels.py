@@ -1,0 +1,75 @@
+"""``convtool kernels`` and the command's frame: version, help, errors as one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+from typer.testing import CliRunner
+
+from convtool.cli import app, main
+from convtool.kernels import BUILTINS, load_kernel
+
+runner = CliRunner()
+
+
+def test_lists_every_builtin_with_a_description():
+    result = runner.invoke(app, ["kernels"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(BUILTINS)
+    assert all(len(line.split()) > 1 for line in lines)
+
+
+def test_prints_a_kernel_that_reads_back(tmp_path):
+    result = runner.invoke(app, ["kernels", "gaussian:sigma=1,size=5"])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "g.txt"
+    path.write_text(result.output)
+    np.testing.assert_array_equal(
+        load_kernel(f"@{path}").weights, load_kernel("gaussian:sigma=1,size=5").weights
+    )
+    sobel = runner.invoke(app, ["kernels", "sobel-x"]).output.splitlines()
+    assert sobel[-3:] == ["-1 0 1", "-2 0 2", "-1 0 1"]
+
+
+def test_unknown_kernel_is_one_line_with_a_suggestion(capsys):
+    assert main(["kernels", "sobelx"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "convtool: error: unknown kernel 'sobelx'; did you mean 'sobel-x' or 'sobel-y' or "
+        "'roberts-x'? ('convtool kernels' lists the built-ins; a matrix is written like "
+        "'1 0 -1; 2 0 -2; 1 0 -1')\n"
+    )
+
+
+def test_usage_error_is_one_line_exit_2(capsys):
+    assert main(["kernels", "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convtool: error: ") and err.count("\n") == 1
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("convtool 0.")
+
+
+def test_help_and_kernels_do_not_import_numba():
+    """Start-up stays fast: listing kernels and --help never load numba."""
+    code = (
+        "import sys\nfrom convtool.cli import main\n"
+        "main(['kernels']); main(['--help']); main(['kernels', 'box:3'])\n"
+        "assert 'numba' not in sys.modules, 'numba imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_module_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "convtool", "kernels", "edge"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "1 -1"

@@ -1,0 +1,246 @@
+"""correlate/convolve against the plain-loop reference and scipy.ndimage, borders included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import convtool
+from convtool.correlate import separable_factors
+
+import naive
+from conftest import assert_close, distinct_kernel, random_image
+
+MODES = ["reflect", "mirror", "nearest", "wrap", "constant"]
+KERNEL_SIZES = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 3), (4, 5), (7, 7), (15, 15)]
+IMAGE_SHAPES = [(1, 1), (2, 3), (6, 8), (37, 53)]
+DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
+
+
+def scipy_reference(x: np.ndarray, k: np.ndarray, mode: str, cval: float) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 3:
+        return np.stack(
+            [ndi.correlate(x[..., c], k, mode=mode, cval=cval) for c in range(x.shape[2])], -1
+        )
+    return ndi.correlate(x, k, mode=mode, cval=cval)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [0, 3])
+@pytest.mark.parametrize("shape", IMAGE_SHAPES)
+@pytest.mark.parametrize("ksize", KERNEL_SIZES)
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_scipy(mode, ksize, shape, channels, dtype):
+    """Every mode × kernel size × image shape × channels × dtype equals scipy.ndimage."""
+    x = random_image(shape + ((channels,) if channels else ()), dtype, seed=sum(shape))
+    k = distinct_kernel(*ksize)
+    cval = 0.75 if x.dtype.kind == "f" else 77.0
+    got = convtool.correlate(x, k, border=mode, cval=cval, method="direct")
+    assert got.dtype == (np.float64 if dtype == np.float64 else np.float32)
+    assert_close(got, scipy_reference(x, k, mode, cval), k, x)
+
+
+@pytest.mark.parametrize("channels", [0, 2])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 2), (5, 7)])
+@pytest.mark.parametrize("ksize", [(1, 2), (2, 1), (2, 2), (3, 3), (4, 5), (6, 9)])
+@pytest.mark.parametrize("mode", [*MODES, "valid"])
+def test_matches_plain_loop_reference(mode, ksize, shape, channels):
+    """The textbook's corr2d extended with borders, including kernels larger than the image."""
+    x = random_image(shape + ((channels,) if channels else ()), np.float64, seed=3)
+    k = distinct_kernel(*ksize, seed=1)
+    if mode == "valid" and (ksize[0] > shape[0] or ksize[1] > shape[1]):
+        with pytest.raises(convtool.KernelError, match="larger than the"):
+            convtool.correlate(x, k, border=mode)
+        return
+    got = convtool.correlate(x, k, border=mode, cval=-2.5)
+    assert_close(got, naive.correlate(x, k, mode, cval=-2.5), k, x)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reference_agrees_with_scipy(mode):
+    """The two oracles agree with each other, so neither can drift unnoticed."""
+    x = random_image((4, 5), np.float64, seed=9)
+    k = distinct_kernel(7, 6, seed=2)
+    np.testing.assert_allclose(naive.correlate(x, k, mode, 1.5), scipy_reference(x, k, mode, 1.5))
+
+
+def test_textbook_corr2d():
+    """D2L 7.2: corr2d([[0,1,2],[3,4,5],[6,7,8]], [[0,1],[2,3]]) is [[19,25],[37,43]]."""
+    x = np.arange(9.0).reshape(3, 3)
+    got = convtool.correlate(x, np.array([[0.0, 1.0], [2.0, 3.0]]), border="valid")
+    np.testing.assert_array_equal(got, [[19.0, 25.0], [37.0, 43.0]])
+
+
+def textbook_image() -> np.ndarray:
+    x = np.ones((6, 8))
+    x[:, 2:6] = 0
+    return x
+
+
+def test_textbook_edge_detector():
+    """The 6×8 image with columns 2–5 black: edge gives 1 in column 1 and −1 in column 5."""
+    y = convtool.correlate(textbook_image(), "edge", border="valid")
+    expected = np.zeros((6, 7))
+    expected[:, 1] = 1
+    expected[:, 5] = -1
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_textbook_transposed_image_gives_zeros():
+    """The transposed image has only horizontal edges: [1, −1] finds none (an 8×5 zero matrix)."""
+    y = convtool.correlate(textbook_image().T, "edge", border="valid")
+    np.testing.assert_array_equal(y, np.zeros((8, 5)))
+
+
+def test_edge_same_size_keeps_shape():
+    """Same-size borders keep (nh, nw); valid gives (nh − kh + 1) × (nw − kw + 1)."""
+    x = textbook_image()
+    assert convtool.correlate(x, "edge").shape == (6, 8)
+    assert convtool.correlate(x, "box:3", border="valid").shape == (4, 6)
+
+
+@pytest.mark.parametrize("mode", [*MODES, "valid"])
+@pytest.mark.parametrize("ksize", [(2, 2), (3, 3), (4, 5)])
+def test_convolve_is_correlate_with_flipped_kernel(mode, ksize):
+    """convolve(X, K) == correlate(X, K[::-1, ::-1]), as the textbook defines convolution."""
+    x = random_image((9, 11, 3), np.float32, seed=5)
+    k = distinct_kernel(*ksize, seed=4)
+    np.testing.assert_array_equal(
+        convtool.convolve(x, k, border=mode), convtool.correlate(x, k[::-1, ::-1], border=mode)
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_convolve_matches_scipy_for_odd_kernels(mode):
+    """For odd sizes, convtool's convolve is scipy.ndimage.convolve."""
+    x = random_image((13, 10), np.float64, seed=6)
+    k = distinct_kernel(3, 5, seed=7)
+    expected = ndi.convolve(x, k, mode=mode, cval=0.5)
+    assert_close(convtool.convolve(x, k, border=mode, cval=0.5), expected, k, x)
+
+
+@pytest.mark.parametrize("spec", ["sobel-x", "sobel-y", "box:5", "gaussian:1.5", "edge-y"])
+@pytest.mark.parametrize("mode", [*MODES, "valid"])
+def test_separable_equals_direct(spec, mode):
+    """Rank-1 kernels applied as two 1-D passes equal the direct 2-D pass."""
+    x = random_image((23, 31, 3), np.float32, seed=8)
+    k = convtool.parse_kernel(spec)
+    sep = convtool.correlate(x, k, border=mode, cval=0.3, method="separable")
+    direct = convtool.correlate(x, k, border=mode, cval=0.3, method="direct")
+    assert_close(sep, direct, k, x)
+
+
+def test_separable_factors_are_exact_for_integer_kernels():
+    """Sobel factors into an integer column and row, so the separable path adds no error."""
+    u, v = separable_factors(convtool.parse_kernel("sobel-x"))
+    np.testing.assert_array_equal(np.outer(u, v), convtool.parse_kernel("sobel-x"))
+    assert separable_factors(convtool.parse_kernel("laplacian")) is None
+
+
+def test_separable_refuses_full_rank_kernel():
+    with pytest.raises(convtool.KernelError, match="not separable"):
+        convtool.correlate(np.zeros((5, 5)), "laplacian", method="separable")
+
+
+def test_uint8_values_taken_as_they_are():
+    """No scaling in the API: 200 ⋆ [[2]] is 400, not clipped, in float32."""
+    got = convtool.correlate(np.full((2, 2), 200, np.uint8), [[2.0]])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.full((2, 2), 400.0))
+
+
+def test_threads_limit_gives_same_result():
+    x = random_image((40, 30, 3), np.float32, seed=10)
+    k = distinct_kernel(5, 5)
+    np.testing.assert_array_equal(
+        convtool.correlate(x, k, threads=1), convtool.correlate(x, k, threads=2)
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"border": "same"}, convtool.UsageError, "unknown border 'same'"),
+        ({"threads": 0}, convtool.UsageError, "threads must be between 1"),
+        ({"cval": float("nan")}, convtool.UsageError, "cval"),
+        ({"method": "fast"}, convtool.UsageError, "unknown method"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        convtool.correlate(np.zeros((4, 4)), "laplacian", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        (np.zeros((2, 2, 2, 2)), "4 dimensions"),
+        (np.zeros(5), "1 dimensions"),
+        (np.zeros((0, 5)), "empty"),
+        (np.array([["a"]]), "dtype"),
+    ],
+)
+def test_bad_images(image, match):
+    with pytest.raises(convtool.ImageError, match=match):
+        convtool.correlate(image, "laplacian")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    x=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=9),
+        elements=st.floats(-100, 100),
+    ),
+    k=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6),
+        elements=st.floats(-10, 10),
+    ),
+    mode=st.sampled_from(MODES),
+    cval=st.floats(-5, 5),
+)
+def test_property_matches_reference(x, k, mode, cval):
+    """Random shapes, kernels and modes against the plain-loop reference."""
+    assert_close(
+        convtool.correlate(x, k, border=mode, cval=cval), naive.correlate(x, k, mode, cval), k, x
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    u=hnp.arrays(np.float64, st.integers(1, 7), elements=st.floats(-4, 4)),
+    v=hnp.arrays(np.float64, st.integers(1, 7), elements=st.floats(-4, 4)),
+    mode=st.sampled_from([*MODES, "valid"]),
+    seed=st.integers(0, 100),
+)
+def test_property_separable_equals_direct(u, v, mode, seed):
+    """Any outer product u vᵀ gives the same result through both paths."""
+    k = np.outer(u, v)
+    x = random_image((12, 10, 2), np.float64, seed=seed)
+    direct = convtool.correlate(x, k, border=mode, cval=1.0, method="direct")
+    if separable_factors(k) is None:
+        return
+    sep = convtool.correlate(x, k, border=mode, cval=1.0, method="separable")
+    assert_close(sep, direct, np.abs(u).sum() * np.abs(v).sum() * np.ones((1, 1)), x)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6),
+        elements=st.floats(-10, 10),
+    ),
+    mode=st.sampled_from([*MODES, "valid"]),
+)
+def test_property_convolve_flips(k, mode):
+    x = random_image((8, 9), np.float64, seed=1)
+    np.testing.assert_array_equal(
+        convtool.convolve(x, k, border=mode), convtool.correlate(x, k[::-1, ::-1], border=mode)
+    )

@@ -1,0 +1,261 @@
+"""The kernel library: exact built-in matrices, invariants, and the spec parser."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convtool
+from convtool.kernels import (
+    BUILTINS,
+    MAX_KERNEL_SIDE,
+    Kernel,
+    format_kernel,
+    is_zero_sum,
+    load_kernel,
+    parse_kernel,
+)
+
+EXACT = {
+    "identity": [[1]],
+    "edge": [[1, -1]],
+    "edge-x": [[1, -1]],
+    "edge-y": [[1], [-1]],
+    "sobel-x": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+    "sobel-y": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+    "scharr-x": [[-3, 0, 3], [-10, 0, 10], [-3, 0, 3]],
+    "scharr-y": [[-3, -10, -3], [0, 0, 0], [3, 10, 3]],
+    "prewitt-x": [[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]],
+    "prewitt-y": [[-1, -1, -1], [0, 0, 0], [1, 1, 1]],
+    "roberts-x": [[1, 0], [0, -1]],
+    "roberts-y": [[0, 1], [-1, 0]],
+    "laplacian": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+    "laplacian8": [[1, 1, 1], [1, -8, 1], [1, 1, 1]],
+    "sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
+    "emboss": [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]],
+    "box": np.full((3, 3), 1 / 9),
+    "box:2": np.full((2, 2), 0.25),
+    "box:5": np.full((5, 5), 1 / 25),
+    "diff:1": [[1, -1]],
+    "diff:2": [[1, -2, 1]],
+    "diff:order=3": [[1, -3, 3, -1]],
+    "diff:order=2,axis=y": [[1], [-2], [1]],
+    "directional:0": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+    "directional:angle=90": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+    "directional:180": [[1, 0, -1], [2, 0, -2], [1, 0, -1]],
+    "motion:3": [[0, 0, 0], [1 / 3, 1 / 3, 1 / 3], [0, 0, 0]],
+    "motion:length=3,angle=90": [[0, 1 / 3, 0], [0, 1 / 3, 0], [0, 1 / 3, 0]],
+    "motion:5,45": np.fliplr(np.eye(5)) / 5,
+    "motion:5,135": np.eye(5) / 5,
+    "motion:4,0": np.pad([[0.2] * 5], ((2, 2), (0, 0))),
+}
+
+
+@pytest.mark.parametrize(("spec", "matrix"), list(EXACT.items()))
+def test_exact_matrix(spec, matrix):
+    np.testing.assert_allclose(parse_kernel(spec), np.asarray(matrix, float), rtol=0, atol=1e-15)
+
+
+def gaussian_reference(sigma: float, n: int) -> np.ndarray:
+    g = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            y, x = i - (n - 1) / 2, j - (n - 1) / 2
+            g[i, j] = math.exp(-(x * x + y * y) / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+@pytest.mark.parametrize(
+    ("spec", "sigma", "n"),
+    [
+        ("gaussian", 1.0, 7),
+        ("gaussian:2", 2.0, 13),
+        ("gaussian:sigma=2,size=9", 2.0, 9),
+        ("gaussian:0.5,4", 0.5, 4),
+        ("gaussian:size=6,sigma=1.2", 1.2, 6),
+    ],
+)
+def test_gaussian(spec, sigma, n):
+    """Sampled at i − (N−1)/2, symmetric also for even N, N = 2⌈3σ⌉+1 by default, sum 1."""
+    k = parse_kernel(spec)
+    np.testing.assert_allclose(k, gaussian_reference(sigma, n), rtol=1e-12)
+    np.testing.assert_allclose(k, k[::-1, ::-1])
+    np.testing.assert_allclose(k, k.T)
+
+
+def test_log_has_negative_centre_and_sums_to_zero():
+    k = parse_kernel("log:sigma=1.4")
+    assert k.shape == (11, 11)
+    assert k[5, 5] == k.min() < 0
+    assert abs(k.sum()) < 1e-14
+    np.testing.assert_allclose(k, k.T)
+    np.testing.assert_allclose(k, k[::-1, ::-1])
+
+
+def test_unsharp_is_identity_plus_amount_times_detail():
+    g = parse_kernel("gaussian:1")
+    expected = -1.5 * g
+    expected[3, 3] += 2.5
+    np.testing.assert_allclose(parse_kernel("unsharp:sigma=1,amount=1.5"), expected)
+
+
+@pytest.mark.parametrize("name", list(BUILTINS))
+def test_invariants(name):
+    """Blurs sum to 1; derivative kernels and Laplacians sum to 0; nothing is non-finite."""
+    k = parse_kernel(name)
+    assert np.isfinite(k).all()
+    if name in {"box", "gaussian", "motion", "unsharp", "sharpen", "identity", "emboss"}:
+        assert k.sum() == pytest.approx(1.0, abs=1e-12)
+    else:
+        assert is_zero_sum(k) or abs(k.sum()) < 1e-12
+
+
+def test_zero_sum_rule_ignores_rounding_residue():
+    """|ΣK| ≤ 1e-12·Σ|K| counts as zero, so --normalize never divides by a residue."""
+    assert is_zero_sum(np.array([[0.1, 0.2, -0.3]]))
+    assert not is_zero_sum(np.array([[1.0, -0.999]]))
+    k = Kernel(np.array([[1.0, -1.0]]))
+    assert k.normalized() is k
+    np.testing.assert_allclose(Kernel(np.array([[1.0, 3.0]])).normalized().weights, [[0.25, 0.75]])
+
+
+@pytest.mark.parametrize(
+    ("spec", "matrix"),
+    [
+        ("[[0,1],[2,3]]", [[0, 1], [2, 3]]),
+        ("0 1; 2 3", [[0, 1], [2, 3]]),
+        ("0,1;2,3", [[0, 1], [2, 3]]),
+        ("1 -1", [[1, -1]]),
+        ("1; -1", [[1], [-1]]),
+        ("-1.5e0 .5 +2", [[-1.5, 0.5, 2]]),
+        ("[1, -1]", [[1, -1]]),
+        ("  0 1 ;\n 2 3 ; ", [[0, 1], [2, 3]]),
+        ("7", [[7]]),
+    ],
+)
+def test_inline_matrices(spec, matrix):
+    np.testing.assert_array_equal(parse_kernel(spec), np.asarray(matrix, float))
+
+
+def test_names_are_case_insensitive_and_args_positional_or_named():
+    np.testing.assert_array_equal(parse_kernel("Sobel-X"), parse_kernel("sobel-x"))
+    np.testing.assert_array_equal(parse_kernel("box:4"), parse_kernel("box:size=4"))
+
+
+def test_kernel_files(tmp_path):
+    (tmp_path / "k.txt").write_text("# a comment\n# bias: 0.25\n1 2 3\n4, 5, 6  # trailing\n")
+    k = load_kernel(f"@{tmp_path / 'k.txt'}")
+    np.testing.assert_array_equal(k.weights, [[1, 2, 3], [4, 5, 6]])
+    assert k.bias == 0.25
+    (tmp_path / "k.csv").write_text("1,-1\n")
+    np.testing.assert_array_equal(parse_kernel(f"@{tmp_path / 'k.csv'}"), [[1, -1]])
+    np.save(tmp_path / "k.npy", np.array([[0.5, 1.5]]))
+    np.testing.assert_array_equal(parse_kernel(f"@{tmp_path / 'k.npy'}"), [[0.5, 1.5]])
+    (tmp_path / "k.json").write_text(json.dumps({"kernel": [[1, 0], [0, -1]], "bias": -0.5}))
+    k = load_kernel(f"@{tmp_path / 'k.json'}")
+    np.testing.assert_array_equal(k.weights, [[1, 0], [0, -1]])
+    assert k.bias == -0.5
+    np.testing.assert_array_equal(parse_kernel(f"@{tmp_path / 'k.json'}"), [[1, 0], [0, -1]])
+
+
+@pytest.mark.parametrize("spec", ["sobel-x", "gaussian:1.3,5", "log:1", "motion:7,30"])
+def test_format_round_trips_through_file_and_loadtxt(tmp_path, spec):
+    """``convtool kernels SPEC`` output is read back by -k @FILE and by numpy.loadtxt."""
+    original = Kernel(parse_kernel(spec), spec, bias=0.125)
+    path = tmp_path / "k.txt"
+    path.write_text(format_kernel(original))
+    back = load_kernel(f"@{path}")
+    np.testing.assert_array_equal(back.weights, original.weights)
+    assert back.bias == 0.125
+    np.testing.assert_array_equal(np.loadtxt(path, ndmin=2), original.weights)
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("sobelx", "unknown kernel 'sobelx'; did you mean 'sobel-x'"),
+        ("gausian:2", "did you mean 'gaussian'"),
+        ("", "empty kernel spec"),
+        ("   ", "empty kernel spec"),
+        ("1 2; 3", r"ragged rows \(lengths \[1, 2\]\)"),
+        ("[[1,2],[3]]", "ragged rows"),
+        ("1 x; 2 3", "'x' is not a number"),
+        ("nan 1", "NaN or infinite"),
+        ("1 inf", "NaN or infinite"),
+        ("[[1, NaN]]", "NaN or infinite"),
+        ("[[[1]]]", "3 dimensions"),
+        ("[]", "empty"),
+        ("[[1,2]", "not valid JSON"),
+        ("box:0", "whole number ≥ 1"),
+        ("box:2.5", "whole number ≥ 1"),
+        ("box:5000", "larger than the limit 1025"),
+        ("gaussian:-1", "sigma must be > 0"),
+        ("gaussian:sigma=400", "larger than the limit"),
+        ("gaussian:radius=2", "has no argument 'radius'"),
+        ("box:3,4", "too many arguments"),
+        ("box:abc", "is not a number"),
+        ("sobel-x:3", "takes no arguments"),
+        ("diff:order=2,axis=z", "axis must be 'x' or 'y'"),
+        ("@", "needs a file name"),
+        ("@/nonexistent/k.txt", "no such file"),
+        (f"[{','.join(['1'] * (MAX_KERNEL_SIDE + 1))}]", "largest kernel side"),
+    ],
+)
+def test_refused_specs(spec, match):
+    with pytest.raises(convtool.KernelError, match=match):
+        parse_kernel(spec)
+
+
+def test_refused_files(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(convtool.KernelError, match="not a text file"):
+        parse_kernel(f"@{tmp_path / 'bad.txt'}")
+    np.save(tmp_path / "k3.npy", np.zeros((2, 2, 2)))
+    with pytest.raises(convtool.KernelError, match="3 dimensions"):
+        parse_kernel(f"@{tmp_path / 'k3.npy'}")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(convtool.KernelError, match="npy"):
+        parse_kernel(f"@{tmp_path / 'obj.npy'}")
+    with pytest.raises(convtool.KernelError, match="is a directory"):
+        parse_kernel(f"@{tmp_path}")
+    (tmp_path / "k.json").write_text('{"weights": [[1]]}')
+    with pytest.raises(convtool.KernelError, match='"kernel" key'):
+        parse_kernel(f"@{tmp_path / 'k.json'}")
+    (tmp_path / "b.txt").write_text("# bias: nan\n1\n")
+    with pytest.raises(convtool.KernelError, match="must be finite"):
+        parse_kernel(f"@{tmp_path / 'b.txt'}")
+
+
+def test_parse_kernel_returns_a_fresh_writable_copy():
+    k = parse_kernel("laplacian")
+    k[0, 0] = 99
+    assert parse_kernel("laplacian")[0, 0] == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_property_parser_never_crashes(text):
+    """Arbitrary text gives a kernel or a KernelError, never another exception."""
+    try:
+        k = parse_kernel(text)
+    except convtool.KernelError:
+        return
+    assert k.ndim == 2 and k.size >= 1 and np.isfinite(k).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=3, max_size=3),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_property_text_matrix_round_trip(rows):
+    spec = "; ".join(" ".join(repr(v) for v in row) for row in rows)
+    np.testing.assert_array_equal(parse_kernel(spec), np.array(rows))
