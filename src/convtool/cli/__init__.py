@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from convtool.cli import apply as _apply  # noqa: F401  (registers the command)
 from convtool.cli import kernels as _kernels  # noqa: F401  (registers the command)
 from convtool.cli._app import app, debug_enabled, echo_error
 

@@ -1,0 +1,461 @@
+"""``convtool apply``: filter images and matrices with kernels — parse, delegate, report.
+
+The arithmetic lives in :mod:`convtool.filtering` (the kernel chain) and
+:mod:`convtool.imaging` (reading, the pixel policy, writing); this module turns options into
+calls, decides where each result goes, and reports errors as one line each.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from convtool.cli._app import app, debug_enabled, echo_error, note, reports_errors
+from convtool.errors import ConvtoolError, ImageError, UsageError
+from convtool.filtering import Recipe, filter_planes
+from convtool.imaging import (
+    DEFAULT_COMPRESS_LEVEL,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_QUALITY,
+    encode,
+    format_by_name,
+    format_for_path,
+    plan_output,
+    read_picture,
+    write_output,
+)
+from convtool.kernels import load_kernel
+
+
+class BorderChoice(str, Enum):
+    reflect = "reflect"
+    mirror = "mirror"
+    nearest = "nearest"
+    wrap = "wrap"
+    constant = "constant"
+    valid = "valid"
+
+
+class MapChoice(str, Enum):
+    clip = "clip"
+    abs = "abs"
+    rescale = "rescale"
+    none = "none"
+
+
+class DepthChoice(str, Enum):
+    d8 = "8"
+    d16 = "16"
+    d32 = "32"
+
+
+class AlphaChoice(str, Enum):
+    keep = "keep"
+    filter = "filter"
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_PLACEHOLDERS = ("stem", "name", "ext")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input and where its result goes (None: standard output)."""
+
+    source: str
+    target: Path | None
+
+
+@app.command("apply")
+@reports_errors
+def apply_command(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT...",
+            help="Images (PNG, JPEG, TIFF, BMP, WebP, GIF, PPM/PGM...), matrix files (.npy, "
+            ".txt, .csv), or - for standard input.",
+            show_default=False,
+        ),
+    ],
+    kernel: Annotated[
+        list[str],
+        typer.Option(
+            "-k",
+            "--kernel",
+            metavar="SPEC",
+            help="Kernel: a built-in (sobel-x, gaussian:2...), a matrix ('0 1; 2 3') or @FILE. "
+            "Repeat to apply several, in order.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="OUTPUT",
+            help="Output file (its extension picks the format), - for standard output, or "
+            "with several inputs a template with {stem}, {name}, {ext}.",
+            show_default=False,
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir",
+            metavar="DIR",
+            help="Write each result into DIR under the input's file name (created if needed).",
+            show_default=False,
+        ),
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="FMT",
+            help="Format for standard output (png, tiff, jpeg, npy, txt...); default: the "
+            "input's, text for matrices.",
+            show_default=False,
+        ),
+    ] = None,
+    border: Annotated[
+        BorderChoice,
+        typer.Option("--border", help="How the image is extended past its edges."),
+    ] = BorderChoice.reflect,
+    cval: Annotated[
+        float,
+        typer.Option("--cval", metavar="V", help="The value outside for --border constant."),
+    ] = 0.0,
+    convolve: Annotated[
+        bool,
+        typer.Option("--convolve", help="Flip each kernel (true convolution); default correlates."),
+    ] = False,
+    normalize: Annotated[
+        bool,
+        typer.Option("--normalize", help="Divide each kernel by its sum (zero-sum kernels kept)."),
+    ] = False,
+    scale: Annotated[
+        float, typer.Option("--scale", metavar="S", help="Result = S · (X ⋆ K) + B.")
+    ] = 1.0,
+    bias: Annotated[
+        float, typer.Option("--bias", metavar="B", help="Added to the result (0.5: mid-grey).")
+    ] = 0.0,
+    map: Annotated[
+        MapChoice | None,
+        typer.Option(
+            "--map",
+            help="How results become stored values: clip, abs (magnitude), rescale (min..max "
+            "to full range), none (raw, float outputs). [default: clip for images, none for "
+            "matrices]",
+            show_default=False,
+        ),
+    ] = None,
+    gray: Annotated[
+        bool, typer.Option("--gray", help="Convert to one luminance channel first (ITU-R 601-2).")
+    ] = False,
+    depth: Annotated[
+        DepthChoice | None,
+        typer.Option(
+            "--depth",
+            help="Output bits per sample; 32 is float (TIFF, .npy). [default: the input's, or "
+            "the nearest the format holds]",
+            show_default=False,
+        ),
+    ] = None,
+    alpha: Annotated[
+        AlphaChoice,
+        typer.Option(
+            "--alpha",
+            help="keep: alpha as it was; filter: filter alpha too, colour premultiplied by it.",
+        ),
+    ] = AlphaChoice.keep,
+    quality: Annotated[
+        int,
+        typer.Option("--quality", metavar="Q", min=1, max=100, help="JPEG/WebP quality (1-100)."),
+    ] = DEFAULT_QUALITY,
+    compress_level: Annotated[
+        int,
+        typer.Option(
+            "--compress-level",
+            metavar="N",
+            min=0,
+            max=9,
+            help="zlib level for PNG and TIFF (0 none … 9 smallest, slowest).",
+        ),
+    ] = DEFAULT_COMPRESS_LEVEL,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", metavar="N", min=1, help="Threads for the core [default: all cores]."
+        ),
+    ] = None,
+    max_pixels: Annotated[
+        int,
+        typer.Option(
+            "--max-pixels",
+            metavar="N",
+            min=1,
+            help="Refuse images with more pixels than N before decoding them.",
+        ),
+    ] = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Filter images or matrices with one or more kernels (cross-correlation unless --convolve).
+
+    Examples:
+
+      convtool apply photo.png -k sobel-x --map abs -o edges.png
+
+      convtool apply photo.jpg -k emboss --bias 0.5 -o embossed.jpg
+
+      convtool apply photo.png -k gaussian:2 -k laplacian --map abs -o log.png
+
+      convtool apply shots/*.jpg -k box:5 --out-dir blurred/
+
+      convtool apply shots/*.png -k sobel-y -o 'edges/{stem}-sobel.png'
+
+      convtool apply - -k box:3 < in.png | convtool apply - -k laplacian -o out.png
+
+      convtool apply x.txt -k '0 1; 2 3' --border valid -o -
+    """
+    recipe = Recipe(
+        kernels=tuple(load_kernel(spec) for spec in kernel),
+        border=border.value,
+        cval=cval,
+        convolve=convolve,
+        normalize=normalize,
+        scale=scale,
+        bias=bias,
+        alpha=alpha.value,
+        threads=threads,
+    )
+    stdout_format = format_by_name(format) if format is not None else None
+    jobs = plan_jobs(inputs, output, out_dir)
+    settings = _Settings(
+        recipe=recipe,
+        stdout_format=stdout_format,
+        depth=int(depth.value) if depth is not None else None,
+        map=map.value if map is not None else None,
+        gray=gray,
+        quality=quality,
+        compress_level=compress_level,
+        max_pixels=max_pixels,
+    )
+    if len(jobs) == 1:
+        _run(jobs[0], settings, _Notes())
+        return
+    _run_batch(jobs, settings)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    recipe: Recipe
+    stdout_format: str | None
+    depth: int | None
+    map: str | None
+    gray: bool
+    quality: int
+    compress_level: int
+    max_pixels: int
+
+
+class _Notes:
+    """Print each distinct note once; in a batch, name the input it is about."""
+
+    def __init__(self, batch: bool = False) -> None:
+        self.batch = batch
+        self.seen: set[str] = set()
+
+    def __call__(self, source: str, message: str) -> None:
+        if self.batch:
+            message = _about(source, message)
+        if message not in self.seen:
+            self.seen.add(message)
+            note(message)
+
+
+def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
+    """Read, plan, filter, encode and write one input."""
+    picture = read_picture(job.source, gray=settings.gray, max_pixels=settings.max_pixels)
+    if job.target is None:
+        fmt = settings.stdout_format or ("TXT" if picture.is_matrix else picture.format)
+    else:
+        fmt = format_for_path(job.target)
+        if settings.stdout_format is not None and settings.stdout_format != fmt:
+            raise UsageError(
+                f"--format {settings.stdout_format.lower()} contradicts the output file "
+                f"{str(job.target)!r}; the extension picks a file's format (--format is for -o -)"
+            )
+    plan = plan_output(picture, fmt, depth=settings.depth, map=settings.map)
+    data, alpha = filter_planes(picture.data, picture.alpha, settings.recipe)
+    payload = encode(
+        picture.with_planes(data, alpha),
+        plan,
+        quality=settings.quality,
+        compress_level=settings.compress_level,
+    )
+    if job.target is not None:
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+    write_output(payload, job.target)
+    for message in plan.notes:
+        notes(job.source, message)
+
+
+def _run_batch(jobs: list[Job], settings: _Settings) -> None:
+    """Run every job; a failing input does not stop the others. Exit 1 if any failed."""
+    failed: list[str] = []
+    notes = _Notes(batch=True)
+    with _progress(len(jobs)) as advance:
+        for job in jobs:
+            try:
+                _run(job, settings, notes)
+            except ConvtoolError as exc:
+                if debug_enabled():
+                    raise
+                echo_error(_about(job.source, str(exc)))
+                failed.append(job.source)
+            advance()
+    if failed:
+        shown = ", ".join(failed[:3]) + (", ..." if len(failed) > 3 else "")
+        echo_error(f"{len(failed)} of {len(jobs)} inputs failed ({shown})")
+        raise typer.Exit(1)
+
+
+def _about(source: str, message: str) -> str:
+    """``source: message``, unless the message already names the source."""
+    return message if message.startswith(f"{source}:") else f"{source}: {message}"
+
+
+class _progress:
+    """A rich progress bar on stderr when it is a terminal; otherwise nothing."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(stderr=True), transient=False)
+            self.bar.__enter__()
+            self.task = self.bar.add_task("filtering", total=self.total)
+        return self.advance
+
+    def advance(self) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.advance(self.task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def plan_jobs(inputs: list[str], output: str | None, out_dir: Path | None) -> list[Job]:
+    """Where each input's result goes; UsageError (before anything is written) when unclear.
+
+    One input: ``-o FILE``, ``-o -`` (standard output), ``--out-dir DIR``, an ``-o`` template,
+    or nothing (standard output when it is not a terminal). Several inputs: ``--out-dir`` and/or
+    an ``-o`` template with ``{stem}``, ``{name}``, ``{ext}``. Two inputs writing the same file,
+    or an output that is another input, are refused.
+    """
+    if not inputs:
+        raise UsageError("no input given; name image or matrix files, or - for standard input")
+    several = len(inputs) > 1
+    template = output is not None and output != "-" and _PLACEHOLDER.search(output) is not None
+    if several:
+        if output == "-":
+            raise UsageError("-o - (standard output) takes one input; got several")
+        if "-" in inputs:
+            raise UsageError("standard input (-) can only be filtered alone, not in a batch")
+        if not template and out_dir is None:
+            raise UsageError(
+                "several inputs need --out-dir DIR or an -o template with {stem}, {name} or "
+                "{ext} (e.g. -o 'edges/{stem}-sobel.png')"
+            )
+    if output == "-" and out_dir is not None:
+        raise UsageError("-o - writes to standard output; it cannot be combined with --out-dir")
+    jobs = []
+    for source in inputs:
+        if source == "-" and (template or out_dir is not None):
+            raise UsageError(
+                "standard input has no file name for --out-dir or an -o template; use -o FILE"
+            )
+        if output == "-":
+            target = None
+        elif output is not None:
+            name = _expand(output, source) if template else output
+            target = out_dir / name if out_dir is not None else Path(name)
+        elif out_dir is not None:
+            target = out_dir / Path(source).name
+        else:
+            if sys.stdout.isatty():
+                raise UsageError(
+                    "standard output is a terminal, and an image there is garbage; give an "
+                    "output file with -o FILE (or -o - to write to standard output anyway)"
+                )
+            target = None
+        jobs.append(Job(source, target))
+    _check_targets(jobs, plain_output=output is not None and not template and out_dir is None)
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ImageError(f"{out_dir}: cannot create the directory ({exc.strerror})") from None
+    return jobs
+
+
+def _expand(template: str, source: str) -> str:
+    path = Path(source)
+    values = {"stem": path.stem, "name": path.name, "ext": path.suffix.lstrip(".")}
+
+    def substitute(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise UsageError(
+                f"-o template {template!r}: unknown placeholder {{{key}}}; use {{stem}}, "
+                "{name} or {ext}"
+            )
+        return values[key]
+
+    return _PLACEHOLDER.sub(substitute, template)
+
+
+def _check_targets(jobs: list[Job], *, plain_output: bool) -> None:
+    seen: dict[str, str] = {}
+    inputs = {_identity(job.source): job.source for job in jobs if job.source != "-"}
+    for job in jobs:
+        if job.target is None:
+            continue
+        key = _identity(str(job.target))
+        if key in seen:
+            raise UsageError(
+                f"inputs {seen[key]!r} and {job.source!r} would both write {str(job.target)!r}; "
+                "nothing was written (use {stem} in the -o template to tell them apart)"
+            )
+        seen[key] = job.source
+        other = inputs.get(key)
+        if other is not None and other != job.source:
+            raise UsageError(
+                f"the output of {job.source!r} would overwrite the input {other!r} before it "
+                "is read; choose another output name"
+            )
+        if plain_output and not job.target.parent.is_dir():
+            raise ImageError(
+                f"{job.target}: directory {str(job.target.parent)!r} does not exist; create "
+                "it first (--out-dir and -o templates create theirs)"
+            )
+
+
+def _identity(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))

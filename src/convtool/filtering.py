@@ -1,0 +1,136 @@
+"""Filtering a picture's planes with a chain of kernels: what ``convtool apply`` computes.
+
+For kernels K₁ … Kₙ (each flipped first with ``convolve=True`` and divided by its sum with
+``normalize=True``, zero-sum kernels left as they are), a kernel file's own bias bᵢ, and the
+final ``scale`` S and ``bias`` B::
+
+    X₀ = X,   Xᵢ = Xᵢ₋₁ ⋆ Kᵢ + bᵢ,   result = S · Xₙ + B
+
+all in floating point, with no rounding or clipping between the steps (the pixel policy in
+:mod:`convtool.imaging` maps, rounds and clamps once, when writing).
+
+Alpha (``alpha="keep"``, the default) is left as it was, only cropped with ``border="valid"``.
+With ``alpha="filter"`` alpha is filtered with the kernels alone (no bias, no scale), and the
+colour is filtered premultiplied by alpha so that the colour hidden under transparent pixels
+never bleeds into the result::
+
+    Pᵢ = Pᵢ₋₁ ⋆ Kᵢ + bᵢ · Cᵢ     P₀ = α · X    (premultiplied colour)
+    Cᵢ = Cᵢ₋₁ ⋆ |Kᵢ| / Σ|Kᵢ|     C₀ = α        (opaque share of each kernel's footprint)
+    colour = S · Pₙ / Cₙ + B  (0 where Cₙ = 0),    alpha = α ⋆ K₁ ⋆ … ⋆ Kₙ
+
+For kernels without negative entries (blurs) Cₙ is the filtered alpha, so this is the usual
+premultiplied filter (``P′/α′``); for an opaque image Cₙ = 1 and the colour is exactly what
+``alpha="keep"`` gives, for every kernel. With ``border="constant"`` the outside is opaque
+colour ``cval``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from convtool.correlate import check_border, correlate
+from convtool.errors import UsageError
+from convtool.kernels import Kernel
+
+ALPHA_MODES = ("keep", "filter")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to filter: the kernel chain and the options of ``convtool apply``."""
+
+    kernels: tuple[Kernel, ...]
+    border: str = "reflect"
+    cval: float = 0.0
+    convolve: bool = False
+    normalize: bool = False
+    scale: float = 1.0
+    bias: float = 0.0
+    alpha: str = "keep"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.kernels:
+            raise UsageError("no kernel given; name at least one with -k SPEC")
+        check_border(self.border)
+        if self.alpha not in ALPHA_MODES:
+            raise UsageError(f"unknown alpha mode {self.alpha!r}; choose keep or filter")
+        for name, value in (("cval", self.cval), ("scale", self.scale), ("bias", self.bias)):
+            if not np.isfinite(value):
+                raise UsageError(f"--{name} must be a finite number; got {value!r}")
+
+    def prepared(self) -> tuple[Kernel, ...]:
+        """The kernels as they are applied: normalized (if asked), then flipped (if asked)."""
+        out = []
+        for kernel in self.kernels:
+            k = kernel.normalized() if self.normalize else kernel
+            out.append(k.flipped() if self.convolve else k)
+        return tuple(out)
+
+
+def filter_planes(
+    data: np.ndarray, alpha: np.ndarray | None, recipe: Recipe
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Filter colour planes (H, W[, C]) and alpha (H, W) or None as ``recipe`` says.
+
+    The result keeps ``data``'s float type (float32 images, float64 matrices); with
+    ``border="valid"`` both shrink by the kernel sizes − 1 (a kept alpha is cropped to the
+    pixels each result is centred on).
+    """
+    kernels = recipe.prepared()
+    if alpha is None or recipe.alpha == "keep":
+        out = data
+        for k in kernels:
+            out = _correlate(out, k.weights, recipe, recipe.cval)
+            if k.bias:
+                out = out + out.dtype.type(k.bias)
+        return _scale_bias(out, recipe), None if alpha is None else _crop(alpha, kernels, recipe)
+    return _filter_premultiplied(data, alpha, kernels, recipe)
+
+
+def _filter_premultiplied(
+    data: np.ndarray, alpha: np.ndarray, kernels: tuple[Kernel, ...], recipe: Recipe
+) -> tuple[np.ndarray, np.ndarray]:
+    a = alpha.astype(data.dtype, copy=False)
+    a3 = a[..., np.newaxis] if data.ndim == 3 else a
+    premultiplied = data * a3
+    coverage = a
+    filtered_alpha = a
+    for k in kernels:
+        premultiplied = _correlate(premultiplied, k.weights, recipe, recipe.cval)
+        magnitude = np.abs(k.weights)
+        total = magnitude.sum()
+        coverage = _correlate(coverage, magnitude / total if total else magnitude, recipe, 1.0)
+        filtered_alpha = _correlate(filtered_alpha, k.weights, recipe, 1.0)
+        if k.bias:
+            cov3 = coverage[..., np.newaxis] if data.ndim == 3 else coverage
+            premultiplied = premultiplied + data.dtype.type(k.bias) * cov3
+    cov3 = coverage[..., np.newaxis] if data.ndim == 3 else coverage
+    colour = np.zeros_like(premultiplied)
+    np.divide(premultiplied, cov3, out=colour, where=cov3 > 0)
+    return _scale_bias(colour, recipe), filtered_alpha
+
+
+def _correlate(x: np.ndarray, weights: np.ndarray, recipe: Recipe, cval: float) -> np.ndarray:
+    return correlate(x, weights, border=recipe.border, cval=cval, threads=recipe.threads)
+
+
+def _scale_bias(x: np.ndarray, recipe: Recipe) -> np.ndarray:
+    if recipe.scale != 1.0:
+        x = x * x.dtype.type(recipe.scale)
+    if recipe.bias != 0.0:
+        x = x + x.dtype.type(recipe.bias)
+    return x
+
+
+def _crop(alpha: np.ndarray, kernels: tuple[Kernel, ...], recipe: Recipe) -> np.ndarray:
+    """Alpha at the pixels a ``valid`` chain's results are centred on (unchanged otherwise)."""
+    if recipe.border != "valid":
+        return alpha
+    top = sum(k.shape[0] // 2 for k in kernels)
+    left = sum(k.shape[1] // 2 for k in kernels)
+    height = alpha.shape[0] - sum(k.shape[0] - 1 for k in kernels)
+    width = alpha.shape[1] - sum(k.shape[1] - 1 for k in kernels)
+    return np.ascontiguousarray(alpha[top : top + height, left : left + width])
