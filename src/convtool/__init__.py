@@ -8,6 +8,7 @@ flips the kernel first.
 from convtool.correlate import BORDERS, convolve, correlate
 from convtool.errors import ConvtoolError, ImageError, KernelError, LearnError, UsageError
 from convtool.kernels import BUILTINS, Kernel, format_kernel, load_kernel, parse_kernel
+from convtool.learn import LearnResult, learn_kernel
 
 __version__ = "0.1.0"
 
@@ -19,11 +20,13 @@ __all__ = [
     "Kernel",
     "KernelError",
     "LearnError",
+    "LearnResult",
     "UsageError",
     "__version__",
     "convolve",
     "correlate",
     "format_kernel",
+    "learn_kernel",
     "load_kernel",
     "parse_kernel",
 ]

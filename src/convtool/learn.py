@@ -1,0 +1,656 @@
+"""Fitting the kernel that turned one image into another: least squares, gradient descent, reports.
+
+Given pairs (X, Y), :func:`learn_kernel` finds the kernel K (and, with ``bias=True``, a scalar b)
+minimising the summed squared error
+
+    loss = Σ_pairs Σ_channels Σ_(i, j) (X ⋆ K + b − Y)²
+
+with one kernel for every channel, the way ``correlate`` and ``convtool apply`` use it.
+
+Alignment. A target of the input's size is a same-size output with the kernel anchored at
+(kh//2, kw//2) as ``correlate`` does; only the pixels whose whole window lies inside the input
+are used, so whatever border mode produced the target does not matter. A target of size
+(H − kh + 1) × (W − kw + 1) is a ``valid`` output (the textbook's ``corr2d``). Anything else is
+a :class:`~convtool.errors.LearnError` naming the sizes.
+
+Clipped samples. Targets stored as 8- or 16-bit integers hold the negative responses of the
+filter that made them clipped to 0 and its overflow clipped to the maximum. Those samples (per
+channel) say only "at most 0" or "at least the maximum", so they are left out of the fit unless
+``keep_clipped``. Float targets are never left out.
+
+Methods. ``lstsq`` solves the normal equations (XᵀX) k = Xᵀy exactly. They are accumulated in
+one parallel pass over the pixels (``_jit.learn_normal_equations``) without ever building the
+(pixels × kh·kw) patch matrix, so memory is O((kh·kw)²) whatever the image size; the small
+symmetric system is then scaled to a unit diagonal and solved through its eigendecomposition
+with a rank tolerance, which gives the minimum-norm solution when the data do not determine the
+kernel (and a warning saying why). ``gd`` is the textbook's gradient descent on the same summed
+loss, ``K ← K − lr · ∇K``, from a N(0, 0.01²) start.
+
+numba is imported on first use, not with this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convtool.errors import KernelError, LearnError, UsageError
+from convtool.kernels import MAX_KERNEL_SIDE, Kernel, format_kernel
+
+METHODS = ("lstsq", "gd")
+
+DEFAULT_EPOCHS = 100
+"""Epochs of ``method="gd"`` when none are given (``convtool learn --epochs``)."""
+
+INIT_STD = 0.01
+"""Gradient descent starts from weights drawn from N(0, INIT_STD²) and a bias of 0."""
+
+RANK_RTOL = 1e-10
+"""Eigenvalues of the unit-diagonal normal matrix below ``RANK_RTOL × the largest`` count as
+zero: those directions of the kernel are not determined by the data (minimum-norm solution)."""
+
+MOST_CLIPPED = 0.5
+"""Warn when more than this fraction of the aligned target samples was left out as clipped."""
+
+MAX_LEARN_WEIGHTS = 4096
+"""The most kernel weights ``learn`` solves for (64×64): the normal matrix has (kh·kw + 2)²
+entries per thread."""
+
+ArrayOrArrays = np.ndarray | Sequence[np.ndarray]
+Progress = Callable[[int, float], None]
+
+
+@dataclass(frozen=True)
+class LearnResult:
+    """A fitted kernel and how well it fits.
+
+    ``kernel`` carries the weights (in the orientation asked for: correlation, or convolution
+    with ``convolve=True``) and the bias (0 unless fitted). The figures are over the target
+    samples used (a colour pixel counts once per channel): ``rmse`` = √(Σr²/N), ``max_error`` =
+    max |r|, ``r2`` = 1 − Σr²/Σ(y − ȳ)², each None when no sample was used (``r2`` also when
+    the target is constant). ``pixels_clipped`` counts target samples left out as clipped.
+    ``rank`` of the ``unknowns`` (weights, plus the bias) are determined by the data (None when
+    gradient descent ran with a given ``lr`` and the normal matrix was not computed).
+    ``loss_history`` holds, for ``gd``, the loss at the start of each epoch, before its update
+    (what the textbook prints).
+    """
+
+    kernel: Kernel
+    method: str
+    convolve: bool
+    rmse: float | None
+    max_error: float | None
+    r2: float | None
+    pixels_used: int
+    pixels_clipped: int
+    unknowns: int
+    rank: int | None
+    warnings: tuple[str, ...] = ()
+    loss_history: tuple[float, ...] = ()
+    lr: float | None = None
+    epochs: int | None = None
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.kernel.weights
+
+    @property
+    def bias(self) -> float:
+        return self.kernel.bias
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as plain JSON-ready values (what ``convtool learn --json`` prints)."""
+        return {
+            "kernel": self.weights.tolist(),
+            "bias": self.bias,
+            "size": list(self.kernel.shape),
+            "orientation": "convolution" if self.convolve else "correlation",
+            "method": self.method,
+            "rmse": self.rmse,
+            "max_error": self.max_error,
+            "r2": self.r2,
+            "pixels_used": self.pixels_used,
+            "pixels_clipped": self.pixels_clipped,
+            "unknowns": self.unknowns,
+            "rank": self.rank,
+            "warnings": list(self.warnings),
+            "lr": self.lr,
+            "epochs": self.epochs,
+            "loss_history": list(self.loss_history),
+        }
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*$")
+
+
+def parse_size(spec: str | int | tuple[int, int] | Sequence[int]) -> tuple[int, int]:
+    """A kernel size as (kh, kw): ``"HxW"``, ``"N"`` (N×N), an int, or a pair of ints.
+
+    >>> parse_size("1x2"), parse_size("5"), parse_size((3, 4))
+    ((1, 2), (5, 5), (3, 4))
+    """
+    if isinstance(spec, str):
+        match = _SIZE_RE.match(spec)
+        if not match:
+            raise UsageError(
+                f"kernel size {spec!r} is not HxW or N; write e.g. --size 3x3, --size 1x2 or "
+                "--size 5"
+            )
+        kh = int(match.group(1))
+        kw = int(match.group(2) or match.group(1))
+    elif isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        kh = kw = int(spec)
+    else:
+        try:
+            kh, kw = (int(v) for v in spec)  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"kernel size {spec!r} is not an int, a pair (kh, kw) or 'HxW'"
+            ) from None
+    if kh < 1 or kw < 1:
+        raise UsageError(f"kernel size {kh}x{kw}: both sides must be at least 1")
+    if max(kh, kw) > MAX_KERNEL_SIDE or kh * kw > MAX_LEARN_WEIGHTS:
+        raise UsageError(
+            f"kernel size {kh}x{kw} has {kh * kw} weights; learn solves for at most "
+            f"{MAX_LEARN_WEIGHTS} (64x64, say), as its normal matrix grows with the square"
+        )
+    return kh, kw
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One aligned pair, ready for the jitted passes."""
+
+    src: np.ndarray  # (H, W·C), float32 or float64
+    target: np.ndarray  # (Ht, Wt·C), same dtype
+    channels: int
+    oy: int
+    ox: int
+    lo: float
+    hi: float
+    shift: float
+    input_name: str
+
+
+def learn_kernel(
+    inputs: ArrayOrArrays,
+    targets: ArrayOrArrays,
+    size: str | int | tuple[int, int],
+    *,
+    bias: bool = False,
+    method: str = "lstsq",
+    convolve: bool = False,
+    keep_clipped: bool = False,
+    clip_limits: Sequence[tuple[float, float] | None] | None = None,
+    lr: float | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    progress: Progress | None = None,
+    names: Sequence[tuple[str, str]] | None = None,
+) -> LearnResult:
+    """Fit the ``size`` kernel K (and, with ``bias``, b) minimising Σ (X ⋆ K + b − Y)².
+
+    ``inputs`` and ``targets``: one array each, or equally long lists of arrays (pairs may
+    differ in size). Arrays are (H, W) or (H, W, C), input and target with the same C; one
+    kernel serves every channel. uint8 and uint16 arrays follow the pixel policy: scaled to
+    [0, 1] (/ 255, / 65535), and a target's extreme stored values count as clipped. Float
+    arrays are taken as they are, never clipped; ``clip_limits`` (one ``(lo, hi)`` or None per
+    target) marks float targets that were stored as integers, e.g. images read by
+    ``convtool.imaging.read_picture`` (``(0.0, 1.0)`` when ``integer_stored``).
+
+    A target of the input's size is a same-size output anchored at (kh//2, kw//2), of which
+    only the pixels whose window lies inside the input are used; a target of
+    (H − kh + 1) × (W − kw + 1) is a ``valid`` output. ``size`` is ``"HxW"``, ``N`` or
+    ``(kh, kw)``.
+
+    ``method="lstsq"`` solves exactly (minimum-norm, with a warning, when the data leave the
+    kernel undetermined). ``method="gd"`` runs ``epochs`` (default :data:`DEFAULT_EPOCHS`)
+    steps of ``K ← K − lr · ∇K`` on the summed loss from N(0, 0.01²) (``seed``), with
+    ``lr`` by default 1/L, L the largest eigenvalue of the loss's Hessian (2·XᵀX, found from
+    the normal matrix), which guarantees descent; ``progress(epoch, loss)`` is called with the
+    loss at the start of each epoch. ``convolve`` returns the kernel in convolution
+    orientation (what ``convolve``/``apply --convolve`` expect). Samples of integer-stored
+    targets at their extremes are left out unless ``keep_clipped``.
+
+    >>> x = np.ones((6, 8)); x[:, 2:6] = 0
+    >>> y = x[:, :-1] - x[:, 1:]                      # the textbook's edge map, 6x7
+    >>> learn_kernel(x, y, "1x2").weights.round(12)
+    array([[ 1., -1.]])
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method != "gd":
+        given = [
+            name for name, v in (("lr", lr), ("epochs", epochs), ("seed", seed)) if v is not None
+        ]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} only apply to method 'gd' (gradient descent); "
+                "drop them or choose method 'gd'"
+            )
+    kh, kw = parse_size(size)
+    xs = _as_list(inputs, "inputs")
+    ys = _as_list(targets, "targets")
+    if len(xs) != len(ys):
+        raise LearnError(
+            f"{len(xs)} inputs but {len(ys)} targets; give them in pairs (INPUT TARGET ...)"
+        )
+    if not xs:
+        raise LearnError("no pairs given; learning a kernel needs at least one INPUT TARGET pair")
+    if clip_limits is not None and len(clip_limits) != len(ys):
+        raise UsageError(f"clip_limits has {len(clip_limits)} entries for {len(ys)} targets")
+    if names is None:
+        names = [(f"input {i + 1}", f"target {i + 1}") for i in range(len(xs))]
+    pairs = [
+        _prepare_pair(
+            x,
+            y,
+            (kh, kw),
+            None if clip_limits is None else clip_limits[i],
+            keep_clipped,
+            names[i],
+        )
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True))
+    ]
+    n = kh * kw
+    unknowns = n + int(bias)
+    warnings: list[str] = []
+    gram: np.ndarray | None = None
+    rank: int | None = None
+    history: list[float] = []
+    if method == "lstsq" or lr is None:
+        gram, _counts = _normal_equations(pairs, kh, kw)
+    if method == "lstsq":
+        assert gram is not None
+        z, rank = _solve(gram, n, bias)
+        weights = z[:n].reshape(kh, kw)
+        b = float(z[n]) if bias else 0.0
+    else:
+        epochs = DEFAULT_EPOCHS if epochs is None else epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise UsageError(f"epochs must be a whole number ≥ 1; got {epochs!r}")
+        if gram is not None:
+            lr = _default_lr(gram, n, bias)
+            rank = _rank(gram, n, bias)
+        elif not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise UsageError(f"the learning rate must be a finite number > 0; got {lr!r}")
+        assert lr is not None
+        weights, b = _descend(pairs, kh, kw, bias, lr, int(epochs), seed, progress, history)
+    figures = _figures(pairs, weights, b)
+    used, clipped = figures["used"], figures["clipped"]
+    aligned = used + clipped
+    if clipped and clipped > MOST_CLIPPED * aligned:
+        warnings.append(
+            f"{clipped} of the {aligned} target samples ({100 * clipped / aligned:.0f}%) sit at "
+            "0 or at the maximum of their integer range and were left out as clipped, so the fit "
+            f"rests on the other {used}; if those values are real data rather than clipping (a "
+            "binary mask, say), use --keep-clipped (keep_clipped=True)"
+        )
+    if rank is not None and rank < unknowns:
+        warnings.append(_rank_warning(rank, unknowns, used, pairs, kh, kw, bias, method))
+    if convolve:
+        weights = weights[::-1, ::-1]
+    label = f"learned {kh}x{kw} ({method}{', convolution' if convolve else ''})"
+    return LearnResult(
+        kernel=Kernel(weights, label, b),
+        method=method,
+        convolve=convolve,
+        rmse=figures["rmse"],
+        max_error=figures["max_error"],
+        r2=figures["r2"],
+        pixels_used=used,
+        pixels_clipped=clipped,
+        unknowns=unknowns,
+        rank=rank,
+        warnings=tuple(warnings),
+        loss_history=tuple(history),
+        lr=lr if method == "gd" else None,
+        epochs=int(epochs) if method == "gd" and epochs is not None else None,
+    )
+
+
+# --- preparing the pairs ------------------------------------------------------------------
+
+
+def _as_list(arrays: ArrayOrArrays, what: str) -> list[np.ndarray]:
+    if isinstance(arrays, np.ndarray):
+        return [arrays]
+    if isinstance(arrays, (list, tuple)):
+        return [np.asarray(a) for a in arrays]
+    raise LearnError(f"{what}: expected an array or a list of arrays; got {type(arrays).__name__}")
+
+
+def _planes(array: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
+    """``array`` as float (H, W, C) under the pixel policy, and whether it was integer-stored."""
+    a = np.asarray(array)
+    if a.dtype.kind not in "biuf":
+        raise LearnError(f"{name} has dtype {a.dtype}; expected numbers (uint8, uint16, float)")
+    if a.ndim == 2:
+        a = a[:, :, np.newaxis]
+    if a.ndim != 3:
+        raise LearnError(
+            f"{name} has {a.ndim} dimensions, shape {a.shape}; expected (H, W) or (H, W, C)"
+        )
+    if 0 in a.shape:
+        raise LearnError(f"{name} is empty (shape {a.shape}); it needs at least one pixel")
+    integer_stored = a.dtype in (np.uint8, np.uint16)
+    if integer_stored:
+        scale = np.float32(np.iinfo(a.dtype).max)
+        a = np.asarray(a, dtype=np.float32) / scale
+    elif a.dtype == np.float16:
+        a = a.astype(np.float32)
+    elif a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise LearnError(f"{name} has NaN or infinite values; every value must be finite")
+    return a, integer_stored
+
+
+def _prepare_pair(
+    x: np.ndarray,
+    y: np.ndarray,
+    ksize: tuple[int, int],
+    limits: tuple[float, float] | None,
+    keep_clipped: bool,
+    names: tuple[str, str],
+) -> _Pair:
+    input_name, target_name = names
+    xp, _ = _planes(x, input_name)
+    yp, integer_stored = _planes(y, target_name)
+    kh, kw = ksize
+    h, w, c = xp.shape
+    th, tw, tc = yp.shape
+    if tc != c:
+        raise LearnError(
+            f"{input_name} has {c} channel{'s' * (c != 1)} but {target_name} has {tc}; input "
+            "and target need the same channels (--gray compares both in grey levels)"
+        )
+    if kh > h or kw > w:
+        raise LearnError(
+            f"the {kh}x{kw} kernel is larger than {input_name} ({h}x{w}); the kernel must fit "
+            f"inside every input: choose a --size of at most {h}x{w}"
+        )
+    if (th, tw) == (h, w):
+        oy, ox = kh // 2, kw // 2
+    elif (th, tw) == (h - kh + 1, w - kw + 1):
+        oy, ox = 0, 0
+    else:
+        raise LearnError(
+            f"{target_name} is {th}x{tw} but {input_name} is {h}x{w}: with a {kh}x{kw} kernel "
+            f"the target must be {h}x{w} (same size) or {h - kh + 1}x{w - kw + 1} (valid "
+            "output); check that the pair is right and that --size matches the filter"
+        )
+    dtype = np.float64 if np.float64 in (xp.dtype, yp.dtype) else np.float32
+    src = np.ascontiguousarray(xp, dtype=dtype).reshape(h, w * c)
+    target = np.ascontiguousarray(yp, dtype=dtype).reshape(th, tw * c)
+    if limits is None and integer_stored:
+        limits = (0.0, 1.0)
+    lo, hi = (-math.inf, math.inf) if keep_clipped or limits is None else limits
+    shift = float(np.mean(target, dtype=np.float64))
+    return _Pair(src, target, c, oy, ox, float(lo), float(hi), shift, input_name)
+
+
+def _nchunks(rows: int, unknowns: int) -> int:
+    import numba
+
+    threads = numba.get_num_threads()
+    per_thread = 4 if unknowns <= 128 else 1
+    return max(1, min(rows, per_thread * threads))
+
+
+# --- the passes over the pixels -----------------------------------------------------------
+
+
+def _normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (n + 2)² augmented normal matrix summed over the pairs, and (kept, left out)."""
+    from convtool import _jit
+
+    n = kh * kw
+    gram = np.zeros((n + 2, n + 2))
+    counts = np.zeros(2, dtype=np.int64)
+    for p in pairs:
+        chunks = _nchunks(p.src.shape[0] - kh + 1, n)
+        _jit.learn_normal_equations(
+            p.src, p.channels, p.target, p.oy, p.ox, kh, kw, p.lo, p.hi, chunks, gram, counts
+        )
+    return gram, counts
+
+
+def _residuals(pairs: list[_Pair], weights: np.ndarray, b: float, gradient: bool) -> np.ndarray:
+    """Per pair ``_jit.learn_residuals`` outputs, one row each (see there for the layout)."""
+    from convtool import _jit
+
+    kernel = np.ascontiguousarray(weights, dtype=np.float64)
+    n = kernel.size
+    out = np.zeros((len(pairs), n + 7))
+    for k, p in enumerate(pairs):
+        chunks = _nchunks(p.src.shape[0] - kernel.shape[0] + 1, n)
+        _jit.learn_residuals(
+            p.src,
+            p.channels,
+            p.target,
+            p.oy,
+            p.ox,
+            kernel,
+            float(b),
+            p.lo,
+            p.hi,
+            p.shift,
+            gradient,
+            chunks,
+            out[k],
+        )
+    return out
+
+
+def _figures(pairs: list[_Pair], weights: np.ndarray, b: float) -> dict[str, Any]:
+    """RMSE, largest error, R² and sample counts of the fit ``weights`` (correlation) + ``b``."""
+    out = _residuals(pairs, weights, b, gradient=False)
+    n = weights.size
+    used = int(out[:, n + 3].sum())
+    clipped = int(out[:, n + 4].sum())
+    if used == 0:
+        return {"used": 0, "clipped": clipped, "rmse": None, "max_error": None, "r2": None}
+    sse = float(out[:, n + 1].sum())
+    counts = out[:, n + 3]
+    shifts = np.array([p.shift for p in pairs])
+    s1, s2 = out[:, n + 5], out[:, n + 6]
+    mean = float((s1 + counts * shifts).sum() / used)
+    d = mean - shifts
+    sst = float((s2 - 2 * d * s1 + counts * d * d).sum())
+    return {
+        "used": used,
+        "clipped": clipped,
+        "rmse": math.sqrt(sse / used),
+        "max_error": float(out[:, n + 2].max()),
+        "r2": 1.0 - sse / sst if sst > 0 else None,
+    }
+
+
+# --- least squares ------------------------------------------------------------------------
+
+
+def _system(gram: np.ndarray, n: int, bias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The normal equations A z = c for z = weights (and the bias) from the augmented matrix."""
+    idx = list(range(n + 1)) if bias else list(range(n))
+    return gram[np.ix_(idx, idx)], gram[idx, n + 1]
+
+
+def _scaled_eigen(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """D⁻¹AD⁻¹ = V diag(λ) Vᵀ with D = √diag(A) (1 where 0); returns λ, V, d, and the mask of
+    eigenvalues above the rank tolerance."""
+    d = np.sqrt(np.diag(a).copy())
+    d[d == 0] = 1.0
+    lam, v = np.linalg.eigh(a / np.outer(d, d))
+    top = float(lam.max()) if lam.size else 0.0
+    keep = lam > RANK_RTOL * top if top > 0 else np.zeros(lam.shape, dtype=bool)
+    return lam, v, d, keep
+
+
+def _rank(gram: np.ndarray, n: int, bias: bool) -> int:
+    a, _ = _system(gram, n, bias)
+    return int(_scaled_eigen(a)[3].sum())
+
+
+def _solve(gram: np.ndarray, n: int, bias: bool) -> tuple[np.ndarray, int]:
+    """The minimum-norm least-squares solution of the normal equations, and their rank.
+
+    The system is scaled to a unit diagonal (so the tolerance does not depend on the units of
+    each unknown) and solved through its eigendecomposition, dropping eigenvalues below
+    ``RANK_RTOL`` × the largest. When some are dropped the solution set is z + null(A); its
+    element of least norm (in the original units) is z projected off the null space.
+    """
+    a, c = _system(gram, n, bias)
+    lam, v, d, keep = _scaled_eigen(a)
+    vk = v[:, keep]
+    z = (vk @ ((vk.T @ (c / d)) / lam[keep])) / d
+    if not keep.all():
+        null = v[:, ~keep] / d[:, np.newaxis]
+        q, _ = np.linalg.qr(null)
+        z = z - q @ (q.T @ z)
+    return z, int(keep.sum())
+
+
+def _rank_warning(
+    rank: int,
+    unknowns: int,
+    used: int,
+    pairs: list[_Pair],
+    kh: int,
+    kw: int,
+    bias: bool,
+    method: str,
+) -> str:
+    if used < unknowns:
+        why = f"only {used} target sample{'s' * (used != 1)} could be used"
+    elif all(_flat(p) for p in pairs):
+        fixed = "value × Σ weights + bias" if bias else "the sum of the weights"
+        why = (
+            "the input is flat (each channel holds a single value), which fixes only "
+            f"{fixed}, not the layout of the weights"
+        )
+    else:
+        why = (
+            "the pixels used do not vary enough (a ramp, stripes or a nearly flat image) to "
+            "tell the unknowns apart"
+        )
+    what = f"{kh}x{kw} weights" + (" and the bias" if bias else "")
+    answer = (
+        "the minimum-norm solution is given"
+        if method == "lstsq"
+        else "gradient descent leaves the undetermined part where its random start put it"
+    )
+    return (
+        f"the data determine only {rank} of the {unknowns} unknowns ({what}): {why}; {answer}. "
+        "Use an input with more detail, more pairs, or a smaller --size"
+    )
+
+
+def _flat(pair: _Pair) -> bool:
+    planes = pair.src.reshape(pair.src.shape[0], -1, pair.channels)
+    return bool((planes.min(axis=(0, 1)) == planes.max(axis=(0, 1))).all())
+
+
+# --- gradient descent ---------------------------------------------------------------------
+
+
+def _default_lr(gram: np.ndarray, n: int, bias: bool) -> float:
+    """1/L, L the largest eigenvalue of the loss's Hessian 2·A: the step that always descends."""
+    a, _ = _system(gram, n, bias)
+    top = float(np.linalg.eigvalsh(2.0 * a)[-1])
+    return 1.0 / top if top > 0 else 1.0
+
+
+def _descend(
+    pairs: list[_Pair],
+    kh: int,
+    kw: int,
+    bias: bool,
+    lr: float,
+    epochs: int,
+    seed: int | None,
+    progress: Progress | None,
+    history: list[float],
+) -> tuple[np.ndarray, float]:
+    """The textbook's loop: loss = Σ (Ŷ − Y)², then K ← K − lr · ∇K (and b ← b − lr · ∂b)."""
+    n = kh * kw
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(0.0, INIT_STD, size=(kh, kw))
+    b = 0.0
+    for epoch in range(1, epochs + 1):
+        out = _residuals(pairs, weights, b, gradient=True).sum(axis=0)
+        loss = float(out[n + 1])
+        if not math.isfinite(loss) or not np.isfinite(out[: n + 1]).all():
+            raise LearnError(
+                f"gradient descent diverged at epoch {epoch} (loss {loss:g}) with learning rate "
+                f"{lr:g}; use a smaller --lr, or leave it out for the step that always descends"
+            )
+        history.append(loss)
+        if progress is not None:
+            progress(epoch, loss)
+        weights = weights - lr * 2.0 * out[:n].reshape(kh, kw)
+        if bias:
+            b -= lr * 2.0 * float(out[n])
+    if not (np.isfinite(weights).all() and math.isfinite(b)):
+        raise LearnError(
+            f"gradient descent diverged in its last step with learning rate {lr:g}; use a "
+            "smaller --lr, or leave it out for the step that always descends"
+        )
+    return weights, b
+
+
+# --- kernel files -------------------------------------------------------------------------
+
+
+def save_kernel(kernel: Kernel, path: str | Path) -> None:
+    """Write ``kernel`` where ``-k @FILE`` reads it, atomically (temporary file + rename).
+
+    ``.json``: ``{"kernel": [[...]], "bias": b}``; ``.npy``: the weights alone (refused when the
+    kernel has a bias); anything else: the text format of :func:`~convtool.kernels.format_kernel`
+    (rows of numbers, ``# bias: b``), which ``numpy.loadtxt`` loads.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix == ".npy" and kernel.bias != 0:
+        raise KernelError(
+            f"{target}: a .npy file holds the weights alone and would lose the bias "
+            f"{kernel.bias!r}; write .txt or .json instead"
+        )
+    payload = ""
+    if suffix == ".json":
+        payload = json.dumps({"kernel": kernel.weights.tolist(), "bias": kernel.bias}) + "\n"
+    elif suffix != ".npy":
+        payload = format_kernel(kernel)
+    directory = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise KernelError(f"cannot write kernel file {str(target)!r}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            if suffix == ".npy":
+                np.save(fp, np.asarray(kernel.weights))
+            else:
+                fp.write(payload.encode("utf-8"))
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise KernelError(f"cannot write kernel file {str(target)!r}: {exc.strerror}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
