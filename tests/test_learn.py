@@ -362,13 +362,13 @@ def test_sizes_parse_and_absurd_ones_are_refused():
 
 def test_gd_options_are_refused_with_lstsq_and_bad_values_are_errors():
     x, y = textbook_pair()
-    with pytest.raises(UsageError, match="lr, seed only apply to method 'gd'"):
+    with pytest.raises(UsageError, match="--lr, --seed only apply to --method gd"):
         learn_kernel(x, y, "1x2", lr=0.1, seed=1)
     with pytest.raises(UsageError, match="unknown method 'sgd'"):
         learn_kernel(x, y, "1x2", method="sgd")
-    with pytest.raises(UsageError, match="learning rate must be a finite number > 0"):
+    with pytest.raises(UsageError, match="learning rate --lr must be a finite number > 0"):
         learn_kernel(x, y, "1x2", method="gd", lr=-1.0)
-    with pytest.raises(UsageError, match="epochs must be a whole number"):
+    with pytest.raises(UsageError, match="--epochs must be a whole number"):
         learn_kernel(x, y, "1x2", method="gd", epochs=0)
     with pytest.raises(LearnError, match="NaN or infinite"):
         learn_kernel(np.full((4, 4), np.nan), np.zeros((4, 4)), 2)
@@ -511,7 +511,7 @@ def test_save_kernel_round_trips_through_load_kernel_and_loadtxt(tmp_path):
 def test_save_kernel_failure_leaves_nothing_behind(tmp_path):
     x, y = textbook_pair()
     kernel = learn_kernel(x, y, "1x2").kernel
-    with pytest.raises(KernelError, match="cannot write kernel file"):
+    with pytest.raises(KernelError, match=r"directory '.*missing' does not exist"):
         save_kernel(kernel, tmp_path / "missing" / "k.txt")
     (tmp_path / "k.txt").write_text("old")
     save_kernel(kernel, tmp_path / "k.txt")

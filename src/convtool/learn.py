@@ -31,12 +31,10 @@ numba is imported on first use, not with this module.
 
 from __future__ import annotations
 
-import contextlib
+import io
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,17 +225,7 @@ def learn_kernel(
     >>> learn_kernel(x, y, "1x2").weights.round(12)
     array([[ 1., -1.]])
     """
-    if method not in METHODS:
-        raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if method != "gd":
-        given = [
-            name for name, v in (("lr", lr), ("epochs", epochs), ("seed", seed)) if v is not None
-        ]
-        if given:
-            raise UsageError(
-                f"{', '.join(given)} only apply to method 'gd' (gradient descent); "
-                "drop them or choose method 'gd'"
-            )
+    check_options(method, lr=lr, epochs=epochs, seed=seed)
     kh, kw = parse_size(size)
     xs = _as_list(inputs, "inputs")
     ys = _as_list(targets, "targets")
@@ -277,13 +265,9 @@ def learn_kernel(
         b = float(z[n]) if bias else 0.0
     else:
         epochs = DEFAULT_EPOCHS if epochs is None else epochs
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise UsageError(f"epochs must be a whole number ≥ 1; got {epochs!r}")
         if gram is not None:
             lr = _default_lr(gram, n, bias)
             rank = _rank(gram, n, bias)
-        elif not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise UsageError(f"the learning rate must be a finite number > 0; got {lr!r}")
         assert lr is not None
         weights, b = _descend(pairs, kh, kw, bias, lr, int(epochs), seed, progress, history)
     figures = _figures(pairs, weights, b)
@@ -317,6 +301,39 @@ def learn_kernel(
         lr=lr if method == "gd" else None,
         epochs=int(epochs) if method == "gd" and epochs is not None else None,
     )
+
+
+def check_options(
+    method: str,
+    *,
+    lr: float | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+) -> None:
+    """Raise a UsageError for an unknown method, gradient-descent options given to ``lstsq``,
+    a learning rate that is not a finite number > 0, or epochs that are not a whole number ≥ 1.
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method != "gd":
+        given = [
+            f"--{name}"
+            for name, v in (("lr", lr), ("epochs", epochs), ("seed", seed))
+            if v is not None
+        ]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} only apply to --method gd (gradient descent); drop "
+                f"{'them' if len(given) > 1 else 'it'} or add --method gd"
+            )
+    if lr is not None and not (
+        isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0
+    ):
+        raise UsageError(f"the learning rate --lr must be a finite number > 0; got {lr!r}")
+    if epochs is not None and (
+        isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1
+    ):
+        raise UsageError(f"--epochs must be a whole number ≥ 1; got {epochs!r}")
 
 
 # --- preparing the pairs ------------------------------------------------------------------
@@ -619,6 +636,8 @@ def save_kernel(kernel: Kernel, path: str | Path) -> None:
     kernel has a bias); anything else: the text format of :func:`~convtool.kernels.format_kernel`
     (rows of numbers, ``# bias: b``), which ``numpy.loadtxt`` loads.
     """
+    from convtool.imaging import write_atomic
+
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix == ".npy" and kernel.bias != 0:
@@ -626,31 +645,18 @@ def save_kernel(kernel: Kernel, path: str | Path) -> None:
             f"{target}: a .npy file holds the weights alone and would lose the bias "
             f"{kernel.bias!r}; write .txt or .json instead"
         )
-    payload = ""
+    if not target.parent.is_dir():
+        raise KernelError(
+            f"cannot write kernel file {str(target)!r}: directory {str(target.parent)!r} does "
+            "not exist; create it first"
+        )
     if suffix == ".json":
-        payload = json.dumps({"kernel": kernel.weights.tolist(), "bias": kernel.bias}) + "\n"
-    elif suffix != ".npy":
-        payload = format_kernel(kernel)
-    directory = target.parent
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise KernelError(f"cannot write kernel file {str(target)!r}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fp:
-            if suffix == ".npy":
-                np.save(fp, np.asarray(kernel.weights))
-            else:
-                fp.write(payload.encode("utf-8"))
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise KernelError(f"cannot write kernel file {str(target)!r}: {exc.strerror}") from None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        text = json.dumps({"kernel": kernel.weights.tolist(), "bias": kernel.bias}) + "\n"
+        payload = text.encode("utf-8")
+    elif suffix == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(kernel.weights))
+        payload = buffer.getvalue()
+    else:
+        payload = format_kernel(kernel).encode("utf-8")
+    write_atomic(target, payload)

@@ -13,6 +13,7 @@ import typer
 
 from convtool.cli import apply as _apply  # noqa: F401  (registers the command)
 from convtool.cli import kernels as _kernels  # noqa: F401  (registers the command)
+from convtool.cli import learn as _learn  # noqa: F401  (registers the command)
 from convtool.cli._app import app, debug_enabled, echo_error
 
 __all__ = ["app", "main"]

@@ -1,0 +1,237 @@
+"""``convtool learn``: fit the kernel that turned INPUT into TARGET — parse, delegate, report.
+
+The fitting lives in :mod:`convtool.learn` and the reading in :mod:`convtool.imaging`; this
+module turns options into calls, writes the kernel where ``-o`` says and the report on stderr
+(or as JSON on stdout).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+from convtool.cli._app import app, reports_errors
+from convtool.errors import UsageError
+from convtool.imaging import DEFAULT_MAX_PIXELS, read_picture, write_output
+from convtool.kernels import format_kernel
+from convtool.learn import (
+    DEFAULT_EPOCHS,
+    LearnResult,
+    check_options,
+    learn_kernel,
+    parse_size,
+    save_kernel,
+)
+
+
+class MethodChoice(str, Enum):
+    lstsq = "lstsq"
+    gd = "gd"
+
+
+@app.command("learn")
+@reports_errors
+def learn_command(
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT TARGET",
+            help="Pairs of images or matrix files: each TARGET is what a filter made of INPUT "
+            "(same size, or smaller by the kernel size − 1). - reads one of them from standard "
+            "input.",
+            show_default=False,
+        ),
+    ],
+    size: Annotated[
+        str,
+        typer.Option(
+            "--size",
+            metavar="HxW|N",
+            help="Kernel size to fit: 3x3, 1x2, 5 (= 5x5)...",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="KERNEL_FILE",
+            help="Where the kernel goes: .txt (default format), .json, .npy (weights only), or "
+            "- for standard output (also when absent).",
+            show_default=False,
+        ),
+    ] = None,
+    bias: Annotated[
+        bool, typer.Option("--bias", help="Fit a constant b as well: Y ≈ X ⋆ K + b.")
+    ] = False,
+    method: Annotated[
+        MethodChoice,
+        typer.Option(
+            "--method",
+            help="lstsq: exact least squares; gd: the textbook's gradient descent.",
+        ),
+    ] = MethodChoice.lstsq,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            "--lr",
+            metavar="RATE",
+            help="gd learning rate [default: 1/L, L the largest eigenvalue of the loss's "
+            "Hessian, a step that always descends].",
+            show_default=False,
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs",
+            metavar="N",
+            help=f"gd steps [default: {DEFAULT_EPOCHS}].",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            metavar="S",
+            help="gd: seed of the random start N(0, 0.01²) [default: a fresh one].",
+            show_default=False,
+        ),
+    ] = None,
+    convolve: Annotated[
+        bool,
+        typer.Option(
+            "--convolve", help="Give the kernel in convolution orientation (for apply --convolve)."
+        ),
+    ] = False,
+    gray: Annotated[
+        bool,
+        typer.Option("--gray", help="Convert both images to one luminance channel first."),
+    ] = False,
+    keep_clipped: Annotated[
+        bool,
+        typer.Option(
+            "--keep-clipped",
+            help="Keep target samples at 0 or the maximum of 8/16-bit images (left out by "
+            "default as clipped).",
+        ),
+    ] = False,
+    json_report: Annotated[
+        bool,
+        typer.Option("--json", help="Print the report as JSON on stdout (needs -o FILE)."),
+    ] = False,
+    max_pixels: Annotated[
+        int,
+        typer.Option(
+            "--max-pixels",
+            metavar="N",
+            min=1,
+            help="Refuse images with more pixels than N before decoding them.",
+        ),
+    ] = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Fit the kernel K (and with --bias a constant b) that best turns each INPUT into its TARGET.
+
+    Least squares over every pair and channel: Σ (X ⋆ K + b − Y)². A TARGET of the input's
+    size is taken as a same-size output (kernel anchored at kh//2, kw//2, border pixels
+    ignored); one of (H − kh + 1) × (W − kw + 1) as a valid output. Samples of 8/16-bit targets
+    at 0 or the maximum are left out as clipped unless --keep-clipped. The report (kernel,
+    bias, RMSE, largest error, R², pixels used and left out, warnings) goes to stderr.
+
+    Examples:
+
+      convtool learn photo.png blurred.png --size 5 -o kernel.txt
+
+      convtool apply photo.png -k @kernel.txt -o again.png
+
+      convtool learn x.png edges.png --size 1x2 --method gd --lr 0.03 --epochs 10
+
+      convtool learn a.png a-emb.png b.png b-emb.png --size 3 --bias -o emboss.json --json
+    """
+    if len(files) < 2 or len(files) % 2:
+        raise UsageError(
+            f"learn takes pairs INPUT TARGET; got {len(files)} file{'s' * (len(files) != 1)}"
+            + (" (the last one has no target)" if len(files) % 2 else "")
+        )
+    if files.count("-") > 1:
+        raise UsageError("standard input (-) can stand for only one of the files")
+    ksize = parse_size(size)
+    check_options(method.value, lr=lr, epochs=epochs, seed=seed)
+    to_stdout = output is None or output == "-"
+    if json_report and to_stdout:
+        raise UsageError(
+            "--json prints the report on standard output, so the kernel needs a file: add "
+            "-o KERNEL_FILE (.txt, .json or .npy)"
+        )
+    if bias and output is not None and output.lower().endswith(".npy"):
+        raise UsageError(
+            f"-o {output}: a .npy file holds the weights alone and would lose the fitted bias; "
+            "write .txt or .json instead (both hold the bias)"
+        )
+    pictures = [read_picture(f, gray=gray, max_pixels=max_pixels) for f in files]
+    inputs, targets = pictures[0::2], pictures[1::2]
+    result = learn_kernel(
+        [p.data for p in inputs],
+        [p.data for p in targets],
+        ksize,
+        bias=bias,
+        method=method.value,
+        convolve=convolve,
+        keep_clipped=keep_clipped,
+        clip_limits=[(0.0, 1.0) if p.integer_stored else None for p in targets],
+        lr=lr,
+        epochs=epochs,
+        seed=seed,
+        progress=_print_epoch if method is MethodChoice.gd else None,
+        names=[(_name(a), _name(b)) for a, b in zip(files[0::2], files[1::2], strict=True)],
+    )
+    if to_stdout:
+        write_output(format_kernel(result.kernel).encode("utf-8"), None)
+    else:
+        assert output is not None
+        save_kernel(result.kernel, output)
+    if json_report:
+        typer.echo(json.dumps({**result.as_dict(), "output": output}, indent=2))
+        for warning in result.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+    else:
+        typer.echo(report(result), err=True, nl=False)
+
+
+def _name(path: str) -> str:
+    return "standard input" if path == "-" else path
+
+
+def _print_epoch(epoch: int, loss: float) -> None:
+    typer.echo(f"epoch {epoch}, loss {loss:.6g}", err=True)
+
+
+def report(result: LearnResult) -> str:
+    """The text report ``convtool learn`` prints on stderr (one warning per ``warning:`` line)."""
+    kh, kw = result.kernel.shape
+    orientation = "convolution" if result.convolve else "correlation"
+    cells = [[f"{v:.6g}" for v in row] for row in result.weights]
+    width = max(len(c) for row in cells for c in row)
+    lines = [f"kernel {kh}x{kw} ({orientation} orientation):"]
+    lines += ["  " + "  ".join(c.rjust(width) for c in row) for row in cells]
+    lines.append(f"bias: {result.bias:.6g}")
+    if result.method == "gd":
+        lines.append(f"method: gd, {result.epochs} epochs, learning rate {result.lr:.6g}")
+    else:
+        lines.append(f"method: lstsq, rank {result.rank} of {result.unknowns} unknowns")
+    lines.append(f"RMSE: {_figure(result.rmse)}")
+    lines.append(f"largest error: {_figure(result.max_error)}")
+    lines.append(f"R²: {_figure(result.r2)}")
+    lines.append(f"pixels used: {result.pixels_used} (each channel counted)")
+    lines.append(f"pixels left out as clipped: {result.pixels_clipped}")
+    lines += [f"warning: {w}" for w in result.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _figure(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.6g}"
