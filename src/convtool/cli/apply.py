@@ -80,7 +80,7 @@ def apply_command(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            metavar="INPUT...",
+            metavar="INPUT",
             help="Images (PNG, JPEG, TIFF, BMP, WebP, GIF, PPM/PGM...), matrix files (.npy, "
             ".txt, .csv), or - for standard input.",
             show_default=False,
@@ -222,7 +222,7 @@ def apply_command(
 
       convtool apply shots/*.png -k sobel-y -o 'edges/{stem}-sobel.png'
 
-      convtool apply - -k box:3 < in.png | convtool apply - -k laplacian -o out.png
+      convtool apply - -k box:3 <a.png | convtool apply - -k laplacian >b.png
 
       convtool apply x.txt -k '0 1; 2 3' --border valid -o -
     """

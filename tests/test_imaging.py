@@ -1,0 +1,654 @@
+"""The pixel policy: every mode and format in, map → round → clamp out, metadata, safe writes."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import sys
+import zlib
+
+import imagecodecs
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageOps, JpegImagePlugin
+
+from convtool.errors import ImageError, UsageError
+from convtool.imaging import (
+    DEFAULT_MAX_PIXELS,
+    LUMA_601,
+    Metadata,
+    Picture,
+    encode,
+    format_by_name,
+    format_for_path,
+    map_values,
+    plan_output,
+    quantize,
+    read_picture,
+    write_atomic,
+    write_output,
+)
+
+# A small asymmetric pattern: every value differs, so flips and transposes show.
+STORED8 = np.array([[0, 51, 102, 255], [1, 128, 200, 254], [17, 34, 68, 136]], dtype=np.uint8)
+
+
+def rgb8() -> np.ndarray:
+    return np.stack([STORED8, 255 - STORED8, STORED8[::-1, ::-1]], axis=-1)
+
+
+def save(tmp_path, name: str, image: Image.Image, **options) -> str:
+    path = tmp_path / name
+    image.save(path, **options)
+    return str(path)
+
+
+def write(picture: Picture, path, **plan_options) -> list[str]:
+    plan = plan_output(picture, format_for_path(path), **plan_options)
+    write_atomic(path, encode(picture, plan))
+    return list(plan.notes)
+
+
+def icc_profile(space: bytes) -> bytes:
+    """A minimal ICC header (Pillow and tifffile carry it as opaque bytes)."""
+    header = bytearray(128)
+    header[0:4] = (128).to_bytes(4, "big")
+    header[12:16] = b"mntr"
+    header[16:20] = space
+    header[36:40] = b"acsp"
+    return bytes(header) + b"\0\0\0\0"
+
+
+# Reading: the mode table ---------------------------------------------------------------------
+
+
+def test_grey_8bit_is_value_over_255(tmp_path):
+    picture = read_picture(save(tmp_path, "g.png", Image.fromarray(STORED8)))
+    assert picture.data.dtype == np.float32 and picture.data.shape == (3, 4, 1)
+    np.testing.assert_array_equal(picture.data[..., 0], STORED8.astype(np.float32) / 255)
+    assert picture.alpha is None and picture.integer_stored and picture.depth == 8
+    assert (picture.format, picture.mode, picture.colors) == ("PNG", "L", "L")
+    assert not picture.is_matrix
+
+
+def test_rgba_splits_alpha(tmp_path):
+    stored = np.dstack([rgb8(), STORED8[::-1]])
+    picture = read_picture(save(tmp_path, "a.png", Image.fromarray(stored)))
+    np.testing.assert_array_equal(picture.data, rgb8().astype(np.float32) / 255)
+    np.testing.assert_array_equal(picture.alpha, STORED8[::-1].astype(np.float32) / 255)
+    assert picture.colors == "RGB"
+
+
+def test_la_splits_alpha(tmp_path):
+    stored = np.dstack([STORED8, 255 - STORED8])
+    picture = read_picture(
+        save(
+            tmp_path,
+            "la.png",
+            Image.fromarray(
+                stored,
+            ),
+        )
+    )
+    np.testing.assert_array_equal(picture.data[..., 0], STORED8 / np.float32(255))
+    np.testing.assert_array_equal(picture.alpha, (255 - STORED8) / np.float32(255))
+
+
+def test_palette_expands_and_transparency_becomes_alpha(tmp_path):
+    im = Image.fromarray(STORED8 % 4, mode=None).convert("P")
+    im.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * (256 * 3 - 12))
+    opaque = read_picture(save(tmp_path, "p.png", im))
+    colours = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.float32) / 255
+    np.testing.assert_array_equal(opaque.data, colours[STORED8 % 4])
+    assert opaque.alpha is None and opaque.mode == "P"
+    keyed = read_picture(save(tmp_path, "t.png", im, transparency=1))
+    np.testing.assert_array_equal(keyed.alpha, np.where(STORED8 % 4 == 1, 0.0, 1.0))
+
+
+def test_one_bit_reads_as_grey(tmp_path):
+    bits = STORED8 > 100
+    picture = read_picture(save(tmp_path, "b.png", Image.fromarray(bits)))
+    np.testing.assert_array_equal(picture.data[..., 0], bits.astype(np.float32))
+    assert picture.mode == "1" and picture.depth == 8
+
+
+def test_grey_16bit_png_is_value_over_65535(tmp_path):
+    stored = (STORED8.astype(np.uint16) * 257 + 3).astype(np.uint16)
+    picture = read_picture(save(tmp_path, "g16.png", Image.fromarray(stored)))
+    np.testing.assert_array_equal(picture.data[..., 0], stored.astype(np.float32) / 65535)
+    assert picture.depth == 16 and picture.integer_stored
+
+
+def test_16bit_pgm_opened_as_mode_i_is_scaled_by_65535(tmp_path):
+    stored = np.array([[0, 1000], [40000, 65535]], dtype=">u2")
+    path = tmp_path / "g.pgm"
+    path.write_bytes(b"P5\n2 2\n65535\n" + stored.tobytes())
+    picture = read_picture(path)
+    assert picture.mode == "I" and picture.depth == 16
+    np.testing.assert_allclose(picture.data[..., 0], stored / 65535, rtol=1e-7)
+
+
+@pytest.mark.parametrize("planes", [2, 3, 4])
+def test_16bit_colour_png_at_full_depth(tmp_path, planes):
+    stored = np.random.default_rng(planes).integers(0, 65536, (5, 7, planes)).astype(np.uint16)
+    path = tmp_path / "c16.png"
+    path.write_bytes(imagecodecs.png_encode(stored))
+    picture = read_picture(path)
+    colour = 1 if planes == 2 else 3
+    np.testing.assert_array_equal(picture.data, stored[..., :colour] / np.float32(65535))
+    if planes in (2, 4):
+        np.testing.assert_array_equal(picture.alpha, stored[..., -1] / np.float32(65535))
+    assert picture.depth == 16 and picture.colors == ("L" if planes == 2 else "RGB")
+
+
+def test_16bit_colour_png_without_imagecodecs_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "c16.png"
+    path.write_bytes(imagecodecs.png_encode(np.full((2, 2, 3), 700, np.uint16)))
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)
+    with pytest.raises(ImageError, match=r"convtool\[codecs\]"):
+        read_picture(path)
+
+
+def test_16bit_colour_ppm_is_refused_not_truncated(tmp_path):
+    path = tmp_path / "c.ppm"
+    path.write_bytes(b"P6\n1 1\n65535\n" + np.array([1, 2, 3], ">u2").tobytes())
+    with pytest.raises(ImageError, match="16-bit colour PPM"):
+        read_picture(path)
+
+
+def test_cmyk_keeps_four_channels(tmp_path):
+    cmyk = np.zeros((8, 8, 4), np.uint8) + np.array([10, 100, 200, 50], np.uint8)
+    im = Image.frombytes("CMYK", (8, 8), cmyk.tobytes())
+    picture = read_picture(save(tmp_path, "c.jpg", im, quality=100))
+    assert picture.colors == "CMYK" and picture.data.shape == (8, 8, 4)
+    np.testing.assert_allclose(picture.data, cmyk / 255, atol=2 / 255)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "depth", "scale"),
+    [(np.uint8, 8, 255), (np.uint16, 16, 65535), (np.float32, 32, 1)],
+)
+def test_tiff_at_full_depth(tmp_path, dtype, depth, scale):
+    rng = np.random.default_rng(depth)
+    if depth == 32:
+        stored = rng.normal(0.5, 1.0, (4, 6, 3)).astype(np.float32)  # outside [0, 1] too
+    else:
+        stored = rng.integers(0, scale + 1, (4, 6, 3)).astype(dtype)
+    path = tmp_path / "c.tif"
+    tifffile.imwrite(path, stored, photometric="rgb")
+    picture = read_picture(path)
+    np.testing.assert_array_equal(picture.data, stored.astype(np.float32) / np.float32(scale))
+    assert picture.depth == depth and picture.format == "TIFF"
+    assert picture.integer_stored == (depth != 32)
+
+
+def test_tiff_planar_alpha_and_min_is_white(tmp_path):
+    stored = rgb8()
+    alpha = STORED8[::-1]
+    path = tmp_path / "planar.tif"
+    planar = np.moveaxis(np.dstack([stored, alpha]), -1, 0)
+    tifffile.imwrite(
+        path, planar, photometric="rgb", planarconfig="separate", extrasamples=["unassalpha"]
+    )
+    picture = read_picture(path)
+    np.testing.assert_array_equal(picture.data, stored / np.float32(255))
+    np.testing.assert_array_equal(picture.alpha, alpha / np.float32(255))
+    white = tmp_path / "white.tif"
+    tifffile.imwrite(white, STORED8, photometric="miniswhite")
+    np.testing.assert_allclose(
+        read_picture(white).data[..., 0], 1 - STORED8 / np.float32(255), atol=1e-7
+    )
+
+
+def test_gif_first_frame(tmp_path):
+    frames = [Image.fromarray(np.full((3, 3), v, np.uint8)).convert("P") for v in (10, 200)]
+    path = tmp_path / "a.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    np.testing.assert_allclose(read_picture(path).data, np.full((3, 3, 3), 10 / 255), atol=1e-7)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_gives_the_picture_as_seen(tmp_path, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    im = Image.fromarray(rgb8())
+    path = save(tmp_path, "o.png", im, exif=exif.tobytes())
+    with Image.open(path) as im:
+        on_screen = np.asarray(ImageOps.exif_transpose(im))
+    picture = read_picture(path)
+    np.testing.assert_array_equal(picture.data, on_screen / np.float32(255))
+    assert picture.metadata.exif is None or 0x0112 not in _exif(picture.metadata.exif)
+
+
+def test_tiff_orientation_tag(tmp_path):
+    path = tmp_path / "o.tif"
+    tifffile.imwrite(path, STORED8, extratags=[(274, "H", 1, 6, True)])
+    np.testing.assert_array_equal(
+        read_picture(path).data[..., 0], np.rot90(STORED8, -1) / np.float32(255)
+    )
+
+
+def test_gray_uses_itu_601_weights_and_keeps_alpha(tmp_path):
+    stored = np.dstack([rgb8(), STORED8])
+    path = save(tmp_path, "a.png", Image.fromarray(stored), icc_profile=icc_profile(b"RGB "))
+    picture = read_picture(path, gray=True)
+    rgb = rgb8().astype(np.float32) / 255
+    expected = sum(np.float32(w) * rgb[..., i] for i, w in enumerate(LUMA_601))
+    np.testing.assert_allclose(picture.data[..., 0], expected, rtol=1e-6)
+    np.testing.assert_array_equal(picture.alpha, STORED8 / np.float32(255))
+    assert picture.colors == "L" and picture.metadata.icc_profile is None
+    # and it matches Pillow's own "L" within its 8-bit rounding
+    pillow = np.asarray(Image.fromarray(rgb8()).convert("L")) / 255
+    np.testing.assert_allclose(picture.data[..., 0], pillow, atol=0.5 / 255 + 1e-6)
+
+
+# Reading: matrices and stdin -----------------------------------------------------------------
+
+
+def test_matrices_are_raw_float64(tmp_path):
+    np.save(tmp_path / "m.npy", np.arange(12).reshape(3, 4))
+    (tmp_path / "m.txt").write_text("# a comment\n0 1 2 3\n4, 5, 6, 7 # end\n8 9 10 11\n")
+    (tmp_path / "m.csv").write_text("0,1,2,3\n4,5,6,7\n8,9,10,11\n")
+    for name in ("m.npy", "m.txt", "m.csv"):
+        picture = read_picture(tmp_path / name)
+        assert picture.is_matrix and picture.data.dtype == np.float64
+        np.testing.assert_array_equal(picture.data, np.arange(12.0).reshape(3, 4))
+        assert picture.alpha is None and not picture.integer_stored and picture.depth == 64
+    np.save(tmp_path / "s.npy", np.ones((2, 3, 3)) * 300.0)
+    np.testing.assert_array_equal(read_picture(tmp_path / "s.npy").data, np.full((2, 3, 3), 300))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1 2\n3\n", "not a matrix of numbers"),
+        ("1 x\n", "not a matrix of numbers"),
+        ("# nothing\n", "no numbers"),
+        ("1 nan\n", "NaN or infinity"),
+    ],
+)
+def test_bad_text_matrices(tmp_path, text, message):
+    (tmp_path / "m.txt").write_text(text)
+    with pytest.raises(ImageError, match=message):
+        read_picture(tmp_path / "m.txt")
+
+
+def test_npy_is_read_without_pickle(tmp_path):
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ImageError, match=r"o\.npy"):
+        read_picture(tmp_path / "o.npy")
+
+
+def test_missing_file_and_junk(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        read_picture(tmp_path / "nope.png")
+    (tmp_path / "junk.png").write_bytes(b"this is not a picture")
+    with pytest.raises(ImageError, match="not an image Pillow can read"):
+        read_picture(tmp_path / "junk.png")
+
+
+class _Stdin:
+    def __init__(self, raw: bytes) -> None:
+        self.buffer = io.BytesIO(raw)
+
+
+def test_stdin_is_sniffed(monkeypatch, tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(STORED8).save(buffer, format="PNG")
+    monkeypatch.setattr(sys, "stdin", _Stdin(buffer.getvalue()))
+    image = read_picture("-")
+    assert image.format == "PNG" and not image.is_matrix
+    np.testing.assert_array_equal(image.data[..., 0], STORED8 / np.float32(255))
+    monkeypatch.setattr(sys, "stdin", _Stdin(b"0 1 2\n3 4 5\n"))
+    text = read_picture("-")
+    assert text.is_matrix and text.format == "TXT"
+    np.testing.assert_array_equal(text.data, [[0, 1, 2], [3, 4, 5]])
+    npy = io.BytesIO()
+    np.save(npy, np.eye(2))
+    monkeypatch.setattr(sys, "stdin", _Stdin(npy.getvalue()))
+    np.testing.assert_array_equal(read_picture("-").data, np.eye(2))
+    monkeypatch.setattr(sys, "stdin", _Stdin(b"\x00\x01\xff garbage"))
+    with pytest.raises(ImageError, match="neither an image Pillow reads nor a text matrix"):
+        read_picture("-")
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` × ``height`` (a decompression bomb's shape)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    png = bytearray(buffer.getvalue())
+    ihdr = struct.pack(">II", width, height) + bytes(png[24:29])
+    png[16:29] = ihdr
+    png[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(png)
+
+
+def test_pixel_limit_refuses_before_decoding(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_claiming(50_000, 50_000))
+    with pytest.raises(ImageError, match=r"2,500,000,000 pixels, more than the limit") as error:
+        read_picture(path)
+    assert f"{DEFAULT_MAX_PIXELS:,}" in str(error.value) and "--max-pixels" in str(error.value)
+    small = save(tmp_path, "s.png", Image.fromarray(STORED8))
+    with pytest.raises(ImageError, match="more than the limit of 11"):
+        read_picture(small, max_pixels=11)
+    assert read_picture(small, max_pixels=12).data.shape == (3, 4, 1)
+    tif = tmp_path / "s.tif"
+    tifffile.imwrite(tif, STORED8)
+    with pytest.raises(ImageError, match="limit of 11"):
+        read_picture(tif, max_pixels=11)
+
+
+# Writing: the map, rounding, clamping --------------------------------------------------------
+
+
+def test_map_values():
+    x = np.array([-0.5, 0.0, 0.25, 1.5], np.float32)
+    np.testing.assert_array_equal(map_values(x, "clip", unit_range=True), [0, 0, 0.25, 1])
+    np.testing.assert_array_equal(map_values(x, "abs", unit_range=True), [0.5, 0, 0.25, 1])
+    np.testing.assert_array_equal(map_values(x, "abs", unit_range=False), [0.5, 0, 0.25, 1.5])
+    np.testing.assert_array_equal(map_values(x, "rescale", unit_range=True), [0, 0.25, 0.375, 1])
+    np.testing.assert_array_equal(map_values(x, "none", unit_range=True), x)
+    np.testing.assert_array_equal(map_values(np.full(3, 7.0), "rescale", unit_range=True), 0)
+
+
+def test_quantize_rounds_to_nearest_then_clamps():
+    values = np.array([-1, 0, 0.49 / 255, 0.51 / 255, 1.49 / 255, 127.5001 / 255, 1, 2, np.nan])
+    np.testing.assert_array_equal(quantize(values, 8), [0, 0, 0, 1, 1, 128, 255, 255, 0])
+    assert quantize(values, 8).dtype == np.uint8
+    np.testing.assert_array_equal(
+        quantize(np.array([0.49 / 65535, 0.51 / 65535, 0.5, 1.0]), 16), [0, 1, 32768, 65535]
+    )
+    assert quantize(np.zeros(1), 16).dtype == np.uint16
+
+
+# Writing: round trips per format and depth ---------------------------------------------------
+
+
+def _image(data, alpha=None, depth=8, **extra) -> Picture:
+    colors = {1: "L", 3: "RGB", 4: "CMYK"}[data.shape[2]]
+    return Picture(
+        data=data.astype(np.float32),
+        alpha=None if alpha is None else alpha.astype(np.float32),
+        integer_stored=depth != 32,
+        depth=depth,
+        colors=colors,
+        **extra,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "depth", "planes", "with_alpha"),
+    [
+        ("out.png", 8, 1, False),
+        ("out.png", 8, 1, True),
+        ("out.png", 8, 3, False),
+        ("out.png", 8, 3, True),
+        ("out.png", 16, 1, False),
+        ("out.png", 16, 1, True),
+        ("out.png", 16, 3, False),
+        ("out.png", 16, 3, True),
+        ("out.tif", 8, 3, True),
+        ("out.tif", 16, 1, False),
+        ("out.tif", 16, 3, True),
+        ("out.tif", 32, 3, False),
+        ("out.tif", 32, 1, True),
+        ("out.bmp", 8, 3, False),
+        ("out.ppm", 8, 3, False),
+        ("out.pgm", 16, 1, False),
+    ],
+)
+def test_lossless_round_trips(tmp_path, name, depth, planes, with_alpha):
+    rng = np.random.default_rng(depth * 10 + planes)
+    maxval = {8: 255, 16: 65535, 32: 1}[depth]
+    if depth == 32:
+        data = rng.normal(0.5, 0.8, (5, 7, planes)).astype(np.float32)
+    else:
+        data = rng.integers(0, maxval + 1, (5, 7, planes)) / np.float32(maxval)
+    alpha = rng.integers(0, maxval + 1, (5, 7)) / np.float32(maxval) if with_alpha else None
+    picture = _image(data, alpha, depth)
+    assert write(picture, tmp_path / name, map="none" if depth == 32 else None) == []
+    back = read_picture(tmp_path / name)
+    np.testing.assert_array_equal(back.data, picture.data)
+    if with_alpha:
+        np.testing.assert_array_equal(back.alpha, picture.alpha)
+    else:
+        assert back.alpha is None
+    assert back.depth == depth
+
+
+@pytest.mark.parametrize("name", ["out.npy", "out.txt", "out.csv"])
+def test_matrix_round_trips_are_exact(tmp_path, name):
+    data = np.array([[0.1, -2.5, 1e-20], [3.0, 1 / 3, 12345678.9]])
+    matrix = Picture(data=data, is_matrix=True, depth=64, format="NPY", colors="matrix")
+    write(matrix, tmp_path / name)
+    np.testing.assert_array_equal(read_picture(tmp_path / name).data, data)
+
+
+def test_text_matrices_print_shortest_numbers(tmp_path):
+    matrix = Picture(data=np.array([[19.0, 25.0], [-0.0, 0.1]]), is_matrix=True, depth=64)
+    write(matrix, tmp_path / "m.txt")
+    write(matrix, tmp_path / "m.csv")
+    assert (tmp_path / "m.txt").read_text() == "19 25\n0 0.1\n"
+    assert (tmp_path / "m.csv").read_text() == "19,25\n0,0.1\n"
+    image = _image(np.array([[[0.2], [1.0]]]))  # float32 values print as float32
+    write(image, tmp_path / "i.txt")
+    assert (tmp_path / "i.txt").read_text() == "0.2 1\n"
+
+
+def test_image_to_npy_holds_unit_values_with_alpha_last(tmp_path):
+    data = rgb8() / np.float32(255)
+    write(_image(data, STORED8 / np.float32(255)), tmp_path / "i.npy")
+    saved = np.load(tmp_path / "i.npy")
+    assert saved.dtype == np.float32 and saved.shape == (3, 4, 4)
+    np.testing.assert_array_equal(saved[..., :3], data)
+    np.testing.assert_array_equal(saved[..., 3], STORED8 / np.float32(255))
+
+
+def test_matrix_as_image_maps_unit_range_to_full_scale(tmp_path):
+    matrix = Picture(data=np.array([[0, 0.5, 1, 2, -1.0]]), is_matrix=True, depth=64)
+    notes = write(matrix, tmp_path / "m.png", depth=8)
+    assert notes == []
+    with Image.open(tmp_path / "m.png") as im:
+        stored = np.asarray(im)
+    np.testing.assert_array_equal(stored, [[0, 128, 255, 255, 0]])
+
+
+def test_lossy_formats_round_trip_closely(tmp_path):
+    smooth = np.linspace(0, 1, 16 * 16 * 3, dtype=np.float32).reshape(16, 16, 3)
+    for name in ("out.jpg", "out.webp"):
+        write(_image(smooth), tmp_path / name)
+        back = read_picture(tmp_path / name)
+        assert back.format == {"out.jpg": "JPEG", "out.webp": "WEBP"}[name]
+        np.testing.assert_allclose(back.data, smooth, atol=6 / 255)
+
+
+def test_jpeg_at_quality_90_and_above_is_444(tmp_path):
+    picture = _image(rgb8() / np.float32(255))
+    for quality, sampling in ((95, 0), (90, 0), (89, 2), (75, 2)):
+        plan = plan_output(picture, "JPEG")
+        (tmp_path / "q.jpg").write_bytes(encode(picture, plan, quality=quality))
+        with Image.open(tmp_path / "q.jpg") as im:
+            assert JpegImagePlugin.get_sampling(im) == sampling, quality
+
+
+def test_compress_level_changes_size_not_pixels(tmp_path):
+    data = np.random.default_rng(0).integers(0, 4, (64, 64, 1)) / np.float32(3)
+    picture = _image(data)
+    plan = plan_output(picture, "PNG")
+    fast, small = (encode(picture, plan, compress_level=level) for level in (0, 9))
+    assert len(small) < len(fast) / 2
+    for payload in (fast, small):
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(io.BytesIO(payload))), data[..., 0] * 3 * 85
+        )
+
+
+# Writing: depth and format decisions ----------------------------------------------------------
+
+
+def test_default_depth_is_the_inputs_or_the_nearest_with_a_note():
+    float_rgb = _image(np.zeros((2, 2, 3)), depth=32)
+    plan = plan_output(float_rgb, "PNG")
+    assert plan.depth == 16 and len(plan.notes) == 1 and "16-bit" in plan.notes[0]
+    assert plan_output(float_rgb, "TIFF").depth == 32
+    assert plan_output(float_rgb, "JPEG").depth == 8
+    assert plan_output(_image(np.zeros((2, 2, 3)), depth=16), "PNG").notes == ()
+    assert plan_output(_image(np.zeros((2, 2, 3)), depth=16), "PPM").depth == 8
+    assert plan_output(_image(np.zeros((2, 2, 1)), depth=16), "PPM").depth == 16
+    assert plan_output(_image(np.zeros((2, 2, 3)), depth=8), "NPY").depth == 32
+
+
+def test_impossible_requests_are_usage_errors():
+    picture = _image(np.zeros((2, 2, 3)))
+    with pytest.raises(UsageError, match=r"PNG holds 8-bit or 16-bit"):
+        plan_output(picture, "PNG", depth=32)
+    with pytest.raises(UsageError, match="--map none"):
+        plan_output(picture, "PNG", map="none")
+    with pytest.raises(UsageError, match="one plane"):
+        plan_output(picture, "TXT")
+    with pytest.raises(UsageError, match="--depth 8 and 16 are for image outputs"):
+        plan_output(picture, "NPY", depth=8)
+    with pytest.raises(UsageError, match="cannot tell the output format"):
+        format_for_path("out.unknown")
+    with pytest.raises(UsageError, match="unknown format"):
+        format_by_name("xyz")
+    assert plan_output(picture, "TIFF", depth=32, map="none").map == "none"
+
+
+def test_format_names():
+    assert [format_by_name(n) for n in ("png", "jpg", "JPEG", "tif", "npy", "text", "csv")] == [
+        "PNG",
+        "JPEG",
+        "JPEG",
+        "TIFF",
+        "NPY",
+        "TXT",
+        "CSV",
+    ]
+    assert format_for_path("a/b.JPEG") == "JPEG" and format_for_path("x.pgm") == "PPM"
+
+
+def test_alpha_and_cmyk_where_the_format_cannot_hold_them():
+    rgba = _image(np.zeros((2, 2, 3)), np.ones((2, 2)))
+    plan = plan_output(rgba, "JPEG")
+    assert not plan.alpha and plan.notes == (
+        "JPEG has no alpha channel: the alpha channel is dropped",
+    )
+    cmyk = _image(np.zeros((2, 2, 4)))
+    assert plan_output(cmyk, "JPEG").colors == "CMYK"
+    plan = plan_output(cmyk, "PNG")
+    assert plan.colors == "RGB" and plan.notes == ("PNG holds no CMYK: writing RGB",)
+    # C = 0.2, M = 0.4, Y = 0, K = 0.2 → R = 0.8·0.8, G = 0.6·0.8, B = 0.8 (as Pillow converts)
+    colour = np.zeros((1, 1, 4), np.float32) + np.array([0.2, 0.4, 0, 0.2], np.float32)
+    stored = np.asarray(Image.open(io.BytesIO(encode(_image(colour), plan))))
+    np.testing.assert_array_equal(stored[0, 0], [163, 122, 204])
+
+
+def test_16bit_colour_png_without_imagecodecs_is_refused_when_writing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)
+    with pytest.raises(ImageError, match=r"convtool\[codecs\].*--depth 8"):
+        plan_output(_image(np.zeros((2, 2, 3)), depth=16), "PNG")
+    assert plan_output(_image(np.zeros((2, 2, 1)), depth=16), "PNG").depth == 16  # Pillow
+
+
+# Metadata ------------------------------------------------------------------------------------
+
+
+def _exif(raw: bytes) -> Image.Exif:
+    exif = Image.Exif()
+    exif.load(raw)
+    return exif
+
+
+def _metadata() -> Metadata:
+    exif = Image.Exif()
+    exif[0x010F] = "ACME"  # Make
+    exif[0x0110] = "Pinhole 1"  # Model
+    return Metadata(icc_profile=icc_profile(b"RGB "), dpi=(300.0, 150.0), exif=exif.tobytes())
+
+
+@pytest.mark.parametrize(
+    ("name", "depth"), [("m.png", 8), ("m.png", 16), ("m.jpg", 8), ("m.tif", 16), ("m.webp", 8)]
+)
+def test_icc_dpi_exif_are_kept(tmp_path, name, depth):
+    picture = _image(rgb8() / np.float32(255), depth=depth, metadata=_metadata())
+    write(picture, tmp_path / name)
+    back = read_picture(tmp_path / name)
+    assert back.metadata.icc_profile == icc_profile(b"RGB ")
+    if name != "m.webp":  # WebP has no resolution field
+        np.testing.assert_allclose(back.metadata.dpi, (300, 150), rtol=1e-3)
+    exif = _exif(back.metadata.exif)
+    assert (exif[0x010F], exif[0x0110]) == ("ACME", "Pinhole 1")
+
+
+def test_metadata_survives_reading_real_files(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "ACME"
+    path = save(
+        tmp_path,
+        "in.jpg",
+        Image.fromarray(rgb8()),
+        icc_profile=icc_profile(b"RGB "),
+        dpi=(200, 200),
+        exif=exif.tobytes(),
+        quality=100,
+    )
+    picture = read_picture(path)
+    assert picture.data.shape == (4, 3, 3)  # turned upright
+    write(picture, tmp_path / "out.jpg")
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert im.size == (3, 4) and im.info["icc_profile"] == icc_profile(b"RGB ")
+        assert im.info["dpi"] == pytest.approx((200, 200))
+        assert im.getexif()[0x010F] == "ACME" and im.getexif().get(0x0112, 1) == 1
+
+
+def test_gray_drops_a_colour_profile_and_keeps_a_grey_one(tmp_path):
+    colour = save(tmp_path, "c.png", Image.fromarray(rgb8()), icc_profile=icc_profile(b"RGB "))
+    write(read_picture(colour, gray=True), tmp_path / "g.png")
+    with Image.open(tmp_path / "g.png") as im:
+        assert "icc_profile" not in im.info
+    grey = save(tmp_path, "g2.png", Image.fromarray(STORED8), icc_profile=icc_profile(b"GRAY"))
+    write(read_picture(grey, gray=True), tmp_path / "g3.png")
+    with Image.open(tmp_path / "g3.png") as im:
+        assert im.info["icc_profile"] == icc_profile(b"GRAY")
+
+
+# Safe writes ---------------------------------------------------------------------------------
+
+
+def test_write_atomic_replaces_and_keeps_permissions(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new" and (target.stat().st_mode & 0o777) == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["out.bin"]
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, OSError])
+def test_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch, failure):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"precious")
+
+    def broken_fsync(fd: int) -> None:
+        raise failure(28, "No space left on device") if failure is OSError else failure()
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(ImageError if failure is OSError else KeyboardInterrupt):
+        write_atomic(target, b"half-written")
+    assert target.read_bytes() == b"precious"
+    assert os.listdir(tmp_path) == ["out.png"]
+
+
+def test_write_into_a_missing_directory_is_an_error(tmp_path):
+    with pytest.raises(ImageError, match="does not exist"):
+        write_atomic(tmp_path / "nope" / "out.png", b"x")
+
+
+def test_write_output_dash_is_stdout(capfdbinary):
+    write_output(b"bytes\n", "-")
+    assert capfdbinary.readouterr().out == b"bytes\n"
