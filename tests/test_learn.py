@@ -523,3 +523,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_docstring_examples():
+    import doctest
+
+    import convtool.learn
+
+    failures, tried = doctest.testmod(convtool.learn)
+    assert (failures, tried > 0) == (0, True)
