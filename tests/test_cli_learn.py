@@ -356,6 +356,18 @@ def test_usage_errors_exit_2_before_reading_anything(capsys, args, message):
     assert err.startswith("convtool: error: ") and message in err and err.count("\n") == 1
 
 
+def test_kernel_file_may_not_overwrite_an_input(capsys, textbook):
+    x, y = textbook
+    before = x.read_text()
+    code, _, err = run(capsys, "learn", x, y, "--size", "1x2", "-o", x)
+    assert code == 2
+    assert err == (
+        f"convtool: error: -o {x} is also one of the files to learn from; choose another name "
+        "for the kernel file\n"
+    )
+    assert x.read_text() == before
+
+
 def test_learn_help_does_not_import_numba():
     code = (
         "import sys\nfrom convtool.cli import main\n"

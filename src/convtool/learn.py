@@ -239,6 +239,8 @@ def learn_kernel(
         raise UsageError(f"clip_limits has {len(clip_limits)} entries for {len(ys)} targets")
     if names is None:
         names = [(f"input {i + 1}", f"target {i + 1}") for i in range(len(xs))]
+    elif len(names) != len(xs):
+        raise UsageError(f"names has {len(names)} entries for {len(xs)} pairs")
     pairs = [
         _prepare_pair(
             x,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -173,6 +174,14 @@ def learn_command(
             f"-o {output}: a .npy file holds the weights alone and would lose the fitted bias; "
             "write .txt or .json instead (both hold the bias)"
         )
+    if not to_stdout:
+        assert output is not None
+        clash = [f for f in files if f != "-" and _same_file(f, output)]
+        if clash:
+            raise UsageError(
+                f"-o {output} is also one of the files to learn from; choose another name for "
+                "the kernel file"
+            )
     pictures = [read_picture(f, gray=gray, max_pixels=max_pixels) for f in files]
     inputs, targets = pictures[0::2], pictures[1::2]
     result = learn_kernel(
@@ -201,6 +210,10 @@ def learn_command(
             typer.echo(f"warning: {warning}", err=True)
     else:
         typer.echo(report(result), err=True, nl=False)
+
+
+def _same_file(a: str, b: str) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def _name(path: str) -> str:
