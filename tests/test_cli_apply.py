@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pty
@@ -484,6 +485,29 @@ def test_no_output_on_a_terminal_is_refused(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("convtool: error: standard output is a terminal")
     assert "-o FILE" in done.stderr
+
+
+def test_a_batch_shows_progress_on_a_terminal_only(tmp_path):
+    inputs = [str(save(tmp_path / f"{n}.png", TEXTBOOK)) for n in "abc"]
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [*CONVTOOL, "apply", *inputs, "-k", "box", "--out-dir", str(tmp_path / "o")],
+            stderr=terminal,
+            timeout=60,
+        )
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once everything written has been read
+            while chunk := os.read(controller, 4096):
+                shown += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0
+    assert b"filtering" in shown and b"100%" in shown
+    quiet = apply(*inputs, "-k", "box", "--out-dir", tmp_path / "p")  # stderr not a terminal
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["a.png", "b.png", "c.png"]
 
 
 def test_ctrl_c_exits_130_without_traceback_or_file(tmp_path):

@@ -157,8 +157,6 @@ def _read_bytes(raw: bytes, name: str, limit: int) -> Picture:
         raise ImageError(f"{name}: is empty; pipe an image or a text matrix into it")
     if raw.startswith(_NPY_MAGIC):
         return _matrix_picture(_load_npy(io.BytesIO(raw), name, limit), "NPY", name)
-    if raw.startswith(_TIFF_MAGICS):
-        return _read_image(io.BytesIO(raw), name, limit)
     try:
         return _read_image(io.BytesIO(raw), name, limit)
     except _NotAnImage as not_image:
@@ -229,7 +227,7 @@ def _read_image(fp: BinaryIO, name: str, limit: int) -> Picture:
                 raise
             except (OSError, ValueError, SyntaxError, EOFError) as exc:
                 raise ImageError(f"{name}: broken or truncated {im.format} file ({exc})") from None
-            fmt = str(im.format or "PNG")
+            fmt = {"MPO": "JPEG", None: "PNG"}.get(im.format, str(im.format))  # MPO: camera JPEG
     data, alpha = _upright(data, alpha, orientation)
     return Picture(
         data=data,
@@ -381,10 +379,9 @@ def _merge_alpha(colour: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
 
 def _unit(stored: np.ndarray, maxval: int) -> np.ndarray:
     """Stored integer samples as float32 in [0, 1] (the pixel policy: / 255 or / 65535)."""
-    out = np.asarray(stored, dtype=np.float32)
-    if out.ndim == 2:
-        out = out[..., np.newaxis]
-    return np.ascontiguousarray(out / np.float32(maxval))
+    out = np.array(stored, dtype=np.float32, order="C")
+    np.divide(out, np.float32(maxval), out=out)
+    return out if out.ndim == 3 else out[..., np.newaxis]
 
 
 def _unit_alpha(stored: np.ndarray | None, maxval: int) -> np.ndarray | None:
@@ -457,16 +454,14 @@ def _read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
         )
     if stored.ndim == 2:
         stored = stored[..., np.newaxis]
-    data, depth, scale = _tiff_samples(stored, name)
+    data, depth = _tiff_samples(stored, name)
     nextra = len(extrasamples)
     ncolour = data.shape[2] - nextra
-    alpha = None
-    if nextra and extrasamples[0] in (1, 2):  # associated / unassociated alpha
-        alpha = data[..., ncolour].copy()
-    data = data[..., :ncolour]
+    has_alpha = bool(nextra) and extrasamples[0] in (1, 2)  # associated / unassociated alpha
+    data, alpha = _split_alpha(data[..., : ncolour + has_alpha], "A" if has_alpha else "")
     # photometric: 0 min-is-white, 1 min-is-black, 2 RGB, 3 palette, 5 separated (CMYK)
     if photometric == 0 and ncolour == 1:
-        data = (1.0 if scale else float(data.max(initial=0.0))) - data
+        data = 1.0 - data  # in the [0, 1] scale: 0 is white
     elif photometric == 3 and ncolour == 1 and colormap is not None:
         index = np.asarray(stored[..., 0], dtype=np.intp)
         data = np.moveaxis(np.asarray(colormap, dtype=np.float32)[:, index], 0, -1) / 65535.0
@@ -501,16 +496,16 @@ def _read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
     )
 
 
-def _tiff_samples(stored: np.ndarray, name: str) -> tuple[np.ndarray, int, bool]:
-    """TIFF samples as float32 in [0, 1] (integers) or as they are (floats): data, depth, scaled."""
+def _tiff_samples(stored: np.ndarray, name: str) -> tuple[np.ndarray, int]:
+    """TIFF samples as float32 in [0, 1] (integers) or as they are (floats), and the depth."""
     if stored.dtype == np.bool_:
-        return stored.astype(np.float32), 8, True
+        return stored.astype(np.float32), 8
     if stored.dtype == np.uint8:
-        return stored.astype(np.float32) / np.float32(255), 8, True
+        return _unit(stored, 255), 8
     if stored.dtype == np.uint16:
-        return stored.astype(np.float32) / np.float32(65535), 16, True
+        return _unit(stored, 65535), 16
     if stored.dtype.kind == "f":
-        return stored.astype(np.float32), 32, False
+        return stored.astype(np.float32), 32
     raise ImageError(
         f"{name}: a TIFF with {stored.dtype} samples; convtool reads 1-, 8- and 16-bit unsigned "
         "and floating-point TIFF"
@@ -890,13 +885,15 @@ def map_values(values: np.ndarray, map: str, *, unit_range: bool) -> np.ndarray:
     if map == "none":
         return values
     if map == "abs":
-        values = np.abs(values)
-        return np.clip(values, 0, 1) if unit_range else values
+        out = np.abs(values)
+        return np.clip(out, 0, 1, out=out) if unit_range else out
     if map == "rescale":
         lo, hi = (float(np.nanmin(values)), float(np.nanmax(values))) if values.size else (0, 0)
         if not hi > lo:
             return np.zeros_like(values)
-        return (values - values.dtype.type(lo)) * values.dtype.type(1.0 / (hi - lo))
+        out = np.subtract(values, values.dtype.type(lo))
+        out *= values.dtype.type(1.0 / (hi - lo))
+        return out
     if map == "clip":
         return np.clip(values, 0, 1)
     raise UsageError(f"unknown map {map!r}; choose one of {', '.join(MAPS)}")
@@ -913,10 +910,11 @@ def quantize(values: np.ndarray, depth: int) -> np.ndarray:
     NaN is stored as 0.
     """
     maxval = (1 << depth) - 1
-    dtype = np.uint8 if depth == 8 else np.uint16
-    scaled = np.rint(np.asarray(values, dtype=np.float64 if depth > 8 else np.float32) * maxval)
-    scaled = np.nan_to_num(scaled, nan=0.0, posinf=maxval, neginf=0.0)
-    return np.clip(scaled, 0, maxval).astype(dtype)
+    scaled = np.multiply(values, np.float32(maxval), dtype=np.float32)
+    np.rint(scaled, out=scaled)
+    np.fmax(scaled, 0, out=scaled)  # fmax and fmin turn NaN into the bound: NaN → 0
+    np.fmin(scaled, maxval, out=scaled)
+    return scaled.astype(np.uint8 if depth == 8 else np.uint16)
 
 
 # Encoding -----------------------------------------------------------------------------------

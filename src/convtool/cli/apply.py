@@ -303,7 +303,7 @@ def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
         compress_level=settings.compress_level,
     )
     if job.target is not None:
-        job.target.parent.mkdir(parents=True, exist_ok=True)
+        _make_directory(job.target.parent)
     write_output(payload, job.target)
     for message in plan.notes:
         notes(job.source, message)
@@ -408,11 +408,17 @@ def plan_jobs(inputs: list[str], output: str | None, out_dir: Path | None) -> li
         jobs.append(Job(source, target))
     _check_targets(jobs, plain_output=output is not None and not template and out_dir is None)
     if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ImageError(f"{out_dir}: cannot create the directory ({exc.strerror})") from None
+        _make_directory(out_dir)
     return jobs
+
+
+def _make_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageError(
+            f"{directory}: cannot create the directory ({exc.strerror or exc})"
+        ) from None
 
 
 def _expand(template: str, source: str) -> str:
