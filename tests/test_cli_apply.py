@@ -431,6 +431,16 @@ def test_help_has_examples():
         assert option in result.output
 
 
+def test_apply_help_does_not_import_numba():
+    code = (
+        "import sys\nimport convtool.cli.apply\nfrom convtool.cli import main\n"
+        "assert main(['apply', '--help']) == 0\n"
+        "assert 'numba' not in sys.modules, 'numba imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 # Real processes: pipes, terminals, Ctrl-C ----------------------------------------------------
 
 
