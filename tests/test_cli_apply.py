@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import platform
 import pty
 import signal
 import subprocess
@@ -528,12 +529,31 @@ def test_ctrl_c_exits_130_without_traceback_or_file(tmp_path):
         cwd=tmp_path,
         text=True,
     )
-    time.sleep(2.0)  # started, and waiting for standard input
+    _wait_until_reading_stdin(proc.pid)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def _wait_until_reading_stdin(pid: int, timeout: float = 60.0) -> None:
+    """Wait until the process blocks in read(0, ...) (Linux /proc), else a generous sleep."""
+    read = {"x86_64": "0", "aarch64": "63"}.get(platform.machine())  # read()'s syscall number
+    syscall = Path(f"/proc/{pid}/syscall")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fields = syscall.read_text().split()
+        except OSError:
+            fields = []
+        if read is None or not fields:
+            time.sleep(3.0)
+            return
+        if fields[:2] == [read, "0x0"]:  # read() on file descriptor 0
+            return
+        time.sleep(0.05)
+    raise AssertionError("convtool never started reading standard input")
 
 
 def test_debug_shows_a_traceback(tmp_path):
