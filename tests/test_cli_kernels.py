@@ -40,8 +40,8 @@ def test_unknown_kernel_is_one_line_with_a_suggestion(capsys):
     assert captured.out == ""
     assert captured.err == (
         "convtool: error: unknown kernel 'sobelx'; did you mean 'sobel-x' or 'sobel-y' or "
-        "'roberts-x'? ('convtool kernels' lists the built-ins; a matrix is written like "
-        "'1 0 -1; 2 0 -2; 1 0 -1')\n"
+        "'roberts-x'? 'convtool kernels' lists the built-ins, and a matrix is written like "
+        "'1 0 -1; 2 0 -2; 1 0 -1'\n"
     )
 
 

@@ -414,8 +414,8 @@ def _builtin(name: str, args: str, spec: str) -> Kernel:
         close = difflib.get_close_matches(name, list(BUILTINS), n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
         raise KernelError(
-            f"unknown kernel {name!r}; {hint}('convtool kernels' lists the built-ins; "
-            "a matrix is written like '1 0 -1; 2 0 -2; 1 0 -1')"
+            f"unknown kernel {name!r}; {hint}'convtool kernels' lists the built-ins, "
+            "and a matrix is written like '1 0 -1; 2 0 -2; 1 0 -1'"
         )
     kwargs = _parse_args(name, entry, args, spec)
     try:
