@@ -25,8 +25,18 @@ __all__ = [
     "__version__",
     "convolve",
     "correlate",
+    "correlate_dask",
     "format_kernel",
     "learn_kernel",
     "load_kernel",
     "parse_kernel",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``convtool.correlate_dask``, loaded on first use: ``import convtool`` never loads Dask."""
+    if name == "correlate_dask":
+        from convtool.distributed import correlate_dask
+
+        return correlate_dask
+    raise AttributeError(f"module 'convtool' has no attribute {name!r}")
