@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
+import stat
 import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from tokenize import TokenError
 from typing import IO, Any, BinaryIO
 
 import numpy as np
@@ -83,7 +86,9 @@ class Picture:
     matrices). ``format``: Pillow's format name (``PNG``, ``JPEG``, ``TIFF``...) or ``NPY``,
     ``TXT``, ``CSV``. ``mode``: the source's Pillow mode (``L``, ``RGBA``, ``I;16``...; for
     TIFF read by tifffile the equivalent; ``matrix`` for matrices). ``colors``: what the
-    channels of ``data`` are: ``L``, ``RGB``, ``CMYK``, or ``matrix``.
+    channels of ``data`` are: ``L``, ``RGB``, ``CMYK``, or ``matrix``. ``notes``: what reading
+    decided for the user (only the first frame of an animation, 1-bit read as 8-bit grey), one
+    sentence each naming the source, for the command to print.
     """
 
     data: np.ndarray
@@ -96,6 +101,7 @@ class Picture:
     colors: str = "L"
     metadata: Metadata = field(default_factory=Metadata)
     name: str = ""
+    notes: tuple[str, ...] = ()
 
     @property
     def height(self) -> int:
@@ -132,23 +138,63 @@ def read_picture(
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
     if str(source) == "-":
         raw = sys.stdin.buffer.read()
-        picture = _read_bytes(raw, "standard input", limit)
+        with _decoding("standard input"):
+            picture = _read_bytes(raw, "standard input", limit)
     else:
         path = Path(source)
         name = str(source)
         try:
-            if path.suffix.lower() in MATRIX_FORMATS:
-                picture = _read_matrix_file(path, name, limit)
-            else:
-                with open(path, "rb") as fp:
-                    picture = _read_image(fp, name, limit)
+            info = path.stat()
+            if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+                raise ImageError(
+                    f"{name}: is empty (0 bytes); give an image or a matrix file (it may not "
+                    "have been written completely)"
+                )
+            with _decoding(name):
+                if path.suffix.lower() in MATRIX_FORMATS:
+                    picture = _read_matrix_file(path, name, limit)
+                else:
+                    with open(path, "rb") as fp:
+                        picture = _read_image(fp, name, limit)
         except FileNotFoundError:
             raise ImageError(f"{name}: no such file") from None
         except IsADirectoryError:
             raise ImageError(f"{name}: is a directory; give an image or matrix file") from None
         except PermissionError:
-            raise ImageError(f"{name}: permission denied") from None
+            raise ImageError(f"{name}: permission denied; check the file's permissions") from None
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot be read ({exc.strerror or exc})") from None
     return to_gray(picture) if gray else picture
+
+
+@contextlib.contextmanager
+def _decoding(name: str) -> Iterator[None]:
+    """Decoding untrusted bytes: whatever a decoder raises becomes one :class:`ImageError`.
+
+    Pillow, tifffile and numpy raise many kinds of exception on damaged files (IndexError,
+    TypeError, struct.error, tokenize.TokenError...) and tifffile logs warnings of its own,
+    which would add lines to convtool's one-line errors: it is silenced while reading. OSError
+    is left to the caller, which knows the file (no such file, permission denied...).
+    """
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    except (ImageError, OSError):
+        raise
+    except MemoryError:
+        raise ImageError(
+            f"{name}: not enough memory to read it; free memory, or refuse images this large "
+            "before decoding with a lower --max-pixels"
+        ) from None
+    except Exception as exc:
+        raise ImageError(
+            f"{name}: cannot be read; the file is damaged or of a kind convtool does not know "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    finally:
+        logger.setLevel(level)
 
 
 def _read_bytes(raw: bytes, name: str, limit: int) -> Picture:
@@ -228,6 +274,7 @@ def _read_image(fp: BinaryIO, name: str, limit: int) -> Picture:
             except (OSError, ValueError, SyntaxError, EOFError) as exc:
                 raise ImageError(f"{name}: broken or truncated {im.format} file ({exc})") from None
             fmt = {"MPO": "JPEG", None: "PNG"}.get(im.format, str(im.format))  # MPO: camera JPEG
+            notes = _reading_notes(im, name)
     data, alpha = _upright(data, alpha, orientation)
     return Picture(
         data=data,
@@ -240,7 +287,23 @@ def _read_image(fp: BinaryIO, name: str, limit: int) -> Picture:
         colors=colors,
         metadata=metadata,
         name=name,
+        notes=notes,
     )
+
+
+def _reading_notes(im: Any, name: str) -> tuple[str, ...]:
+    """What reading decided for the user: the first frame of several; 1-bit as 8-bit grey."""
+    notes = []
+    try:
+        frames = int(getattr(im, "n_frames", 1))
+    except Exception:  # counting frames reads on through the file; damage there is not ours
+        frames = 1
+    if frames > 1:
+        kind = "an animated GIF" if im.format == "GIF" else f"a {im.format} file"
+        notes.append(f"{name}: {kind} with {frames} frames; only the first frame is filtered")
+    if im.mode == "1":
+        notes.append(f"{name}: a 1-bit image, filtered as 8-bit grey (0 and 255) and written so")
+    return tuple(notes)
 
 
 def _pillow_metadata(im: Any) -> tuple[Metadata, int]:
@@ -452,6 +515,37 @@ def _read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
             f"{name}: a TIFF with axes {axes!r}; convtool reads 2-D images with samples "
             "(one page, axes YX or YXS)"
         )
+    data, alpha, depth = tiff_planes(stored, photometric, extrasamples, colormap, name)
+    metadata, orientation = _tiff_metadata(tags)
+    data, alpha = _upright(data, alpha, orientation)
+    colors = {1: "L", 3: "RGB", 4: "CMYK"}[data.shape[2]]
+    mode = {8: "", 16: ";16", 32: ";F"}[depth]
+    return Picture(
+        data=data,
+        alpha=alpha,
+        is_matrix=False,
+        integer_stored=depth in (8, 16),
+        depth=depth,
+        format="TIFF",
+        mode=colors + ("A" if alpha is not None else "") + mode,
+        colors=colors,
+        metadata=metadata,
+        name=name,
+    )
+
+
+def tiff_planes(
+    stored: np.ndarray,
+    photometric: int,
+    extrasamples: tuple[int, ...],
+    colormap: Any,
+    name: str,
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """TIFF samples (H, W[, S]) as float planes: (data (H, W, C), alpha (H, W) or None, depth).
+
+    Pixel by pixel, so it serves any band of rows as well as the whole image (the streamed
+    path of :mod:`convtool.stream` reads TIFF in bands).
+    """
     if stored.ndim == 2:
         stored = stored[..., np.newaxis]
     data, depth = _tiff_samples(stored, name)
@@ -478,22 +572,7 @@ def _read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
     data = np.ascontiguousarray(data, dtype=np.float32)
     if alpha is not None:
         alpha = np.ascontiguousarray(alpha, dtype=np.float32)
-    metadata, orientation = _tiff_metadata(tags)
-    data, alpha = _upright(data, alpha, orientation)
-    colors = {1: "L", 3: "RGB", 4: "CMYK"}[data.shape[2]]
-    mode = {8: "", 16: ";16", 32: ";F"}[depth]
-    return Picture(
-        data=data,
-        alpha=alpha,
-        is_matrix=False,
-        integer_stored=depth in (8, 16),
-        depth=depth,
-        format="TIFF",
-        mode=colors + ("A" if alpha is not None else "") + mode,
-        colors=colors,
-        metadata=metadata,
-        name=name,
-    )
+    return data, alpha, depth
 
 
 def _tiff_samples(stored: np.ndarray, name: str) -> tuple[np.ndarray, int]:
@@ -561,22 +640,41 @@ def _read_matrix_file(path: Path, name: str, limit: int) -> Picture:
 
 
 def _load_npy(fp: IO[bytes], name: str, limit: int) -> np.ndarray:
+    """A .npy array, checked from its header before anything is allocated: real numbers (never
+    unpickled), 2-D or 3-D, not empty, within ``limit`` pixels, and as long as the header says."""
     try:
         version = np.lib.format.read_magic(fp)
         if version == (1, 0):
-            shape = np.lib.format.read_array_header_1_0(fp)[0]
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
         else:
-            shape = np.lib.format.read_array_header_2_0(fp)[0]
-        if len(shape) >= 2:
-            _check_pixels(int(shape[1]), int(shape[0]), name, limit)
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+    except (ValueError, OSError, EOFError, SyntaxError, TokenError) as exc:
+        raise ImageError(f"{name}: not a numeric .npy array ({exc})") from None
+    if dtype.kind not in "biuf":
+        what = "Python objects, which convtool never unpickles" if dtype.hasobject else dtype
+        raise ImageError(
+            f"{name}: holds {what}; a matrix needs real numbers: save it with a numeric dtype "
+            "(float64, int32...)"
+        )
+    if len(shape) not in (2, 3) or 0 in shape:
+        raise ImageError(
+            f"{name}: a matrix of shape {tuple(shape)}; convtool needs a non-empty 2-D matrix "
+            "(H, W) or a 3-D stack of planes (H, W, C)"
+        )
+    _check_pixels(int(shape[1]), int(shape[0]), name, limit)
+    start = fp.tell()
+    available = fp.seek(0, io.SEEK_END) - start
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if available < expected:
+        raise ImageError(
+            f"{name}: truncated .npy file: its header promises {expected:,} bytes of data for "
+            f"shape {tuple(shape)}, but only {available:,} follow"
+        )
+    try:
         fp.seek(0)
         data = np.load(fp, allow_pickle=False)
-    except ImageError:
-        raise
     except (ValueError, OSError, EOFError) as exc:
         raise ImageError(f"{name}: not a numeric .npy array ({exc})") from None
-    if data.dtype.kind not in "biuf":
-        raise ImageError(f"{name}: holds {data.dtype} values; a matrix needs real numbers")
     return data
 
 
@@ -870,7 +968,13 @@ def _need_imagecodecs(what: str, alternative: str) -> None:
 # The map: one place -------------------------------------------------------------------------
 
 
-def map_values(values: np.ndarray, map: str, *, unit_range: bool) -> np.ndarray:
+def map_values(
+    values: np.ndarray,
+    map: str,
+    *,
+    unit_range: bool,
+    extent: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Apply ``--map`` to results (the colour planes; alpha goes through :func:`map_alpha`).
 
     * ``clip``: clamp to [0, 1];
@@ -880,7 +984,8 @@ def map_values(values: np.ndarray, map: str, *, unit_range: bool) -> np.ndarray:
     * ``none``: the raw values.
 
     ``unit_range`` is True for image outputs, where ``abs`` also clamps; for matrix outputs
-    ``abs`` gives the bare magnitude.
+    ``abs`` gives the bare magnitude. ``extent`` gives ``rescale`` the (min, max) of the whole
+    result when ``values`` is only a band of it (a first pass found them).
     """
     if map == "none":
         return values
@@ -888,7 +993,10 @@ def map_values(values: np.ndarray, map: str, *, unit_range: bool) -> np.ndarray:
         out = np.abs(values)
         return np.clip(out, 0, 1, out=out) if unit_range else out
     if map == "rescale":
-        lo, hi = (float(np.nanmin(values)), float(np.nanmax(values))) if values.size else (0, 0)
+        if extent is not None:
+            lo, hi = extent
+        else:
+            lo, hi = (float(np.nanmin(values)), float(np.nanmax(values))) if values.size else (0, 0)
         if not hi > lo:
             return np.zeros_like(values)
         out = np.subtract(values, values.dtype.type(lo))
@@ -930,8 +1038,34 @@ def encode(
     """The bytes of ``picture`` written as ``plan`` says: map, round to nearest, clamp, encode."""
     if plan.is_matrix:
         return _encode_matrix(picture, plan)
+    stored = stored_samples(picture, plan)
+    metadata = _fitting_metadata(picture.metadata, plan.colors)
+    if plan.format == "TIFF":
+        return _encode_tiff(stored, plan, metadata, compress_level)
+    if plan.format == "PNG" and plan.depth == 16 and stored.ndim == 3 and stored.shape[2] > 1:
+        return _encode_png16(stored, metadata, compress_level)
+    return _encode_pillow(stored, plan, metadata, quality, compress_level)
+
+
+def stored_samples(
+    picture: Picture, plan: OutputPlan, *, extent: tuple[float, float] | None = None
+) -> np.ndarray:
+    """The samples ``plan`` stores for ``picture``: mapped, colour-converted, rounded, clamped.
+
+    Images: (H, W, C [+ alpha]) of uint8, uint16 or float32. Matrices: the mapped values as
+    float32 or float64, alpha merged as the last plane (.npy). Pixel by pixel, so a band of
+    rows gives that band of the file; ``extent`` is the whole result's (min, max) for
+    ``rescale`` (see :func:`map_values`).
+    """
+    if plan.is_matrix:
+        values = map_values(picture.data, plan.map, unit_range=False, extent=extent)
+        dtype = np.float32 if plan.depth == 32 else np.float64
+        if picture.alpha is not None and plan.format == "NPY":
+            planes = values if values.ndim == 3 else values[..., np.newaxis]
+            values = _merge_alpha(planes, map_alpha(picture.alpha, plan.map))
+        return np.ascontiguousarray(values, dtype=dtype)
     colour, alpha = _image_planes(picture)
-    colour = map_values(colour, plan.map, unit_range=True)
+    colour = map_values(colour, plan.map, unit_range=True, extent=extent)
     if alpha is not None:
         alpha = map_alpha(alpha, plan.map) if plan.alpha else None
     if plan.colors == "RGB" and colour.shape[2] == 4:
@@ -946,12 +1080,7 @@ def encode(
         stored = _merge_alpha(
             quantize(colour, plan.depth), None if alpha is None else quantize(alpha, plan.depth)
         )
-    metadata = _fitting_metadata(picture.metadata, plan.colors)
-    if plan.format == "TIFF":
-        return _encode_tiff(stored, plan, metadata, compress_level)
-    if plan.format == "PNG" and plan.depth == 16 and stored.ndim == 3 and stored.shape[2] > 1:
-        return _encode_png16(stored, metadata, compress_level)
-    return _encode_pillow(stored, plan, metadata, quality, compress_level)
+    return stored
 
 
 def _image_planes(picture: Picture) -> tuple[np.ndarray, np.ndarray | None]:
@@ -1057,14 +1186,28 @@ def _encode_tiff(
     stored: np.ndarray, plan: OutputPlan, metadata: Metadata, compress_level: int
 ) -> bytes:
     import tifffile
+
+    if stored.ndim == 3 and stored.shape[2] == 1:
+        stored = stored[..., 0]
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer, np.ascontiguousarray(stored), **tiff_options(plan, metadata, compress_level)
+    )
+    return buffer.getvalue()
+
+
+def tiff_options(plan: OutputPlan, metadata: Metadata, compress_level: int) -> dict[str, Any]:
+    """``tifffile`` write options for ``plan``: photometric, alpha, metadata tags, compression.
+
+    Shared by the in-memory writer and the streamed one (:func:`convtool.stream.write_tiff`).
+    """
     from PIL import Image
 
+    metadata = _fitting_metadata(metadata, plan.colors)
     photometric = {"L": "minisblack", "RGB": "rgb", "CMYK": "separated"}[plan.colors]
     options: dict[str, Any] = {"photometric": photometric, "metadata": None}
     if plan.alpha:
         options["extrasamples"] = ["unassalpha"]
-    if stored.ndim == 3 and stored.shape[2] == 1:
-        stored = stored[..., 0]
     if metadata.icc_profile:
         options["iccprofile"] = metadata.icc_profile
     if metadata.dpi:
@@ -1087,24 +1230,19 @@ def _encode_tiff(
     if compress_level > 0:
         options["compression"] = "zlib"
         options["compressionargs"] = {"level": compress_level}
-    buffer = io.BytesIO()
-    tifffile.imwrite(buffer, np.ascontiguousarray(stored), extratags=extratags, **options)
-    return buffer.getvalue()
+    options["extratags"] = extratags
+    return options
 
 
 def _encode_matrix(picture: Picture, plan: OutputPlan) -> bytes:
-    values = map_values(picture.data, plan.map, unit_range=False)
-    dtype = np.float32 if plan.depth == 32 else np.float64
+    values = stored_samples(picture, plan)
     if plan.format == "NPY":
-        if picture.alpha is not None:
-            planes = values if values.ndim == 3 else values[..., np.newaxis]
-            values = _merge_alpha(planes, map_alpha(picture.alpha, plan.map))
         buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(values, dtype=dtype), allow_pickle=False)
+        np.save(buffer, values, allow_pickle=False)
         return buffer.getvalue()
     if values.ndim == 3:
         values = values[..., 0]
-    return format_matrix(values.astype(dtype, copy=False), "," if plan.format == "CSV" else " ")
+    return format_matrix(values, "," if plan.format == "CSV" else " ")
 
 
 def format_matrix(values: np.ndarray, sep: str = " ") -> bytes:
@@ -1138,6 +1276,14 @@ def write_output(payload: bytes, target: str | Path | None) -> None:
             # flush at exit stays quiet, and let the caller end the run.
             _silence_stdout()
             raise
+        except OSError as exc:
+            # A full disk (``>/dev/full``) or a device error: what was written is incomplete
+            # anyway; drop what is still buffered so that the exit stays one error line.
+            _silence_stdout()
+            raise ImageError(
+                f"standard output: cannot be written ({exc.strerror or exc}); the output there "
+                "is incomplete"
+            ) from None
         return
     write_atomic(Path(target), payload)
 
@@ -1159,6 +1305,16 @@ def write_atomic(path: Path, payload: bytes) -> None:
     ``path`` may be the file that was read. The new file gets the old one's permissions (or
     the usual ones for a new file, 0666 minus the umask).
     """
+    with atomic_file(path) as fp:
+        fp.write(payload)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A temporary file beside ``path``, renamed over it when the block ends without error.
+
+    What :func:`write_atomic` does, for writers that write in pieces (the streamed path).
+    """
     directory = path.parent
     if path.is_dir():
         raise ImageError(f"{path}: is a directory; give a file name for the output")
@@ -1172,8 +1328,8 @@ def write_atomic(path: Path, payload: bytes) -> None:
     except OSError as exc:
         raise ImageError(f"{path}: cannot be written ({exc.strerror or exc})") from None
     try:
-        with os.fdopen(fd, "wb") as fp:
-            fp.write(payload)
+        with os.fdopen(fd, "w+b") as fp:
+            yield fp
             fp.flush()
             os.fsync(fp.fileno())
         os.chmod(tmp, _permissions(path))
