@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
@@ -529,13 +530,7 @@ def load_kernel_file(path_text: str) -> Kernel:
         raise KernelError("'@' needs a file name, e.g. -k @kernel.txt")
     try:
         if path.suffix.lower() == ".npy":
-            try:
-                data = np.load(path, allow_pickle=False)
-            except ValueError as exc:
-                raise KernelError(f"{what}: not a numeric .npy array ({exc})") from None
-            if data.dtype.kind not in "biuf":
-                raise KernelError(f"{what}: holds {data.dtype} values; a kernel needs numbers")
-            return Kernel(validate_weights(data, what), path.name)
+            return Kernel(validate_weights(_load_npy_kernel(path, what), what), path.name)
         raw = path.read_bytes()
     except KernelError:
         raise
@@ -558,6 +553,38 @@ def load_kernel_file(path_text: str) -> Kernel:
         if match:
             bias = _finite_float(match.group(1), f"{what}: bias")
     return Kernel(parse_matrix_text(text, what), path.name, bias)
+
+
+def _load_npy_kernel(path: Path, what: str) -> np.ndarray:
+    """A .npy kernel, its header checked before anything is allocated or unpickled: numbers,
+    at most 2-D, no side over :data:`MAX_KERNEL_SIDE`."""
+    with open(path, "rb") as fp:
+        try:
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+        except (ValueError, EOFError, SyntaxError, TokenError) as exc:
+            raise KernelError(f"{what}: not a numeric .npy array ({exc})") from None
+        if dtype.kind not in "biuf":
+            held = "Python objects (never unpickled)" if dtype.hasobject else f"{dtype} values"
+            raise KernelError(f"{what}: holds {held}; a kernel needs numbers")
+        if len(shape) > 2:
+            raise KernelError(
+                f"{what}: has {len(shape)} dimensions, shape {tuple(shape)}; a kernel is a 2-D "
+                "matrix (one kernel is applied to every colour channel)"
+            )
+        if shape and max(shape) > MAX_KERNEL_SIDE:
+            raise KernelError(
+                f"{what}: is {'x'.join(str(n) for n in shape)}; the largest kernel side convtool "
+                f"accepts is {MAX_KERNEL_SIDE}"
+            )
+        fp.seek(0)
+        try:
+            return np.load(fp, allow_pickle=False)
+        except (ValueError, EOFError) as exc:
+            raise KernelError(f"{what}: not a numeric .npy array ({exc})") from None
 
 
 def _kernel_from_json(text: str, what: str, name: str) -> Kernel:

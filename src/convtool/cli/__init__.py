@@ -1,53 +1,120 @@
 """The ``convtool`` command: parse, delegate to the API, report.
 
-``main`` is the console entry point: it maps usage errors, Ctrl-C and a closed pipe to one
-stderr line (or silence) and an exit code, so no traceback reaches the user.
+``main`` is the console entry point: it maps usage errors, Ctrl-C, SIGTERM and a closed pipe
+to one stderr line (or silence) and an exit code, so no traceback reaches the user.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
 
 import typer
 
 from convtool.cli import apply as _apply  # noqa: F401  (registers the command)
 from convtool.cli import kernels as _kernels  # noqa: F401  (registers the command)
 from convtool.cli import learn as _learn  # noqa: F401  (registers the command)
-from convtool.cli._app import app, debug_enabled, echo_error
+from convtool.cli._app import app, debug_enabled, echo_error, unexpected
 
 __all__ = ["app", "main"]
 
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+"""What a shell reports for a process ended by SIGINT (Ctrl-C) or SIGTERM: 128 + the signal."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt for SIGINT.
+
+    A BaseException, so that no ``except Exception`` swallows it and every ``finally`` and
+    ``except BaseException`` cleanup runs on the way out: the temporary file of the output in
+    progress is removed, the files already renamed into place stay complete.
+    """
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    # The first signal ends the run; more of them while the cleanup runs must not cut it short.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
+
+
+@contextmanager
+def _signals_end_the_run() -> Iterator[None]:
+    """SIGINT and SIGTERM raise in the main thread while convtool runs (restored after)."""
+    previous: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int | None] = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _on_signal)
+    except ValueError:  # not the main thread (convtool called from a thread): leave them
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Run convtool with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    """Run convtool with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    0 success; 1 an error (one ``convtool: error:`` line; in a batch, any input failed); 2 a
+    usage error; 130 Ctrl-C (SIGINT); 143 SIGTERM. A closed pipe on stdout ends quietly with 0.
+    """
+    try:
+        with _signals_end_the_run():
+            return _run(argv)
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+    except Terminated:
+        return EXIT_SIGTERM
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         result = app(args=argv, prog_name="convtool", standalone_mode=False)
     except typer.Abort:
-        return 130
+        return EXIT_SIGINT
     except BrokenPipeError:
         _silence_stdout()
         return 0
     except Exception as exc:
         code = getattr(exc, "exit_code", None)
         message = getattr(exc, "format_message", None)
-        if debug_enabled() or not isinstance(code, int) or message is None:
+        if debug_enabled():
             raise
+        if not isinstance(code, int) or message is None:
+            if isinstance(exc, OSError):
+                _silence_stdout()  # a full disk: drop what is still buffered, quietly
+            echo_error(unexpected(exc))
+            return 1
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
             typer.echo(ctx.get_help())
             return 0
         echo_error(message())
         return code
-    _flush_stdout()
+    if not _flush_stdout():
+        return 1
     return result if isinstance(result, int) else 0
 
 
-def _flush_stdout() -> None:
+def _flush_stdout() -> bool:
+    """Flush what the command printed; False (after one error line) if it cannot be written."""
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
+    except OSError as exc:
+        _silence_stdout()
+        echo_error(f"standard output: cannot be written ({exc.strerror or exc})")
+        return False
+    return True
 
 
 def _silence_stdout() -> None:

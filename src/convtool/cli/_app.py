@@ -41,6 +41,23 @@ def echo_error(message: str) -> None:
     typer.echo(error_line(message), err=True)
 
 
+def unexpected(exc: BaseException) -> str:
+    """The error line's text for an exception convtool did not raise on purpose."""
+    if isinstance(exc, MemoryError):
+        return (
+            "out of memory; free memory, or work on smaller images (--max-pixels refuses large "
+            "ones before decoding)"
+        )
+    if isinstance(exc, OSError) and exc.strerror:
+        # I/O convtool does not wrap itself: the lines a command prints (kernels, reports)
+        what = f"{exc.filename}: cannot be used" if exc.filename else "cannot write the output"
+        return f"{what} ({exc.strerror})"
+    return (
+        f"unexpected {type(exc).__name__}: {exc}; this is a bug in convtool: run again with "
+        "--debug for the traceback, and report it"
+    )
+
+
 def note(message: str) -> None:
     """A one-line note on stderr for something convtool decided for the user."""
     typer.echo(f"convtool: note: {message}", err=True)

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from convtool.cli._app import app, debug_enabled, echo_error, note, reports_errors
+from convtool.cli._app import app, debug_enabled, echo_error, note, reports_errors, unexpected
 from convtool.errors import ConvtoolError, ImageError, UsageError
 from convtool.filtering import Recipe, filter_planes
 from convtool.imaging import (
@@ -249,6 +249,13 @@ def apply_command(
         compress_level=compress_level,
         max_pixels=max_pixels,
     )
+    if normalize:
+        for k in recipe.kernels:
+            if k.is_zero_sum:
+                note(
+                    f"kernel {k.name!r} sums to 0, so --normalize leaves it as it is (dividing "
+                    "by its sum would be dividing by zero)"
+                )
     if len(jobs) == 1:
         _run(jobs[0], settings, _Notes())
         return
@@ -285,6 +292,8 @@ class _Notes:
 def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
     """Read, plan, filter, encode and write one input."""
     picture = read_picture(job.source, gray=settings.gray, max_pixels=settings.max_pixels)
+    for message in picture.notes:
+        notes(job.source, message)
     if job.target is None:
         fmt = settings.stdout_format or ("TXT" if picture.is_matrix else picture.format)
     else:
@@ -321,6 +330,11 @@ def _run_batch(jobs: list[Job], settings: _Settings) -> None:
                 if debug_enabled():
                     raise
                 echo_error(_about(job.source, str(exc)))
+                failed.append(job.source)
+            except Exception as exc:  # out of memory, or a bug: the other inputs still run
+                if debug_enabled():
+                    raise
+                echo_error(_about(job.source, unexpected(exc)))
                 failed.append(job.source)
             advance()
     if failed:
@@ -385,6 +399,11 @@ def plan_jobs(inputs: list[str], output: str | None, out_dir: Path | None) -> li
             )
     if output == "-" and out_dir is not None:
         raise UsageError("-o - writes to standard output; it cannot be combined with --out-dir")
+    if output is not None and output != "-" and not template and out_dir is not None:
+        raise UsageError(
+            f"-o {output} names one output file and --out-dir {out_dir} a directory for the "
+            "results: give one of the two (an -o template with {stem} may go with --out-dir)"
+        )
     jobs = []
     for source in inputs:
         if source == "-" and (template or out_dir is not None):
@@ -456,6 +475,12 @@ def _check_targets(jobs: list[Job], *, plain_output: bool) -> None:
                 f"the output of {job.source!r} would overwrite the input {other!r} before it "
                 "is read; choose another output name"
             )
+        if job.target.is_dir():
+            raise ImageError(
+                f"{job.target}: is a directory; give a file name for the output (or "
+                f"--out-dir {job.target} to write into it under the input's name)"
+            )
+        format_for_path(job.target)  # an unknown extension is refused before any work
         if plain_output and not job.target.parent.is_dir():
             raise ImageError(
                 f"{job.target}: directory {str(job.target.parent)!r} does not exist; create "

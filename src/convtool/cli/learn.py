@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from convtool.cli._app import app, reports_errors
+from convtool.cli._app import app, note, reports_errors
 from convtool.errors import UsageError
 from convtool.imaging import DEFAULT_MAX_PIXELS, read_picture, write_output
 from convtool.kernels import format_kernel
@@ -183,6 +183,8 @@ def learn_command(
                 "the kernel file"
             )
     pictures = [read_picture(f, gray=gray, max_pixels=max_pixels) for f in files]
+    for message in dict.fromkeys(m for p in pictures for m in p.notes):
+        note(message)
     inputs, targets = pictures[0::2], pictures[1::2]
     result = learn_kernel(
         [p.data for p in inputs],
