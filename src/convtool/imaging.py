@@ -688,6 +688,15 @@ def parse_matrix(text: str, name: str, max_pixels: int | None = None) -> np.ndar
             lines.append(line)
     if not lines:
         raise ImageError(f"{name}: no numbers found; a text matrix is rows such as '0 1 2'")
+    widths = [len(line.split()) for line in lines]
+    odd = next((i for i, n in enumerate(widths) if n != widths[0]), None)
+    if odd is not None:
+        raise ImageError(
+            f"{name}: not a matrix of numbers: ragged rows (row 1 has {widths[0]} entries, "
+            f"row {odd + 1} has {widths[odd]}); every row needs the same number of entries"
+        )
+    if max_pixels is not None:
+        _check_pixels(widths[0], len(lines), name, max_pixels)
     try:
         data = np.loadtxt(lines, dtype=np.float64, ndmin=2)
     except ValueError as exc:

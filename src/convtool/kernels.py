@@ -22,6 +22,10 @@ from convtool.errors import KernelError
 MAX_KERNEL_SIDE = 1025
 """The largest kernel side convtool accepts, for kernel specs, files and ``learn --size``."""
 
+MAX_KERNEL_MAGNITUDE = float(np.finfo(np.float32).max)
+"""The largest Σ|K| accepted: a kernel beyond it overflows float32 images, whose values are in
+[0, 1] (and its sum, for ``--normalize``, may overflow float64)."""
+
 ZERO_SUM_RTOL = 1e-12
 """A kernel is zero-sum when ``|ΣK| ≤ ZERO_SUM_RTOL · Σ|K|``: never divide by a rounding residue."""
 
@@ -95,6 +99,14 @@ def validate_weights(weights: object, what: str = "kernel") -> np.ndarray:
         )
     if not np.all(np.isfinite(w)):
         raise KernelError(f"{what}: has NaN or infinite entries; every entry must be finite")
+    with np.errstate(over="ignore"):
+        magnitude = float(np.abs(w).sum())
+    if not magnitude <= MAX_KERNEL_MAGNITUDE:
+        raise KernelError(
+            f"{what}: its entries are so large that their magnitudes sum to {magnitude:g}, "
+            f"beyond {MAX_KERNEL_MAGNITUDE:g} (float32 images would overflow); scale the kernel "
+            "down and use --scale for the factor"
+        )
     return np.ascontiguousarray(w)
 
 
@@ -163,6 +175,11 @@ def _default_size(sigma: float) -> int:
 def _sigma_size(name: str, sigma: float, size: float | None) -> tuple[float, int]:
     if not sigma > 0:
         raise KernelError(f"{name}: sigma must be > 0; got {sigma:g}")
+    if size is None and not 3 * sigma < MAX_KERNEL_SIDE:  # also an infinite 3σ: 1e308
+        raise KernelError(
+            f"{name}: sigma {sigma:g} needs a kernel larger than the limit {MAX_KERNEL_SIDE}; "
+            "choose a smaller sigma or give size=N"
+        )
     n = _default_size(sigma) if size is None else _positive_int(size, f"{name}: size")
     if n > MAX_KERNEL_SIDE:
         raise KernelError(
@@ -420,9 +437,15 @@ def _builtin(name: str, args: str, spec: str) -> Kernel:
         )
     kwargs = _parse_args(name, entry, args, spec)
     try:
-        weights = entry.factory(**kwargs)
+        with np.errstate(all="ignore"):  # extreme arguments: refused below, not warned about
+            weights = entry.factory(**kwargs)
     except TypeError as exc:
         raise KernelError(f"kernel {spec!r}: {exc}") from None
+    if not np.all(np.isfinite(weights)):
+        raise KernelError(
+            f"kernel {spec!r}: these arguments give weights that are not finite numbers "
+            "(an overflow or a division by a tiny number); choose less extreme values"
+        )
     return Kernel(weights, spec.strip())
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -67,12 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     usage error; 130 Ctrl-C (SIGINT); 143 SIGTERM. A closed pipe on stdout ends quietly with 0.
     """
     try:
-        with _signals_end_the_run():
+        with _signals_end_the_run(), warnings.catch_warnings():
+            if not _debug_asked(argv):
+                # What the user must know is a note or an error line; a Python warning from a
+                # library (numpy overflow in an extreme --scale...) would add raw lines.
+                warnings.simplefilter("ignore")
             return _run(argv)
     except KeyboardInterrupt:
         return EXIT_SIGINT
     except Terminated:
         return EXIT_SIGTERM
+
+
+def _debug_asked(argv: list[str] | None) -> bool:
+    args = sys.argv[1:] if argv is None else argv
+    return debug_enabled() or "--debug" in args[: args.index("--") if "--" in args else None]
 
 
 def _run(argv: list[str] | None) -> int:
