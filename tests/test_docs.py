@@ -1,0 +1,594 @@
+"""README.md never lies: its commands are run and their output and pictures checked.
+
+- "The textbook, with convtool": every ``$ command`` of each ``<!-- textbook: NAME -->`` block
+  is run and its output (stdout, then stderr) compared with the lines the README shows;
+- "Recipes": every command of each ``<!-- recipe: NAME -->`` block is run on small copies of
+  the sample images, and what it made is checked against an independent computation;
+- the gallery: ``docs/gallery.py`` covers every built-in kernel, makes real pictures, and the
+  committed pictures and README tables are what it makes today;
+- "Coming from another tool": each claim about OpenCV, Pillow, scipy and ImageMagick is pinned
+  by a small experiment;
+- ``sample_images/``: the synthetic samples are what ``docs/make_samples.py`` makes.
+
+convtool commands run in-process through ``convtool.cli.main`` (the console entry point, with
+stdin, stdout and stderr swapped for buffers) so the whole file stays fast; pipelines and other
+programs run through bash, with ``convtool`` on PATH running this interpreter's convtool.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import io
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convtool.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+SAMPLES = ROOT / "sample_images"
+DOCS = ROOT / "docs"
+
+
+def load_script(name: str):
+    """Import ``docs/NAME.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"docs_{name}", DOCS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being made
+    spec.loader.exec_module(module)
+    return module
+
+
+# README blocks --------------------------------------------------------------------------------
+
+
+@dataclass
+class Block:
+    """A fenced code block that follows an ``<!-- KIND: NAME -->`` marker."""
+
+    kind: str
+    name: str
+    lang: str
+    lines: list[str]
+
+
+def marked_blocks(kind: str, text: str | None = None) -> dict[str, Block]:
+    """Every code block of README.md marked ``<!-- KIND: NAME -->``, by name, in order."""
+    text = README.read_text(encoding="utf-8") if text is None else text
+    pattern = re.compile(
+        r"<!-- " + re.escape(kind) + r": ([\w-]+) -->\n```(\w*)\n(.*?)\n```", re.DOTALL
+    )
+    blocks: dict[str, Block] = {}
+    for match in pattern.finditer(text):
+        name = match.group(1)
+        assert name not in blocks, f"two README blocks are marked {kind}: {name}"
+        blocks[name] = Block(kind, name, match.group(2), match.group(3).split("\n"))
+    return blocks
+
+
+@dataclass
+class Step:
+    """One ``$ command`` of a console block and the output lines the README shows for it."""
+
+    command: str
+    expected: list[str] = field(default_factory=list)
+
+
+def console_steps(block: Block) -> list[Step]:
+    steps: list[Step] = []
+    for line in block.lines:
+        if line.startswith("$ "):
+            steps.append(Step(line[2:]))
+        else:
+            assert steps, f"{block.name}: output before the first command: {line!r}"
+            steps[-1].expected.append(line)
+    return steps
+
+
+def script_commands(block: Block) -> list[str]:
+    """The command lines of a shell block: comments and blank lines left out."""
+    return [ln for ln in block.lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+# Running commands -----------------------------------------------------------------------------
+
+
+@dataclass
+class Ran:
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        """What a terminal shows: stdout, then stderr (each command here writes them in turn)."""
+        return (self.stdout + self.stderr).decode("utf-8")
+
+
+def run_convtool(argv: list[str], stdin: bytes = b"") -> Ran:
+    """``convtool ARGV`` in this process: main() with stdin, stdout and stderr as buffers."""
+    out, err = io.BytesIO(), io.BytesIO()
+    streams = (
+        io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"),
+        io.TextIOWrapper(out, encoding="utf-8", write_through=True),
+        io.TextIOWrapper(err, encoding="utf-8", write_through=True),
+    )
+    saved = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin, sys.stdout, sys.stderr = streams
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        for stream in streams[1:]:
+            stream.flush()
+        sys.stdin, sys.stdout, sys.stderr = saved
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+class Shell:
+    """Runs README command lines in ``cwd``.
+
+    A line that is one ``convtool`` command (with ``<``/``>`` redirections and ``*`` globs)
+    runs in-process; any other line (pipelines, ``printf``, ``cat``, ``python3 -c``) runs in
+    bash, where ``convtool`` and ``python3`` are this interpreter's.
+    """
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        bin_dir = cwd / ".bin"
+        bin_dir.mkdir(exist_ok=True)
+        wrapper = bin_dir / "convtool"
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m convtool "$@"\n')
+        wrapper.chmod(0o755)
+        (bin_dir / "python3").symlink_to(sys.executable)
+        self.env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        source = Path(__import__("convtool").__file__).resolve().parent.parent
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            [str(source), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
+
+    def run(self, line: str) -> Ran:
+        lexer = shlex.shlex(line, posix=True, punctuation_chars="|&;<>()")
+        lexer.whitespace_split = True
+        tokens = list(lexer)
+        specials = {t for t in tokens if t and set(t) <= set("|&;<>()")}
+        if tokens and tokens[0] == "convtool" and specials <= {"<", ">"}:
+            return self._in_process(tokens[1:])
+        done = subprocess.run(
+            ["bash", "-c", "set -eo pipefail\n" + line],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            timeout=120,
+        )
+        return Ran(done.returncode, done.stdout, done.stderr)
+
+    def _in_process(self, tokens: list[str]) -> Ran:
+        argv: list[str] = []
+        stdin, stdout_file = b"", None
+        it = iter(tokens)
+        for token in it:
+            if token == "<":
+                stdin = (self.cwd / next(it)).read_bytes()
+            elif token == ">":
+                stdout_file = self.cwd / next(it)
+            elif "*" in token:
+                matches = sorted(glob.glob(token, root_dir=self.cwd))
+                argv += matches or [token]
+            else:
+                argv.append(token)
+        saved = Path.cwd()
+        os.chdir(self.cwd)
+        try:
+            ran = run_convtool(argv, stdin)
+        finally:
+            os.chdir(saved)
+        if stdout_file is not None:
+            stdout_file.write_bytes(ran.stdout)
+            ran = Ran(ran.code, b"", ran.stderr)
+        return ran
+
+    def ok(self, line: str) -> Ran:
+        ran = self.run(line)
+        assert ran.code == 0, f"{line}\nexit {ran.code}\n{ran.text}"
+        return ran
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def unit(path: Path) -> np.ndarray:
+    """An 8-bit image as floats in [0, 1], the way convtool reads it."""
+    return pixels(path).astype(np.float64) / 255
+
+
+def to_8bit(values: np.ndarray) -> np.ndarray:
+    """convtool's writing half of the pixel policy for 8-bit: clamp, × 255, round."""
+    return np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8)
+
+
+def assert_within_one_level(actual: np.ndarray, expected: np.ndarray) -> None:
+    assert actual.shape == expected.shape
+    diff = np.abs(actual.astype(np.int64) - expected.astype(np.int64))
+    assert diff.max() <= 1, f"{int((diff > 1).sum())} values differ by up to {diff.max()}"
+
+
+def gray(rgb01: np.ndarray) -> np.ndarray:
+    """ITU-R 601-2 luminance (Pillow's L weights), in floating point, as ``--gray`` does."""
+    return rgb01 @ np.array([0.299, 0.587, 0.114])
+
+
+def shrunk(name: str, width: int) -> Image.Image:
+    with Image.open(SAMPLES / name) as im:
+        height = round(im.height * width / im.width)
+        return im.resize((width, height), Image.Resampling.LANCZOS)
+
+
+# sample_images/ --------------------------------------------------------------------------------
+
+
+def test_synthetic_samples_are_what_make_samples_makes(tmp_path):
+    """The committed synthetic images hold exactly what docs/make_samples.py writes."""
+    written = load_script("make_samples").write_samples(tmp_path)
+    assert len(written) == 5
+    for path in written:
+        committed = SAMPLES / path.name
+        if path.suffix == ".txt":
+            assert committed.read_text() == path.read_text(), path.name
+        else:
+            with Image.open(committed) as a, Image.open(path) as b:
+                assert a.mode == b.mode == "L", path.name
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=path.name)
+    sources = (SAMPLES / "SOURCES.md").read_text()
+    for path in written:
+        assert f"| {path.name} |" in sources, f"{path.name} is not listed in SOURCES.md"
+
+
+def test_textbook_samples_are_the_books_image():
+    x = np.loadtxt(SAMPLES / "textbook-6x8.txt")
+    expected = np.ones((6, 8))
+    expected[:, 2:6] = 0
+    np.testing.assert_array_equal(x, expected)
+    np.testing.assert_array_equal(np.loadtxt(SAMPLES / "textbook-8x6.txt"), expected.T)
+    np.testing.assert_array_equal(pixels(SAMPLES / "textbook-6x8.png"), expected * 255)
+
+
+# The gallery ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gallery():
+    return load_script("gallery")
+
+
+def test_gallery_has_every_builtin_and_nothing_else(gallery):
+    from convtool.kernels import BUILTINS
+
+    shown = [e.name for e in gallery.builtin_entries() if e.options]
+    assert shown == list(BUILTINS)
+    for entry in gallery.builtin_entries()[1:]:
+        spec = entry.options[entry.options.index("-k") + 1]
+        assert spec.split(":")[0] == entry.name
+
+
+def test_gallery_refuses_a_builtin_without_an_entry(gallery, monkeypatch):
+    """A new built-in kernel makes the gallery fail until it is given an entry."""
+    monkeypatch.delitem(gallery.BUILTIN_OPTIONS, "sobel-x")
+    with pytest.raises(SystemExit, match="sobel-x"):
+        gallery.builtin_entries()
+
+
+def test_gallery_on_tiny_images(gallery, tmp_path):
+    """The script runs end to end; a step edge gives exactly the pictures it must."""
+    source = tmp_path / "source"
+    source.mkdir()
+    step = np.zeros((32, 32), np.uint8)
+    step[:, 16:] = 255
+    Image.fromarray(step).save(source / "camera.png")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (20, 32, 3), dtype=np.uint8)).save(source / "coffee.png")
+    Image.fromarray(np.kron([[0, 255], [255, 0]], np.ones((8, 8))).astype(np.uint8)).save(
+        source / "checkerboard.png"
+    )
+    out = tmp_path / "gallery"
+    entries = gallery.make_gallery(source, out, width=32)
+
+    from convtool.kernels import BUILTINS
+
+    names = {e.name for e in entries}
+    assert set(BUILTINS) <= names
+    for entry in entries:
+        with Image.open(out / entry.output) as im:
+            im.load()
+            assert im.format == "PNG"
+            with Image.open(out / entry.input) as src:
+                assert im.size == src.size, entry.name
+    x = step / 255
+    np.testing.assert_array_equal(pixels(out / "identity.png"), step)
+    line = np.zeros((32, 32), np.uint8)
+    line[:, 15:17] = 255  # Sobel x responds 4 on both columns next to the edge: clipped to 1
+    np.testing.assert_array_equal(pixels(out / "sobel-x.png"), line)
+    edge = np.zeros((32, 32), np.uint8)
+    edge[:, 16] = 255  # [1, -1] anchored at column 1: x[j-1] - x[j] = -1 at the edge, |.|·4
+    np.testing.assert_array_equal(pixels(out / "edge.png"), edge)
+    from scipy import ndimage
+
+    box = ndimage.correlate(x, np.full((5, 5), 1 / 25), mode="reflect")
+    assert_within_one_level(pixels(out / "box.png"), to_8bit(box))
+
+
+def test_committed_gallery_is_what_convtool_makes(gallery, tmp_path):
+    """Every committed picture is what its command makes today (within one grey level)."""
+    entries = gallery.builtin_entries() + gallery.recipe_entries()
+    inputs = {e.input for e in entries}
+    for name in inputs:
+        shutil.copy(gallery.GALLERY / name, tmp_path / name)
+    gallery.run_entries(entries, tmp_path)
+    for entry in entries:
+        with (
+            Image.open(gallery.GALLERY / entry.output) as a,
+            Image.open(tmp_path / entry.output) as b,
+        ):
+            assert a.mode == b.mode, entry.name
+            assert_within_one_level(np.asarray(a), np.asarray(b))
+    committed = {p.name for p in gallery.GALLERY.iterdir()}
+    made = {p.name for p in tmp_path.iterdir()}
+    assert committed == made, "docs/gallery/ holds files the script does not make, or lacks some"
+    assert sum(p.stat().st_size for p in gallery.GALLERY.iterdir()) < 2_000_000
+
+
+def test_committed_gallery_inputs_are_the_shrunk_samples(gallery, tmp_path):
+    gallery.prepare_inputs(SAMPLES, tmp_path, 160)
+    for name in [*gallery.PHOTOS, *gallery.SYNTHETIC, "camera-pillow.png"]:
+        assert_within_one_level(pixels(gallery.GALLERY / name), pixels(tmp_path / name))
+
+
+def test_readme_gallery_tables_are_the_scripts(gallery):
+    text = README.read_text(encoding="utf-8")
+    for marker, entries in (
+        ("<!-- gallery: built-ins -->\n", gallery.builtin_entries()),
+        ("<!-- gallery: recipes -->\n", gallery.recipe_entries()),
+    ):
+        assert text.count(marker) == 1, marker
+        start = text.index(marker) + len(marker)
+        table = text[start : text.index("\n\n", start) + 1]
+        assert table == gallery.markdown_grid(entries)
+    for src in re.findall(r'<img src="(docs/gallery/[^"]+)"', text):
+        assert (ROOT / src).is_file(), src
+
+
+# The textbook ----------------------------------------------------------------------------------
+
+TEXTBOOK_BLOCKS = [
+    "corr2d",
+    "edges",
+    "edges-png",
+    "transposed",
+    "learn",
+    "learn-gd",
+    "convolve",
+    "learn-convolve",
+]
+
+
+def test_textbook_commands_print_what_readme_shows(tmp_path):
+    """Every ``$ command`` of the textbook blocks, run in order, prints the lines shown."""
+    blocks = marked_blocks("textbook")
+    assert list(blocks) == TEXTBOOK_BLOCKS
+    (tmp_path / "sample_images").mkdir()
+    for name in ("textbook-6x8.txt", "textbook-8x6.txt", "textbook-6x8.png"):
+        shutil.copy(SAMPLES / name, tmp_path / "sample_images" / name)
+    shell = Shell(tmp_path)
+    for block in blocks.values():
+        assert block.lang == "console"
+        for step in console_steps(block):
+            ran = shell.run(step.command)
+            assert ran.code == 0, f"{step.command}\n{ran.text}"
+            assert ran.text.splitlines() == step.expected, (
+                f"README block {block.name!r}: `{step.command}` now prints\n{ran.text}"
+            )
+
+
+def test_textbook_numbers():
+    """The facts the text states about the outputs, independently of convtool."""
+    blocks = marked_blocks("textbook")
+    corr2d = console_steps(blocks["corr2d"])[1].expected
+    assert corr2d == ["19 25", "37 43"]
+    transposed = console_steps(blocks["transposed"])[1].expected
+    assert transposed == ["0 0 0 0 0"] * 8
+    convolved = [console_steps(blocks["convolve"])[i].expected for i in (0, 1)]
+    x = np.arange(9.0).reshape(3, 3)
+    k = np.array([[3.0, 2.0], [1.0, 0.0]])
+    expected = [
+        " ".join(f"{(x[i : i + 2, j : j + 2] * k).sum():g}" for j in range(2)) for i in range(2)
+    ]
+    assert convolved == [expected, expected]
+
+
+# Recipes -------------------------------------------------------------------------------------
+
+RECIPES = [
+    "edge-magnitude",
+    "edge-magnitude-python",
+    "emboss",
+    "unsharp",
+    "blur-laplacian",
+    "batch",
+    "pipeline",
+    "learn-unknown",
+    "depth",
+]
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    """Run a README recipe in a directory whose sample_images/ holds small copies."""
+    samples = tmp_path / "sample_images"
+    samples.mkdir()
+    shrunk("camera.png", 48).save(samples / "camera.png")
+    shrunk("coffee.png", 45).save(samples / "coffee.png")
+    shrunk("chelsea.png", 40).save(samples / "chelsea.png")
+    shell = Shell(tmp_path)
+
+    def run(name: str) -> Path:
+        block = marked_blocks("recipe")[name]
+        if block.lang == "python":
+            saved = Path.cwd()
+            os.chdir(tmp_path)
+            try:
+                exec(compile("\n".join(block.lines), f"README recipe {name}", "exec"), {})
+            finally:
+                os.chdir(saved)
+        else:
+            assert block.lang == "sh"
+            for line in script_commands(block):
+                shell.ok(line)
+        return tmp_path
+
+    return run
+
+
+def test_every_recipe_is_tested():
+    assert list(marked_blocks("recipe")) == RECIPES
+
+
+def corr(x: np.ndarray, k, mode: str = "reflect") -> np.ndarray:
+    """scipy.ndimage as the oracle, each colour channel alike."""
+    from scipy import ndimage
+
+    k = np.asarray(k, dtype=np.float64)
+    if x.ndim == 3:
+        return np.stack([ndimage.correlate(x[..., c], k, mode=mode) for c in range(3)], -1)
+    return ndimage.correlate(x, k, mode=mode)
+
+
+SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+
+
+def test_recipe_edge_magnitude(recipe):
+    d = recipe("edge-magnitude")
+    x = unit(d / "sample_images/camera.png")
+    assert_within_one_level(pixels(d / "camera-edges-x.png"), to_8bit(np.abs(corr(x, SOBEL_X))))
+    assert_within_one_level(pixels(d / "camera-edges-y.png"), to_8bit(np.abs(corr(x, SOBEL_X.T))))
+
+
+def test_recipe_edge_magnitude_python(recipe):
+    d = recipe("edge-magnitude-python")
+    x = unit(d / "sample_images/camera.png")
+    magnitude = np.hypot(corr(x, SOBEL_X), corr(x, SOBEL_X.T))
+    assert_within_one_level(pixels(d / "camera-magnitude.png"), to_8bit(magnitude))
+
+
+def test_recipe_emboss(recipe):
+    """The zero-sum relief is mid-grey on flat ground; the built-in keeps the picture."""
+    d = recipe("emboss")
+    x = unit(d / "sample_images/coffee.png")
+    relief = np.array([[-2.0, -1, 0], [-1, 0, 1], [0, 1, 2]])
+    assert_within_one_level(pixels(d / "relief.png"), to_8bit(corr(gray(x), relief) + 0.5))
+    emboss = relief + np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]])
+    assert_within_one_level(pixels(d / "coffee-embossed.png"), to_8bit(corr(x, emboss)))
+    flat = np.full((9, 9), 0.3)
+    assert np.allclose(corr(flat, relief) + 0.5, 0.5) and np.allclose(corr(flat, emboss), 0.3)
+
+
+def test_recipe_unsharp(recipe):
+    """sharpened = X + a·(X − G⋆X), and the kernel file holds δ + a·(δ − G)."""
+    from convtool.kernels import gaussian
+
+    d = recipe("unsharp")
+    x = unit(d / "sample_images/coffee.png")
+    blurred = corr(x, gaussian(2))
+    assert_within_one_level(pixels(d / "coffee-sharper.png"), to_8bit(x + 1.5 * (x - blurred)))
+    g1 = gaussian(1)
+    delta = np.zeros_like(g1)
+    delta[g1.shape[0] // 2, g1.shape[1] // 2] = 1
+    np.testing.assert_allclose(np.loadtxt(d / "unsharp.txt"), delta + 0.8 * (delta - g1))
+    blurred = corr(x, g1)
+    assert_within_one_level(pixels(d / "coffee-sharper-2.png"), to_8bit(x + 0.8 * (x - blurred)))
+
+
+def test_recipe_blur_then_laplacian(recipe):
+    from convtool.kernels import LAPLACIAN, gaussian
+
+    d = recipe("blur-laplacian")
+    log = corr(corr(unit(d / "sample_images/camera.png"), gaussian(2)), LAPLACIAN)
+    expected = (log - log.min()) / (log.max() - log.min())
+    assert_within_one_level(pixels(d / "camera-log.png"), to_8bit(expected))
+
+
+def test_recipe_batch(recipe):
+    d = recipe("batch")
+    inputs = sorted(p.name for p in (d / "sample_images").glob("*.png"))
+    assert sorted(p.name for p in (d / "blurred").iterdir()) == inputs
+    assert sorted(p.name for p in (d / "edges").iterdir()) == [
+        f"{Path(n).stem}-sobel-y.png" for n in inputs
+    ]
+    for name in inputs:
+        x = unit(d / "sample_images" / name)
+        assert_within_one_level(
+            pixels(d / "blurred" / name), to_8bit(corr(x, np.full((5, 5), 0.04)))
+        )
+
+
+def test_recipe_pipeline(recipe):
+    """Two processes through a pipe make what two runs through a file make."""
+    d = recipe("pipeline")
+    assert run_convtool(["apply", str(d / "sample_images/camera.png"), "-k", "box:3", "-o",
+                         str(d / "step.png")]).code == 0  # fmt: skip
+    assert run_convtool(["apply", str(d / "step.png"), "-k", "laplacian", "-o",
+                         str(d / "again.png")]).code == 0  # fmt: skip
+    np.testing.assert_array_equal(pixels(d / "out.png"), pixels(d / "again.png"))
+
+
+def test_recipe_learn_unknown(recipe):
+    """The kernel found is Pillow's EMBOSS upside down, and reproduces it on other photos."""
+    from PIL import ImageFilter
+
+    d = recipe("learn-unknown")
+    text = (d / "found.txt").read_text()
+    bias = float(re.search(r"# bias: (\S+)", text).group(1))
+    weights = np.loadtxt(d / "found.txt")
+    (_, _), _, _, pillow = ImageFilter.EMBOSS.filterargs
+    np.testing.assert_allclose(weights, np.reshape(pillow, (3, 3))[::-1], atol=1e-4)
+    assert bias == pytest.approx(128 / 255, abs=1e-4)
+    for name in ("coffee", "chelsea"):
+        with Image.open(d / "sample_images" / f"{name}.png") as im:
+            theirs = np.asarray(im.filter(ImageFilter.EMBOSS))
+        ours = pixels(d / f"{name}-found.png")
+        assert_within_one_level(ours[1:-1, 1:-1], theirs[1:-1, 1:-1])
+
+
+def test_recipe_depth(recipe, tmp_path):
+    """16 bits stay 16 bits; --map none --depth 32 keeps the raw signed gradient."""
+    import tifffile
+
+    from convtool.kernels import SHARPEN
+
+    rng = np.random.default_rng(3)
+    scan = np.linspace(0, 60000, 30 * 40).reshape(30, 40) + rng.integers(0, 3000, (30, 40))
+    tifffile.imwrite(tmp_path / "scan16.tif", scan.astype(np.uint16))
+    d = recipe("depth")
+    x = scan.astype(np.uint16) / 65535
+    sharpened = tifffile.imread(d / "sharpened.tif")
+    assert sharpened.dtype == np.uint16
+    expected = np.rint(np.clip(corr(x, SHARPEN), 0, 1) * 65535)
+    assert np.abs(sharpened.astype(np.int64) - expected).max() <= 1
+    gradient = tifffile.imread(d / "gradient.tif")
+    assert gradient.dtype == np.float32
+    np.testing.assert_allclose(gradient, corr(x, SOBEL_X), atol=1e-5)
+    assert gradient.min() < 0
