@@ -548,10 +548,18 @@ def test_recipe_batch(recipe):
 def test_recipe_pipeline(recipe):
     """Two processes through a pipe make what two runs through a file make."""
     d = recipe("pipeline")
-    assert run_convtool(["apply", str(d / "sample_images/camera.png"), "-k", "box:3", "-o",
-                         str(d / "step.png")]).code == 0  # fmt: skip
-    assert run_convtool(["apply", str(d / "step.png"), "-k", "laplacian", "-o",
-                         str(d / "again.png")]).code == 0  # fmt: skip
+    assert (
+        run_convtool(
+            ["apply", str(d / "sample_images/camera.png"), "-k", "box:3", "-o", str(d / "step.png")]
+        ).code
+        == 0
+    )
+    assert (
+        run_convtool(
+            ["apply", str(d / "step.png"), "-k", "laplacian", "-o", str(d / "again.png")]
+        ).code
+        == 0
+    )
     np.testing.assert_array_equal(pixels(d / "out.png"), pixels(d / "again.png"))
 
 
@@ -592,3 +600,347 @@ def test_recipe_depth(recipe, tmp_path):
     assert gradient.dtype == np.float32
     np.testing.assert_allclose(gradient, corr(x, SOBEL_X), atol=1e-5)
     assert gradient.min() < 0
+
+
+# Coming from another tool: each ✓ of the README's table ----------------------------------------
+
+
+def distinct(kh: int, kw: int) -> np.ndarray:
+    """A kernel with distinct entries (powers of two, signs mixed), so no flip can hide."""
+    values = 2.0 ** np.arange(kh * kw) * np.where(np.arange(kh * kw) % 3 == 1, -1, 1)
+    return np.random.default_rng(kh * 10 + kw).permutation(values).reshape(kh, kw) / 2 ** (kh * kw)
+
+
+@pytest.fixture(scope="module")
+def image8():
+    return np.random.default_rng(11).integers(0, 256, (13, 17), dtype=np.uint8)
+
+
+def apply_npy(tmp_path: Path, x: np.ndarray, *options: str) -> np.ndarray:
+    """``convtool apply x.npy OPTIONS -o out.npy`` (raw float values, no map)."""
+    np.save(tmp_path / "x.npy", x)
+    ran = run_convtool(["apply", str(tmp_path / "x.npy"), *options, "-o", str(tmp_path / "o.npy")])
+    assert ran.code == 0, ran.text
+    return np.load(tmp_path / "o.npy")
+
+
+def kernel_file(tmp_path: Path, k: np.ndarray, name: str = "K.txt") -> str:
+    np.savetxt(tmp_path / name, k, fmt="%.17g")
+    return f"@{tmp_path / name}"
+
+
+OPENCV_BORDERS = {
+    "reflect": "BORDER_REFLECT",
+    "mirror": "BORDER_REFLECT_101",
+    "nearest": "BORDER_REPLICATE",
+    "constant": "BORDER_CONSTANT",
+}
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 2), (4, 3), (2, 5)])
+def test_opencv_filter2d_is_correlation_with_mirror_by_default(tmp_path, shape):
+    """``--border mirror`` is filter2D's default, for odd and even sizes (same anchor)."""
+    cv2 = pytest.importorskip("cv2")
+    x = np.random.default_rng(1).random((11, 13))
+    k = distinct(*shape)
+    ours = apply_npy(tmp_path, x, "-k", kernel_file(tmp_path, k), "--border", "mirror")
+    np.testing.assert_allclose(ours, cv2.filter2D(x, -1, k), atol=1e-12)
+    for border, name in OPENCV_BORDERS.items():
+        theirs = cv2.filter2D(x, -1, k, borderType=getattr(cv2, name))
+        ours = apply_npy(tmp_path, x, "-k", kernel_file(tmp_path, k), "--border", border)
+        np.testing.assert_allclose(ours, theirs, atol=1e-12, err_msg=border)
+    flipped = cv2.filter2D(x, -1, cv2.flip(k, -1))
+    ours = apply_npy(
+        tmp_path, x, "-k", kernel_file(tmp_path, k), "--convolve", "--border", "mirror"
+    )
+    np.testing.assert_allclose(ours, flipped, atol=1e-12)
+    with pytest.raises(cv2.error):
+        cv2.filter2D(x, -1, k, borderType=cv2.BORDER_WRAP)
+
+
+def pad_to_anchor(k: np.ndarray, ay: int, ax: int) -> np.ndarray:
+    """K with zeros around it so that its cell (ay, ax) is the centre (kh//2, kw//2)."""
+    kh, kw = k.shape
+    rows = (max(0, kh - 1 - 2 * ay), max(0, 2 * ay - (kh - 1)))
+    cols = (max(0, kw - 1 - 2 * ax), max(0, 2 * ax - (kw - 1)))
+    return np.pad(k, (rows, cols))
+
+
+def test_anchor_and_origin_are_a_zero_padded_kernel():
+    """OpenCV's anchor, scipy's origin and convtool's padded kernel agree for every cell."""
+    cv2 = pytest.importorskip("cv2")
+    from scipy import ndimage
+
+    import convtool
+
+    x = np.random.default_rng(2).random((9, 11))
+    for shape in [(3, 3), (2, 4)]:
+        k = distinct(*shape)
+        kh, kw = shape
+        for ay in range(kh):
+            for ax in range(kw):
+                ours = convtool.correlate(x, pad_to_anchor(k, ay, ax), border="mirror")
+                theirs = cv2.filter2D(x, -1, k, anchor=(ax, ay))
+                np.testing.assert_allclose(ours, theirs, atol=1e-12)
+                scipy = ndimage.correlate(x, k, mode="mirror", origin=(ay - kh // 2, ax - kw // 2))
+                np.testing.assert_allclose(ours, scipy, atol=1e-12)
+    assert pad_to_anchor(np.ones((3, 3)), 0, 0)[2:, 2:].sum() == 9  # K in the bottom-right corner
+
+
+def test_opencv_8bit_saturates_and_delta_is_the_bias(tmp_path, image8):
+    cv2 = pytest.importorskip("cv2")
+    Image.fromarray(image8).save(tmp_path / "in.png")
+    k = SOBEL_X / 4
+    spec = kernel_file(tmp_path, k)
+    for extra, delta in (([], 0), (["--bias", str(100 / 255)], 100)):
+        ran = run_convtool(
+            [
+                "apply",
+                str(tmp_path / "in.png"),
+                "-k",
+                spec,
+                "--border",
+                "mirror",
+                *extra,
+                "-o",
+                str(tmp_path / "out.png"),
+            ]
+        )
+        assert ran.code == 0, ran.text
+        theirs = cv2.filter2D(image8, -1, k, delta=delta)
+        assert_within_one_level(pixels(tmp_path / "out.png"), theirs)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "mirror", "nearest", "wrap", "constant"])
+def test_scipy_ndimage_modes_are_convtools_borders(tmp_path, mode):
+    from scipy import ndimage
+
+    x = np.random.default_rng(3).random((10, 12))
+    k = distinct(3, 4)
+    ours = apply_npy(
+        tmp_path, x, "-k", kernel_file(tmp_path, k), "--border", mode, "--cval", "0.25"
+    )
+    np.testing.assert_allclose(ours, ndimage.correlate(x, k, mode=mode, cval=0.25), atol=1e-12)
+
+
+def test_scipy_ndimage_on_uint8_truncates_and_wraps_around():
+    from scipy import ndimage
+
+    x = np.array([[10, 10, 20, 20]], np.uint8)
+    np.testing.assert_array_equal(ndimage.correlate(x, [[1.0, -1.0]], mode="nearest")[0, 2], 246)
+    np.testing.assert_array_equal(ndimage.correlate(np.array([[11]], np.uint8), [[0.5]]), [[5]])
+
+
+def pillow_kernel(size: int, k: np.ndarray, **options):
+    from PIL import ImageFilter
+
+    return ImageFilter.Kernel((size, size), k.ravel().tolist(), **options)
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_pillow_kernel_correlates_upside_down(tmp_path, image8, size):
+    """Pillow's Kernel(K) is convtool's -k K[::-1] (rows reversed), scale and offset included,
+    except the outermost pixels, which Pillow copies from the input; Kernel(K[:, ::-1]) is
+    convtool's --convolve with K."""
+    r = size // 2
+    k = np.random.default_rng(size).integers(-4, 5, (size, size)).astype(np.float64)
+    k[r, r] = 20  # a positive sum, far from zero
+    scale, offset = 2.5, 40
+    Image.fromarray(image8).save(tmp_path / "in.png")
+    theirs = np.asarray(
+        Image.fromarray(image8).filter(pillow_kernel(size, k, scale=scale, offset=offset))
+    )
+    for options, expect_equal in (
+        (["-k", kernel_file(tmp_path, k[::-1], "rows-reversed.txt")], True),
+        (["-k", kernel_file(tmp_path, k, "as-given.txt")], False),
+        (["-k", kernel_file(tmp_path, k[::-1, ::-1], "turned.txt")], False),
+        (["-k", kernel_file(tmp_path, k[:, ::-1], "columns-reversed.txt"), "--convolve"], True),
+    ):
+        ran = run_convtool(
+            [
+                "apply",
+                str(tmp_path / "in.png"),
+                *options,
+                "--scale",
+                str(1 / scale),
+                "--bias",
+                str(offset / 255),
+                "-o",
+                str(tmp_path / "out.png"),
+            ]
+        )
+        assert ran.code == 0, ran.text
+        ours = pixels(tmp_path / "out.png")
+        diff = np.abs(ours.astype(int) - theirs.astype(int))[r:-r, r:-r]
+        assert (diff.max() <= 1) == expect_equal, options
+    inner = np.zeros(image8.shape, bool)
+    inner[r:-r, r:-r] = True
+    np.testing.assert_array_equal(theirs[~inner], image8[~inner])  # the border: unfiltered
+
+
+def test_pillow_kernel_scale_defaults_to_the_sum(image8):
+    """A zero-sum kernel with the default scale divides by 0: every filtered pixel is 0."""
+    img = Image.fromarray(image8)
+    out = np.asarray(img.filter(pillow_kernel(3, SOBEL_X, offset=50)))
+    assert (out[1:-1, 1:-1] == 0).all()
+    out = np.asarray(img.filter(pillow_kernel(3, SOBEL_X, scale=1, offset=50)))
+    assert out[1:-1, 1:-1].max() > 50
+    with pytest.raises(ValueError, match="wrong mode"):
+        Image.new("F", (5, 5)).filter(pillow_kernel(3, SOBEL_X, scale=1))
+
+
+imagemagick = pytest.mark.skipif(
+    shutil.which("convert") is None, reason="ImageMagick's convert is not installed"
+)
+
+
+def magick(tmp_path: Path, image8: np.ndarray, *args: str) -> np.ndarray:
+    Image.fromarray(image8).save(tmp_path / "in.png")
+    done = subprocess.run(
+        ["convert", str(tmp_path / "in.png"), *args, "-depth", "8", "gray:-"],
+        capture_output=True,
+        check=True,
+    )
+    return np.frombuffer(done.stdout, np.uint8).reshape(image8.shape)
+
+
+def magick_kernel(k: np.ndarray, origin: tuple[int, int] | None = None) -> str:
+    kh, kw = k.shape
+    where = "" if origin is None else f"+{origin[1]}+{origin[0]}"
+    return f"{kw}x{kh}{where}: " + " ".join(",".join(f"{v:.17g}" for v in row) for row in k)
+
+
+def ours8(
+    image8: np.ndarray, k: np.ndarray, border: str = "nearest", cval: float = 0.0, bias: float = 0
+) -> np.ndarray:
+    """What convtool writes for an 8-bit image (through the API: the CLI is pinned above)."""
+    import convtool
+
+    return to_8bit(convtool.correlate(image8 / 255, k, border=border, cval=cval) + bias)
+
+
+VIRTUAL_PIXELS = [
+    ("Edge", "nearest", 0.0),
+    ("Mirror", "reflect", 0.0),
+    ("Tile", "wrap", 0.0),
+    ("Black", "constant", 0.0),
+    ("Gray", "constant", 0.5),
+    ("White", "constant", 1.0),
+]
+
+
+@imagemagick
+def test_imagemagick_correlate_convolve_and_virtual_pixels(tmp_path, image8):
+    k = np.abs(distinct(5, 5))
+    k /= k.sum()  # no negative results: nothing for Q16 to clip
+    spec = magick_kernel(k)
+    correlated = magick(tmp_path, image8, "-morphology", "Correlate", spec)
+    assert_within_one_level(correlated, ours8(image8, k))
+    convolved = magick(tmp_path, image8, "-morphology", "Convolve", spec)
+    assert_within_one_level(convolved, ours8(image8, k[::-1, ::-1]))
+    for virtual, border, cval in VIRTUAL_PIXELS:
+        args = ("-virtual-pixel", virtual, "-morphology", "Correlate", spec)
+        assert_within_one_level(
+            magick(tmp_path, image8, *args), ours8(image8, k, border, cval=cval)
+        )
+
+
+@imagemagick
+def test_imagemagick_bias_scale_normalise_and_origin(tmp_path, image8):
+    k = distinct(3, 3)
+    for bias in (["-bias", "50%"], ["-define", "convolve:bias=50%"]):
+        theirs = magick(tmp_path, image8, *bias, "-morphology", "Correlate", magick_kernel(k))
+        assert_within_one_level(theirs, ours8(image8, k, bias=0.5))
+    pos = np.abs(k)
+    scaled = ("-define", "convolve:scale=0.5", "-morphology", "Correlate", magick_kernel(pos))
+    assert_within_one_level(magick(tmp_path, image8, *scaled), ours8(image8, 0.5 * pos))
+    normalised = ("-define", "convolve:scale=!", "-morphology", "Correlate", magick_kernel(pos))
+    assert_within_one_level(magick(tmp_path, image8, *normalised), ours8(image8, pos / pos.sum()))
+    legacy = " ".join(",".join(f"{v:.17g}" for v in row) for row in pos)
+    theirs = magick(tmp_path, image8, "-convolve", legacy)
+    assert_within_one_level(theirs, ours8(image8, pos / pos.sum()))  # normalised, not flipped
+    for shape, origin in (((3, 3), (0, 2)), ((2, 2), None), ((4, 3), None)):
+        k = np.abs(distinct(*shape))
+        k /= k.sum()
+        kh, kw = shape
+        anchor = origin if origin is not None else ((kh - 1) // 2, (kw - 1) // 2)
+        theirs = magick(tmp_path, image8, "-morphology", "Correlate", magick_kernel(k, origin))
+        assert_within_one_level(theirs, ours8(image8, pad_to_anchor(k, *anchor)))
+
+
+# Shell completion and --help -------------------------------------------------------------------
+
+
+def convtool_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    source = Path(__import__("convtool").__file__).resolve().parent.parent
+    python_path = os.pathsep.join([str(source), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return subprocess.run(
+        [sys.executable, "-m", "convtool", *args],
+        env={**os.environ, "PYTHONPATH": python_path, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_help_offers_shell_completion():
+    ran = run_convtool(["--help"])
+    assert ran.code == 0
+    assert "--install-completion" in ran.text and "--show-completion" in ran.text
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("convtool apply x.png --border ", "reflect mirror nearest wrap constant valid"),
+        ("convtool apply x.png --map ", "clip abs rescale none"),
+        ("convtool learn a.png b.png --method ", "lstsq gd"),
+        ("convtool ap", "apply"),
+    ],
+)
+def test_completion_offers_commands_and_choices(words, expected):
+    """What the installed completion script asks convtool for, and gets."""
+    done = convtool_process(
+        env={
+            "_CONVTOOL_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+        }
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == expected.split()
+
+
+def test_install_completion_for_bash(tmp_path):
+    """README: the script goes to ~/.bash_completions/convtool.sh, sourced from ~/.bashrc."""
+    env = {"HOME": str(tmp_path), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    done = convtool_process("--install-completion", "bash", env=env)
+    assert done.returncode == 0, done.stderr
+    script = tmp_path / ".bash_completions" / "convtool.sh"
+    assert str(script) in done.stdout
+    assert "_CONVTOOL_COMPLETE=complete_bash" in script.read_text()
+    assert f"source '{script}'" in (tmp_path / ".bashrc").read_text()
+
+
+def test_show_completion_for_a_given_shell():
+    done = convtool_process(env={"_CONVTOOL_COMPLETE": "source_zsh"})
+    assert done.returncode == 0 and done.stdout.lstrip().startswith("#compdef convtool")
+    done = convtool_process(env={"_CONVTOOL_COMPLETE": "source_bash"})
+    assert "complete -o default -F _convtool_completion convtool" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["apply", "learn", "kernels"])
+def test_help_examples_are_whole_commands(command, monkeypatch):
+    """Each command's --help has examples, each on one line of an 80-column terminal."""
+    monkeypatch.setenv("COLUMNS", "80")
+    ran = run_convtool([command, "--help"])
+    assert ran.code == 0
+    text = ran.text
+    assert "Examples:" in text
+    examples = text[text.index("Examples:") : text.index("\nArguments:")].splitlines()[1:]
+    lines = [line.strip() for line in examples if line.strip()]
+    assert len(lines) >= 3
+    assert all(line.startswith("convtool ") for line in lines), (
+        f"convtool {command} --help: an example is cut over two lines:\n" + "\n".join(lines)
+    )
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -355,7 +355,7 @@ BUILTINS: dict[str, Builtin] = {
     "laplacian": Builtin(_fixed(LAPLACIAN), (), "4-neighbour Laplacian, centre -4"),
     "laplacian8": Builtin(_fixed(LAPLACIAN8), (), "8-neighbour Laplacian, centre -8"),
     "sharpen": Builtin(_fixed(SHARPEN), (), "identity plus the negative 4-neighbour Laplacian"),
-    "emboss": Builtin(_fixed(EMBOSS), (), "relief from the top left (try --bias 0.5)"),
+    "emboss": Builtin(_fixed(EMBOSS), (), "relief from the top left over the picture (sums to 1)"),
     "box": Builtin(box, ("size",), "box:N, N×N mean (N default 3)"),
     "gaussian": Builtin(
         gaussian, ("sigma", "size"), "gaussian:sigma=S[,size=N], blur summing to 1"

@@ -214,7 +214,7 @@ def apply_command(
 
       convtool apply photo.png -k sobel-x --map abs -o edges.png
 
-      convtool apply photo.jpg -k emboss --bias 0.5 -o embossed.jpg
+      convtool apply in.jpg -k '-2 -1 0; -1 0 1; 0 1 2' --bias 0.5 -o relief.jpg
 
       convtool apply photo.png -k gaussian:2 -k laplacian --map abs -o log.png
 

@@ -150,9 +150,9 @@ def learn_command(
 
       convtool apply photo.png -k @kernel.txt -o again.png
 
-      convtool learn x.png edges.png --size 1x2 --method gd --lr 0.03 --epochs 10
+      convtool learn x.txt y.txt --size 1x2 --method gd --lr 0.03 --epochs 10
 
-      convtool learn a.png a-emb.png b.png b-emb.png --size 3 --bias -o emboss.json --json
+      convtool learn a.png A.png b.png B.png --size 3 --bias -o k.json --json
     """
     if len(files) < 2 or len(files) % 2:
         raise UsageError(
