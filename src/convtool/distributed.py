@@ -3,6 +3,9 @@
 Nothing here is imported by ``import convtool`` or by ``convtool apply`` without
 ``--scheduler``; Dask comes with the optional extra ``pip install 'convtool[dask]'``.
 
+``map_on_cluster`` runs ``convtool apply``'s batch on a ``dask.distributed`` cluster: one task
+per file, each calling the same per-file function the local batch calls.
+
 ``correlate_dask`` filters a Dask array with ``map_overlap`` and the same numba core as
 ``correlate``. The border mode is applied once, at the true image edges only: the array is first
 extended by kh − 1 rows and kw − 1 columns, made of its own edge rows and columns by the index
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -112,6 +116,51 @@ def correlate_dask(
         dtype=out_dtype,
         meta=np.empty((0,) * x.ndim, dtype=out_dtype),
     )
+
+
+def map_on_cluster(
+    address: str, function: Callable[..., Any], items: Sequence[Any], *args: Any
+) -> Iterator[tuple[int, bool, Any]]:
+    """Run ``function(item, *args)`` for every item on the Dask cluster at ``address``.
+
+    Yields ``(index of the item, True, result)``, or ``(index, False, "Type: message")`` for a
+    task that raised (or whose worker died), as tasks complete. Each task is one call: for
+    ``convtool apply`` one file, read, filtered and written by a worker, which must see the
+    same paths. Raises UsageError when Dask is missing, ImageError when the scheduler cannot
+    be reached.
+    """
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise UsageError(
+            "--scheduler needs Dask's distributed scheduler: pip install 'convtool[dask]' "
+            "(on this machine and on every worker)"
+        ) from None
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ImageError(f"cannot reach the Dask scheduler at {address!r} ({exc})") from None
+    try:
+        futures = {
+            client.submit(_locked, function, item, *args, pure=False): index
+            for index, item in enumerate(items)
+        }
+        for future in as_completed(futures):
+            index = futures[future]
+            if future.status == "finished":
+                yield index, True, future.result()
+            else:
+                error = future.exception()
+                yield index, False, f"{type(error).__name__}: {error}"
+            future.release()
+    finally:
+        client.close()
+
+
+def _locked(function: Callable[..., Any], *args: Any) -> Any:
+    """One task's call, holding the per-process core lock (see ``_CORE_LOCK``)."""
+    with _CORE_LOCK:
+        return function(*args)
 
 
 def _correlate_block(

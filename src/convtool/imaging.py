@@ -1337,7 +1337,8 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     except OSError as exc:
         raise ImageError(f"{path}: cannot be written ({exc.strerror or exc})") from None
     try:
-        with os.fdopen(fd, "w+b") as fp:
+        os.close(fd)
+        with open(tmp, "w+b") as fp:  # by name: writers such as tifffile want fp.name
             yield fp
             fp.flush()
             os.fsync(fp.fileno())

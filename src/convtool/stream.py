@@ -293,14 +293,16 @@ def open_reader(source: Any) -> Any:
 
 
 class NpyWriter:
-    """A ``.npy`` file written row band by row band with plain file writes (no memory map).
+    """A ``.npy`` file (a path, or an open binary file) written band by band with file writes.
+
+    No memory map, so the resident set does not grow with the file.
 
     ``write_rows(start, rows)`` may be called in any order; the file holds zeros where nothing
     was written.
     """
 
-    def __init__(self, path: str | os.PathLike[str], shape: tuple[int, ...], dtype: Any) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Any, shape: tuple[int, ...], dtype: Any) -> None:
+        self.path = Path(path) if isinstance(path, (str, os.PathLike)) else None
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         header: dict[str, Any] = {
@@ -308,7 +310,10 @@ class NpyWriter:
             "fortran_order": False,
             "shape": self.shape,
         }
-        self._fp = open(self.path, "wb")  # noqa: SIM115  (closed by close())
+        if self.path is None:  # an open binary file, left open
+            self._fp, self._owned = path, False
+        else:
+            self._fp, self._owned = open(self.path, "wb"), True  # noqa: SIM115 (see close)
         np.lib.format.write_array_header_2_0(self._fp, header)
         self.offset = self._fp.tell()
         self.row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
@@ -322,7 +327,8 @@ class NpyWriter:
         self._fp.write(rows.view(np.uint8).reshape(-1).data)
 
     def close(self) -> None:
-        self._fp.close()
+        if self._owned:
+            self._fp.close()
 
     def __enter__(self) -> NpyWriter:
         return self
@@ -332,7 +338,7 @@ class NpyWriter:
 
 
 def write_tiff(
-    path: str | os.PathLike[str],
+    path: Any,
     bands: Iterable[tuple[int, np.ndarray]],
     shape: tuple[int, ...],
     dtype: Any,
@@ -345,6 +351,7 @@ def write_tiff(
 ) -> None:
     """Write ``bands`` — (start row, rows) in order, covering ``shape`` — to a TIFF file.
 
+    ``path``: a file name or an open binary file.
     Uncompressed images are written in strips of ``rows_per_strip`` rows, compressed ones
     (``compression`` as tifffile names it, e.g. ``"zlib"``) in ``tile`` × ``tile`` tiles that
     tifffile encodes; either way only one row of strips or tiles is held at a time. BigTIFF is
@@ -643,6 +650,7 @@ def plan_band_rows(
     read_itemsize: int | None = None,
     slack_rows: int = 0,
     row_overhead: int = 0,
+    fixed_overhead: int = 0,
 ) -> int:
     """The band height that keeps one band's image data within ``memory`` bytes.
 
@@ -652,8 +660,9 @@ def plan_band_rows(
     a reader that decodes whole strips or tiles), each stage's extended band, its result and
     one temporary of that size (the separable pass), the previous band that the caller still
     holds while the next one is computed, all of ``channels`` samples of ``itemsize`` bytes,
-    and ``row_overhead`` bytes per output row for the caller's own buffers (e.g. conversion to
-    stored samples). Raises UsageError when not even one row fits.
+    and ``row_overhead`` bytes per output row plus ``fixed_overhead`` bytes for the caller's
+    own buffers (e.g. conversion to stored samples, a row of TIFF tiles). Raises UsageError
+    when not even one row fits.
     """
     geo = _Geometry.of(shape, stages, border)
     c = channels if channels is not None else (shape[2] if len(shape) == 3 else 1)
@@ -664,7 +673,7 @@ def plan_band_rows(
     if border == "wrap":
         halos = [2 * h for h in halos]
     per_row = read_row + row_overhead + geo.widths[-1] * c * itemsize  # the caller's last band
-    fixed = (halos[0] + slack_rows) * read_row
+    fixed = (halos[0] + slack_rows) * read_row + fixed_overhead
     for s, st in enumerate(stages):
         band_row = (geo.widths[s] + st.shape[1] - 1) * c * itemsize
         out_row = 2 * geo.widths[s + 1] * c * itemsize

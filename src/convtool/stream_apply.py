@@ -1,0 +1,434 @@
+"""``convtool apply`` for images larger than memory: TIFF/BigTIFF and ``.npy`` in bands.
+
+When an image would not fit (see :func:`should_stream`), ``convtool apply`` reads it band by
+band (:mod:`convtool.stream`), filters each band with its halo, and writes the result band by
+band to a TIFF (tiled when compressed, BigTIFF past 4 GB) or ``.npy`` file — atomically, as
+every output. The pixel policy is :mod:`convtool.imaging`'s own, applied to each band: samples
+to [0, 1] (``tiff_planes``), ``--gray`` (``to_gray``), then map, round, clamp
+(``stored_samples``); ``--map rescale`` takes a first pass for the global min and max. The
+kernel chain is :mod:`convtool.filtering`'s: each kernel, its file's bias, then ``--scale`` and
+``--bias``; a kept alpha channel rides along unfiltered (cropped for ``valid``). The result is
+the in-memory one: stored integers within one level (float rounding), floats within 1e-6.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convtool.correlate import correlate
+from convtool.errors import ImageError, UsageError
+from convtool.filtering import Recipe, _scale_bias
+from convtool.imaging import (
+    MATRIX_FORMATS,
+    OutputPlan,
+    Picture,
+    _matrix_picture,
+    _tiff_metadata,
+    atomic_file,
+    plan_output,
+    stored_samples,
+    tiff_options,
+    tiff_planes,
+    to_gray,
+)
+from convtool.stream import (
+    DEFAULT_MEMORY,
+    NpyReader,
+    NpyWriter,
+    Stage,
+    TiffReader,
+    available_memory,
+    extrema,
+    format_bytes,
+    iter_stage_bands,
+    plan_band_rows,
+    write_tiff,
+)
+
+STREAM_FRACTION = 0.5
+"""Without ``--memory``, an image is streamed when an in-memory run would need more than this
+fraction of the available memory (``MemAvailable`` in /proc/meminfo)."""
+
+IN_MEMORY_COPIES = 4
+"""An in-memory run holds about this many float32 copies of the image at once (the decoded
+planes, the filtered result, a temporary of the chain, the stored samples)."""
+
+TIFF_TILE = 256
+"""Streamed TIFF outputs are written in tiles of this size when compressed (smaller, down to
+16, when a row of tiles would take more than a quarter of the memory budget)."""
+
+STREAM_FORMATS = ("TIFF", "NPY")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What an input's header says, read without decoding any pixel."""
+
+    format: str
+    height: int
+    width: int
+    samples: int
+    why_not: str | None = None
+    """Why this input cannot be read in bands (None: it can)."""
+
+    @property
+    def in_memory_bytes(self) -> int:
+        return self.height * self.width * self.samples * 4 * IN_MEMORY_COPIES
+
+
+def probe(source: str) -> Probe | None:
+    """The header of ``source``; None when it cannot be told cheaply (stdin, unreadable...).
+
+    The in-memory path then reads the file and reports any problem in its own words.
+    """
+    if source == "-":
+        return None
+    path = Path(source)
+    try:
+        if path.suffix.lower() in MATRIX_FORMATS:
+            if MATRIX_FORMATS[path.suffix.lower()] != "NPY":
+                return None  # text matrices are parsed whole
+            reader = NpyReader(path)
+            h, w = reader.shape[:2]
+            return Probe("NPY", h, w, int(np.prod(reader.shape[2:])))
+        with open(path, "rb") as fp:
+            magic = fp.read(4)
+        if magic in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _probe_tiff(path)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return Probe(
+                str(im.format),
+                int(im.height),
+                int(im.width),
+                len(im.getbands()),
+                f"{im.format} cannot be read in bands",
+            )
+    except Exception:
+        return None
+
+
+def _probe_tiff(path: Path) -> Probe:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        samples = int(page.samplesperpixel)
+        h, w = int(page.imagelength), int(page.imagewidth)
+        why = None
+        orientation = page.tags.get(274)
+        if str(page.axes) not in ("YX", "YXS", "SYX"):
+            why = f"a TIFF with axes {page.axes} is not a plain 2-D image"
+        elif page.bitspersample not in (8, 16, 32, 64):
+            why = f"{page.bitspersample}-bit TIFF samples are read whole"
+        elif orientation is not None and int(orientation.value or 1) != 1:
+            why = f"a TIFF with orientation {orientation.value} must be turned upright whole"
+        return Probe("TIFF", h, w, samples, why)
+
+
+def should_stream(source: str, *, memory: int | None, max_pixels: int) -> bool:
+    """Whether ``source`` goes through the streamed path; ImageError when it cannot fit at all.
+
+    The budget is ``memory`` (``--memory``), or :data:`STREAM_FRACTION` of the available
+    memory. An input whose in-memory run (:data:`IN_MEMORY_COPIES` float32 copies) exceeds the
+    budget is streamed when its format allows (TIFF, ``.npy``); so is a TIFF or ``.npy`` with
+    more than ``max_pixels`` pixels, whose memory stays bounded by the budget. Other formats
+    that would not fit are refused with a clear error.
+    """
+    info = probe(source)
+    if info is None:
+        return False
+    budget = memory
+    if budget is None:
+        available = available_memory()
+        budget = None if available is None else int(available * STREAM_FRACTION)
+    too_big = budget is not None and info.in_memory_bytes > budget
+    over_limit = info.height * info.width > max_pixels
+    if info.why_not is None:
+        return too_big or over_limit
+    if too_big and not over_limit:  # over the limit: the in-memory path refuses it from its size
+        what = "--memory" if memory is not None else "half the available memory"
+        raise ImageError(
+            f"{source}: a {info.width}x{info.height} {info.format} image needs about "
+            f"{format_bytes(info.in_memory_bytes)} in memory, more than {what} "
+            f"({format_bytes(budget or 0)}), and {info.why_not}; convert it to TIFF, which "
+            "convtool filters band by band (e.g. vips tiffsave in.png out.tif --tile --bigtiff)"
+        )
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# Sources: rows of the file, and rows as the pixel policy's planes
+
+
+@dataclass
+class _Source:
+    reader: Any
+    picture: Picture  # a one-row picture: format, depth, colours, metadata for plan_output
+    prepare: Callable[[np.ndarray], np.ndarray]  # file rows → colour planes (+ alpha last)
+    colour: int  # colour channels; an alpha channel follows when picture.alpha is set
+
+
+def _open_source(source: str, gray: bool) -> _Source:
+    path = Path(source)
+    if path.suffix.lower() == ".npy":
+        reader = NpyReader(path)
+
+        def matrix_rows(rows: np.ndarray) -> np.ndarray:
+            picture = _matrix_picture(rows, "NPY", source)
+            return (to_gray(picture) if gray else picture).data
+
+        first = _matrix_picture(reader.read_rows(0, 1), "NPY", source)
+        first = to_gray(first) if gray else first
+        return _Source(reader, first, matrix_rows, first.channels)
+    return _open_tiff(source, gray)
+
+
+def _open_tiff(source: str, gray: bool) -> _Source:
+    reader = TiffReader(source)
+    page = reader.page
+    photometric = int(page.photometric)
+    extrasamples = tuple(int(e) for e in page.extrasamples)
+    colormap = page.colormap
+    tags = {tag.code: tag.value for tag in page.tags.values()}
+    metadata, _ = _tiff_metadata(tags)
+
+    def picture_of(rows: np.ndarray) -> Picture:
+        data, alpha, depth = tiff_planes(rows, photometric, extrasamples, colormap, source)
+        colors = {1: "L", 3: "RGB", 4: "CMYK"}[data.shape[2]]
+        mode = colors + ("A" if alpha is not None else "") + {8: "", 16: ";16", 32: ";F"}[depth]
+        picture = Picture(
+            data=data,
+            alpha=alpha,
+            integer_stored=depth in (8, 16),
+            depth=depth,
+            format="TIFF",
+            mode=mode,
+            colors=colors,
+            metadata=metadata,
+            name=source,
+        )
+        return to_gray(picture) if gray else picture
+
+    def tiff_rows(rows: np.ndarray) -> np.ndarray:
+        picture = picture_of(rows)
+        if picture.alpha is None:
+            return picture.data
+        return np.concatenate([picture.data, picture.alpha[..., np.newaxis]], axis=2)
+
+    try:
+        first = picture_of(reader.read_rows(0, 1))
+    except Exception:
+        reader.close()
+        raise
+    return _Source(reader, first, tiff_rows, first.channels)
+
+
+# --------------------------------------------------------------------------------------------
+# The chain as stages
+
+
+def _stages(recipe: Recipe, colour: int, alpha: bool) -> list[Stage]:
+    """Each kernel of the recipe on the colour planes (plus its file's bias); alpha cropped."""
+    stages = []
+    for kernel in recipe.prepared():
+        kh, kw = (int(n) for n in kernel.weights.shape)
+        apply = functools.partial(
+            _stage,
+            weights=kernel.weights,
+            bias=kernel.bias,
+            colour=colour if alpha else None,
+            threads=recipe.threads,
+        )
+        stages.append(Stage((kh, kw), apply, recipe.cval))
+    return stages
+
+
+def _stage(
+    band: np.ndarray, *, weights: np.ndarray, bias: float, colour: int | None, threads: int | None
+) -> np.ndarray:
+    """One kernel on an extended band: colour ⋆ K + bias; alpha (after ``colour``) cropped to
+    the pixels each result is centred on, as ``filtering`` keeps it."""
+    planes = band if colour is None else band[..., :colour]
+    out = correlate(planes, weights, border="valid", threads=threads)
+    if bias:
+        out += out.dtype.type(bias)
+    if colour is None:
+        return out
+    h, w = out.shape[:2]
+    top, left = weights.shape[0] // 2, weights.shape[1] // 2
+    kept = band[top : top + h, left : left + w, colour:]
+    return np.concatenate([out, kept.astype(out.dtype)], axis=2)
+
+
+# --------------------------------------------------------------------------------------------
+# The streamed run
+
+
+def run_streamed(
+    source: str,
+    target: Path | None,
+    fmt: str,
+    *,
+    recipe: Recipe,
+    depth: int | None,
+    map: str | None,
+    gray: bool,
+    compress_level: int,
+    memory: int | None,
+    notes: Callable[[str, str], None],
+) -> None:
+    """Filter ``source`` into ``target`` band by band (what ``convtool apply`` does in memory)."""
+    if target is None:
+        raise UsageError(
+            f"{source}: the image is filtered in bands (it is too large for memory, or "
+            "--memory asks for it), which needs an output file: give -o FILE.tif or FILE.npy"
+        )
+    if fmt not in STREAM_FORMATS:
+        raise ImageError(
+            f"{target}: the image is filtered in bands (it is too large for memory, or --memory "
+            f"asks for it), and {fmt} cannot be written in bands; write .tif or .npy"
+        )
+    src = _open_source(source, gray)
+    try:
+        _run(src, source, target, fmt, recipe, depth, map, compress_level, memory, notes)
+    finally:
+        close = getattr(src.reader, "close", None)
+        if close is not None:
+            close()
+
+
+def _run(
+    src: _Source,
+    source: str,
+    target: Path,
+    fmt: str,
+    recipe: Recipe,
+    depth: int | None,
+    map: str | None,
+    compress_level: int,
+    memory: int | None,
+    notes: Callable[[str, str], None],
+) -> None:
+    picture = src.picture
+    alpha = picture.alpha is not None
+    if alpha and recipe.alpha == "filter":
+        raise UsageError(
+            f"{source}: --alpha filter is not available for images filtered in bands; use "
+            "--alpha keep (the default), or a smaller image"
+        )
+    plan = plan_output(picture, fmt, depth=depth, map=map)
+    stages = _stages(recipe, src.colour, alpha)
+    shape = tuple(src.reader.shape)
+    channels = src.colour + alpha
+    itemsize = 8 if picture.data.dtype == np.float64 else 4
+    stored_channels = _stored_channels(plan, src.colour, alpha)
+    stored_size = {8: 1, 16: 2, 32: 4, 64: 8}[plan.depth]
+    width = _out_width(shape, stages, recipe.border)
+    budget = memory if memory is not None else _default_band_memory()
+    tile_row = 2 * width * stored_channels * stored_size  # a row of tiles, and its assembly
+    tile = TIFF_TILE
+    while tile > 16 and tile * tile_row > budget // 4:
+        tile //= 2
+    band_rows = plan_band_rows(
+        (*shape[:2], channels),
+        stages,
+        recipe.border,
+        budget,
+        channels=channels,
+        itemsize=itemsize,
+        read_itemsize=np.dtype(src.reader.dtype).itemsize + itemsize,
+        slack_rows=int(getattr(src.reader, "slack_rows", 0)),
+        row_overhead=width * channels * 8 + width * stored_channels * stored_size,
+        fixed_overhead=tile * tile_row if fmt == "TIFF" else 0,
+    )
+    notes(
+        source,
+        f"{source}: {shape[1]}x{shape[0]} filtered in bands of {band_rows} rows "
+        f"(memory budget {format_bytes(budget)})",
+    )
+    for message in plan.notes:
+        notes(source, message)
+
+    def bands() -> Iterator[tuple[int, np.ndarray]]:
+        return iter_stage_bands(
+            src.reader, stages, border=recipe.border, band_rows=band_rows, prepare=src.prepare
+        )
+
+    def colour_of(rows: np.ndarray) -> np.ndarray:
+        return _scale_bias(rows[..., : src.colour] if alpha else rows, recipe)
+
+    extent = None
+    if plan.map == "rescale":
+        extent = extrema((start, colour_of(rows)) for start, rows in bands())
+
+    def stored() -> Iterator[tuple[int, np.ndarray]]:
+        for start, rows in bands():
+            band = picture.with_planes(colour_of(rows), rows[..., -1] if alpha else None)
+            samples = stored_samples(band, plan, extent=extent)
+            if fmt == "TIFF" and samples.ndim == 3 and samples.shape[2] == 1:
+                samples = samples[..., 0]
+            yield start, samples
+
+    height = _out_height(shape, stages, recipe.border)
+    with atomic_file(target) as fp:
+        if fmt == "TIFF":
+            options = tiff_options(plan, picture.metadata, compress_level)
+            compression = options.pop("compression", None)
+            out_shape = (
+                (height, width) if stored_channels == 1 else (height, width, stored_channels)
+            )
+            write_tiff(
+                fp,
+                stored(),
+                out_shape,
+                _stored_dtype(plan),
+                compression=compression,
+                tile=tile,
+                **options,
+            )
+        else:
+            writer: NpyWriter | None = None
+            for start, samples in stored():
+                if writer is None:
+                    writer = NpyWriter(fp, (height, *samples.shape[1:]), samples.dtype)
+                writer.write_rows(start, samples)
+
+
+def _stored_channels(plan: OutputPlan, colour: int, alpha: bool) -> int:
+    if plan.is_matrix:
+        return colour + (alpha and plan.alpha)
+    return {"L": 1, "RGB": 3, "CMYK": 4}[plan.colors] + int(plan.alpha)
+
+
+def _stored_dtype(plan: OutputPlan) -> Any:
+    if plan.is_matrix:
+        return np.float32 if plan.depth == 32 else np.float64
+    return {8: np.uint8, 16: np.uint16, 32: np.float32}[plan.depth]
+
+
+def _out_height(shape: tuple[int, ...], stages: list[Stage], border: str) -> int:
+    if border != "valid":
+        return int(shape[0])
+    return int(shape[0]) - sum(st.shape[0] - 1 for st in stages)
+
+
+def _out_width(shape: tuple[int, ...], stages: list[Stage], border: str) -> int:
+    if border != "valid":
+        return int(shape[1])
+    return int(shape[1]) - sum(st.shape[1] - 1 for st in stages)
+
+
+def _default_band_memory() -> int:
+    """:data:`~convtool.stream.DEFAULT_MEMORY`, or less when less is available."""
+    available = available_memory()
+    if available is None:
+        return DEFAULT_MEMORY
+    return max(16 * 2**20, min(DEFAULT_MEMORY, int(available * STREAM_FRACTION)))
