@@ -33,6 +33,8 @@ from convtool.imaging import (
     write_output,
 )
 from convtool.kernels import load_kernel
+from convtool.stream import parse_bytes
+from convtool.stream_apply import run_streamed, should_stream
 
 
 class BorderChoice(str, Enum):
@@ -207,6 +209,27 @@ def apply_command(
             help="Refuse images with more pixels than N before decoding them.",
         ),
     ] = DEFAULT_MAX_PIXELS,
+    memory: Annotated[
+        str | None,
+        typer.Option(
+            "--memory",
+            metavar="LIMIT",
+            help="Budget for image data (e.g. 512M, 2G): a TIFF or .npy that needs more is "
+            "filtered in bands, within LIMIT. [default: stream past half the available memory]",
+            show_default=False,
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            envvar="CONVTOOL_SCHEDULER",
+            help="Run the batch on a Dask cluster (tcp://host:8786), one file per task; "
+            "workers must see the same paths. Needs convtool[dask].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Filter images or matrices with one or more kernels (cross-correlation unless --convolve).
 
@@ -225,6 +248,10 @@ def apply_command(
       convtool apply - -k box:3 <a.png | convtool apply - -k laplacian >b.png
 
       convtool apply x.txt -k '0 1; 2 3' --border valid -o -
+
+      convtool apply scan.tif -k gaussian:3 --memory 512M -o blurred.tif
+
+      convtool apply shots/*.tif -k sobel-x --out-dir edges/ --scheduler tcp://head:8786
     """
     recipe = Recipe(
         kernels=tuple(load_kernel(spec) for spec in kernel),
@@ -248,6 +275,7 @@ def apply_command(
         quality=quality,
         compress_level=compress_level,
         max_pixels=max_pixels,
+        memory=parse_bytes(memory) if memory is not None else None,
     )
     if normalize:
         for k in recipe.kernels:
@@ -256,6 +284,9 @@ def apply_command(
                     f"kernel {k.name!r} sums to 0, so --normalize leaves it as it is (dividing "
                     "by its sum would be dividing by zero)"
                 )
+    if scheduler:
+        _run_on_cluster(jobs, settings, scheduler)
+        return
     if len(jobs) == 1:
         _run(jobs[0], settings, _Notes())
         return
@@ -272,6 +303,7 @@ class _Settings:
     quality: int
     compress_level: int
     max_pixels: int
+    memory: int | None = None
 
 
 class _Notes:
@@ -291,6 +323,11 @@ class _Notes:
 
 def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
     """Read, plan, filter, encode and write one input."""
+    if job.source != "-" and should_stream(
+        job.source, memory=settings.memory, max_pixels=settings.max_pixels
+    ):
+        _run_streamed(job, settings, notes)
+        return
     picture = read_picture(job.source, gray=settings.gray, max_pixels=settings.max_pixels)
     for message in picture.notes:
         notes(job.source, message)
@@ -318,6 +355,30 @@ def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
         notes(job.source, message)
 
 
+def _run_streamed(job: Job, settings: _Settings, notes: _Notes) -> None:
+    """One input too large for memory, filtered band by band (see convtool.stream_apply)."""
+    fmt = format_for_path(job.target) if job.target is not None else ""
+    if job.target is not None and settings.stdout_format not in (None, fmt):
+        raise UsageError(
+            f"--format {str(settings.stdout_format).lower()} contradicts the output file "
+            f"{str(job.target)!r}; the extension picks a file's format (--format is for -o -)"
+        )
+    if job.target is not None:
+        _make_directory(job.target.parent)
+    run_streamed(
+        job.source,
+        job.target,
+        fmt,
+        recipe=settings.recipe,
+        depth=settings.depth,
+        map=settings.map,
+        gray=settings.gray,
+        compress_level=settings.compress_level,
+        memory=settings.memory,
+        notes=notes,
+    )
+
+
 def _run_batch(jobs: list[Job], settings: _Settings) -> None:
     """Run every job; a failing input does not stop the others. Exit 1 if any failed."""
     failed: list[str] = []
@@ -337,10 +398,77 @@ def _run_batch(jobs: list[Job], settings: _Settings) -> None:
                 echo_error(_about(job.source, unexpected(exc)))
                 failed.append(job.source)
             advance()
+    _summary(failed, len(jobs))
+
+
+def _summary(failed: list[str], total: int) -> None:
     if failed:
         shown = ", ".join(failed[:3]) + (", ..." if len(failed) > 3 else "")
-        echo_error(f"{len(failed)} of {len(jobs)} inputs failed ({shown})")
+        echo_error(f"{len(failed)} of {total} inputs failed ({shown})")
         raise typer.Exit(1)
+
+
+class _Collected(_Notes):
+    """Notes kept for the client to print, on a Dask worker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def __call__(self, source: str, message: str) -> None:
+        self.messages.append(message)
+
+
+def run_job(job: Job, settings: _Settings) -> tuple[list[str], str | None]:
+    """What one Dask task does: the local batch's per-file run; (notes, error message)."""
+    notes = _Collected()
+    try:
+        _run(job, settings, notes)
+    except ConvtoolError as exc:
+        return notes.messages, str(exc)
+    return notes.messages, None
+
+
+def _renamed(message: str, names: tuple[tuple[str, str], ...]) -> str:
+    for absolute, given in names:
+        message = message.replace(absolute, given)
+    return message
+
+
+def _run_on_cluster(jobs: list[Job], settings: _Settings, address: str) -> None:
+    """The batch on a Dask cluster: one task per file, reported as the local batch reports."""
+    from convtool.distributed import map_on_cluster
+
+    remote = []
+    for job in jobs:
+        if job.source == "-" or job.target is None:
+            raise UsageError(
+                "--scheduler sends files to a cluster: standard input and output cannot go "
+                "there; name input files and -o FILE, --out-dir or an -o template"
+            )
+        _make_directory(job.target.parent)
+        remote.append(Job(os.path.abspath(job.source), job.target.absolute()))
+    failed: list[str] = []
+    notes = _Notes(batch=len(jobs) > 1)
+    with _progress(len(jobs)) as advance:
+        for index, ok, outcome in map_on_cluster(address, run_job, remote, settings):
+            source = jobs[index].source
+            messages, error = outcome if ok else ([], f"the task failed on the cluster: {outcome}")
+            # name the files as the user did, not by the absolute paths sent to the workers
+            names = (
+                (remote[index].source, source),
+                (str(remote[index].target), str(jobs[index].target)),
+            )
+            for message in messages:
+                notes(source, _renamed(message, names))
+            if error is not None:
+                error = _renamed(error, names)
+                echo_error(_about(source, error) if len(jobs) > 1 else error)
+                failed.append(source)
+            advance()
+    if len(jobs) == 1 and failed:
+        raise typer.Exit(1)
+    _summary(failed, len(jobs))
 
 
 def _about(source: str, message: str) -> str:
