@@ -251,7 +251,7 @@ def apply_command(
 
       convtool apply scan.tif -k gaussian:3 --memory 512M -o blurred.tif
 
-      convtool apply shots/*.tif -k sobel-x --out-dir edges/ --scheduler tcp://head:8786
+      convtool apply *.tif -k sobel-x --out-dir out/ --scheduler tcp://head:8786
     """
     recipe = Recipe(
         kernels=tuple(load_kernel(spec) for spec in kernel),
