@@ -165,19 +165,19 @@ def recipe_entries() -> list[Entry]:
             "checkerboard-clip",
             "checkerboard.png",
             ("-k", "sobel-x", "--scale", "0.25"),
-            "--map clip (default): falling edges lost",
+            "`--map clip` (the default): falling edges lost",
         ),
         Entry(
             "checkerboard-abs",
             "checkerboard.png",
             ("-k", "sobel-x", "--scale", "0.25", "--map", "abs"),
-            "--map abs: both edges",
+            "`--map abs`: both edges",
         ),
         Entry(
             "checkerboard-rescale",
             "checkerboard.png",
             ("-k", "sobel-x", "--map", "rescale"),
-            "--map rescale: the sign, 0 as mid-grey",
+            "`--map rescale`: the sign, 0 as mid-grey",
         ),
     ]
 
@@ -219,21 +219,23 @@ def run_entries(entries: Sequence[Entry], directory: Path) -> None:
                 raise SystemExit(f"docs/gallery.py: convtool {shlex.join(argv)} exited {code}")
 
 
-def caption(entry: Entry) -> str:
+def caption(entry: Entry, show_input: bool) -> str:
     """What a cell says under its picture: the input's name, or the options (and a note)."""
     if not entry.options:
         return f"**{entry.input}**, {entry.caption}"
-    options = "`" + " ".join(shlex.quote(a) for a in entry.options) + "`"
+    words = [entry.input, *entry.options] if show_input else entry.options
+    options = "`" + " ".join(shlex.quote(a) for a in words) + "`"
     setup = "".join(f"`convtool {shlex.join(argv)}`, then<br>" for argv in entry.setup)
     note = "" if entry.caption == entry.name else f"<br>{entry.caption}"
     return setup + options + note
 
 
-def markdown_grid(entries: Sequence[Entry], columns: int = 4) -> str:
-    """A table of pictures, ``columns`` a row, each with the options that made it."""
+def markdown_grid(entries: Sequence[Entry], show_input: bool, columns: int = 4) -> str:
+    """A table of pictures, ``columns`` a row, each with the options that made it (and the
+    input's name, with ``show_input``)."""
     cells = [
         f'<img src="{README_DIR}/{entry.output}" width="160" alt="{entry.name}"><br>'
-        + caption(entry)
+        + caption(entry, show_input)
         for entry in entries
     ]
     rows = ["|" + " |" * columns, "|" + " --- |" * columns]
@@ -248,9 +250,9 @@ def markdown() -> str:
     """The two README tables: the built-ins, and the recipes."""
     return (
         "<!-- gallery: built-ins -->\n"
-        + markdown_grid(builtin_entries())
+        + markdown_grid(builtin_entries(), show_input=False)
         + "\n<!-- gallery: recipes -->\n"
-        + markdown_grid(recipe_entries())
+        + markdown_grid(recipe_entries(), show_input=True)
     )
 
 

@@ -153,7 +153,8 @@ class Shell:
         wrapper = bin_dir / "convtool"
         wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m convtool "$@"\n')
         wrapper.chmod(0o755)
-        (bin_dir / "python3").symlink_to(sys.executable)
+        if not (bin_dir / "python3").exists():
+            (bin_dir / "python3").symlink_to(sys.executable)
         self.env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
         source = Path(__import__("convtool").__file__).resolve().parent.parent
         self.env["PYTHONPATH"] = os.pathsep.join(
@@ -360,14 +361,14 @@ def test_committed_gallery_inputs_are_the_shrunk_samples(gallery, tmp_path):
 
 def test_readme_gallery_tables_are_the_scripts(gallery):
     text = README.read_text(encoding="utf-8")
-    for marker, entries in (
-        ("<!-- gallery: built-ins -->\n", gallery.builtin_entries()),
-        ("<!-- gallery: recipes -->\n", gallery.recipe_entries()),
+    for marker, entries, show_input in (
+        ("<!-- gallery: built-ins -->\n", gallery.builtin_entries(), False),
+        ("<!-- gallery: recipes -->\n", gallery.recipe_entries(), True),
     ):
         assert text.count(marker) == 1, marker
         start = text.index(marker) + len(marker)
         table = text[start : text.index("\n\n", start) + 1]
-        assert table == gallery.markdown_grid(entries)
+        assert table == gallery.markdown_grid(entries, show_input)
     for src in re.findall(r'<img src="(docs/gallery/[^"]+)"', text):
         assert (ROOT / src).is_file(), src
 
@@ -574,6 +575,11 @@ def test_recipe_learn_unknown(recipe):
     (_, _), _, _, pillow = ImageFilter.EMBOSS.filterargs
     np.testing.assert_allclose(weights, np.reshape(pillow, (3, 3))[::-1], atol=1e-4)
     assert bias == pytest.approx(128 / 255, abs=1e-4)
+    larger = Shell(d).ok("convtool learn sample_images/camera.png mystery.png --size 5 --bias -o -")
+    weights5 = np.loadtxt(io.StringIO(larger.stdout.decode()))
+    np.testing.assert_allclose(weights5[1:-1, 1:-1], weights, atol=1e-6)
+    weights5[1:-1, 1:-1] = 0
+    assert np.abs(weights5).max() < 1e-6
     for name in ("coffee", "chelsea"):
         with Image.open(d / "sample_images" / f"{name}.png") as im:
             theirs = np.asarray(im.filter(ImageFilter.EMBOSS))
@@ -895,6 +901,8 @@ def test_help_offers_shell_completion():
         ("convtool apply x.png --border ", "reflect mirror nearest wrap constant valid"),
         ("convtool apply x.png --map ", "clip abs rescale none"),
         ("convtool learn a.png b.png --method ", "lstsq gd"),
+        ("convtool apply x.png --depth ", "8 16 32"),
+        ("convtool apply x.png --alpha ", "keep filter"),
         ("convtool ap", "apply"),
     ],
 )
