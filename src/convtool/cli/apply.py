@@ -206,7 +206,8 @@ def apply_command(
             "--max-pixels",
             metavar="N",
             min=1,
-            help="Refuse images with more pixels than N before decoding them.",
+            help="Refuse images with more pixels than N before decoding them (a TIFF or "
+            ".npy above N is filtered in bands instead).",
         ),
     ] = DEFAULT_MAX_PIXELS,
     memory: Annotated[
