@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import stat
 import sys
@@ -172,13 +171,9 @@ def _decoding(name: str) -> Iterator[None]:
     """Decoding untrusted bytes: whatever a decoder raises becomes one :class:`ImageError`.
 
     Pillow, tifffile and numpy raise many kinds of exception on damaged files (IndexError,
-    TypeError, struct.error, tokenize.TokenError...) and tifffile logs warnings of its own,
-    which would add lines to convtool's one-line errors: it is silenced while reading. OSError
-    is left to the caller, which knows the file (no such file, permission denied...).
+    TypeError, struct.error, tokenize.TokenError...). OSError is left to the caller, which
+    knows the file (no such file, permission denied...).
     """
-    logger = logging.getLogger("tifffile")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
     try:
         yield
     except (ImageError, OSError):
@@ -193,8 +188,6 @@ def _decoding(name: str) -> Iterator[None]:
             f"{name}: cannot be read; the file is damaged or of a kind convtool does not know "
             f"({type(exc).__name__}: {exc})"
         ) from exc
-    finally:
-        logger.setLevel(level)
 
 
 def _read_bytes(raw: bytes, name: str, limit: int) -> Picture:

@@ -6,6 +6,7 @@ to one stderr line (or silence) and an exit code, so no traceback reaches the us
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     usage error; 130 Ctrl-C (SIGINT); 143 SIGTERM. A closed pipe on stdout ends quietly with 0.
     """
     try:
-        with _signals_end_the_run(), warnings.catch_warnings():
+        with _signals_end_the_run(), warnings.catch_warnings(), _library_logs_silenced():
             if not _debug_asked(argv):
                 # What the user must know is a note or an error line; a Python warning from a
                 # library (numpy overflow in an extreme --scale...) would add raw lines.
@@ -78,6 +79,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SIGINT
     except Terminated:
         return EXIT_SIGTERM
+
+
+@contextmanager
+def _library_logs_silenced() -> Iterator[None]:
+    """tifffile logs what it skips in a damaged file ('<TiffTag.fromfile> raised ...') on
+    stderr; convtool reports a file it cannot read in its own one line instead."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _debug_asked(argv: list[str] | None) -> bool:
