@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shlex
 import shutil
 import signal
 import stat
@@ -1064,6 +1065,33 @@ def test_a_batch_writes_every_good_input_and_names_the_broken_ones(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(good)
     for name, stored in good.items():
         assert np.abs(pixels(tmp_path / "out" / name) - box3(stored)).max() <= 1
+
+
+# --------------------------------------------------------------------------------------------
+# README
+
+
+def test_readme_error_lines_are_what_convtool_prints(tmp_path):
+    """The examples of README's 'Exit codes and errors', run: the same lines, exit 1 or 2."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- reliability: error-lines -->\n```console\n(.*?)\n```", readme, re.S)
+    assert block is not None, "README lost its error-lines example"
+    (tmp_path / "x.png").write_bytes(PNG)
+    (tmp_path / "junk.png").write_bytes(b"not a picture at all")
+    examples: list[tuple[str, list[str]]] = []
+    for line in block.group(1).splitlines():
+        if line.startswith("$ "):
+            examples.append((line[2:], []))
+        else:
+            examples[-1][1].append(line)
+    assert len(examples) == 4
+    for command, shown in examples:
+        words = shlex.split(command)
+        assert words[0] == "convtool"
+        done = run(*words[1:], cwd=tmp_path, check=None)
+        assert done.stderr.decode().splitlines() == shown, command
+        assert done.returncode == (2 if "--depth" in words else 1)
+    assert sorted(p.name for p in (tmp_path / "blurred").iterdir()) == ["x.png"]
 
 
 # --------------------------------------------------------------------------------------------
