@@ -22,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import secrets
 import stat
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -1325,21 +1325,26 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             f"{path}: directory {str(directory)!r} does not exist; create it first "
             "(--out-dir and -o templates create theirs)"
         )
+    tmp = ""
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot be written ({exc.strerror or exc})") from None
-    try:
-        os.close(fd)
-        with open(tmp, "w+b") as fp:  # by name: writers such as tifffile want fp.name
+        while not tmp:
+            # The name is known before the file exists, so that a signal arriving between its
+            # creation and the next line still finds it to remove (mkstemp would hide it).
+            tmp = os.path.join(directory, f".{path.name}.{secrets.token_hex(6)}.tmp")
+            try:
+                fp = open(tmp, "x+b")  # noqa: SIM115  (by name: tifffile wants fp.name)
+            except FileExistsError:
+                tmp = ""
+        with fp:
             yield fp
             fp.flush()
             os.fsync(fp.fileno())
         os.chmod(tmp, _permissions(path))
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         if isinstance(exc, OSError):
             raise ImageError(f"{path}: cannot be written ({exc.strerror or exc})") from None
         raise
