@@ -291,10 +291,7 @@ def _run(
                 raise KernelError(f"the {kh}x{kw} kernel is not separable (its rank is above 1)")
             chosen = choose_method(x.shape, (kh, kw), "nonseparable")
     if chosen == "fft":
-        acc = _fft(x, weights, border, cval, out_dtype)
-        if integer is None:
-            return acc
-        return _finish_integer(acc, integer)
+        return _fft(x, weights, border, cval, out_dtype, integer)
     if factors is not None:
         return _separable(x, factors, border, cval, out_dtype, integer)
     return _direct(x, weights, border, cval, out_dtype, integer)
@@ -317,27 +314,24 @@ DIRECT_TAPS_PER_SECOND = 3.2e10
 4K RGB image runs at ~41·10⁹ per thread on the development machine's AVX-512 cores; ~80 % of
 that is assumed for the general case)."""
 
-FFT_SECONDS_PER_POINT = 0.8e-9
-"""Cost model, FFT path: seconds per transformed point and per log2 of the tile's area, forward
-and inverse transforms together (numpy.fft, one thread: it holds the GIL)."""
+FFT_SECONDS_PER_POINT = 1.0e-9
+"""Cost model, FFT path: seconds per point of a complex plane and per log2 of its area, per
+thread, for gathering, both transforms, the product and scattering (measured: 263 ms of CPU
+for a 31×31 kernel on a 4K RGB image, 255 planes of 256×256, on the development machine)."""
 
 
-def fft_is_faster(shape: tuple[int, ...], kshape: tuple[int, int], threads: int = 0) -> bool:
-    """Whether the FFT path is expected to beat the direct one for this image and kernel, the
-    direct path running on ``threads`` threads (default: numba's current count)."""
+def fft_is_faster(shape: tuple[int, ...], kshape: tuple[int, int]) -> bool:
+    """Whether the FFT path is expected to beat the direct one for this image and kernel (both
+    run on all threads, so their count cancels out)."""
     kh, kw = kshape
     if kh * kw < 64:
         return False
-    if threads <= 0:
-        import numba
-
-        threads = numba.get_num_threads()
     h, w = shape[:2]
     channels = shape[2] if len(shape) == 3 else 1
-    direct = h * w * channels * kh * kw / (DIRECT_TAPS_PER_SECOND * threads)
+    direct = h * w * channels * kh * kw / DIRECT_TAPS_PER_SECOND
     (n0, n1), (t0, t1) = _fft_tiles(h, w, kh, kw)
-    tiles = -(-h // t0) * -(-w // t1)
-    fft = tiles * n0 * n1 * channels * np.log2(n0 * n1) * FFT_SECONDS_PER_POINT
+    pairs = (-(-h // t0) * -(-w // t1) * channels + 1) // 2
+    fft = pairs * n0 * n1 * np.log2(n0 * n1) * FFT_SECONDS_PER_POINT
     return bool(fft < direct)
 
 
@@ -390,7 +384,7 @@ def _direct(
     tj, tb, tw, tv = _pad8([j, b * channels], [upper[j, b], lower[j, b]])
     j, b = np.nonzero(weights)
     sj, sb, sw = _pad8([j, b * channels], [weights[j, b]])
-    kind = {(3, 3): 1, (5, 5): 2}.get((kh, kw), 0)
+    kind = (0,) * {(3, 3): 1, (5, 5): 2}.get((kh, kw), 0)  # see _jit._segment
     if border == "valid":
         ph = pw = mode = 0
     else:
@@ -489,111 +483,82 @@ def _outputs(
     )
 
 
-def _finish_integer(acc: np.ndarray, integer: _IntegerOutput) -> np.ndarray:
-    from convtool import _jit
-
-    rows = acc.shape[0]
-    flat = acc.reshape(rows, -1)
-    dtype = flat.dtype.type
-    _jit.to_integer(
-        flat,
-        dtype(integer.bias),
-        integer.absolute,
-        dtype(integer.top),
-        integer.out.reshape(rows, -1),
-    )
-    return integer.out
-
-
-FFT_SIZES = np.array(
-    sorted(
-        2**a * 3**b * 5**c * 7**d
-        for a in range(14)
-        for b in range(9)
-        for c in range(6)
-        for d in range(5)
-        if 2**a * 3**b * 5**c * 7**d <= 16384
-    )
-)
-"""Transform lengths numpy.fft (pocketfft) does fast: products of 2, 3, 5 and 7."""
-
-FFT_TILE = 512
-"""Side of the transform tiles of the FFT path (measured best among 256..2048 on 4K images)."""
-
-
-def _fast_length(n: int) -> int:
-    i = int(np.searchsorted(FFT_SIZES, n))
-    return int(FFT_SIZES[i]) if i < len(FFT_SIZES) else n
+def _pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
 
 
 def _fft_tiles(h: int, w: int, kh: int, kw: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Transform size (n0, n1) and output tile (t0, t1) of the FFT path: tiles of about
-    ``FFT_TILE`` points a side (more when the kernel is large), or the whole output if smaller."""
+    """Transform size (n0, n1) and output tile (t0, t1) of the FFT path for an output of h × w:
+    powers of two about 8 × (kernel side − 1) (at least 16: 256 for 31×31), or the whole
+    extended image along an axis where that is smaller (at least 8)."""
     sizes = []
     for n, k in ((h, kh), (w, kw)):
-        whole = _fast_length(n + k - 1)
-        tile = _fast_length(max(FFT_TILE, 4 * (k - 1)))
-        sizes.append(min(whole, tile))
+        tile = max(16, _pow2(8 * (k - 1)))
+        sizes.append(max(8, min(tile, _pow2(n + k - 1))))
     n0, n1 = sizes
-    return (n0, n1), (min(h, n0 - kh + 1), min(w, n1 - kw + 1))
+    return (n0, n1), (n0 - kh + 1, n1 - kw + 1)
 
 
 def _fft(
-    x: np.ndarray, weights: np.ndarray, border: str, cval: float, out_dtype: type
+    x: np.ndarray,
+    weights: np.ndarray,
+    border: str,
+    cval: float,
+    out_dtype: type,
+    integer: _IntegerOutput | None,
 ) -> np.ndarray:
-    """Correlation through numpy.fft, tile by tile (overlap-save), tiles shared by the threads.
-
-    The image is first extended by the border mode exactly as the direct path reads it (kh − 1
-    rows, kw − 1 columns; nothing for ``valid``), so that each output tile is the valid
-    correlation of its input window: ``irfft2(rfft2(window) · conj(rfft2(K)))``, with the
-    transform at least as large as the window, so that nothing wraps around into the tile.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numba
-
+    """Correlation through the FFT (``_jit.correlate_fft``: overlap-save tiles of the output,
+    each the valid correlation of its window of the extended image)."""
     from convtool import _jit
 
     channels = _channels(x)
     h, w = x.shape[:2]
     kh, kw = weights.shape
-    padded: np.ndarray
-    if border == "valid":
-        padded = x.astype(out_dtype, copy=False).reshape(h, w, channels)
-        ho, wo = h - kh + 1, w - kw + 1
-    else:
-        padded = np.empty((h + kh - 1, w + kw - 1, channels), dtype=out_dtype)
-        _jit.extend(
-            x.reshape(h, w * channels),
-            channels,
-            kh // 2,
-            kw // 2,
-            BORDER_CODES[border],
-            out_dtype(cval),
-            padded.reshape(h + kh - 1, -1),
-        )
-        ho, wo = h, w
+    shape = output_shape(x.shape, (kh, kw), border)
+    ho, wo = shape[:2]
     (n0, n1), (t0, t1) = _fft_tiles(ho, wo, kh, kw)
-    spectrum = np.conj(np.fft.rfft2(weights.astype(out_dtype), s=(n0, n1)))[..., np.newaxis]
-    out = np.empty((ho, wo, channels), dtype=out_dtype)
-
-    def tile(corner: tuple[int, int]) -> None:
-        i, j = corner
-        window = padded[i : i + t0 + kh - 1, j : j + t1 + kw - 1]
-        product = np.fft.rfft2(window, s=(n0, n1), axes=(0, 1))
-        product *= spectrum
-        result = np.fft.irfft2(product, s=(n0, n1), axes=(0, 1))
-        out[i : i + t0, j : j + t1] = result[: min(t0, ho - i), : min(t1, wo - j)]
-
-    corners = [(i, j) for i in range(0, ho, t0) for j in range(0, wo, t1)]
-    workers = min(len(corners), numba.get_num_threads())
-    if workers == 1:
-        for corner in corners:
-            tile(corner)
+    rmap = np.empty(ho + kh - 1, np.int64)
+    cmap = np.empty(wo + kw - 1, np.int64)
+    if border == "valid":
+        rmap[:] = np.arange(h)
+        cmap[:] = np.arange(w)
     else:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(tile, corners))
-    return out.reshape(output_shape(x.shape, (kh, kw), border))
+        _jit.border_indices(h, -(kh // 2), BORDER_CODES[border], rmap)
+        _jit.border_indices(w, -(kw // 2), BORDER_CODES[border], cmap)
+    tables: list[np.ndarray] = [
+        f(2 * np.pi * np.arange(n) / n).astype(out_dtype)
+        for n in (n0, n1)
+        for f in (np.cos, np.sin)
+    ]
+    c0, s0, c1, s1 = tables
+    kre: np.ndarray = np.empty((n1, n0), out_dtype)
+    kim: np.ndarray = np.empty((n1, n0), out_dtype)
+    kern: np.ndarray = np.ascontiguousarray(weights, dtype=out_dtype)
+    _jit.fft_kernel_spectrum(kern, c0, s0, c1, s1, out_dtype(1 / (n0 * n1)), kre, kim)
+    pairs = (-(-ho // t0) * -(-wo // t1) * channels + 1) // 2
+    out, iout, bias, absolute, top = _outputs(shape, out_dtype, integer)
+    _jit.correlate_fft(
+        x.reshape(h, w * channels),
+        channels,
+        rmap,
+        cmap,
+        out_dtype(cval),
+        kre,
+        kim,
+        c0,
+        s0,
+        c1,
+        s1,
+        t0,
+        t1,
+        _nchunks(pairs, 4),
+        _rows(out),
+        _rows(iout),
+        bias,
+        absolute,
+        top,
+    )
+    return out if integer is None else integer.out
 
 
 class _threads:
