@@ -103,13 +103,15 @@ def test_alpha_is_kept_and_cropped(tmp_path):
     same_as_in_memory(tmp_path, src, "-k", "sharpen", memory="100K")
 
 
-def test_alpha_filter_is_refused_in_bands(tmp_path):
+@pytest.mark.parametrize("border", ["reflect", "constant", "valid", "wrap"])
+def test_alpha_filter_in_bands(tmp_path, border):
+    """--alpha filter: colour premultiplied, coverage and alpha filtered band by band."""
     src = tmp_path / "in.tif"
-    tifffile.imwrite(src, image((20, 20, 4), np.uint8), photometric="rgb",
-                     extrasamples=["unassalpha"])  # fmt: skip
-    result = apply(src, "-k", "box", "--alpha", "filter", "--memory", "10K", "-o",
-                   tmp_path / "o.tif")  # fmt: skip
-    assert result.exit_code == 2 and "--alpha filter is not available" in result.stderr
+    data = image((60, 45, 4), np.uint8, seed=7)
+    data[10:30, 5:20, 3] = 0  # a transparent hole
+    tifffile.imwrite(src, data, photometric="rgb", extrasamples=["unassalpha"])
+    same_as_in_memory(tmp_path, src, "-k", "box:3", "-k", "sobel-x", "--alpha", "filter",
+                      "--border", border, "--cval", "0.5", memory="100K")  # fmt: skip
 
 
 def test_npy_matrix_in_bands(tmp_path):

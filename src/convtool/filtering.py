@@ -93,21 +93,42 @@ def filter_planes(
 def _filter_premultiplied(
     data: np.ndarray, alpha: np.ndarray, kernels: tuple[Kernel, ...], recipe: Recipe
 ) -> tuple[np.ndarray, np.ndarray]:
+    planes = premultiplied_planes(data, alpha)
+    for k in kernels:
+        planes = premultiplied_step(planes, k, recipe)
+    return straight_planes(planes, recipe)
+
+
+Premultiplied = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""(P, C, α′): premultiplied colour (H, W[, C]), coverage (H, W) and filtered alpha (H, W)."""
+
+
+def premultiplied_planes(data: np.ndarray, alpha: np.ndarray) -> Premultiplied:
+    """P₀ = α · X, C₀ = α, α′₀ = α: where ``alpha="filter"`` starts (pixel by pixel)."""
     a = alpha.astype(data.dtype, copy=False)
     a3 = a[..., np.newaxis] if data.ndim == 3 else a
-    premultiplied = data * a3
-    coverage = a
-    filtered_alpha = a
-    for k in kernels:
-        premultiplied = _correlate(premultiplied, k.weights, recipe, recipe.cval)
-        magnitude = np.abs(k.weights)
-        total = magnitude.sum()
-        coverage = _correlate(coverage, magnitude / total if total else magnitude, recipe, 1.0)
-        filtered_alpha = _correlate(filtered_alpha, k.weights, recipe, 1.0)
-        if k.bias:
-            cov3 = coverage[..., np.newaxis] if data.ndim == 3 else coverage
-            premultiplied = premultiplied + data.dtype.type(k.bias) * cov3
-    cov3 = coverage[..., np.newaxis] if data.ndim == 3 else coverage
+    return data * a3, a, a
+
+
+def premultiplied_step(planes: Premultiplied, k: Kernel, recipe: Recipe) -> Premultiplied:
+    """One kernel of the premultiplied chain, with ``recipe.border`` (``valid`` on a band that
+    is already extended: the streamed path of :mod:`convtool.stream_apply` calls it so)."""
+    premultiplied, coverage, filtered_alpha = planes
+    premultiplied = _correlate(premultiplied, k.weights, recipe, recipe.cval)
+    magnitude = np.abs(k.weights)
+    total = magnitude.sum()
+    coverage = _correlate(coverage, magnitude / total if total else magnitude, recipe, 1.0)
+    filtered_alpha = _correlate(filtered_alpha, k.weights, recipe, 1.0)
+    if k.bias:
+        cov3 = coverage[..., np.newaxis] if premultiplied.ndim == 3 else coverage
+        premultiplied = premultiplied + premultiplied.dtype.type(k.bias) * cov3
+    return premultiplied, coverage, filtered_alpha
+
+
+def straight_planes(planes: Premultiplied, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """Colour = S · P / C + B (0 where C = 0) and the filtered alpha (pixel by pixel)."""
+    premultiplied, coverage, filtered_alpha = planes
+    cov3 = coverage[..., np.newaxis] if premultiplied.ndim == 3 else coverage
     colour = np.zeros_like(premultiplied)
     np.divide(premultiplied, cov3, out=colour, where=cov3 > 0)
     return _scale_bias(colour, recipe), filtered_alpha

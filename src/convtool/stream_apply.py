@@ -7,15 +7,17 @@ every output. The pixel policy is :mod:`convtool.imaging`'s own, applied to each
 to [0, 1] (``tiff_planes``), ``--gray`` (``to_gray``), then map, round, clamp
 (``stored_samples``); ``--map rescale`` takes a first pass for the global min and max. The
 kernel chain is :mod:`convtool.filtering`'s: each kernel, its file's bias, then ``--scale`` and
-``--bias``; a kept alpha channel rides along unfiltered (cropped for ``valid``). The result is
-the in-memory one: stored integers within one level (float rounding), floats within 1e-6.
+``--bias``; a kept alpha channel rides along unfiltered (cropped for ``valid``), and with
+``--alpha filter`` each band carries the premultiplied colour, its coverage and the filtered
+alpha through ``filtering``'s own steps. The result is the in-memory one: stored integers
+within one level (float rounding), floats within 1e-6.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,13 @@ import numpy as np
 
 from convtool.correlate import correlate
 from convtool.errors import ImageError, UsageError
-from convtool.filtering import Recipe, _scale_bias
+from convtool.filtering import (
+    Recipe,
+    _scale_bias,
+    premultiplied_planes,
+    premultiplied_step,
+    straight_planes,
+)
 from convtool.imaging import (
     MATRIX_FORMATS,
     OutputPlan,
@@ -37,6 +45,7 @@ from convtool.imaging import (
     tiff_planes,
     to_gray,
 )
+from convtool.kernels import Kernel
 from convtool.stream import (
     DEFAULT_MEMORY,
     NpyReader,
@@ -176,7 +185,7 @@ class _Source:
     colour: int  # colour channels; an alpha channel follows when picture.alpha is set
 
 
-def _open_source(source: str, gray: bool) -> _Source:
+def _open_source(source: str, gray: bool, premultiply: bool) -> _Source:
     path = Path(source)
     if path.suffix.lower() == ".npy":
         reader = NpyReader(path)
@@ -188,10 +197,10 @@ def _open_source(source: str, gray: bool) -> _Source:
         first = _matrix_picture(reader.read_rows(0, 1), "NPY", source)
         first = to_gray(first) if gray else first
         return _Source(reader, first, matrix_rows, first.channels)
-    return _open_tiff(source, gray)
+    return _open_tiff(source, gray, premultiply)
 
 
-def _open_tiff(source: str, gray: bool) -> _Source:
+def _open_tiff(source: str, gray: bool, premultiply: bool) -> _Source:
     reader = TiffReader(source)
     page = reader.page
     photometric = int(page.photometric)
@@ -221,6 +230,9 @@ def _open_tiff(source: str, gray: bool) -> _Source:
         picture = picture_of(rows)
         if picture.alpha is None:
             return picture.data
+        if premultiply:  # P, coverage, filtered alpha: see filtering.premultiplied_planes
+            p, c, a = premultiplied_planes(picture.data, picture.alpha)
+            return np.concatenate([p, c[..., np.newaxis], a[..., np.newaxis]], axis=2)
         return np.concatenate([picture.data, picture.alpha[..., np.newaxis]], axis=2)
 
     try:
@@ -236,18 +248,26 @@ def _open_tiff(source: str, gray: bool) -> _Source:
 
 
 def _stages(recipe: Recipe, colour: int, alpha: bool) -> list[Stage]:
-    """Each kernel of the recipe on the colour planes (plus its file's bias); alpha cropped."""
+    """Each kernel of the recipe on the colour planes (plus its file's bias); alpha cropped, or
+    with ``--alpha filter`` the premultiplied step on (P, coverage, alpha)."""
     stages = []
+    premultiplied = alpha and recipe.alpha == "filter"
+    valid = replace(recipe, border="valid")
     for kernel in recipe.prepared():
         kh, kw = (int(n) for n in kernel.weights.shape)
-        apply = functools.partial(
-            _stage,
-            weights=kernel.weights,
-            bias=kernel.bias,
-            colour=colour if alpha else None,
-            threads=recipe.threads,
-        )
-        stages.append(Stage((kh, kw), apply, recipe.cval))
+        if premultiplied:
+            apply = functools.partial(_premultiplied_stage, kernel=kernel, recipe=valid)
+            fill = np.array([recipe.cval] * colour + [1.0, 1.0])
+        else:
+            apply = functools.partial(
+                _stage,
+                weights=kernel.weights,
+                bias=kernel.bias,
+                colour=colour if alpha else None,
+                threads=recipe.threads,
+            )
+            fill = np.float64(recipe.cval)
+        stages.append(Stage((kh, kw), apply, fill))
     return stages
 
 
@@ -266,6 +286,13 @@ def _stage(
     top, left = weights.shape[0] // 2, weights.shape[1] // 2
     kept = band[top : top + h, left : left + w, colour:]
     return np.concatenate([out, kept.astype(out.dtype)], axis=2)
+
+
+def _premultiplied_stage(band: np.ndarray, *, kernel: Kernel, recipe: Recipe) -> np.ndarray:
+    """``filtering.premultiplied_step`` on an extended band of (P..., coverage, alpha)."""
+    planes = (band[..., :-2], band[..., -2], band[..., -1])
+    p, c, a = premultiplied_step(planes, kernel, recipe)
+    return np.concatenate([p, c[..., np.newaxis], a[..., np.newaxis]], axis=2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,7 +323,7 @@ def run_streamed(
             f"{target}: the image is filtered in bands (it is too large for memory, or --memory "
             f"asks for it), and {fmt} cannot be written in bands; write .tif or .npy"
         )
-    src = _open_source(source, gray)
+    src = _open_source(source, gray, premultiply=recipe.alpha == "filter")
     try:
         _run(src, source, target, fmt, recipe, depth, map, compress_level, memory, notes)
     finally:
@@ -319,15 +346,11 @@ def _run(
 ) -> None:
     picture = src.picture
     alpha = picture.alpha is not None
-    if alpha and recipe.alpha == "filter":
-        raise UsageError(
-            f"{source}: --alpha filter is not available for images filtered in bands; use "
-            "--alpha keep (the default), or a smaller image"
-        )
+    premultiplied = alpha and recipe.alpha == "filter"
     plan = plan_output(picture, fmt, depth=depth, map=map)
     stages = _stages(recipe, src.colour, alpha)
     shape = tuple(src.reader.shape)
-    channels = src.colour + alpha
+    channels = src.colour + alpha + premultiplied
     itemsize = 8 if picture.data.dtype == np.float64 else 4
     stored_channels = _stored_channels(plan, src.colour, alpha)
     stored_size = {8: 1, 16: 2, 32: 4, 64: 8}[plan.depth]
@@ -362,16 +385,21 @@ def _run(
             src.reader, stages, border=recipe.border, band_rows=band_rows, prepare=src.prepare
         )
 
-    def colour_of(rows: np.ndarray) -> np.ndarray:
-        return _scale_bias(rows[..., : src.colour] if alpha else rows, recipe)
+    def planes_of(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """A band's colour (scaled, biased) and alpha, as filter_planes returns them."""
+        if premultiplied:
+            return straight_planes((rows[..., :-2], rows[..., -2], rows[..., -1]), recipe)
+        if alpha:
+            return _scale_bias(rows[..., : src.colour], recipe), rows[..., -1]
+        return _scale_bias(rows, recipe), None
 
     extent = None
     if plan.map == "rescale":
-        extent = extrema((start, colour_of(rows)) for start, rows in bands())
+        extent = extrema((start, planes_of(rows)[0]) for start, rows in bands())
 
     def stored() -> Iterator[tuple[int, np.ndarray]]:
         for start, rows in bands():
-            band = picture.with_planes(colour_of(rows), rows[..., -1] if alpha else None)
+            band = picture.with_planes(*planes_of(rows))
             samples = stored_samples(band, plan, extent=extent)
             if fmt == "TIFF" and samples.ndim == 3 and samples.shape[2] == 1:
                 samples = samples[..., 0]
