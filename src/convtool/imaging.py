@@ -29,12 +29,12 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from tokenize import TokenError
 from typing import IO, Any, BinaryIO
 
 import numpy as np
 
 from convtool.errors import ImageError, UsageError
+from convtool.npyfile import read_npy_header
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """Images with more pixels than this (width × height, 100 megapixels) are refused before they
@@ -636,12 +636,8 @@ def _load_npy(fp: IO[bytes], name: str, limit: int) -> np.ndarray:
     """A .npy array, checked from its header before anything is allocated: real numbers (never
     unpickled), 2-D or 3-D, not empty, within ``limit`` pixels, and as long as the header says."""
     try:
-        version = np.lib.format.read_magic(fp)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
-    except (ValueError, OSError, EOFError, SyntaxError, TokenError) as exc:
+        shape, dtype = read_npy_header(fp)
+    except ValueError as exc:
         raise ImageError(f"{name}: not a numeric .npy array ({exc})") from None
     if dtype.kind not in "biuf":
         what = "Python objects, which convtool never unpickles" if dtype.hasobject else dtype

@@ -13,11 +13,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from tokenize import TokenError
 
 import numpy as np
 
 from convtool.errors import KernelError
+from convtool.npyfile import read_npy_header
 
 MAX_KERNEL_SIDE = 1025
 """The largest kernel side convtool accepts, for kernel specs, files and ``learn --size``."""
@@ -583,12 +583,8 @@ def _load_npy_kernel(path: Path, what: str) -> np.ndarray:
     at most 2-D, no side over :data:`MAX_KERNEL_SIDE`."""
     with open(path, "rb") as fp:
         try:
-            version = np.lib.format.read_magic(fp)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
-        except (ValueError, EOFError, SyntaxError, TokenError) as exc:
+            shape, dtype = read_npy_header(fp)
+        except ValueError as exc:
             raise KernelError(f"{what}: not a numeric .npy array ({exc})") from None
         if dtype.kind not in "biuf":
             held = "Python objects (never unpickled)" if dtype.hasobject else f"{dtype} values"
