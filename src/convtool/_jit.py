@@ -95,9 +95,10 @@ def map_index(x, n, mode):
 # Rows are done in pairs: every source row is loaded once for both outputs (it meets K[a] for
 # the upper row and K[a − 1] for the lower one), which halves the loads per multiply-add; eight
 # taps are summed before an output row is loaded and stored again. The innermost loops
-# (``_taps8*``, ``_k3x3*``, ``_k5x5``) are compiled on their own (``_leaf``): inlined into the
-# parallel loop they lost their registers (49 ms against 34 ms for a 15×15 kernel on a 4K image
-# on one core); 3×3 and 5×5 kernels are written out in full, one pass per output row.
+# (``_taps8*``, ``_k3x3*``) are compiled on their own (``_leaf``): inlined into the parallel loop
+# they lost their registers (49 ms against 34 ms for a 15×15 kernel on a 4K image on one core).
+# A 3×3 kernel is written out in full, both rows of a pair in one pass (1.15× faster than its
+# two groups of taps; a 5×5 written out was slower than its four groups, and is not).
 #
 # Tap tables (built by ``correlate.py``): a pair of output rows reads source rows j = 0..kh, tap t
 # being row ``tj[t]`` at element offset ``tb[t]`` (= b·C) with weight ``tw[t]`` = K[j, b] for the
@@ -214,44 +215,10 @@ def _k3x3_pair(o0, o1, rows, sel, at, c, k, n):
         )
 
 
-@_leaf
-def _k5x5(o, rows, sel, j, at, c, k, n):
-    """``o[:n]`` = the 5×5 kernel ``k`` over source rows ``sel[j..j + 4]``, in one pass."""
-    r0 = rows[sel[j]]
-    r1 = rows[sel[j + 1]]
-    r2 = rows[sel[j + 2]]
-    r3 = rows[sel[j + 3]]
-    r4 = rows[sel[j + 4]]
-    c2, c3, c4 = 2 * c, 3 * c, 4 * c
-    a0, a1, a2 = r0[at : at + n], r0[at + c : at + c + n], r0[at + c2 : at + c2 + n]
-    a3, a4 = r0[at + c3 : at + c3 + n], r0[at + c4 : at + c4 + n]
-    b0, b1, b2 = r1[at : at + n], r1[at + c : at + c + n], r1[at + c2 : at + c2 + n]
-    b3, b4 = r1[at + c3 : at + c3 + n], r1[at + c4 : at + c4 + n]
-    d0, d1, d2 = r2[at : at + n], r2[at + c : at + c + n], r2[at + c2 : at + c2 + n]
-    d3, d4 = r2[at + c3 : at + c3 + n], r2[at + c4 : at + c4 + n]
-    e0, e1, e2 = r3[at : at + n], r3[at + c : at + c + n], r3[at + c2 : at + c2 + n]
-    e3, e4 = r3[at + c3 : at + c3 + n], r3[at + c4 : at + c4 + n]
-    f0, f1, f2 = r4[at : at + n], r4[at + c : at + c + n], r4[at + c2 : at + c2 + n]
-    f3, f4 = r4[at + c3 : at + c3 + n], r4[at + c4 : at + c4 + n]
-    k00, k01, k02, k03, k04 = k[0, 0], k[0, 1], k[0, 2], k[0, 3], k[0, 4]
-    k10, k11, k12, k13, k14 = k[1, 0], k[1, 1], k[1, 2], k[1, 3], k[1, 4]
-    k20, k21, k22, k23, k24 = k[2, 0], k[2, 1], k[2, 2], k[2, 3], k[2, 4]
-    k30, k31, k32, k33, k34 = k[3, 0], k[3, 1], k[3, 2], k[3, 3], k[3, 4]
-    k40, k41, k42, k43, k44 = k[4, 0], k[4, 1], k[4, 2], k[4, 3], k[4, 4]
-    for q in range(n):
-        o[q] = (
-            ((k00 * a0[q] + k01 * a1[q]) + (k02 * a2[q] + k03 * a3[q]) + k04 * a4[q])
-            + ((k10 * b0[q] + k11 * b1[q]) + (k12 * b2[q] + k13 * b3[q]) + k14 * b4[q])
-            + ((k20 * d0[q] + k21 * d1[q]) + (k22 * d2[q] + k23 * d3[q]) + k24 * d4[q])
-            + ((k30 * e0[q] + k31 * e1[q]) + (k32 * e2[q] + k33 * e3[q]) + k34 * e4[q])
-            + ((k40 * f0[q] + k41 * f1[q]) + (k42 * f2[q] + k43 * f3[q]) + k44 * f4[q])
-        )
-
-
 def _segment(rows, sel, at, c, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, o0, o1, m):
     """``o0[:m]`` (and ``o1[:m]`` when ``pair``): output rows i (and i + 1) from source rows
     ``rows[sel[j]]``, read from element ``at``. ``kind`` (a tuple, see ``_by_kind``) has length
-    0 for the tap tables, 1 and 2 for the 3×3 and 5×5 kernels written out."""
+    0 for the tap tables, 1 for the 3×3 kernel written out."""
     raise NotImplementedError("only called from jitted code")
 
 
@@ -271,13 +238,7 @@ def _segment_3x3(rows, sel, at, c, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw,
         _k3x3(o0, rows, sel, at, c, kern, m)
 
 
-def _segment_5x5(rows, sel, at, c, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, o0, o1, m):
-    _k5x5(o0, rows, sel, 0, at, c, kern, m)
-    if pair:
-        _k5x5(o1, rows, sel, 1, at, c, kern, m)
-
-
-_by_kind(_segment, (_segment_taps, _segment_3x3, _segment_5x5))
+_by_kind(_segment, (_segment_taps, _segment_3x3))
 
 
 @_serial
@@ -313,8 +274,8 @@ def correlate_direct(
 ):  # fmt: skip
     """Direct correlation of ``src`` (H, W·C) into ``out`` (Ho, Wo·C); see the comment above.
 
-    ``kern`` is the (kh, kw) kernel (read by the written-out kinds, ``kind`` a tuple of length
-    1 or 2, see ``_segment``; the tap tables by the empty one). Either ``out``
+    ``kern`` is the (kh, kw) kernel (read by the written-out 3×3, ``kind`` a tuple of length 1,
+    see ``_segment``; the tap tables by the empty one). Either ``out``
     (float) or ``iout`` (uint8 or uint16) has the output's shape, the other is empty: into
     ``iout`` the float rows are written through ``_to_integer(row, bias, absolute, top)``
     (``out`` then only gives the float type). Output rows are cut into ``nchunks`` chunks.
@@ -398,32 +359,61 @@ def _direct_rows(
 
 @_parallel
 def correlate_separable(
-    src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, nchunks,
+    src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, vv, sj, sw, nchunks,
     out, iout, bias, absolute, top,
 ):  # fmt: skip
     """Separable correlation K = u vᵀ in one pass: rows by v, then columns by u, fused.
 
-    Each chunk of output rows keeps a ring of kh rows already filtered along the row (taps
-    ``hb``, ``hw``: element offsets b·C and weights v[b]); output row i is then the column pass
-    Σ_a u[a] · ring[(i + a) % kh] (taps ``vj``, ``vw``: a and u[a]), so the intermediate image
-    never leaves the cache. A source row outside the image in constant mode filters to
-    ``hcval`` = cval·Σv. ``out``/``iout`` as in ``correlate_direct``.
+    Each chunk of output rows keeps a ring of kh + 1 source rows already filtered along the row
+    (taps ``hb``, ``hw``: element offsets b·C and weights v[b]), so that the intermediate image
+    never leaves the cache. Output rows go in pairs, like the direct path's: ring row
+    i + a meets u[a] for row i and u[a − 1] for row i + 1 (taps ``vj``, ``vw``, ``vv``: a, and
+    those weights); a last single row has taps ``sj``, ``sw``. A source row outside the image in
+    constant mode filters to ``hcval`` = cval·Σv. ``out``/``iout`` as in ``correlate_direct``.
     """
     ho = max(out.shape[0], iout.shape[0])
     step = (ho + nchunks - 1) // nchunks
+    step += step % 2
     for t in nb.prange(nchunks):
         _separable_rows(
-            src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw,
+            src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, vv, sj, sw,
             t * step, min(ho, t * step + step), out, iout, bias, absolute, top,
         )  # fmt: skip
 
 
+@_serial
+def _row_pass(src, r, channels, kw, pw, mode, cval, hcval, hb, hw, zeros, x0, x1, strip, dst):
+    """``dst`` (Wo·C) = source row ``r`` (−1: a row of cval) filtered along the row."""
+    if r < 0:
+        dst[:] = hcval
+        return
+    no = dst.shape[0]
+    wo = no // channels
+    sel = np.full(1, r)
+    sel0 = np.zeros(1, np.int64)
+    for k in range(0, hb.shape[0], 8):
+        if x1 > x0:
+            _taps8(
+                dst[x0 * channels : x1 * channels], k == 0, src, sel, zeros, hb,
+                (x0 - pw) * channels, hw, k, (x1 - x0) * channels,
+            )  # fmt: skip
+    if x0 > 0:
+        _fill_strip(src, r, channels, -pw, x0 - pw + kw - 1, mode, cval, strip[0])
+        for k in range(0, hb.shape[0], 8):
+            _taps8(dst[: x0 * channels], k == 0, strip, sel0, zeros, hb, 0, hw, k, x0 * channels)
+    if x1 < wo:
+        _fill_strip(src, r, channels, x1 - pw, wo - pw + kw - 1, mode, cval, strip[0])
+        m = (wo - x1) * channels
+        for k in range(0, hb.shape[0], 8):
+            _taps8(dst[x1 * channels :], k == 0, strip, sel0, zeros, hb, 0, hw, k, m)
+
+
 @_leaf
 def _separable_rows(
-    src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, r0, r1,
+    src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, vv, sj, sw, r0, r1,
     out, iout, bias, absolute, top,
 ):  # fmt: skip
-    """Output rows [r0, r1) of ``correlate_separable``."""
+    """Output rows [r0, r1) of ``correlate_separable``, two at a time."""
     if r0 >= r1:
         return
     h = src.shape[0]
@@ -431,58 +421,39 @@ def _separable_rows(
     to_int = iout.shape[0] > 0
     no = iout.shape[1] if to_int else out.shape[1]
     wo = no // channels
-    x0 = min(pw, wo)
+    x0 = min(pw, wo)  # interior columns [x0, x1) of the row pass
     x1 = max(x0, min(wo, w - kw + 1 + pw))
-    nl = x0 + kw - 1
-    nr = wo - x1 + kw - 1
-    zeros = np.zeros(hb.shape[0], np.int64)  # row numbers of the row pass's taps
-    vb = np.zeros(vj.shape[0], np.int64)  # element offsets of the column pass's taps
-    taps = hw.reshape((1, hw.shape[0]))  # the 2-D kernel argument of _segment, unused here
-    ring = np.empty((kh, no), out.dtype)
-    slots = np.empty(kh, np.int64)
-    sel = np.empty(1, np.int64)
-    sel0 = np.zeros(1, np.int64)
-    left = np.empty((1, max(nl, 1) * channels), out.dtype)
-    right = np.empty((1, max(nr, 1) * channels), out.dtype)
-    tmp = np.empty(no, out.dtype)
-    for i in range(r0 - kh + 1, r1):
-        # the row pass of source row i − ph + kh − 1 into its ring slot
-        hrow = ring[(i + kh - 1) % kh]
-        sel[0] = map_index(i - ph + kh - 1, h, mode)
-        if sel[0] < 0:
-            hrow[:] = hcval
+    zeros = np.zeros(max(hb.shape[0], vj.shape[0]), np.int64)
+    size = kh + 1
+    ring = np.empty((size, no), out.dtype)
+    slots = np.empty(size, np.int64)
+    strip = np.empty((1, (max(x0, wo - x1) + kw - 1) * channels), out.dtype)
+    tmp = np.empty((2, no), out.dtype)
+    filtered = r0 - ph  # the next source row to filter into the ring
+    for i in range(r0, r1, 2):
+        pair = i + 1 < r1
+        last = i - ph + (kh if pair else kh - 1)
+        while filtered <= last:
+            r = map_index(filtered, h, mode)
+            _row_pass(
+                src, r, channels, kw, pw, mode, cval, hcval, hb, hw, zeros, x0, x1, strip,
+                ring[(filtered + ph) % size],
+            )  # fmt: skip
+            filtered += 1
+        for a in range(size):
+            slots[a] = (i + a) % size
+        o0 = tmp[0] if to_int else out[i]
+        if pair:
+            o1 = tmp[1] if to_int else out[i + 1]
+            for k in range(0, vj.shape[0], 8):
+                _taps8_pair(o0, o1, k == 0, ring, slots, vj, zeros, 0, vw, vv, k, no)
         else:
-            if x1 > x0:
-                a = x0 * channels
-                b = x1 * channels
-                _segment(
-                    src, sel, (x0 - pw) * channels, channels, (), taps, False, zeros, hb, hw,
-                    hw, zeros, hb, hw, hrow[a:b], hrow[a:b], b - a,
-                )  # fmt: skip
-            if x0 > 0:
-                _fill_strip(src, sel[0], channels, -pw, nl - pw, mode, cval, left[0])
-                m = x0 * channels
-                _segment(
-                    left, sel0, 0, channels, (), taps, False, zeros, hb, hw, hw, zeros, hb,
-                    hw, hrow[:m], hrow[:m], m,
-                )  # fmt: skip
-            if x1 < wo:
-                _fill_strip(src, sel[0], channels, x1 - pw, x1 - pw + nr, mode, cval, right[0])
-                a = x1 * channels
-                _segment(
-                    right, sel0, 0, channels, (), taps, False, zeros, hb, hw, hw, zeros, hb,
-                    hw, hrow[a:], hrow[a:], no - a,
-                )  # fmt: skip
-        if i < r0:
-            continue
-        # the column pass for output row i
-        for a in range(kh):
-            slots[a] = (i + a) % kh
-        o = tmp if to_int else out[i]
-        for k in range(0, vj.shape[0], 8):
-            _taps8(o, k == 0, ring, slots, vj, vb, 0, vw, k, no)
+            for k in range(0, sj.shape[0], 8):
+                _taps8(o0, k == 0, ring, slots, sj, zeros, 0, sw, k, no)
         if to_int:
-            _to_integer(tmp, bias, absolute, top, iout[i])
+            _to_integer(tmp[0], bias, absolute, top, iout[i])
+            if pair:
+                _to_integer(tmp[1], bias, absolute, top, iout[i + 1])
 
 
 # --- FFT correlation ------------------------------------------------------------------------

@@ -384,7 +384,7 @@ def _direct(
     tj, tb, tw, tv = _pad8([j, b * channels], [upper[j, b], lower[j, b]])
     j, b = np.nonzero(weights)
     sj, sb, sw = _pad8([j, b * channels], [weights[j, b]])
-    kind = (0,) * {(3, 3): 1, (5, 5): 2}.get((kh, kw), 0)  # see _jit._segment
+    kind = (0,) if (kh, kw) == (3, 3) else ()  # the 3×3 written out, or tap tables (_segment)
     if border == "valid":
         ph = pw = mode = 0
     else:
@@ -433,8 +433,14 @@ def _separable(
     shape = output_shape(src.shape, (kh, kw), border)
     (b,) = np.nonzero(v)
     hb, hw = _pad8([b * channels], [v[b]])
+    # the column pass: ring rows a = 0..kh of a pair, u[a] for the upper row, u[a − 1] for the
+    # lower one; then those of a single row
+    upper = np.append(u, 0.0)
+    lower = np.insert(u, 0, 0.0)
+    (a,) = np.nonzero((upper != 0) | (lower != 0))
+    vj, vw, vv = _pad8([a], [upper[a], lower[a]])
     (a,) = np.nonzero(u)
-    vj, vw = _pad8([a], [u[a]])
+    sj, sw = _pad8([a], [u[a]])
     if border == "valid":
         ph = pw = mode = 0
     else:
@@ -455,6 +461,9 @@ def _separable(
         hw.astype(out_dtype),
         vj,
         vw.astype(out_dtype),
+        vv.astype(out_dtype),
+        sj,
+        sw.astype(out_dtype),
         _nchunks(shape[0], 2),
         _rows(out),
         _rows(iout),
