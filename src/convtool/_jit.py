@@ -242,6 +242,29 @@ _by_kind(_segment, (_segment_taps, _segment_3x3))
 
 
 @_serial
+def _fill_padded_row(src, r, channels, left, mode, cval, dst):
+    """``dst`` = source row ``r`` (−1: cval) extended by ``mode``, starting ``left`` pixels
+    before the row and running to the end of ``dst``; converted to ``dst``'s float type."""
+    w = src.shape[1] // channels
+    if r < 0:
+        dst[:] = cval
+        return
+    row = src[r]
+    right = dst.shape[0] // channels - left - w
+    body = dst[left * channels : left * channels + w * channels]
+    for q in range(w * channels):
+        body[q] = row[q]
+    for x in range(-left, 0):
+        m = map_index(x, w, mode)
+        for c in range(channels):
+            dst[(x + left) * channels + c] = cval if m < 0 else row[m * channels + c]
+    for x in range(w, w + right):
+        m = map_index(x, w, mode)
+        for c in range(channels):
+            dst[(x + left) * channels + c] = cval if m < 0 else row[m * channels + c]
+
+
+@_serial
 def _fill_strip(src, r, channels, x0, x1, mode, cval, dst):
     """Pixels [x0, x1) of source row ``r`` extended by ``mode`` into ``dst`` (r = −1: cval)."""
     w = src.shape[1] // channels
@@ -381,33 +404,6 @@ def correlate_separable(
         )  # fmt: skip
 
 
-@_serial
-def _row_pass(src, r, channels, kw, pw, mode, cval, hcval, hb, hw, zeros, x0, x1, strip, dst):
-    """``dst`` (Wo·C) = source row ``r`` (−1: a row of cval) filtered along the row."""
-    if r < 0:
-        dst[:] = hcval
-        return
-    no = dst.shape[0]
-    wo = no // channels
-    sel = np.full(1, r)
-    sel0 = np.zeros(1, np.int64)
-    for k in range(0, hb.shape[0], 8):
-        if x1 > x0:
-            _taps8(
-                dst[x0 * channels : x1 * channels], k == 0, src, sel, zeros, hb,
-                (x0 - pw) * channels, hw, k, (x1 - x0) * channels,
-            )  # fmt: skip
-    if x0 > 0:
-        _fill_strip(src, r, channels, -pw, x0 - pw + kw - 1, mode, cval, strip[0])
-        for k in range(0, hb.shape[0], 8):
-            _taps8(dst[: x0 * channels], k == 0, strip, sel0, zeros, hb, 0, hw, k, x0 * channels)
-    if x1 < wo:
-        _fill_strip(src, r, channels, x1 - pw, wo - pw + kw - 1, mode, cval, strip[0])
-        m = (wo - x1) * channels
-        for k in range(0, hb.shape[0], 8):
-            _taps8(dst[x1 * channels :], k == 0, strip, sel0, zeros, hb, 0, hw, k, m)
-
-
 @_leaf
 def _separable_rows(
     src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, vv, sj, sw, r0, r1,
@@ -417,17 +413,13 @@ def _separable_rows(
     if r0 >= r1:
         return
     h = src.shape[0]
-    w = src.shape[1] // channels
     to_int = iout.shape[0] > 0
     no = iout.shape[1] if to_int else out.shape[1]
-    wo = no // channels
-    x0 = min(pw, wo)  # interior columns [x0, x1) of the row pass
-    x1 = max(x0, min(wo, w - kw + 1 + pw))
     zeros = np.zeros(max(hb.shape[0], vj.shape[0]), np.int64)
     size = kh + 1
     ring = np.empty((size, no), out.dtype)
     slots = np.empty(size, np.int64)
-    strip = np.empty((1, (max(x0, wo - x1) + kw - 1) * channels), out.dtype)
+    padded = np.empty((1, no + (kw - 1) * channels), out.dtype)
     tmp = np.empty((2, no), out.dtype)
     filtered = r0 - ph  # the next source row to filter into the ring
     for i in range(r0, r1, 2):
@@ -435,10 +427,13 @@ def _separable_rows(
         last = i - ph + (kh if pair else kh - 1)
         while filtered <= last:
             r = map_index(filtered, h, mode)
-            _row_pass(
-                src, r, channels, kw, pw, mode, cval, hcval, hb, hw, zeros, x0, x1, strip,
-                ring[(filtered + ph) % size],
-            )  # fmt: skip
+            hrow = ring[(filtered + ph) % size]
+            if r < 0:
+                hrow[:] = hcval
+            else:
+                _fill_padded_row(src, r, channels, pw, mode, cval, padded[0])
+                for k in range(0, hb.shape[0], 8):
+                    _taps8(hrow, k == 0, padded, zeros, zeros, hb, 0, hw, k, no)
             filtered += 1
         for a in range(size):
             slots[a] = (i + a) % size
