@@ -339,9 +339,14 @@ def _channels(x: np.ndarray) -> int:
     return x.shape[2] if x.ndim == 3 else 1
 
 
-def _rows(x: np.ndarray) -> np.ndarray:
-    """(H, W[, C]) as the (H, W·C) rows the jitted core takes; an empty array stays (0, 0)."""
-    return x.reshape(x.shape[0], -1) if x.size else x.reshape(0, 0)
+def _present(x: np.ndarray | None) -> np.ndarray:
+    assert x is not None
+    return x
+
+
+def _rows(x: np.ndarray | None) -> np.ndarray | None:
+    """(H, W[, C]) as the (H, W·C) rows the jitted core takes."""
+    return None if x is None else x.reshape(x.shape[0], -1)
 
 
 def _nchunks(rows: int, per_thread: int) -> int:
@@ -413,7 +418,7 @@ def _direct(
         absolute,
         top,
     )
-    return out if integer is None else integer.out
+    return integer.out if integer is not None else _present(out)
 
 
 def _separable(
@@ -471,25 +476,20 @@ def _separable(
         absolute,
         top,
     )
-    return out if integer is None else integer.out
+    return integer.out if integer is not None else _present(out)
 
 
 def _outputs(
     shape: tuple[int, ...], out_dtype: type, integer: _IntegerOutput | None
-) -> tuple[np.ndarray, np.ndarray, object, bool, object]:
-    """The float output array and the integer one, one of them empty, and the conversion's
-    scalars in the float type (allocated here, in numpy, which backs big arrays with huge
-    pages: an output allocated inside the jitted code took five times longer to fill)."""
+) -> tuple[np.ndarray | None, np.ndarray | None, object, bool, object]:
+    """The float output array or the integer one (the other None, so that numba compiles only
+    the branch in use), and the conversion's scalars in the float type. Allocated here, in
+    numpy, which backs big arrays with huge pages: an output allocated inside the jitted code
+    took five times longer to fill."""
     if integer is None:
         out: np.ndarray = np.empty(shape, dtype=out_dtype)
-        return out, np.empty((0, 0), np.uint8), out_dtype(0), False, out_dtype(0)
-    return (
-        np.empty((0, 0), dtype=out_dtype),
-        integer.out,
-        out_dtype(integer.bias),
-        integer.absolute,
-        out_dtype(integer.top),
-    )
+        return out, None, out_dtype(0), False, out_dtype(0)
+    return None, integer.out, out_dtype(integer.bias), integer.absolute, out_dtype(integer.top)
 
 
 def _pow2(n: int) -> int:
@@ -567,7 +567,7 @@ def _fft(
         absolute,
         top,
     )
-    return out if integer is None else integer.out
+    return integer.out if integer is not None else _present(out)
 
 
 class _threads:
