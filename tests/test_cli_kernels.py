@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
+import convtool
 from convtool.cli import app, main
 from convtool.kernels import BUILTINS, load_kernel
 
@@ -65,6 +67,49 @@ def test_help_and_kernels_do_not_import_numba():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_help_loads_neither_numpy_nor_pillow():
+    """``convtool --help`` and ``convtool apply --help`` load no numpy, Pillow or numba: the
+    commands import them when they run, and ``import convtool`` loads its API lazily."""
+    code = (
+        "import sys\nfrom convtool.cli import main\n"
+        "main(['--help']); main(['apply', '--help']); main(['learn', '--help'])\n"
+        "heavy = [m for m in ('numpy', 'PIL', 'numba', 'scipy') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_lazy_api_names():
+    """The API names load on first use and stay what they are: convtool.correlate is the
+    function even after the submodule of the same name was imported by the core."""
+    code = (
+        "import sys, convtool\n"
+        "assert 'numpy' not in sys.modules\n"
+        "import convtool.filtering\n"
+        "from convtool import BORDERS, Kernel, correlate, learn_kernel\n"
+        "assert callable(convtool.correlate) and convtool.correlate is correlate\n"
+        "assert correlate.__module__ == 'convtool.correlate'\n"
+        "assert set(convtool.__all__) <= set(dir(convtool))\n"
+        "for name in convtool.__all__:\n"
+        "    if name != 'correlate_dask':\n"
+        "        getattr(convtool, name)\n"
+        "assert 'dask' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(AttributeError, match="no attribute 'corelate'"):
+        convtool.corelate  # noqa: B018
+
+
+def test_defaults_are_the_libraries():
+    """The numbers --help shows (from convtool.defaults) are the ones the library uses."""
+    from convtool import defaults, imaging, learn
+
+    assert defaults.DEFAULT_EPOCHS == learn.DEFAULT_EPOCHS
+    assert imaging.DEFAULT_MAX_PIXELS is defaults.DEFAULT_MAX_PIXELS
 
 
 def test_module_entry_point():

@@ -3,12 +3,25 @@
 The Python API under the ``convtool`` command. convtool cross-correlates (no kernel flip), as
 the textbook, OpenCV's ``filter2D`` and ImageMagick's ``-morphology Correlate`` do; ``convolve``
 flips the kernel first.
+
+The names below are loaded on first use (PEP 562), so ``import convtool`` — and the command's
+``--help`` — loads neither numpy nor numba; ``from convtool import correlate`` works as usual.
 """
 
-from convtool.correlate import BORDERS, convolve, correlate
+from __future__ import annotations
+
+import importlib
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 from convtool.errors import ConvtoolError, ImageError, KernelError, LearnError, UsageError
-from convtool.kernels import BUILTINS, Kernel, format_kernel, load_kernel, parse_kernel
-from convtool.learn import LearnResult, learn_kernel
+
+if TYPE_CHECKING:
+    from convtool.correlate import BORDERS, convolve, correlate
+    from convtool.distributed import correlate_dask
+    from convtool.kernels import BUILTINS, Kernel, format_kernel, load_kernel, parse_kernel
+    from convtool.learn import LearnResult, learn_kernel
 
 __version__ = "0.1.0"
 
@@ -32,11 +45,47 @@ __all__ = [
     "parse_kernel",
 ]
 
+_LAZY = {
+    "BORDERS": "convtool.correlate",
+    "convolve": "convtool.correlate",
+    "correlate": "convtool.correlate",
+    "correlate_dask": "convtool.distributed",
+    "BUILTINS": "convtool.kernels",
+    "Kernel": "convtool.kernels",
+    "format_kernel": "convtool.kernels",
+    "load_kernel": "convtool.kernels",
+    "parse_kernel": "convtool.kernels",
+    "LearnResult": "convtool.learn",
+    "learn_kernel": "convtool.learn",
+}
+"""Each lazily loaded name of the API and the module that defines it."""
+
 
 def __getattr__(name: str) -> object:
-    """``convtool.correlate_dask``, loaded on first use: ``import convtool`` never loads Dask."""
-    if name == "correlate_dask":
-        from convtool.distributed import correlate_dask
+    """An API name, imported from its module on first use (``correlate_dask`` loads Dask)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'convtool' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return correlate_dask
-    raise AttributeError(f"module 'convtool' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(ModuleType):
+    """The ``convtool`` module itself: keeps ``convtool.correlate`` the function.
+
+    Importing the submodule ``convtool.correlate`` (as the core does) binds the package's
+    attribute ``correlate`` to the module; this binds the function of the same name instead.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, ModuleType) and _LAZY.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -33,12 +33,9 @@ from typing import IO, Any, BinaryIO
 
 import numpy as np
 
+from convtool.defaults import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from convtool.errors import ImageError, UsageError
 from convtool.npyfile import read_npy_header
-
-DEFAULT_MAX_PIXELS = 100_000_000
-"""Images with more pixels than this (width × height, 100 megapixels) are refused before they
-are decoded — a guard against decompression bombs. ``--max-pixels`` raises it."""
 
 MATRIX_FORMATS = {".npy": "NPY", ".txt": "TXT", ".csv": "CSV"}
 """File suffixes read and written as matrices (raw numbers), with their format names."""
@@ -768,14 +765,6 @@ def cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
 
 MAPS = ("clip", "abs", "rescale", "none")
 """How results become stored values (``--map``): see :func:`map_values`."""
-
-DEFAULT_QUALITY = 95
-"""JPEG/WebP quality when none is given; at 90 and above JPEG is written 4:4:4."""
-
-DEFAULT_COMPRESS_LEVEL = 4
-"""zlib level for PNG (and deflate TIFF). Measured on a 3840×2160 RGB photograph and its Sobel
-edge map: level 4 writes in 0.6–1.0 s, files within 5 % of level 6 (Pillow's default, 1.6–2.9 s);
-level 1 is 0.4–0.6 s but 18–24 % larger. ``--compress-level`` picks another (0 to 9)."""
 
 _IMAGE_DEPTHS: dict[str, tuple[int, ...]] = {
     "PNG": (8, 16),

@@ -14,27 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from convtool.cli._app import app, debug_enabled, echo_error, note, reports_errors, unexpected
+from convtool.defaults import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from convtool.errors import ConvtoolError, ImageError, UsageError
-from convtool.filtering import Recipe, filter_planes
-from convtool.imaging import (
-    DEFAULT_COMPRESS_LEVEL,
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_QUALITY,
-    encode,
-    format_by_name,
-    format_for_path,
-    plan_output,
-    read_picture,
-    write_output,
-)
-from convtool.kernels import load_kernel
-from convtool.stream import parse_bytes
-from convtool.stream_apply import run_streamed, should_stream
+
+if TYPE_CHECKING:
+    from convtool.filtering import Recipe
+
+# numpy, Pillow and the core are imported inside the functions that run a filter, so that
+# ``convtool --help`` and the other commands do not load them.
 
 
 class BorderChoice(str, Enum):
@@ -254,6 +246,11 @@ def apply_command(
 
       convtool apply *.tif -k sobel-x --out-dir out/ --scheduler tcp://head:8786
     """
+    from convtool.filtering import Recipe
+    from convtool.imaging import format_by_name
+    from convtool.kernels import load_kernel
+    from convtool.stream import parse_bytes
+
     recipe = Recipe(
         kernels=tuple(load_kernel(spec) for spec in kernel),
         border=border.value,
@@ -324,6 +321,10 @@ class _Notes:
 
 def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
     """Read, plan, filter, encode and write one input."""
+    from convtool.filtering import filter_planes
+    from convtool.imaging import encode, format_for_path, plan_output, read_picture, write_output
+    from convtool.stream_apply import should_stream
+
     if job.source != "-" and should_stream(
         job.source, memory=settings.memory, max_pixels=settings.max_pixels
     ):
@@ -358,6 +359,9 @@ def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
 
 def _run_streamed(job: Job, settings: _Settings, notes: _Notes) -> None:
     """One input too large for memory, filtered band by band (see convtool.stream_apply)."""
+    from convtool.imaging import format_for_path
+    from convtool.stream_apply import run_streamed
+
     fmt = format_for_path(job.target) if job.target is not None else ""
     if job.target is not None and settings.stdout_format not in (None, fmt):
         raise UsageError(
@@ -586,6 +590,8 @@ def _expand(template: str, source: str) -> str:
 
 
 def _check_targets(jobs: list[Job], *, plain_output: bool) -> None:
+    from convtool.imaging import format_for_path
+
     seen: dict[str, str] = {}
     inputs = {_identity(job.source): job.source for job in jobs if job.source != "-"}
     for job in jobs:

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from convtool.cli._app import app, reports_errors
-from convtool.kernels import BUILTINS, format_kernel, load_kernel
 
 
 @app.command("kernels")
@@ -33,6 +32,8 @@ def kernels_command(
 
       convtool apply in.png -k @g.txt -o out.png
     """
+    from convtool.kernels import BUILTINS, format_kernel, load_kernel
+
     if spec is None:
         width = max(len(name) for name in BUILTINS)
         for name, entry in BUILTINS.items():

@@ -10,22 +10,19 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from convtool.cli._app import app, note, reports_errors
+from convtool.defaults import DEFAULT_EPOCHS, DEFAULT_MAX_PIXELS
 from convtool.errors import UsageError
-from convtool.imaging import DEFAULT_MAX_PIXELS, read_picture, write_output
-from convtool.kernels import format_kernel
-from convtool.learn import (
-    DEFAULT_EPOCHS,
-    LearnResult,
-    check_options,
-    learn_kernel,
-    parse_size,
-    save_kernel,
-)
+
+if TYPE_CHECKING:
+    from convtool.learn import LearnResult
+
+# numpy and the fitting are imported inside the command, so that ``convtool --help`` and the
+# other commands do not load them.
 
 
 class MethodChoice(str, Enum):
@@ -154,6 +151,10 @@ def learn_command(
 
       convtool learn a.png A.png b.png B.png --size 3 --bias -o k.json --json
     """
+    from convtool.imaging import read_picture, write_output
+    from convtool.kernels import format_kernel
+    from convtool.learn import check_options, learn_kernel, parse_size, save_kernel
+
     if len(files) < 2 or len(files) % 2:
         raise UsageError(
             f"learn takes pairs INPUT TARGET; got {len(files)} file{'s' * (len(files) != 1)}"
