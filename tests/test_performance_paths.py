@@ -376,3 +376,99 @@ def test_integer_output_threads_and_chunks():
 def test_integer_output_bad_arguments(kwargs, match):
     with pytest.raises(convtool.UsageError, match=match):
         correlate_to_integer(np.zeros((4, 4), np.uint8), "laplacian", **kwargs)
+
+
+# --- small work with numpy ------------------------------------------------------------------
+
+
+@pytest.fixture
+def numpy_path(monkeypatch):
+    """``method="auto"`` takes the numpy path whatever the budget and the process's history."""
+    monkeypatch.setattr(cc, "_numpy_affords", lambda shape, weights: True)
+
+
+@pytest.mark.parametrize(("dtype", "channels"), PIXELS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("ksize", [(3, 3), (5, 5), (1, 3), (2, 2), (4, 5), (7, 3)])
+@pytest.mark.parametrize("mode", [*MODES, "valid"])
+def test_numpy_path_matches_scipy(numpy_path, mode, ksize, shape, channels, dtype):
+    """Small work done with numpy: odd, even and non-square kernels, images smaller than the
+    kernel (padding past the far edge), every dtype."""
+    x = random_image(shape + ((channels,) if channels else ()), dtype, seed=sum(shape) + 7)
+    k = distinct_kernel(*ksize, seed=21)
+    k[0, -1] = 0.0  # a zero tap, left out
+    if mode == "valid" and not fits(shape, ksize):
+        return
+    cval = cval_for(x)
+    got = convtool.correlate(x, k, border=mode, cval=cval)
+    assert got.dtype == (np.float64 if dtype == np.float64 else np.float32)
+    assert_close(got, reference(x, k, mode, cval), k, x)
+    flipped = reference(x, k[::-1, ::-1], mode, cval)
+    assert_close(convtool.convolve(x, k, border=mode, cval=cval), flipped, k, x)
+
+
+@pytest.mark.parametrize("mode", [*MODES, "valid"])
+@pytest.mark.parametrize("ksize", [(3, 3), (4, 5)])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 10), (12, 9, 3)])
+@pytest.mark.parametrize("map_", ["clip", "abs"])
+def test_numpy_path_integer_output(numpy_path, map_, shape, ksize, mode):
+    """uint8 → uint8 with numpy equals the formula, both maps, clamped at both ends."""
+    x = random_image(shape, np.uint8, seed=sum(shape) + 8)
+    k = distinct_kernel(*ksize, seed=22)
+    k = 2 * k / np.abs(k).sum()
+    if mode == "valid" and not fits(shape, ksize):
+        return
+    got = correlate_to_integer(x, k, border=mode, cval=30, bias=0.25, map=map_)
+    assert_integer_output(got, x, k, mode, 30, 1.0, 0.25, map_, 255, 255)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "in_max", "out_max"),
+    [(np.uint16, 65535, 65535), (np.uint8, 255, 65535), (np.float64, 1.0, 1023)],
+)
+def test_numpy_path_integer_depths(numpy_path, dtype, in_max, out_max):
+    """uint16 and float inputs, 16-bit and odd output ranges, a negative scale."""
+    x = random_image((11, 14, 3), dtype, seed=23)
+    if dtype == np.float64:
+        x = np.abs(x) / 4
+    k = distinct_kernel(3, 4, seed=24)
+    k = 3 * k / np.abs(k).sum()
+    got = correlate_to_integer(x, k, scale=-1.5, bias=0.4, in_max=in_max, out_max=out_max)
+    assert_integer_output(got, x, k, "reflect", 0.0, -1.5, 0.4, "clip", in_max, out_max)
+
+
+SMALL_THEN_LARGE = """
+import sys
+import numpy as np
+import convtool
+from convtool import correlate as _
+cc = sys.modules["convtool.correlate"]
+loads = []
+cc.CORE_LOAD_HOOKS.append(lambda: loads.append("numba" in sys.modules))
+x = np.random.default_rng(0).random((64, 48, 3)).astype(np.float32)
+small = convtool.correlate(x, "laplacian")
+ints = cc.correlate_to_integer(x, "sharpen")
+assert "numba" not in sys.modules, "small work loaded numba"
+big = np.zeros((int(cc.NUMPY_BUDGET // 9) // 300 + 1, 300), np.float32)
+convtool.correlate(big, np.ones((3, 3)))
+assert "convtool._jit" in sys.modules and loads == [False], loads
+spent = cc._numpy_spent[0]
+again = convtool.correlate(x, "laplacian")
+assert cc._numpy_spent[0] == spent, "numpy used after numba was loaded"
+direct = convtool.correlate(x, "laplacian", method="direct")
+assert np.allclose(small, again, atol=1e-5) and np.allclose(small, direct, atol=1e-5)
+print("ok")
+"""
+
+
+def test_small_work_never_loads_numba():
+    """In a fresh process, small filters run without numba; work past ``NUMPY_BUDGET`` loads
+    it once (hooks first), and from then on numba does all."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", SMALL_THEN_LARGE], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -10,11 +10,15 @@ differently)::
     constant  k k k   | a b c d | k k k       (k = cval)
     valid     no extension; the output shrinks to (H − kh + 1) × (W − kw + 1)
 
-numba is imported on first use, not with this module, so ``convtool --help`` starts fast.
+numba is imported on first use, not with this module, so ``convtool --help`` starts fast; small
+work is done with numpy until it adds up to what loading numba costs (see ``NUMPY_BUDGET``), so
+that a command filtering one small picture never loads numba at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import ModuleType
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -57,7 +61,8 @@ def correlate(
     ``separable`` (rank-1 kernels as two 1-D passes fused in one sweep), ``fft`` (FFTs of
     overlap-save tiles: equal to ``direct`` within 1e-4 of Σ|K|·max|X| in float32, within
     rounding in float64, every border mode included); ``auto`` takes ``separable`` for rank-1
-    kernels larger than 3×3, otherwise ``fft`` where :func:`fft_is_faster` expects it.
+    kernels larger than 3×3, otherwise ``fft`` where :func:`fft_is_faster` expects it, and does
+    small work with numpy (shifted views, no numba) until numba is loaded (``NUMPY_BUDGET``).
     ``threads`` limits the parallel core (default: all cores); the result does not depend on it.
 
     >>> x = np.arange(9.0).reshape(3, 3)
@@ -165,8 +170,7 @@ def correlate_to_integer(
     shape = output_shape(x.shape, weights.shape, border)
     out: np.ndarray = np.empty(shape, dtype=np.uint8 if top <= 255 else np.uint16)
     integer = _IntegerOutput(out, float(bias) * top, map == "abs", float(top))
-    with _threads(threads):
-        return _run(x, folded, border, cval, method, np.float32, integer)
+    return _run(x, folded, border, cval, method, np.float32, integer, threads)
 
 
 def _weights(kernel: KernelLike) -> np.ndarray:
@@ -241,8 +245,7 @@ def _correlate(
 ) -> np.ndarray:
     x, cval = _prepare(image, weights, border, cval, method)
     out_dtype = np.float64 if x.dtype == np.float64 else np.float32
-    with _threads(threads):
-        return _run(x, weights, border, cval, method, out_dtype, None)
+    return _run(x, weights, border, cval, method, out_dtype, None, threads)
 
 
 def _prepare(
@@ -283,9 +286,13 @@ def _run(
     method: str,
     out_dtype: type,
     integer: _IntegerOutput | None,
+    threads: int | None,
 ) -> np.ndarray:
-    """Pick the path (see ``choose_method``) and run it; returns the float or integer output."""
+    """Pick the path (see ``choose_method``) and run it; returns the float or integer output.
+    Small work goes to numpy (``NUMPY_BUDGET``) unless a thread count asks for the core."""
     kh, kw = weights.shape
+    if method == "auto" and threads is None and _numpy_affords(x.shape, weights):
+        return _numpy_direct(x, weights, border, cval, out_dtype, integer)
     chosen = choose_method(x.shape, (kh, kw), method)
     factors = None
     if chosen == "separable":
@@ -294,11 +301,12 @@ def _run(
             if method == "separable":
                 raise KernelError(f"the {kh}x{kw} kernel is not separable (its rank is above 1)")
             chosen = choose_method(x.shape, (kh, kw), "nonseparable")
-    if chosen == "fft":
-        return _fft(x, weights, border, cval, out_dtype, integer)
-    if factors is not None:
-        return _separable(x, factors, border, cval, out_dtype, integer)
-    return _direct(x, weights, border, cval, out_dtype, integer)
+    with _threads(threads):
+        if chosen == "fft":
+            return _fft(x, weights, border, cval, out_dtype, integer)
+        if factors is not None:
+            return _separable(x, factors, border, cval, out_dtype, integer)
+        return _direct(x, weights, border, cval, out_dtype, integer)
 
 
 def choose_method(shape: tuple[int, ...], kshape: tuple[int, int], method: str) -> str:
@@ -322,6 +330,89 @@ FFT_SECONDS_PER_POINT = 1.0e-9
 """Cost model, FFT path: seconds per point of a complex plane and per log2 of its area, per
 thread, for gathering, both transforms, the product and scattering (measured: 263 ms of CPU
 for a 31×31 kernel on a 4K RGB image, 255 planes of 256×256, on the development machine)."""
+
+
+NUMPY_BUDGET = 2e8
+"""Cost model, numpy path: multiply-adds that ``method="auto"`` does with numpy before the first
+use of the numba core. That first use costs ~0.5 s in a fresh process (importing numba, loading
+its registries for the first cached function, and ~0.2 s more at exit), numpy ~1 ns per
+multiply-add (a 512×512 RGB picture with a 3×3 kernel: 9 ms). A call whose work (output values
+× nonzero taps) fits in what is left of the budget runs with numpy and spends it; any other
+loads numba, which then does everything. So a command that filters one small picture never
+loads numba, and a process spends at most ~0.2 s in numpy before it would have paid off (the
+rent-or-buy rule: never worse than twice the better choice made in hindsight)."""
+
+_numpy_spent = [0.0]
+
+CORE_LOAD_HOOKS: list[Callable[[], None]] = []
+"""Called once, just before the numba core is first imported (the CLI prepares numba there)."""
+
+
+def _numpy_affords(shape: tuple[int, ...], weights: np.ndarray) -> bool:
+    """Whether this call goes to numpy under ``NUMPY_BUDGET`` (and if so, spend it)."""
+    import sys
+
+    if "convtool._jit" in sys.modules:
+        return False
+    work = float(np.prod(shape)) * int(np.count_nonzero(weights))
+    if _numpy_spent[0] + work > NUMPY_BUDGET:
+        return False
+    _numpy_spent[0] += work
+    return True
+
+
+def _core() -> ModuleType:
+    """The numba core, ``convtool._jit``, imported on first use (after ``CORE_LOAD_HOOKS``)."""
+    import sys
+
+    if "convtool._jit" not in sys.modules:
+        for hook in CORE_LOAD_HOOKS:
+            hook()
+    from convtool import _jit
+
+    return _jit
+
+
+_NUMPY_PAD = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wrap": "wrap"}
+
+
+def _numpy_direct(
+    x: np.ndarray,
+    weights: np.ndarray,
+    border: str,
+    cval: float,
+    out_dtype: type,
+    integer: _IntegerOutput | None,
+) -> np.ndarray:
+    """Direct correlation with numpy: the extended image padded whole, one multiply-add of a
+    shifted view per nonzero tap, in the float type of the numba core; the conversion of
+    ``_jit._to_integer`` after it. For small work only (``NUMPY_BUDGET``)."""
+    kh, kw = weights.shape
+    xf: np.ndarray = x.astype(out_dtype, copy=False)
+    if border == "valid":
+        padded = xf
+    else:
+        pads = [(kh // 2, kh - 1 - kh // 2), (kw // 2, kw - 1 - kw // 2)] + [(0, 0)] * (x.ndim - 2)
+        if border == "constant":
+            padded = np.pad(xf, pads, mode="constant", constant_values=out_dtype(cval))
+        else:
+            padded = np.pad(xf, pads, mode=_NUMPY_PAD[border])  # type: ignore[call-overload]
+    shape = output_shape(x.shape, (kh, kw), border)
+    ho, wo = shape[:2]
+    acc: np.ndarray = np.zeros(shape, out_dtype)
+    term: np.ndarray = np.empty(shape, out_dtype)
+    for a, b in zip(*np.nonzero(weights), strict=True):
+        np.multiply(padded[a : a + ho, b : b + wo], out_dtype(weights[a, b]), out=term)
+        acc += term
+    if integer is None:
+        return acc
+    acc += out_dtype(integer.bias)
+    if integer.absolute:
+        np.abs(acc, out=acc)
+    np.clip(acc, 0, out_dtype(integer.top), out=acc)
+    np.rint(acc, out=acc)
+    integer.out[...] = acc
+    return integer.out
 
 
 def fft_is_faster(shape: tuple[int, ...], kshape: tuple[int, int]) -> bool:
@@ -354,6 +445,7 @@ def _rows(x: np.ndarray | None) -> np.ndarray | None:
 
 
 def _nchunks(rows: int, per_thread: int) -> int:
+    _core()
     import numba
 
     return max(1, min(rows, per_thread * numba.get_num_threads()))
@@ -376,7 +468,7 @@ def _direct(
     out_dtype: type,
     integer: _IntegerOutput | None,
 ) -> np.ndarray:
-    from convtool import _jit
+    _jit = _core()
 
     channels = _channels(src)
     h, w = src.shape[:2]
@@ -433,7 +525,7 @@ def _separable(
     out_dtype: type,
     integer: _IntegerOutput | None,
 ) -> np.ndarray:
-    from convtool import _jit
+    _jit = _core()
 
     u, v = factors
     channels = _channels(src)
@@ -522,7 +614,7 @@ def _fft(
 ) -> np.ndarray:
     """Correlation through the FFT (``_jit.correlate_fft``: overlap-save tiles of the output,
     each the valid correlation of its window of the extended image)."""
-    from convtool import _jit
+    _jit = _core()
 
     channels = _channels(x)
     h, w = x.shape[:2]
@@ -584,6 +676,7 @@ class _threads:
     def __enter__(self) -> None:
         if self.n is None:
             return
+        _core()
         import numba
 
         most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
