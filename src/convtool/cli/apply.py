@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from convtool.cli._app import app, debug_enabled, echo_error, note, reports_errors, unexpected
+from convtool.cli._app import (
+    app,
+    debug_enabled,
+    echo_error,
+    note,
+    numba_without_scipy,
+    reports_errors,
+    unexpected,
+)
 from convtool.defaults import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from convtool.errors import ConvtoolError, ImageError, UsageError
 
@@ -103,7 +111,7 @@ def apply_command(
         ),
     ] = None,
     out_dir: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--out-dir",
             metavar="DIR",
@@ -263,7 +271,7 @@ def apply_command(
         threads=threads,
     )
     stdout_format = format_by_name(format) if format is not None else None
-    jobs = plan_jobs(inputs, output, out_dir)
+    jobs = plan_jobs(inputs, output, Path(out_dir) if out_dir is not None else None)
     settings = _Settings(
         recipe=recipe,
         stdout_format=stdout_format,
@@ -285,10 +293,11 @@ def apply_command(
     if scheduler:
         _run_on_cluster(jobs, settings, scheduler)
         return
-    if len(jobs) == 1:
-        _run(jobs[0], settings, _Notes())
-        return
-    _run_batch(jobs, settings)
+    with numba_without_scipy():
+        if len(jobs) == 1:
+            _run(jobs[0], settings, _Notes())
+        else:
+            _run_batch(jobs, settings)
 
 
 @dataclass(frozen=True)

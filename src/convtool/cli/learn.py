@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from convtool.cli._app import app, note, reports_errors
+from convtool.cli._app import app, note, numba_without_scipy, reports_errors
 from convtool.defaults import DEFAULT_EPOCHS, DEFAULT_MAX_PIXELS
 from convtool.errors import UsageError
 
@@ -187,21 +187,22 @@ def learn_command(
     for message in dict.fromkeys(m for p in pictures for m in p.notes):
         note(message)
     inputs, targets = pictures[0::2], pictures[1::2]
-    result = learn_kernel(
-        [p.data for p in inputs],
-        [p.data for p in targets],
-        ksize,
-        bias=bias,
-        method=method.value,
-        convolve=convolve,
-        keep_clipped=keep_clipped,
-        clip_limits=[(0.0, 1.0) if p.integer_stored else None for p in targets],
-        lr=lr,
-        epochs=epochs,
-        seed=seed,
-        progress=_print_epoch if method is MethodChoice.gd else None,
-        names=[(_name(a), _name(b)) for a, b in zip(files[0::2], files[1::2], strict=True)],
-    )
+    with numba_without_scipy():
+        result = learn_kernel(
+            [p.data for p in inputs],
+            [p.data for p in targets],
+            ksize,
+            bias=bias,
+            method=method.value,
+            convolve=convolve,
+            keep_clipped=keep_clipped,
+            clip_limits=[(0.0, 1.0) if p.integer_stored else None for p in targets],
+            lr=lr,
+            epochs=epochs,
+            seed=seed,
+            progress=_print_epoch if method is MethodChoice.gd else None,
+            names=[(_name(a), _name(b)) for a, b in zip(files[0::2], files[1::2], strict=True)],
+        )
     if to_stdout:
         write_output(format_kernel(result.kernel).encode("utf-8"), None)
     else:
