@@ -392,19 +392,15 @@ class Bench:
         root = cache or self.cache
         return {str(p): p.stat().st_mtime for p in root.rglob("*") if p.is_file()}
 
-    def warm(self) -> None:
-        """Fill this run's own numba cache (isolated from other processes' caches)."""
-        if not self.cache_files():
-            run(self.apply(self.small(), self.tmp / "warm.png").argv, self.env(self.cache))
-
     def measure(
-        self, tools: list[Tool], repeat: int, warm_up: bool = True
+        self, tools: list[Tool], repeat: int, warm: list[Tool] | None = None
     ) -> tuple[dict[str, list[Run]], str]:
-        """One warm-up run per tool, then the rounds; and a note if numba's cache changed
-        during the rounds (someone edited the source: the times include a compilation)."""
-        if warm_up:
-            for tool in tools:
-                tool()
+        """One warm-up run of each tool (or of those in ``warm``), then the rounds; and a note
+        if numba's cache changed during the rounds (someone edited the source: the times
+        include a compilation). The warm-up fills this run's own numba cache, isolated from
+        other processes' caches."""
+        for tool in tools if warm is None else warm:
+            tool()
         before = self.cache_files()
         runs = rounds(tools, repeat)
         changed = self.cache_files() != before
@@ -442,7 +438,6 @@ class Bench:
     # 2. one 512×512 PNG, warm numba cache
 
     def apply512(self) -> list[Row]:
-        self.warm()
         src = self.small()
         ours, theirs = self.apply(src, self.tmp / "ct512.png"), None
         tools = [ours]
@@ -476,7 +471,6 @@ class Bench:
     def big4k(self) -> list[Row]:
         if "convert" not in self.found:
             return [Row("4K PNG → PNG, 3×3", "", "ImageMagick convert: not found", "", "", "", "")]
-        self.warm()
         src = self.big_png()
         out_ct, out_im = self.tmp / "ct4k.png", self.tmp / "im4k.png"
         ours, theirs = self.apply(src, out_ct), self.convert(src, out_im)
@@ -514,7 +508,6 @@ class Bench:
     def batch_case(self) -> list[Row]:
         if "mogrify" not in self.found:
             return [Row("batch", "", "ImageMagick mogrify: not found", "", "", "", "")]
-        self.warm()
         folder = self.batch_dir()
         files = sorted(str(p) for p in folder.glob("*.png"))
         out_ct, out_im = self.tmp / "batch-ct", self.tmp / "batch-im"
@@ -547,7 +540,7 @@ class Bench:
             )
             for t in (ours, theirs)
         ]
-        runs, changed = self.measure([ours, theirs], self.batch_rounds, warm_up=False)
+        runs, changed = self.measure([ours, theirs], self.batch_rounds, warm=[ours])
         t, p = wall(runs[ours.name]), wall(runs[theirs.name])
         names = [Path(files[i]).name for i in (0, len(files) // 2, -1)]
         checks = {agreement(out_ct / n, out_im / n) for n in names}
@@ -561,7 +554,7 @@ class Bench:
                 f"≤ 1.0: {met(t <= p)}",
                 f"peak RSS {rss(runs[ours.name]):.0f} MB / {rss(runs[theirs.name]):.0f} MB, "
                 f"CPU {cpu(runs[ours.name]):.1f} s / {cpu(runs[theirs.name]):.1f} s; "
-                f"{plural(self.batch_rounds, 'round')}, no warm-up round; "
+                f"{plural(self.batch_rounds, 'round')} after a warm-up of convtool only; "
                 f"files {', '.join(names)}: " + "; ".join(sorted(checks)) + changed,
             )
         ]
@@ -571,7 +564,6 @@ class Bench:
     def cold(self) -> list[Row]:
         """The first run on the 512×512 PNG (the issue's case); and, since a small picture may
         be filtered without numba, the same with ``--threads``, which asks for numba's core."""
-        self.warm()
         rows = [self.cold_row("512×512", [])]
         if self.cold_threads:
             rows.append(self.cold_row("512×512", ["--threads", str(os.cpu_count() or 1)]))
@@ -638,8 +630,8 @@ def report(rows: list[Row], bench: Bench, lines: list[str], seconds: float) -> s
         f"Kernel: emboss `{CT_KERNEL}` (asymmetric, sums to 1), correlated (no flip) by both "
         "tools; border `--border nearest` for convtool, ImageMagick's default `-virtual-pixel "
         "edge` (the edge pixel repeated; for a 3×3 kernel convtool's default `reflect` gives the "
-        "same values). The warm runs use this run's own `NUMBA_CACHE_DIR`, filled by one run "
-        "beforehand. Outputs are 8-bit RGB PNGs from both; convtool writes zlib level 4 "
+        "same values). The warm runs use this run's own `NUMBA_CACHE_DIR`, filled by the warm-up "
+        "runs. Outputs are 8-bit RGB PNGs from both; convtool writes zlib level 4 "
         "(`--compress-level`), ImageMagick its default (quality 75: level 7, adaptive filters).",
         "",
         "Commands (`$T` a temporary directory):",
