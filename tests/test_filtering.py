@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 from convtool.errors import UsageError
-from convtool.filtering import Recipe, filter_planes
-from convtool.kernels import Kernel, load_kernel
+from convtool.filtering import Recipe, filter_picture, filter_planes, fused_kernel
+from convtool.imaging import Picture, plan_output, stored_samples, to_unit
+from convtool.kernels import SOBEL_X, Kernel, load_kernel
 
 from conftest import distinct_kernel
 
@@ -117,3 +122,176 @@ def test_recipe_refuses_bad_options(options, message):
     settings = {"kernels": (load_kernel("box"),), **options}
     with pytest.raises(UsageError, match=message):
         Recipe(**settings)
+
+
+# Fused integer output: the samples the float chain writes, in one pass ----------------------
+
+SHAPE = (13, 17)
+
+
+@pytest.fixture(params=["numba", "numpy"])
+def core(request, monkeypatch):
+    """Each test on both of the core's direct paths: numba's loops and numpy's shifted views
+    (taken for small work while numba is not loaded: ``correlate.NUMPY_BUDGET``)."""
+    module = sys.modules["convtool.correlate"]
+    if request.param == "numba":
+        monkeypatch.setattr(module, "NUMPY_BUDGET", 0.0)
+    else:
+        monkeypatch.setattr(module, "NUMPY_BUDGET", float("inf"))
+        monkeypatch.delitem(sys.modules, "convtool._jit", raising=False)
+    return request.param
+
+
+def _stored_picture(colors: str, depth: int, alpha: bool, seed: int = 0) -> Picture:
+    """Random samples of every level's extremes included, as ``read_picture(samples=True)``."""
+    rng = np.random.default_rng(seed)
+    top = (1 << depth) - 1
+    dtype = np.uint8 if depth == 8 else np.uint16
+    channels = {"L": 1, "RGB": 3}[colors]
+    data = rng.integers(0, top + 1, (*SHAPE, channels)).astype(dtype)
+    data[0, :3] = 0
+    data[1, :3] = top
+    a = rng.integers(0, top + 1, SHAPE).astype(dtype) if alpha else None
+    return Picture(data=data, alpha=a, integer_stored=True, depth=depth, colors=colors)
+
+
+def _unfused(picture: Picture, recipe: Recipe, plan) -> np.ndarray:
+    """The samples of the float path: to [0, 1] floats, the chain, map, round, clamp."""
+    unit = to_unit(picture)
+    data, alpha = filter_planes(unit.data, unit.alpha, recipe)
+    return stored_samples(unit.with_planes(data, alpha), plan)
+
+
+def _fused(picture: Picture, recipe: Recipe, plan) -> np.ndarray:
+    assert fused_kernel(picture, recipe, plan) is not None
+    out = filter_picture(picture, recipe, plan)
+    assert out.data.dtype.kind == "u"
+    return stored_samples(out, plan)
+
+
+ASYMMETRIC = Kernel(np.array([[1.0, -2, 3], [-4, 5, -6], [7, -8, 9]]), "asymmetric")
+WIDE = Kernel(np.array([[2.0, -1, 0, 3, -4]]), "wide")
+EVEN = Kernel(np.array([[1.0, -3], [2, 4]]), "even")
+FIVE = Kernel(np.arange(25.0).reshape(5, 5) % 7 - 3, "five")  # rank > 1: direct
+
+
+@pytest.mark.parametrize("border", ["reflect", "mirror", "nearest", "wrap", "constant", "valid"])
+@pytest.mark.parametrize("map", ["clip", "abs"])
+@pytest.mark.parametrize(
+    ("colors", "alpha"), [("L", False), ("RGB", False), ("RGB", True), ("L", True)]
+)
+@pytest.mark.parametrize("kernel", [ASYMMETRIC, WIDE, EVEN, FIVE, Kernel(SOBEL_X.T, "sobel-y")])
+def test_fused_8bit_equals_the_float_path(border, map, colors, alpha, kernel, core):
+    picture = _stored_picture(colors, 8, alpha)
+    recipe = Recipe((kernel,), border=border, cval=1.0)
+    plan = plan_output(picture, "PNG", map=map)
+    np.testing.assert_array_equal(_fused(picture, recipe, plan), _unfused(picture, recipe, plan))
+
+
+@pytest.mark.parametrize(
+    ("scale", "bias", "kernel_bias", "cval"),
+    [(2.0, 0.0, 0.0, 0.0), (-1.0, 1.0, 0.0, 0.0), (1.0, 0.2, -0.4, 0.6), (3.0, -0.2, 0.0, 2.0)],
+)
+@pytest.mark.parametrize("convolve", [False, True])
+def test_fused_scale_bias_kernel_bias_and_cval(scale, bias, kernel_bias, cval, convolve, core):
+    picture = _stored_picture("RGB", 8, True, seed=1)
+    kernel = Kernel(ASYMMETRIC.weights, "k", bias=kernel_bias)
+    recipe = Recipe((kernel,), border="constant", cval=cval, scale=scale, bias=bias,
+                    convolve=convolve)  # fmt: skip
+    for map in ("clip", "abs"):
+        plan = plan_output(picture, "PNG", map=map)
+        np.testing.assert_array_equal(
+            _fused(picture, recipe, plan), _unfused(picture, recipe, plan)
+        )
+
+
+@pytest.mark.parametrize("border", ["reflect", "mirror", "nearest", "wrap", "constant", "valid"])
+@pytest.mark.parametrize("kernel", ["sobel-x", "laplacian", "sharpen", "edge", "roberts-y"])
+@pytest.mark.parametrize(("colors", "alpha"), [("L", False), ("RGB", True)])
+def test_fused_16bit_equals_the_float_path(border, kernel, colors, alpha, core):
+    picture = _stored_picture(colors, 16, alpha, seed=2)
+    recipe = Recipe((load_kernel(kernel),), border=border, cval=1.0)
+    for map in ("clip", "abs"):
+        plan = plan_output(picture, "TIFF", map=map)
+        np.testing.assert_array_equal(
+            _fused(picture, recipe, plan), _unfused(picture, recipe, plan)
+        )
+
+
+def test_fused_8bit_into_16bit_and_without_alpha():
+    """8-bit samples written 16-bit (K' = 257·K), and alpha dropped by the format."""
+    picture = _stored_picture("RGB", 8, True, seed=3)
+    recipe = Recipe((Kernel(SOBEL_X),), border="mirror")
+    for plan in (plan_output(picture, "TIFF", depth=16), plan_output(picture, "JPEG")):
+        np.testing.assert_array_equal(
+            _fused(picture, recipe, plan), _unfused(picture, recipe, plan)
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"kernels": (load_kernel("box:3"),)}, "weights 1/9 are not integers"),
+        ({"kernels": (load_kernel("sobel-x"), load_kernel("edge"))}, "a chain"),
+        ({"scale": 0.5}, "0.5 · sobel is not integral"),
+        ({"bias": 0.5}, "0.5 · 255 is not an integer"),
+        ({"border": "constant", "cval": 0.3}, "0.3 · 255 is not an integer"),
+        ({"alpha": "filter"}, "premultiplied alpha"),
+        ({"kernels": (Kernel(np.outer([1.0, 2, 3, 2, 1], [1.0, 0, -1, 0, 1])),)}, "separable"),
+        ({"kernels": (Kernel(np.full((3, 3), 2.0**20)),)}, "sums beyond 2**24"),
+    ],
+)
+def test_not_fused_where_it_could_differ(change, why):
+    """Outside the cases that cannot round differently, the float path runs (same result)."""
+    picture = _stored_picture("RGB", 8, True, seed=4)
+    recipe = Recipe(**{"kernels": (load_kernel("sobel-x"),), **change})
+    plan = plan_output(picture, "PNG")
+    assert fused_kernel(picture, recipe, plan) is None, why
+    out = filter_picture(picture, recipe, plan)
+    assert out.data.dtype == np.float32
+    np.testing.assert_array_equal(stored_samples(out, plan), _unfused(picture, recipe, plan))
+
+
+def test_not_fused_for_other_maps_depths_and_sixteen_bit_large_kernels():
+    picture = _stored_picture("L", 16, False)
+    recipe = Recipe((load_kernel("sobel-x"),))
+    assert fused_kernel(picture, recipe, plan_output(picture, "PNG", map="rescale")) is None
+    assert fused_kernel(picture, recipe, plan_output(picture, "PNG", depth=8)) is None
+    assert fused_kernel(picture, recipe, plan_output(picture, "TIFF", depth=32)) is None
+    assert fused_kernel(picture, Recipe((ASYMMETRIC,)), plan_output(picture, "PNG")) is None
+    assert fused_kernel(to_unit(picture), recipe, plan_output(picture, "PNG")) is None
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    weights=st.lists(st.integers(-4, 4), min_size=9, max_size=9),
+    depth=st.sampled_from([8, 16]),
+    border=st.sampled_from(["reflect", "mirror", "nearest", "wrap", "constant", "valid"]),
+    scale=st.sampled_from([1.0, -1.0, 2.0]),
+    bias=st.sampled_from([0.0, 0.2, -0.6, 1.0]),
+    map=st.sampled_from(["clip", "abs"]),
+    seed=st.integers(0, 1000),
+)
+def test_fused_equals_the_float_path_whenever_chosen(
+    core, weights, depth, border, scale, bias, map, seed
+):
+    """Whatever integer kernel, depth, border and factors: fused means the same samples."""
+    kernel = Kernel(np.array(weights, np.float64).reshape(3, 3))
+    picture = _stored_picture("RGB", depth, False, seed)
+    recipe = Recipe((kernel,), border=border, cval=1.0, scale=scale, bias=bias)
+    plan = plan_output(picture, "TIFF", map=map)
+    out = filter_picture(picture, recipe, plan)
+    np.testing.assert_array_equal(stored_samples(out, plan), _unfused(picture, recipe, plan))
+
+
+def test_samples_as_they_are_equal_their_values_written():
+    """Every 16-bit and 8-bit level survives to [0, 1] floats, map and quantize unchanged."""
+    for depth, dtype in ((16, np.uint16), (8, np.uint8)):
+        levels = np.arange(1 << depth, dtype=dtype).reshape(-1, 256, 1)
+        picture = Picture(data=levels, integer_stored=True, depth=depth, colors="L")
+        for map in ("clip", "abs"):
+            plan = plan_output(picture, "TIFF", map=map)
+            np.testing.assert_array_equal(stored_samples(picture, plan), levels)
+            np.testing.assert_array_equal(stored_samples(to_unit(picture), plan), levels)

@@ -27,6 +27,7 @@ from convtool.imaging import (
     plan_output,
     quantize,
     read_picture,
+    to_unit,
     write_atomic,
     write_output,
 )
@@ -652,3 +653,62 @@ def test_write_into_a_missing_directory_is_an_error(tmp_path):
 def test_write_output_dash_is_stdout(capfdbinary):
     write_output(b"bytes\n", "-")
     assert capfdbinary.readouterr().out == b"bytes\n"
+
+
+def _files_of_every_integer_mode(tmp_path) -> list[str]:
+    rgb = rgb8()
+    rgba = np.concatenate([rgb, STORED8[..., None]], axis=-1)
+    files = [
+        save(tmp_path, "l.png", Image.fromarray(STORED8)),
+        save(tmp_path, "rgb.png", Image.fromarray(rgb)),
+        save(tmp_path, "rgba.png", Image.fromarray(rgba)),
+        save(tmp_path, "la.png", Image.fromarray(rgba[..., 2:]).convert("LA")),
+        save(tmp_path, "p.gif", Image.fromarray(rgb).convert("P")),
+        save(tmp_path, "one.png", Image.fromarray(STORED8 > 100)),
+        save(tmp_path, "cmyk.jpg", Image.fromarray(rgb).convert("CMYK")),
+        save(tmp_path, "i16.png", Image.fromarray(STORED8.astype(np.uint16) * 257)),
+        save(tmp_path, "i.pgm", Image.fromarray(STORED8.astype(np.int32) * 200, "I")),
+        save(tmp_path, "f.tif", Image.fromarray(STORED8.astype(np.float32) / 7, "F")),
+    ]
+    rgb16 = np.ascontiguousarray(rgba.astype(np.uint16)[..., :3] * 257)
+    (tmp_path / "rgb16.png").write_bytes(imagecodecs.png_encode(rgb16))
+    files.append(str(tmp_path / "rgb16.png"))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    files.append(save(tmp_path, "turned.png", Image.fromarray(rgba), exif=exif))
+    return files
+
+
+def test_samples_are_the_stored_integers_and_to_unit_gives_what_reading_gives(tmp_path):
+    """read_picture(samples=True) keeps 8/16-bit samples; to_unit is reading's conversion."""
+    for path in _files_of_every_integer_mode(tmp_path):
+        as_floats = read_picture(path)
+        kept = read_picture(path, samples=True)
+        unit = to_unit(kept)
+        assert unit.data.dtype == as_floats.data.dtype, path
+        np.testing.assert_array_equal(unit.data, as_floats.data, err_msg=path)
+        if as_floats.alpha is None:
+            assert unit.alpha is None
+        else:
+            np.testing.assert_array_equal(unit.alpha, as_floats.alpha, err_msg=path)
+        assert (kept.depth, kept.colors, kept.mode) == (as_floats.depth, as_floats.colors,
+                                                        as_floats.mode)  # fmt: skip
+        if as_floats.integer_stored and as_floats.mode != "I":
+            assert kept.data.dtype == (np.uint16 if kept.depth == 16 else np.uint8), path
+        else:
+            assert kept.data.dtype == as_floats.data.dtype, path
+    gray = read_picture(str(tmp_path / "rgb.png"), gray=True, samples=True)
+    np.testing.assert_array_equal(
+        gray.data, read_picture(str(tmp_path / "rgb.png"), gray=True).data
+    )
+
+
+def test_writing_samples_writes_what_their_values_give(tmp_path):
+    """A picture of samples is written as the same picture of [0, 1] floats would be."""
+    for path in _files_of_every_integer_mode(tmp_path):
+        kept = read_picture(path, samples=True)
+        for name, options in (("a.png", {}), ("b.tif", {"depth": 16}), ("c.npy", {}),
+                              ("d.png", {"map": "rescale"}), ("e.jpg", {})):  # fmt: skip
+            if name.endswith(".npy") or kept.colors != "CMYK":
+                plan = plan_output(kept, format_for_path(name), **options)
+                assert encode(kept, plan) == encode(to_unit(kept), plan), (path, name)

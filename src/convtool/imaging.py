@@ -76,7 +76,10 @@ class Picture:
 
     ``data``: images float32 (H, W, C) in [0, 1] (C = 1 grey, 3 RGB, 4 CMYK; alpha not
     included); matrices float64 (H, W), or (H, W, C) from a 3-D ``.npy``, raw numbers.
-    ``alpha``: float32 (H, W) in [0, 1] or None (always None for matrices).
+    ``alpha``: float32 (H, W) in [0, 1] or None (always None for matrices). An image's
+    ``data`` and ``alpha`` may instead be uint8 or uint16 *samples*, each standing for the value
+    sample / 255 or / 65535 (:func:`read_picture` with ``samples=True``, the fused output of
+    :func:`convtool.filtering.filter_picture`); :func:`to_unit` turns them into floats.
     ``integer_stored``: True for 8- and 16-bit images; their stored values 0 and 1.0 are the
     clipping extremes. ``depth``: bits per stored sample: 8, 16, 32 (float32) or 64 (float64
     matrices). ``format``: Pillow's format name (``PNG``, ``JPEG``, ``TIFF``...) or ``NPY``,
@@ -122,20 +125,26 @@ class Picture:
 
 
 def read_picture(
-    source: str | Path, *, gray: bool = False, max_pixels: int | None = None
+    source: str | Path,
+    *,
+    gray: bool = False,
+    max_pixels: int | None = None,
+    samples: bool = False,
 ) -> Picture:
     """Read an image or a matrix file (``"-"``: standard input, sniffed) as a :class:`Picture`.
 
     ``gray`` converts colour images to one ITU-R 601-2 luminance channel (Pillow's ``L``
     weights, computed in floating point) and drops a colour ICC profile. Images with more than
     ``max_pixels`` pixels (default :data:`DEFAULT_MAX_PIXELS`) are refused before decoding.
+    ``samples`` keeps the uint8/uint16 samples of 8- and 16-bit images read by Pillow or
+    imagecodecs instead of floats (see :class:`Picture`; without ``gray``).
     Raises :class:`~convtool.errors.ImageError` saying what came in and what to do.
     """
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
     if str(source) == "-":
         raw = sys.stdin.buffer.read()
         with _decoding("standard input"):
-            picture = _read_bytes(raw, "standard input", limit)
+            picture = _read_bytes(raw, "standard input", limit, samples)
     else:
         path = Path(source)
         name = str(source)
@@ -151,7 +160,7 @@ def read_picture(
                     picture = _read_matrix_file(path, name, limit)
                 else:
                     with open(path, "rb") as fp:
-                        picture = _read_image(fp, name, limit)
+                        picture = _read_image(fp, name, limit, samples)
         except FileNotFoundError:
             raise ImageError(f"{name}: no such file") from None
         except IsADirectoryError:
@@ -160,7 +169,20 @@ def read_picture(
             raise ImageError(f"{name}: permission denied; check the file's permissions") from None
         except OSError as exc:
             raise ImageError(f"{name}: cannot be read ({exc.strerror or exc})") from None
-    return to_gray(picture) if gray else picture
+    return to_gray(to_unit(picture)) if gray else picture
+
+
+def to_unit(picture: Picture) -> Picture:
+    """The picture with float planes: uint8/uint16 samples as float32 / 255 or / 65535 (the
+    conversion of reading); a picture with float planes as it is."""
+    if picture.data.dtype.kind != "u":
+        return picture
+    alpha = picture.alpha
+    if alpha is not None:
+        alpha = _unit_alpha(alpha, int(np.iinfo(alpha.dtype).max))
+    return replace(
+        picture, data=_unit(picture.data, int(np.iinfo(picture.data.dtype).max)), alpha=alpha
+    )
 
 
 @contextlib.contextmanager
@@ -187,14 +209,14 @@ def _decoding(name: str) -> Iterator[None]:
         ) from exc
 
 
-def _read_bytes(raw: bytes, name: str, limit: int) -> Picture:
+def _read_bytes(raw: bytes, name: str, limit: int, samples: bool = False) -> Picture:
     """Sniff bytes from standard input: an image Pillow (or tifffile) reads, a .npy, or text."""
     if not raw:
         raise ImageError(f"{name}: is empty; pipe an image or a text matrix into it")
     if raw.startswith(_NPY_MAGIC):
         return _matrix_picture(_load_npy(io.BytesIO(raw), name, limit), "NPY", name)
     try:
-        return _read_image(io.BytesIO(raw), name, limit)
+        return _read_image(io.BytesIO(raw), name, limit, samples)
     except _NotAnImage as not_image:
         try:
             text = raw.decode("utf-8-sig")
@@ -236,7 +258,7 @@ def _check_pixels(width: int, height: int, name: str, limit: int) -> None:
         )
 
 
-def _read_image(fp: BinaryIO, name: str, limit: int) -> Picture:
+def _read_image(fp: BinaryIO, name: str, limit: int, samples: bool = False) -> Picture:
     head = fp.read(8)
     fp.seek(0)
     if head.startswith(_TIFF_MAGICS):
@@ -266,7 +288,7 @@ def _read_image(fp: BinaryIO, name: str, limit: int) -> Picture:
             fmt = {"MPO": "JPEG", None: "PNG"}.get(im.format, str(im.format))  # MPO: camera JPEG
             notes = _reading_notes(im, name)
     data, alpha = _upright(data, alpha, orientation)
-    return Picture(
+    picture = Picture(
         data=data,
         alpha=alpha,
         is_matrix=False,
@@ -279,6 +301,7 @@ def _read_image(fp: BinaryIO, name: str, limit: int) -> Picture:
         name=name,
         notes=notes,
     )
+    return picture if samples else to_unit(picture)
 
 
 def _reading_notes(im: Any, name: str) -> tuple[str, ...]:
@@ -324,7 +347,8 @@ def _pillow_metadata(im: Any) -> tuple[Metadata, int]:
 def _pillow_planes(
     im: Any, fp: BinaryIO, name: str, rawmode: str
 ) -> tuple[np.ndarray, np.ndarray | None, str, int, str]:
-    """Decode a Pillow image into (data, alpha, colors, depth, mode): the mode table."""
+    """Decode a Pillow image into (data, alpha, colors, depth, mode): the mode table. 8- and
+    16-bit data and alpha come as their uint8/uint16 samples (:func:`to_unit` converts them)."""
     mode = str(im.mode)
     if im.format == "PNG" and mode in ("RGB", "RGBA") and ";16" in rawmode:
         # Pillow reads 16-bit colour (and 16-bit grey + alpha) PNG as 8-bit: use imagecodecs.
@@ -349,12 +373,12 @@ def _pillow_planes(
             im = im.convert(mode + "A")  # a tRNS colour key becomes a real alpha channel
         stored = np.asarray(im)
         data, alpha = _split_alpha(stored, str(im.mode))
-        return _unit(data, 255), _unit_alpha(alpha, 255), _colors(data), 8, mode
+        return data, alpha, _colors(data), 8, mode
     if mode == "CMYK":
-        return _unit(np.asarray(im), 255), None, "CMYK", 8, mode
+        return np.asarray(im), None, "CMYK", 8, mode
     if mode.startswith("I;16"):
         stored = np.asarray(im).astype(np.uint16)
-        return _unit(stored[..., np.newaxis], 65535), None, "L", 16, mode
+        return stored[..., np.newaxis], None, "L", 16, mode
     if mode == "I":
         # Pillow opens 16-bit grey PNG/PGM (and some TIFF) as 32-bit "I": 16-bit values.
         stored = np.asarray(im).astype(np.float64)
@@ -406,9 +430,8 @@ def _read_png16(
         stored = stored[..., np.newaxis]
     layout = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[stored.shape[2]]
     data, alpha = _split_alpha(stored, layout)
-    scale = 65535 if stored.dtype == np.uint16 else 255
     depth = 16 if stored.dtype == np.uint16 else 8
-    return _unit(data, scale), _unit_alpha(alpha, scale), _colors(data), depth, mode
+    return data, alpha, _colors(data), depth, mode
 
 
 def _split_alpha(stored: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -1044,6 +1067,10 @@ def stored_samples(
     rows gives that band of the file; ``extent`` is the whole result's (min, max) for
     ``rescale`` (see :func:`map_values`).
     """
+    as_is = _samples_as_they_are(picture, plan)
+    if as_is is not None:
+        return as_is
+    picture = to_unit(picture)
     if plan.is_matrix:
         values = map_values(picture.data, plan.map, unit_range=False, extent=extent)
         dtype = np.float32 if plan.depth == 32 else np.float64
@@ -1068,6 +1095,29 @@ def stored_samples(
             quantize(colour, plan.depth), None if alpha is None else quantize(alpha, plan.depth)
         )
     return stored
+
+
+def _samples_as_they_are(picture: Picture, plan: OutputPlan) -> np.ndarray | None:
+    """The stored samples of a picture that holds uint samples of the plan's depth and colours,
+    when ``clip`` or ``abs`` is the map; None otherwise.
+
+    Exactly what mapping and quantizing their values gives: values in [0, 1] are left alone by
+    both maps, and ``rint(float32(s / m) · m)`` is ``s`` for every sample s ≤ m = 65535 (the
+    two roundings move it by less than 0.01).
+    """
+    dtype = {8: np.uint8, 16: np.uint16}.get(plan.depth)
+    data, alpha = picture.data, picture.alpha if plan.alpha else None
+    if (
+        picture.is_matrix
+        or plan.is_matrix
+        or plan.map not in ("clip", "abs")
+        or data.dtype != dtype
+        or data.ndim != 3
+        or plan.colors != picture.colors
+        or (alpha is not None and alpha.dtype != dtype)
+    ):
+        return None
+    return _merge_alpha(data, alpha)
 
 
 def _image_planes(picture: Picture) -> tuple[np.ndarray, np.ndarray | None]:

@@ -330,7 +330,7 @@ class _Notes:
 
 def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
     """Read, plan, filter, encode and write one input."""
-    from convtool.filtering import filter_planes
+    from convtool.filtering import filter_picture
     from convtool.imaging import encode, format_for_path, plan_output, read_picture, write_output
     from convtool.stream_apply import should_stream
 
@@ -339,7 +339,9 @@ def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
     ):
         _run_streamed(job, settings, notes)
         return
-    picture = read_picture(job.source, gray=settings.gray, max_pixels=settings.max_pixels)
+    picture = read_picture(
+        job.source, gray=settings.gray, max_pixels=settings.max_pixels, samples=True
+    )
     for message in picture.notes:
         notes(job.source, message)
     if job.target is None:
@@ -352,9 +354,8 @@ def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
                 f"{str(job.target)!r}; the extension picks a file's format (--format is for -o -)"
             )
     plan = plan_output(picture, fmt, depth=settings.depth, map=settings.map)
-    data, alpha = filter_planes(picture.data, picture.alpha, settings.recipe)
     payload = encode(
-        picture.with_planes(data, alpha),
+        filter_picture(picture, settings.recipe, plan),
         plan,
         quality=settings.quality,
         compress_level=settings.compress_level,
