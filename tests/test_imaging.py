@@ -712,3 +712,23 @@ def test_writing_samples_writes_what_their_values_give(tmp_path):
             if name.endswith(".npy") or kept.colors != "CMYK":
                 plan = plan_output(kept, format_for_path(name), **options)
                 assert encode(kept, plan) == encode(to_unit(kept), plan), (path, name)
+
+
+def test_png_strategy_is_tried_on_a_sample_and_never_costs_size():
+    """Photograph-like noise gets zlib's Z_RLE (as small, faster); a tiled texture, whose
+    repeats only long matches find, keeps the default strategy. Pixels are the same."""
+    from convtool.imaging import Z_DEFAULT_STRATEGY, Z_RLE, _png_strategy
+
+    rng = np.random.default_rng(5)
+    ramp = np.linspace(0, 200, 600)[None, :, None] + np.linspace(0, 40, 500)[:, None, None]
+    photo = np.clip(ramp + rng.normal(0, 6, (500, 600, 3)), 0, 255).astype(np.uint8)
+    texture = np.tile(rng.integers(0, 256, (7, 5, 3)).astype(np.uint8), (72, 120, 1))
+    for array, expected in ((photo, Z_RLE), (texture, Z_DEFAULT_STRATEGY)):
+        picture = Picture(data=array, integer_stored=True, depth=8, colors="RGB")
+        plan = plan_output(picture, "PNG")
+        assert _png_strategy(Image.fromarray(array), 4) == expected
+        payload = encode(picture, plan)
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(payload))), array)
+        default = io.BytesIO()
+        Image.fromarray(array).save(default, format="PNG", compress_level=4)
+        assert len(payload) <= default.tell() * 1.01

@@ -354,8 +354,9 @@ def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
                 f"{str(job.target)!r}; the extension picks a file's format (--format is for -o -)"
             )
     plan = plan_output(picture, fmt, depth=settings.depth, map=settings.map)
+    picture = filter_picture(picture, settings.recipe, plan)  # the input's planes freed
     payload = encode(
-        filter_picture(picture, settings.recipe, plan),
+        picture,
         plan,
         quality=settings.quality,
         compress_level=settings.compress_level,
