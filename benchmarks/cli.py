@@ -320,6 +320,13 @@ class Row:
     notes: str
 
 
+def failed(case: str, error: RuntimeError) -> Row:
+    """The row of a case whose command failed: the command and the last line it wrote."""
+    lines = str(error).splitlines()
+    why = f"{lines[0][:160]} … {lines[-1][:300]}"
+    return Row(case, "FAILED", "", "", "", "NOT met", why.replace("|", "\\|"))
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -564,9 +571,16 @@ class Bench:
     def cold(self) -> list[Row]:
         """The first run on the 512×512 PNG (the issue's case); and, since a small picture may
         be filtered without numba, the same with ``--threads``, which asks for numba's core."""
-        rows = [self.cold_row("512×512", [])]
+        options: list[list[str]] = [[]]
         if self.cold_threads:
-            rows.append(self.cold_row("512×512", ["--threads", str(os.cpu_count() or 1)]))
+            options.append(["--threads", str(os.cpu_count() or 1)])
+        rows = []
+        for extra in options:
+            label = "512×512" + (f" `{shlex.join(extra)}`" if extra else "")
+            try:
+                rows.append(self.cold_row(label, extra))
+            except RuntimeError as e:
+                rows.append(failed(f"first `apply` {label}, empty numba cache", e))
         return rows
 
     def cold_row(self, label: str, extra: list[str]) -> Row:
@@ -576,7 +590,6 @@ class Bench:
             caches.append(Path(tempfile.mkdtemp(prefix="numba-cold-", dir=self.tmp)))
             ours.env = self.env(caches[-1])
 
-        label += f" `{shlex.join(extra)}`" if extra else ""
         ours = self.apply(self.small(), self.tmp / "cold.png", extra=extra)
         ours.name, ours.before = f"convtool apply {label}, empty cache", fresh
         warm = self.apply(self.small(), self.tmp / "warm.png", extra=extra)
@@ -709,9 +722,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 case_rows = CASES[name](bench)
             except RuntimeError as e:  # a command failed: say so, go on with the other cases
-                lines_of = str(e).splitlines()
-                why = f"{lines_of[0][:160]} … {lines_of[-1][:300]}"
-                case_rows = [Row(name, "FAILED", "", "", "", "NOT met", why.replace("|", "\\|"))]
+                case_rows = [failed(name, e)]
             for row in case_rows:
                 print(
                     f"  {row.case}: {row.convtool} | {row.peer} {row.peer_value} | "
