@@ -222,6 +222,26 @@ def versions(python: str) -> str:
     return out.stdout.strip() or f"(versions unknown: {out.stderr.strip()[-200:]})"
 
 
+def source(python: str) -> str:
+    """Where that Python imports convtool from; for this checkout, its commit and whether
+    ``src/`` holds uncommitted changes (an editable install runs them)."""
+    code = "import importlib.util as u; print(u.find_spec('convtool').origin)"
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    origin = Path(out.stdout.strip() or "?").parent
+    text = f"`{origin}`"
+    if origin.is_relative_to(ROOT):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            git = ["git", "-C", str(ROOT)]
+            head = subprocess.run([*git, "log", "-1", "--format=%h %cI"], capture_output=True)
+            dirty = subprocess.run(
+                [*git, "status", "--porcelain", "--", "src"], capture_output=True
+            )
+            changed = len(dirty.stdout.decode().splitlines())
+            text += f", commit {head.stdout.decode().strip()}"
+            text += f" + uncommitted changes to {changed} files in src/" if changed else ", clean"
+    return text
+
+
 def machine(convtool: Path, python: str, found: dict[str, str]) -> list[str]:
     model = "unknown"
     with contextlib.suppress(OSError):
@@ -236,6 +256,7 @@ def machine(convtool: Path, python: str, found: dict[str, str]) -> list[str]:
     lines = [
         f"- CPU: {model}, {os.cpu_count()} logical cores{memory}; {platform.platform()}",
         f"- convtool: `{convtool}` (Python `{python}`): {versions(python)}",
+        f"- convtool's source: {source(python)}",
     ]
     im = []
     for name in ("convert", "mogrify"):
