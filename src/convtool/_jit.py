@@ -107,12 +107,14 @@ def map_index(x, n, mode):
 # themselves, ``src[r, at + b·C : at + b·C + m]``, r chosen by ``map_index`` for rows above and
 # below the image; the few columns at the left and right edges read short "strips" of the
 # extended rows, built per output row (and so does the whole width of the rows that constant
-# mode extends with cval rows). Nothing is ever padded whole.
+# mode extends with cval rows). Nothing is ever padded whole. ``direct_rows`` does one chunk of
+# output rows; ``correlate.py`` runs the chunks on Python threads (the leaves hold no GIL), so
+# that no ``prange`` driver is compiled for this path (that took ~5 s of a cold start).
 #
 # Rows are done in pairs: every source row is loaded once for both outputs (it meets K[a] for
 # the upper row and K[a − 1] for the lower one), which halves the loads per multiply-add; eight
 # taps are summed before an output row is loaded and stored again. The innermost loops
-# (``_taps8*``, ``_k3x3*``) are compiled on their own (``_leaf``): inlined into the parallel loop
+# (``_taps8*``, ``_k3x3*``) are compiled on their own (``_leaf``): inlined into the loop over rows
 # they lost their registers (49 ms against 34 ms for a 15×15 kernel on a 4K image on one core).
 # A 3×3 kernel is written out in full, both rows of a pair in one pass (1.15× faster than its
 # two groups of taps; a 5×5 written out was slower than its four groups, and is not).
@@ -379,7 +381,7 @@ def _direct_pair(
     src, sel, left, right, ident, pw, a, b, e, wo, channels, kind, kern, pair, tj, tb, tw, tv,
     sj, sb, sw, tmp, out, iout, i, bias, absolute, top,
 ):  # fmt: skip
-    """Output row i (and i + 1 when ``pair``) of ``_direct_rows``: the interior [a, b) from the
+    """Output row i (and i + 1 when ``pair``) of ``direct_rows``: the interior [a, b) from the
     source rows, the left strip [0, e) and the right one [b, wo) (when 0 < b < wo)."""
     raise NotImplementedError("only called from jitted code")
 
@@ -441,7 +443,7 @@ _by_output(_direct_pair, _direct_pair_float, _direct_pair_int)
 
 def _separable_pair(ring, slots, vj, zeros, vw, vv, sj, sw, pair, tmp, out, iout, i, bias,
                     absolute, top):  # fmt: skip
-    """The column pass of ``_separable_rows`` for output row i (and i + 1 when ``pair``)."""
+    """The column pass of ``separable_rows`` for output row i (and i + 1 when ``pair``)."""
     raise NotImplementedError("only called from jitted code")
 
 
@@ -490,36 +492,21 @@ def _to_integer(acc, bias, absolute, top, out):
             out[q] = np.rint(min(max(acc[q] + bias, zero), top))
 
 
-@_parallel
-def correlate_direct(
-    src, channels, ph, pw, mode, cval, kind, kern, tj, tb, tw, tv, sj, sb, sw, nchunks,
+@_leaf
+def direct_rows(
+    src, channels, ph, pw, mode, cval, kind, kern, tj, tb, tw, tv, sj, sb, sw, r0, r1,
     out, iout, bias, absolute, top,
 ):  # fmt: skip
-    """Direct correlation of ``src`` (H, W·C) into ``out`` (Ho, Wo·C); see the comment above.
+    """Output rows [r0, r1) of the direct correlation of ``src`` (H, W·C) into ``out``
+    (Ho, Wo·C), two at a time; see the comment above. The caller runs chunks of an even number
+    of rows on its threads (this function holds no GIL).
 
     ``kern`` is the (kh, kw) kernel (read by the written-out 3×3, ``kind`` a tuple of length 1,
     see ``_segment``; the tap tables by the empty one), in the float type of the computation.
     Integer output: ``out`` is None and ``iout`` (uint8 or uint16) gets the rows through
     ``_to_integer(row, bias, absolute, top)``; float output: ``iout`` is None (numba then
-    compiles only the branches each needs). Output rows are cut into ``nchunks`` chunks of an
-    even number of rows.
+    compiles only the branches each needs).
     """
-    ho = _output_shape(out, iout)[0]
-    step = (ho + nchunks - 1) // nchunks
-    step += step % 2
-    for t in nb.prange(nchunks):
-        _direct_rows(
-            src, channels, ph, pw, mode, cval, kind, kern, tj, tb, tw, tv, sj, sb, sw,
-            t * step, min(ho, t * step + step), out, iout, bias, absolute, top,
-        )  # fmt: skip
-
-
-@_leaf
-def _direct_rows(
-    src, channels, ph, pw, mode, cval, kind, kern, tj, tb, tw, tv, sj, sb, sw, r0, r1,
-    out, iout, bias, absolute, top,
-):  # fmt: skip
-    """Output rows [r0, r1) of ``correlate_direct``, two at a time."""
     if r0 >= r1:
         return
     h = src.shape[0]
@@ -562,36 +549,21 @@ def _direct_rows(
 # --- separable correlation ------------------------------------------------------------------
 
 
-@_parallel
-def correlate_separable(
-    src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, vv, sj, sw, nchunks,
+@_leaf
+def separable_rows(
+    src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, vv, sj, sw, r0, r1,
     out, iout, bias, absolute, top,
 ):  # fmt: skip
-    """Separable correlation K = u vᵀ in one pass: rows by v, then columns by u, fused.
+    """Output rows [r0, r1) of the separable correlation K = u vᵀ in one pass: rows by v,
+    then columns by u, fused; chunks run on the caller's threads, as ``direct_rows``'s.
 
     Each chunk of output rows keeps a ring of kh + 1 source rows already filtered along the row
     (taps ``hb``, ``hw``: element offsets b·C and weights v[b]), so that the intermediate image
     never leaves the cache. Output rows go in pairs, like the direct path's: ring row
     i + a meets u[a] for row i and u[a − 1] for row i + 1 (taps ``vj``, ``vw``, ``vv``: a, and
     those weights); a last single row has taps ``sj``, ``sw``. A source row outside the image in
-    constant mode filters to ``hcval`` = cval·Σv. ``out``/``iout`` as in ``correlate_direct``.
+    constant mode filters to ``hcval`` = cval·Σv. ``out``/``iout`` as in ``direct_rows``.
     """
-    ho = _output_shape(out, iout)[0]
-    step = (ho + nchunks - 1) // nchunks
-    step += step % 2
-    for t in nb.prange(nchunks):
-        _separable_rows(
-            src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, vv, sj, sw,
-            t * step, min(ho, t * step + step), out, iout, bias, absolute, top,
-        )  # fmt: skip
-
-
-@_leaf
-def _separable_rows(
-    src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, vv, sj, sw, r0, r1,
-    out, iout, bias, absolute, top,
-):  # fmt: skip
-    """Output rows [r0, r1) of ``correlate_separable``, two at a time."""
     if r0 >= r1:
         return
     h = src.shape[0]
@@ -904,7 +876,7 @@ def correlate_fft(
     ``rmap``, ``cmap`` give the source row and column of every position of the extended image
     (Ho + kh − 1 and Wo + kw − 1 of them, −1 for cval); ``kre + i·kim`` is the kernel's
     spectrum from ``fft_kernel_spectrum``, scaled by 1/(n0·n1). ``out``/``iout`` (one of them
-    None), ``bias``, ``absolute``, ``top`` as in ``correlate_direct``. Pairs of planes are cut
+    None), ``bias``, ``absolute``, ``top`` as in ``direct_rows``. Pairs of planes are cut
     into ``nchunks``.
     """
     n0 = c0.shape[0]

@@ -17,7 +17,9 @@ that a command filtering one small picture never loads numba at all.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Literal, NamedTuple
 
@@ -301,12 +303,12 @@ def _run(
             if method == "separable":
                 raise KernelError(f"the {kh}x{kw} kernel is not separable (its rank is above 1)")
             chosen = choose_method(x.shape, (kh, kw), "nonseparable")
-    with _threads(threads):
-        if chosen == "fft":
+    if chosen == "fft":
+        with _threads(threads):
             return _fft(x, weights, border, cval, out_dtype, integer)
-        if factors is not None:
-            return _separable(x, factors, border, cval, out_dtype, integer)
-        return _direct(x, weights, border, cval, out_dtype, integer)
+    if factors is not None:
+        return _separable(x, factors, border, cval, out_dtype, integer, _thread_count(threads))
+    return _direct(x, weights, border, cval, out_dtype, integer, _thread_count(threads))
 
 
 def choose_method(shape: tuple[int, ...], kshape: tuple[int, int], method: str) -> str:
@@ -444,6 +446,63 @@ def _rows(x: np.ndarray | None) -> np.ndarray | None:
     return None if x is None else x.reshape(x.shape[0], -1)
 
 
+def _thread_count(threads: int | None) -> int:
+    """``threads``, checked, or by default as many as numba may use (``NUMBA_NUM_THREADS``)."""
+    _core()
+    import numba
+
+    most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    if threads is None:
+        return most
+    if not 1 <= threads <= most:
+        raise UsageError(
+            f"threads must be between 1 and {most} (the cores numba may use); got {threads}"
+        )
+    return threads
+
+
+_pool: list[tuple[int, ThreadPoolExecutor]] = []
+
+
+def _in_threads(
+    run: Callable[[int, int], object], rows: int, per_thread: int, threads: int
+) -> None:
+    """``run(r0, r1)`` over chunks of an even number of output rows, on ``threads`` threads
+    (this one and workers of a pool kept for the process), each taking the next chunk left.
+
+    The jitted chunks hold no GIL, so Python threads run them in parallel; no ``prange`` driver
+    is compiled for them (numba's parallel compilation took ~5 s of a cold start, and its
+    threading layer ~0.1 s to load).
+    """
+    nchunks = max(1, min(rows, per_thread * threads))
+    step = max(1, -(-rows // nchunks))
+    step += step % 2
+    chunks = range(0, rows, step)
+    taken = iter(chunks)
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                r0 = next(taken, None)
+            if r0 is None:
+                return
+            run(r0, min(rows, r0 + step))
+
+    helpers = min(threads, len(chunks)) - 1
+    if helpers == 0:
+        work()
+        return
+    if not _pool or _pool[0][0] < helpers:
+        if _pool:
+            _pool[0][1].shutdown(wait=False)
+        _pool[:] = [(helpers, ThreadPoolExecutor(helpers, thread_name_prefix="convtool"))]
+    futures = [_pool[0][1].submit(work) for _ in range(helpers)]
+    work()
+    for future in futures:
+        future.result()
+
+
 def _nchunks(rows: int, per_thread: int) -> int:
     _core()
     import numba
@@ -467,6 +526,7 @@ def _direct(
     cval: float,
     out_dtype: type,
     integer: _IntegerOutput | None,
+    threads: int,
 ) -> np.ndarray:
     _jit = _core()
 
@@ -491,7 +551,7 @@ def _direct(
     else:
         ph, pw, mode = kh // 2, kw // 2, BORDER_CODES[border]
     out, iout, bias, absolute, top = _outputs(shape, out_dtype, integer)
-    _jit.correlate_direct(
+    args: tuple[object, ...] = (
         src.reshape(h, w * channels),
         channels,
         ph,
@@ -507,13 +567,9 @@ def _direct(
         sj,
         sb,
         sw.astype(out_dtype),
-        _nchunks(shape[0], 4),
-        _rows(out),
-        _rows(iout),
-        bias,
-        absolute,
-        top,
     )
+    tail = (_rows(out), _rows(iout), bias, absolute, top)
+    _in_threads(lambda r0, r1: _jit.direct_rows(*args, r0, r1, *tail), shape[0], 4, threads)
     return integer.out if integer is not None else _present(out)
 
 
@@ -524,6 +580,7 @@ def _separable(
     cval: float,
     out_dtype: type,
     integer: _IntegerOutput | None,
+    threads: int,
 ) -> np.ndarray:
     _jit = _core()
 
@@ -548,7 +605,7 @@ def _separable(
         ph, pw, mode = kh // 2, kw // 2, BORDER_CODES[border]
     hcval = out_dtype(cval * float(v.sum()))
     out, iout, bias, absolute, top = _outputs(shape, out_dtype, integer)
-    _jit.correlate_separable(
+    args: tuple[object, ...] = (
         src.reshape(h, w * channels),
         channels,
         kh,
@@ -565,13 +622,9 @@ def _separable(
         vv.astype(out_dtype),
         sj,
         sw.astype(out_dtype),
-        _nchunks(shape[0], 2),
-        _rows(out),
-        _rows(iout),
-        bias,
-        absolute,
-        top,
     )
+    tail = (_rows(out), _rows(iout), bias, absolute, top)
+    _in_threads(lambda r0, r1: _jit.separable_rows(*args, r0, r1, *tail), shape[0], 2, threads)
     return integer.out if integer is not None else _present(out)
 
 
@@ -676,14 +729,9 @@ class _threads:
     def __enter__(self) -> None:
         if self.n is None:
             return
-        _core()
+        _thread_count(self.n)
         import numba
 
-        most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-        if not 1 <= self.n <= most:
-            raise UsageError(
-                f"threads must be between 1 and {most} (the cores numba may use); got {self.n}"
-            )
         self.previous = numba.get_num_threads()
         numba.set_num_threads(self.n)
 
