@@ -165,3 +165,31 @@ def test_entry_writes_everything_then_exits_with_mains_code(tmp_path):
     )
     assert usage.returncode == 2, usage.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_batch_reports_in_the_order_of_the_inputs(tmp_path, capsys):
+    """Read ahead and encoded beside the filtering, a batch still reports each input's notes
+    and errors in order, and writes every result the single-file run writes."""
+    rng = np.random.default_rng(9)
+    Image.fromarray(rng.integers(0, 256, (21, 30, 3)).astype(np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(rng.integers(0, 2, (21, 30)).astype(bool)).save(tmp_path / "c.png")
+    Image.fromarray(rng.integers(0, 256, (21, 30, 4)).astype(np.uint8)).save(tmp_path / "e.png")
+    (tmp_path / "d.png").write_bytes(b"not an image")
+    names = ["a.png", "b.png", "c.png", "d.png", "e.png"]
+    args = ["-k", "sobel-x", "--map", "abs", "-o", str(tmp_path / "out" / "{stem}.jpg")]
+    assert main(["apply", *(str(tmp_path / n) for n in names), *args]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    sources = [str(tmp_path / n) for n in names]
+    assert [line.split(": ")[1:3] for line in lines] == [
+        ["error", sources[1]],
+        ["note", sources[2]],
+        ["error", sources[3]],
+        ["note", sources[4]],
+        ["error", f"2 of 5 inputs failed ({sources[1]}, {sources[3]})"],
+    ], lines
+    assert "1-bit" in lines[1] and "no alpha" in lines[3]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "c.jpg", "e.jpg"]
+    for stem in ("a", "c", "e"):
+        single = tmp_path / f"single-{stem}.jpg"
+        assert main(["apply", str(tmp_path / f"{stem}.png"), *args[:-1], str(single)]) == 0
+        assert single.read_bytes() == (tmp_path / "out" / f"{stem}.jpg").read_bytes()

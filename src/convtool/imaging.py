@@ -1006,7 +1006,7 @@ def map_values(
         if extent is not None:
             lo, hi = extent
         else:
-            lo, hi = (float(np.nanmin(values)), float(np.nanmax(values))) if values.size else (0, 0)
+            lo, hi = _extent(values)
         if not hi > lo:
             return np.zeros_like(values)
         out = np.subtract(values, values.dtype.type(lo))
@@ -1079,22 +1079,58 @@ def stored_samples(
             values = _merge_alpha(planes, map_alpha(picture.alpha, plan.map))
         return np.ascontiguousarray(values, dtype=dtype)
     colour, alpha = _image_planes(picture)
+    if not plan.alpha:
+        alpha = None
+    if plan.map == "rescale" and extent is None:
+        extent = _extent(colour)
+    height = colour.shape[0]
+    if height <= STORED_BAND_ROWS:
+        return _stored_band(colour, alpha, plan, extent)
+    first = _stored_band(colour[:STORED_BAND_ROWS], _rows(alpha, 0), plan, extent)
+    stored = np.empty((height, *first.shape[1:]), first.dtype)
+    stored[:STORED_BAND_ROWS] = first
+    for top in range(STORED_BAND_ROWS, height, STORED_BAND_ROWS):
+        rows = slice(top, top + STORED_BAND_ROWS)
+        stored[rows] = _stored_band(colour[rows], _rows(alpha, top), plan, extent)
+    return stored
+
+
+STORED_BAND_ROWS = 64
+"""Rows mapped and quantized at a time: the float temporaries of a band, not of the image."""
+
+
+def _rows(alpha: np.ndarray | None, top: int) -> np.ndarray | None:
+    return None if alpha is None else alpha[top : top + STORED_BAND_ROWS]
+
+
+def _extent(values: np.ndarray) -> tuple[float, float]:
+    """(min, max) of the values, NaN ignored, as ``rescale`` stretches them ((0, 0) if none)."""
+    if not values.size:
+        return (0.0, 0.0)
+    return (float(np.nanmin(values)), float(np.nanmax(values)))
+
+
+def _stored_band(
+    colour: np.ndarray,
+    alpha: np.ndarray | None,
+    plan: OutputPlan,
+    extent: tuple[float, float] | None,
+) -> np.ndarray:
+    """Rows of colour (and alpha, when written) as stored: mapped, converted, quantized."""
     colour = map_values(colour, plan.map, unit_range=True, extent=extent)
     if alpha is not None:
-        alpha = map_alpha(alpha, plan.map) if plan.alpha else None
+        alpha = map_alpha(alpha, plan.map)
     if plan.colors == "RGB" and colour.shape[2] == 4:
         colour = cmyk_to_rgb(colour)
     elif plan.colors == "RGB" and colour.shape[2] == 1:
         colour = np.repeat(colour, 3, axis=2)
     if plan.depth == 32:
-        stored = _merge_alpha(
+        return _merge_alpha(
             colour.astype(np.float32), None if alpha is None else alpha.astype(np.float32)
         )
-    else:
-        stored = _merge_alpha(
-            quantize(colour, plan.depth), None if alpha is None else quantize(alpha, plan.depth)
-        )
-    return stored
+    return _merge_alpha(
+        quantize(colour, plan.depth), None if alpha is None else quantize(alpha, plan.depth)
+    )
 
 
 def _samples_as_they_are(picture: Picture, plan: OutputPlan) -> np.ndarray | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -31,7 +32,10 @@ from convtool.defaults import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAUL
 from convtool.errors import ConvtoolError, ImageError, UsageError
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from convtool.filtering import Recipe
+    from convtool.imaging import OutputPlan, Picture
 
 # numpy, Pillow and the core are imported inside the functions that run a filter, so that
 # ``convtool --help`` and the other commands do not load them.
@@ -330,20 +334,35 @@ class _Notes:
 
 def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
     """Read, plan, filter, encode and write one input."""
-    from convtool.filtering import filter_picture
-    from convtool.imaging import encode, format_for_path, plan_output, read_picture, write_output
+    picture = _read(job, settings)
+    if picture is None:
+        _run_streamed(job, settings, notes)
+        return
+    for message in picture.notes:
+        notes(job.source, message)
+    picture, plan = _filter(job, settings, picture)
+    _write(job, _encode(picture, plan, settings), plan, notes)
+
+
+def _read(job: Job, settings: _Settings) -> Picture | None:
+    """The input read (as samples where it has them); None for an input to filter in bands."""
+    from convtool.imaging import read_picture
     from convtool.stream_apply import should_stream
 
     if job.source != "-" and should_stream(
         job.source, memory=settings.memory, max_pixels=settings.max_pixels
     ):
-        _run_streamed(job, settings, notes)
-        return
-    picture = read_picture(
+        return None
+    return read_picture(
         job.source, gray=settings.gray, max_pixels=settings.max_pixels, samples=True
     )
-    for message in picture.notes:
-        notes(job.source, message)
+
+
+def _filter(job: Job, settings: _Settings, picture: Picture) -> tuple[Picture, OutputPlan]:
+    """The output planned, and the picture filtered for it (the input's planes dropped)."""
+    from convtool.filtering import filter_picture
+    from convtool.imaging import format_for_path, plan_output
+
     if job.target is None:
         fmt = settings.stdout_format or ("TXT" if picture.is_matrix else picture.format)
     else:
@@ -354,13 +373,18 @@ def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
                 f"{str(job.target)!r}; the extension picks a file's format (--format is for -o -)"
             )
     plan = plan_output(picture, fmt, depth=settings.depth, map=settings.map)
-    picture = filter_picture(picture, settings.recipe, plan)  # the input's planes freed
-    payload = encode(
-        picture,
-        plan,
-        quality=settings.quality,
-        compress_level=settings.compress_level,
-    )
+    return filter_picture(picture, settings.recipe, plan), plan
+
+
+def _encode(picture: Picture, plan: OutputPlan, settings: _Settings) -> bytes:
+    from convtool.imaging import encode
+
+    return encode(picture, plan, quality=settings.quality, compress_level=settings.compress_level)
+
+
+def _write(job: Job, payload: bytes, plan: OutputPlan, notes: _Notes) -> None:
+    from convtool.imaging import write_output
+
     if job.target is not None:
         _make_directory(job.target.parent)
     write_output(payload, job.target)
@@ -399,22 +423,110 @@ def _run_batch(jobs: list[Job], settings: _Settings) -> None:
     """Run every job; a failing input does not stop the others. Exit 1 if any failed."""
     failed: list[str] = []
     notes = _Notes(batch=True)
-    with _progress(len(jobs)) as advance:
-        for job in jobs:
-            try:
-                _run(job, settings, notes)
-            except ConvtoolError as exc:
+    with _progress(len(jobs)) as advance, closing(_pipelined(jobs, settings)) as finished:
+        for job, messages, error in finished:
+            for message in messages:
+                notes(job.source, message)
+            if error is not None:
                 if debug_enabled():
-                    raise
-                echo_error(_about(job.source, str(exc)))
-                failed.append(job.source)
-            except Exception as exc:  # out of memory, or a bug: the other inputs still run
-                if debug_enabled():
-                    raise
-                echo_error(_about(job.source, unexpected(exc)))
+                    raise error
+                # a ConvtoolError says it all; else out of memory, or a bug: the others run
+                text = str(error) if isinstance(error, ConvtoolError) else unexpected(error)
+                echo_error(_about(job.source, text))
                 failed.append(job.source)
             advance()
     _summary(failed, len(jobs))
+
+
+_Finished = tuple[Job, list[str], Exception | None]
+"""A job done: its notes, in order, and the error that ended it (None: written)."""
+
+_Encoding = tuple[Job, list[str], "Future[bytes]", "OutputPlan"]
+"""A job filtered, its result being encoded: what :func:`_finish` writes."""
+
+
+def _pipelined(jobs: list[Job], settings: _Settings) -> Generator[_Finished, None, None]:
+    """The jobs of a batch run in order, decoding and encoding beside the filtering.
+
+    Threads read the next input and encode the previous result (Pillow and zlib release the
+    GIL) while this thread filters the current one (the numba core takes one call at a time);
+    this thread writes every file, in order, as soon as it is encoded, so that an
+    interruption leaves what it leaves without threads: complete files and no temporary ones
+    (the threads are daemons: one stuck reading a FIFO does not hold the exit up). Each job's
+    notes and error are reported when it is finished, in the order of the jobs.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    reads = {0: _in_thread(_read, jobs[0], settings)}
+    pending: _Encoding | None = None
+    for index, job in enumerate(jobs):
+        if index + 1 < len(jobs):
+            reads[index + 1] = _in_thread(_read, jobs[index + 1], settings)
+        reading = reads.pop(index)
+        if pending is not None:
+            wait([reading, pending[2]], return_when=FIRST_COMPLETED)
+            if pending[2].done():
+                yield _finish(*pending)
+                pending = None
+        messages: list[str] = []
+        current: _Encoding | None = None
+        error: Exception | None = None
+        try:
+            picture = reading.result()
+            if picture is None:  # filtered in bands, here and now, after the one before
+                if pending is not None:
+                    yield _finish(*pending)
+                    pending = None
+                _run_streamed(job, settings, _collect(messages))
+                yield job, messages, None
+                continue
+            messages.extend(picture.notes)
+            picture, plan = _filter(job, settings, picture)
+            current = (job, messages, _in_thread(_encode, picture, plan, settings), plan)
+            del picture
+        except Exception as exc:
+            error = exc
+        if pending is not None:
+            yield _finish(*pending)
+        pending = current
+        if error is not None:
+            yield job, messages, error
+    if pending is not None:
+        yield _finish(*pending)
+
+
+def _in_thread(function: Callable[..., Any], *args: Any) -> Future[Any]:
+    """``function(*args)`` run in a new daemon thread; its future."""
+    import threading
+    from concurrent.futures import Future
+
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            result = function(*args)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=run, name="convtool", daemon=True).start()
+    return future
+
+
+def _finish(job: Job, messages: list[str], encoding: Future[bytes], plan: OutputPlan) -> _Finished:
+    """Wait for a job's encoded result and write it (in this thread)."""
+    try:
+        _write(job, encoding.result(), plan, _collect(messages))
+    except Exception as exc:
+        return job, messages, exc
+    return job, messages, None
+
+
+def _collect(messages: list[str]) -> _Notes:
+    collected = _Collected()
+    collected.messages = messages
+    return collected
 
 
 def _summary(failed: list[str], total: int) -> None:
