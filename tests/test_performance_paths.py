@@ -506,3 +506,60 @@ def test_chunk_errors_reach_the_caller():
 
     with pytest.raises(ValueError, match="chunk"):
         cc._in_threads(run, 40, 4, 2)
+
+
+# --- recycled outputs -------------------------------------------------------------------------
+
+
+def test_output_memory_comes_back_only_when_every_view_is_gone():
+    """A large output's buffer is reused once the caller has dropped the result and all its
+    views, never while a view still reads it."""
+    import gc
+
+    cc._recycled.clear()
+    shape = (cc.RECYCLE_BYTES // 4 // 30 + 1, 10, 3)
+    x = random_image(shape, np.float32, seed=25)
+    k = distinct_kernel(3, 3, seed=26)
+    first = convtool.correlate(x, k, method="direct")
+    view = first[5:, :, 1]
+    expected = view.copy()
+    address = first.ctypes.data
+    del first
+    gc.collect()
+    assert cc._recycled == []
+    again = convtool.correlate(np.zeros_like(x), k, method="direct")
+    assert again.ctypes.data != address
+    np.testing.assert_array_equal(view, expected)
+    del view
+    gc.collect()
+    reused = convtool.correlate(x, k, method="direct")
+    assert reused.ctypes.data == address
+    assert_close(reused, reference(x, k, "reflect"), k, x)
+    np.testing.assert_array_equal(again, 0)
+
+
+def test_recycled_buffers_serve_sizes_up_to_twice_their_need():
+    """A dropped buffer serves a later output of its size or down to half of it; smaller needs
+    and outputs under RECYCLE_BYTES get fresh memory; integer outputs recycle too."""
+    import gc
+
+    cc._recycled.clear()
+    n = cc.RECYCLE_BYTES
+    big = cc._empty((n // 4,), np.float32)
+    address = big.ctypes.data
+    del big
+    gc.collect()
+    assert [r.nbytes for r in cc._recycled] == [n]
+    small = cc._empty((n // 4 // 2 - 1,), np.float32)  # under half: fresh
+    assert small.ctypes.data != address
+    half = cc._empty((n // 2,), np.uint16)  # exactly half of it in bytes... n bytes: reuse
+    assert half.ctypes.data == address and half.dtype == np.uint16 and half.shape == (n // 2,)
+    assert cc._recycled == []
+    assert cc._empty((3, 4), np.float32).base is None  # small: plain numpy
+    x = random_image((n // 3 // 40 + 1, 40, 3), np.uint8, seed=27)
+    one = correlate_to_integer(x, "sharpen", method="direct")
+    del one
+    gc.collect()
+    two = correlate_to_integer(x, "sharpen", method="direct")
+    assert_integer_output(two, x, convtool.parse_kernel("sharpen"), "reflect", 0, 1, 0, "clip",
+                          255, 255)  # fmt: skip
