@@ -108,7 +108,7 @@ def test_defaults_are_the_libraries():
     """The numbers --help shows (from convtool.defaults) are the ones the library uses."""
     from convtool import defaults, imaging, learn
 
-    assert defaults.DEFAULT_EPOCHS == learn.DEFAULT_EPOCHS
+    assert learn.DEFAULT_EPOCHS is defaults.DEFAULT_EPOCHS
     assert imaging.DEFAULT_MAX_PIXELS is defaults.DEFAULT_MAX_PIXELS
 
 

@@ -1,6 +1,6 @@
 """Run convtool as ``python -m convtool``."""
 
-from convtool.cli import main
+from convtool.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

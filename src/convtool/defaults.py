@@ -14,5 +14,4 @@ edge map: level 4 writes in 0.6–1.0 s, files within 5 % of level 6 (Pillow's d
 level 1 is 0.4–0.6 s but 18–24 % larger. ``--compress-level`` picks another (0 to 9)."""
 
 DEFAULT_EPOCHS = 100
-"""Gradient-descent steps of ``learn --method gd`` when ``--epochs`` is not given (the value
-:data:`convtool.learn.DEFAULT_EPOCHS` must have; a test checks that they agree)."""
+"""Gradient-descent steps of ``learn --method gd`` when ``--epochs`` is not given."""

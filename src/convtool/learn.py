@@ -42,13 +42,11 @@ from typing import Any
 
 import numpy as np
 
+from convtool.defaults import DEFAULT_EPOCHS
 from convtool.errors import KernelError, LearnError, UsageError
 from convtool.kernels import MAX_KERNEL_SIDE, Kernel, format_kernel
 
 METHODS = ("lstsq", "gd")
-
-DEFAULT_EPOCHS = 100
-"""Epochs of ``method="gd"`` when none are given (``convtool learn --epochs``)."""
 
 INIT_STD = 0.01
 """Gradient descent starts from weights drawn from N(0, INIT_STD²) and a bias of 0."""
