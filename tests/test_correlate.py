@@ -244,3 +244,99 @@ def test_property_convolve_flips(k, mode):
     np.testing.assert_array_equal(
         convtool.convolve(x, k, border=mode), convtool.correlate(x, k[::-1, ::-1], border=mode)
     )
+
+
+# --- output= ----------------------------------------------------------------------------------
+
+# (method, threads): auto alone takes numpy for this small work, with a thread count the core
+PATHS = [("auto", None), ("auto", 1), ("direct", None), ("separable", None), ("fft", 2)]
+
+
+@pytest.mark.parametrize(("method", "threads"), PATHS)
+@pytest.mark.parametrize("mode", [*MODES, "valid"])
+@pytest.mark.parametrize(("dtype", "channels"), [(np.uint8, 3), (np.uint16, 0), (np.float32, 2),
+                                                 (np.float64, 3)])  # fmt: skip
+@pytest.mark.parametrize("operation", [convtool.correlate, convtool.convolve])
+def test_output_gets_the_result_and_is_returned(operation, dtype, channels, mode, method, threads):
+    """Every path and border writes into ``output`` exactly the values it returns without it
+    (a NaN-filled array: nothing left over), and returns ``output`` itself."""
+    x = random_image((11, 9) + ((channels,) if channels else ()), dtype, seed=31)
+    k = distinct_kernel(3, 4, seed=32)
+    if method == "separable":
+        k = np.outer([1.0, 3.0, 9.0], [1.0, -2.0, 4.0, 8.0])  # rank 1, entries distinct
+    kwargs = {"border": mode, "cval": 0.75, "method": method, "threads": threads}
+    fresh = operation(x, k, **kwargs)
+    out = np.full(fresh.shape, np.nan, fresh.dtype)
+    got = operation(x, k, output=out, **kwargs)
+    assert got is out
+    assert got.tobytes() == fresh.tobytes()
+    flipped = k if operation is convtool.correlate else k[::-1, ::-1]
+    if mode == "valid":
+        assert_close(got, naive.correlate(x, flipped, "valid"), k, x)
+    elif operation is convtool.correlate:
+        assert_close(got, scipy_reference(x, k, mode, 0.75), k, x)
+
+
+def test_output_reused_frame_after_frame():
+    """One array serves a loop over frames: each call overwrites the previous result."""
+    k = distinct_kernel(3, 3, seed=33)
+    out = np.empty((20, 30, 3), np.float32)
+    for seed in range(3):
+        frame = random_image((20, 30, 3), np.float32, seed=seed)
+        convtool.correlate(frame, k, border="mirror", method="direct", output=out)
+        np.testing.assert_array_equal(out, convtool.correlate(frame, k, border="mirror",
+                                                              method="direct"))  # fmt: skip
+
+
+def test_output_may_share_a_buffer_with_the_image_without_overlapping():
+    """Two halves of one buffer, image and output: accepted, and the result is right."""
+    buffer = random_image((2, 16, 12), np.float32, seed=34)
+    expected = convtool.correlate(buffer[0].copy(), "laplacian")
+    out = buffer[1]
+    assert convtool.correlate(buffer[0], "laplacian", output=out) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+def _read_only(shape: tuple[int, ...]) -> np.ndarray:
+    out = np.empty(shape, np.float32)
+    out.flags.writeable = False
+    return out
+
+
+@pytest.mark.parametrize(
+    ("output", "match"),
+    [
+        (
+            np.empty((6, 8, 3), np.float32),
+            r"shape \(6, 8, 3\) and dtype float32; this call "
+            r"returns shape \(6, 8\) and dtype float32: pass "
+            r"np.empty\(\(6, 8\), np.float32\)",
+        ),
+        (np.empty((6, 8), np.float64), r"dtype float64; this call returns .* dtype float32"),
+        (np.empty((6, 8), np.uint8), "dtype uint8"),
+        (np.empty((6, 8), ">f4"), "dtype >f4"),
+        (_read_only((6, 8)), "read-only; pass a writeable array"),
+        (np.empty((8, 6), np.float32).T, "not C-contiguous"),
+        (np.empty((6, 16), np.float32)[:, ::2], "not C-contiguous"),
+        ([[0.0] * 8] * 6, "must be a numpy array; got list"),
+        (np.float32, "must be a numpy array; got type"),
+    ],
+)
+def test_output_refused(output, match):
+    """A wrong output says what came in and what the call needs."""
+    with pytest.raises(convtool.UsageError, match=match):
+        convtool.correlate(np.zeros((6, 8), np.uint8), "laplacian", output=output)
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "fft"])
+def test_output_refused_when_it_is_the_image(method):
+    """Writing the result over its own input is refused (also a view of it), the image kept."""
+    x = random_image((9, 7), np.float32, seed=35)
+    before = x.copy()
+    with pytest.raises(convtool.UsageError, match="output shares memory with the image"):
+        convtool.correlate(x, "laplacian", method=method, output=x)
+    padded = np.zeros((11, 9), np.float32)
+    padded[1:-1, 1:-1] = x
+    with pytest.raises(convtool.UsageError, match="shares memory"):
+        convtool.convolve(padded, np.ones((3, 1)), border="valid", output=padded[2:])
+    np.testing.assert_array_equal(x, before)

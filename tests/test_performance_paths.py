@@ -384,8 +384,8 @@ def test_integer_output_bad_arguments(kwargs, match):
 
 @pytest.fixture
 def numpy_path(monkeypatch):
-    """``method="auto"`` takes the numpy path whatever the budget and the process's history."""
-    monkeypatch.setattr(cc, "_numpy_affords", lambda shape, weights: True)
+    """``method="auto"`` takes the numpy path whatever the size of the work."""
+    monkeypatch.setattr(cc, "NUMPY_WORK", float("inf"))
 
 
 @pytest.mark.parametrize(("dtype", "channels"), PIXELS)
@@ -446,25 +446,37 @@ from convtool import correlate as _
 cc = sys.modules["convtool.correlate"]
 loads = []
 cc.CORE_LOAD_HOOKS.append(lambda: loads.append("numba" in sys.modules))
+numpy_calls = []
+numpy_direct = cc._numpy_direct
+cc._numpy_direct = lambda *args: numpy_calls.append(1) or numpy_direct(*args)
 x = np.random.default_rng(0).random((64, 48, 3)).astype(np.float32)
-small = convtool.correlate(x, "laplacian")
-ints = cc.correlate_to_integer(x, "sharpen")
+k = np.random.default_rng(1).uniform(-1, 1, (5, 4))
+u8 = (x * 255).astype(np.uint8)
+small = convtool.correlate(x, k)
+ints = cc.correlate_to_integer(u8, k / 4, scale=0.5, bias=0.1, map="abs")
 assert "numba" not in sys.modules, "small work loaded numba"
-big = np.zeros((int(cc.NUMPY_BUDGET // 9) // 300 + 1, 300), np.float32)
+assert len(numpy_calls) == 2
+side = int((cc.NUMPY_WORK / 9) ** 0.5) + 1
+big = np.zeros((side, side), np.float32)
 convtool.correlate(big, np.ones((3, 3)))
 assert "convtool._jit" in sys.modules and loads == [False], loads
-spent = cc._numpy_spent[0]
-again = convtool.correlate(x, "laplacian")
-assert cc._numpy_spent[0] == spent, "numpy used after numba was loaded"
-direct = convtool.correlate(x, "laplacian", method="direct")
-assert np.allclose(small, again, atol=1e-5) and np.allclose(small, direct, atol=1e-5)
+assert len(numpy_calls) == 2, "work past NUMPY_WORK done with numpy"
+convtool.correlate(x[:9, :9], k, threads=1)
+assert len(numpy_calls) == 2, "threads= did not ask for the core"
+again = convtool.correlate(x, k)
+ints_again = cc.correlate_to_integer(u8, k / 4, scale=0.5, bias=0.1, map="abs")
+assert len(numpy_calls) == 4, "small work left numpy once numba was loaded"
+assert small.tobytes() == again.tobytes() and ints.tobytes() == ints_again.tobytes()
+direct = convtool.correlate(x, k, method="direct")
+assert np.allclose(small, direct, atol=1e-5)
 print("ok")
 """
 
 
-def test_small_work_never_loads_numba():
-    """In a fresh process, small filters run without numba; work past ``NUMPY_BUDGET`` loads
-    it once (hooks first), and from then on numba does all."""
+def test_numpy_path_depends_on_the_call_alone():
+    """In a fresh process, small filters run without numba; work past ``NUMPY_WORK`` (or a
+    thread count) loads it once, hooks first; small work still goes to numpy afterwards, and
+    gives the same bytes as before numba was loaded (float and integer outputs)."""
     import subprocess
     import sys
 
@@ -473,6 +485,17 @@ def test_small_work_never_loads_numba():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_numpy_work_covers_a_512_rgb_picture_with_a_5x5_kernel():
+    """``NUMPY_WORK`` is a number of multiply-adds: 512×512×3 values × 25 taps stay on numpy,
+    one more row of work goes to numba; zero taps do not count."""
+    k = np.ones((5, 5))
+    assert cc._numpy_takes((512, 512, 3), k)
+    side = int(cc.NUMPY_WORK // 25) + 1
+    assert not cc._numpy_takes((side, 1), k)
+    k[0] = 0.0
+    assert cc._numpy_takes((int(cc.NUMPY_WORK // 20), 1), k)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -506,60 +529,3 @@ def test_chunk_errors_reach_the_caller():
 
     with pytest.raises(ValueError, match="chunk"):
         cc._in_threads(run, 40, 4, 2)
-
-
-# --- recycled outputs -------------------------------------------------------------------------
-
-
-def test_output_memory_comes_back_only_when_every_view_is_gone():
-    """A large output's buffer is reused once the caller has dropped the result and all its
-    views, never while a view still reads it."""
-    import gc
-
-    cc._recycled.clear()
-    shape = (cc.RECYCLE_BYTES // 4 // 30 + 1, 10, 3)
-    x = random_image(shape, np.float32, seed=25)
-    k = distinct_kernel(3, 3, seed=26)
-    first = convtool.correlate(x, k, method="direct")
-    view = first[5:, :, 1]
-    expected = view.copy()
-    address = first.ctypes.data
-    del first
-    gc.collect()
-    assert cc._recycled == []
-    again = convtool.correlate(np.zeros_like(x), k, method="direct")
-    assert again.ctypes.data != address
-    np.testing.assert_array_equal(view, expected)
-    del view
-    gc.collect()
-    reused = convtool.correlate(x, k, method="direct")
-    assert reused.ctypes.data == address
-    assert_close(reused, reference(x, k, "reflect"), k, x)
-    np.testing.assert_array_equal(again, 0)
-
-
-def test_recycled_buffers_serve_sizes_up_to_twice_their_need():
-    """A dropped buffer serves a later output of its size or down to half of it; smaller needs
-    and outputs under RECYCLE_BYTES get fresh memory; integer outputs recycle too."""
-    import gc
-
-    cc._recycled.clear()
-    n = cc.RECYCLE_BYTES
-    big = cc._empty((n // 4,), np.float32)
-    address = big.ctypes.data
-    del big
-    gc.collect()
-    assert [r.nbytes for r in cc._recycled] == [n]
-    small = cc._empty((n // 4 // 2 - 1,), np.float32)  # under half: fresh
-    assert small.ctypes.data != address
-    half = cc._empty((n // 2,), np.uint16)  # exactly half of it in bytes... n bytes: reuse
-    assert half.ctypes.data == address and half.dtype == np.uint16 and half.shape == (n // 2,)
-    assert cc._recycled == []
-    assert cc._empty((3, 4), np.float32).base is None  # small: plain numpy
-    x = random_image((n // 3 // 40 + 1, 40, 3), np.uint8, seed=27)
-    one = correlate_to_integer(x, "sharpen", method="direct")
-    del one
-    gc.collect()
-    two = correlate_to_integer(x, "sharpen", method="direct")
-    assert_integer_output(two, x, convtool.parse_kernel("sharpen"), "reflect", 0, 1, 0, "clip",
-                          255, 255)  # fmt: skip

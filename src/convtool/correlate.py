@@ -10,15 +10,15 @@ differently)::
     constant  k k k   | a b c d | k k k       (k = cval)
     valid     no extension; the output shrinks to (H − kh + 1) × (W − kw + 1)
 
-numba is imported on first use, not with this module, so ``convtool --help`` starts fast; small
-work is done with numpy until it adds up to what loading numba costs (see ``NUMPY_BUDGET``), so
-that a command filtering one small picture never loads numba at all.
+numba is imported on first use, not with this module, so ``convtool --help`` starts fast. With
+``method="auto"`` a call whose work is small (``NUMPY_WORK``) is done with numpy instead, so that
+a command filtering one small picture never loads numba; the choice depends on the call alone,
+never on what the process did before, so the same call always gives the same bytes.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
@@ -48,6 +48,7 @@ def correlate(
     cval: float = 0.0,
     method: str = "auto",
     threads: int | None = None,
+    output: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cross-correlate ``image`` with ``kernel`` (no flip), as the textbook's ``corr2d``.
 
@@ -65,8 +66,14 @@ def correlate(
     overlap-save tiles: equal to ``direct`` within 1e-4 of Σ|K|·max|X| in float32, within
     rounding in float64, every border mode included); ``auto`` takes ``separable`` for rank-1
     kernels larger than 3×3, otherwise ``fft`` where :func:`fft_is_faster` expects it, and does
-    small work with numpy (shifted views, no numba) until numba is loaded (``NUMPY_BUDGET``).
-    ``threads`` limits the parallel core (default: all cores); the result does not depend on it.
+    a call of at most ``NUMPY_WORK`` multiply-adds with numpy (shifted views, no numba).
+    ``threads`` limits the numba core (default: all cores) and asks for it even for small work;
+    the result does not depend on the count.
+
+    ``output``, as in scipy.ndimage, is an array to write the result into, returned itself: a
+    loop over frames can reuse one instead of new memory every call (touching fresh pages
+    costs ~7 ms for a 4K RGB float32 result). It must be a writeable, C-contiguous ndarray of
+    exactly the result's shape and dtype, sharing no memory with ``image``.
 
     >>> x = np.arange(9.0).reshape(3, 3)
     >>> correlate(x, [[0, 1], [2, 3]], border="valid")
@@ -74,7 +81,7 @@ def correlate(
            [37., 43.]])
     """
     weights = _weights(kernel)
-    return _correlate(image, weights, border, cval, method, threads)
+    return _correlate(image, weights, border, cval, method, threads, output)
 
 
 def convolve(
@@ -85,13 +92,14 @@ def convolve(
     cval: float = 0.0,
     method: str = "auto",
     threads: int | None = None,
+    output: np.ndarray | None = None,
 ) -> np.ndarray:
     """Convolve: correlate with the kernel flipped in both axes, ``K[::-1, ::-1]``.
 
     This is the textbook's definition of convolution. The flipped kernel is anchored at
     ``kh//2, kw//2`` like any other, so for even-sized kernels the result is shifted by one
     pixel against ``scipy.ndimage.convolve`` (which anchors the unflipped centre); with
-    ``border="valid"`` and with odd sizes the two agree.
+    ``border="valid"`` and with odd sizes the two agree. Other arguments as :func:`correlate`.
 
     >>> x = np.arange(9.0).reshape(3, 3)
     >>> convolve(x, [[3, 2], [1, 0]], border="valid")
@@ -99,7 +107,7 @@ def convolve(
            [37., 43.]])
     """
     weights = _weights(kernel)
-    return _correlate(image, weights[::-1, ::-1], border, cval, method, threads)
+    return _correlate(image, weights[::-1, ::-1], border, cval, method, threads, output)
 
 
 MAPS = ("clip", "abs")
@@ -170,10 +178,11 @@ def correlate_to_integer(
     top = int(out_max)
     factor = float(scale) * top / float(in_max)
     folded = np.asarray(weights, dtype=np.float64) * factor
-    shape = output_shape(x.shape, weights.shape, border)
-    out = _empty(shape, np.uint8 if top <= 255 else np.uint16)
-    integer = _IntegerOutput(out, float(bias) * top, map == "abs", float(top))
-    return _run(x, folded, border, cval, method, np.float32, integer, threads)
+    out = np.empty(
+        output_shape(x.shape, weights.shape, border), np.uint8 if top <= 255 else np.uint16
+    )
+    integer = _IntegerOutput(float(bias) * top, map == "abs", float(top))
+    return _run(x, folded, border, cval, method, np.float32, out, integer, threads)
 
 
 def _weights(kernel: KernelLike) -> np.ndarray:
@@ -245,10 +254,56 @@ def _correlate(
     cval: float,
     method: str,
     threads: int | None,
+    output: np.ndarray | None,
 ) -> np.ndarray:
     x, cval = _prepare(image, weights, border, cval, method)
     out_dtype = np.float64 if x.dtype == np.float64 else np.float32
-    return _run(x, weights, border, cval, method, out_dtype, None, threads)
+    shape = output_shape(x.shape, weights.shape, border)
+    if output is None:
+        out = np.empty(shape, out_dtype)
+    else:
+        out = _check_output(output, image, shape, np.dtype(out_dtype))
+    return _run(x, weights, border, cval, method, out_dtype, out, None, threads)
+
+
+def _check_output(
+    output: object, image: object, shape: tuple[int, ...], dtype: np.dtype
+) -> np.ndarray:
+    """``output`` if the result can be written into it as it is, else a ``UsageError``."""
+    required = f"np.empty({shape}, np.{dtype.name})"
+    if not isinstance(output, np.ndarray):
+        raise UsageError(
+            f"output must be a numpy array; got {type(output).__name__}: pass {required}"
+        )
+    if output.shape != shape or output.dtype != dtype:
+        raise UsageError(
+            f"output has shape {output.shape} and dtype {output.dtype}; this call returns shape "
+            f"{shape} and dtype {dtype.name}: pass {required}"
+        )
+    if not output.flags.writeable:
+        raise UsageError("output is read-only; pass a writeable array such as " + required)
+    if not output.flags.c_contiguous:
+        raise UsageError(
+            "output is not C-contiguous (a strided view or a transposed array); pass a "
+            f"contiguous array such as {required}, or copy the result into the view"
+        )
+    if isinstance(image, np.ndarray) and _overlap(output, image):
+        raise UsageError(
+            "output shares memory with the image; the result cannot overwrite its own input: "
+            f"pass a separate array such as {required}"
+        )
+    return output
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` share memory (when that is too hard to decide: whether their
+    extents overlap)."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=100_000))  # type: ignore[arg-type]
+    except np.exceptions.TooHardError:
+        return True
 
 
 def _prepare(
@@ -273,9 +328,8 @@ def _prepare(
 
 
 class _IntegerOutput(NamedTuple):
-    """Where and how ``_run`` writes integer output: ``out`` = clamp(rint(acc + bias), 0, top)."""
+    """How ``_run`` writes integer output: out = clamp(rint(acc + bias), 0, top)."""
 
-    out: np.ndarray
     bias: float
     absolute: bool
     top: float
@@ -288,14 +342,17 @@ def _run(
     cval: float,
     method: str,
     out_dtype: type,
+    out: np.ndarray,
     integer: _IntegerOutput | None,
     threads: int | None,
 ) -> np.ndarray:
-    """Pick the path (see ``choose_method``) and run it; returns the float or integer output.
-    Small work goes to numpy (``NUMPY_BUDGET``) unless a thread count asks for the core."""
+    """Pick the path (see ``choose_method``), run it into ``out`` (float, or integer with
+    ``integer`` saying how) and return ``out``. Small work goes to numpy (``NUMPY_WORK``)
+    unless a thread count asks for the core."""
     kh, kw = weights.shape
-    if method == "auto" and threads is None and _numpy_affords(x.shape, weights):
-        return _numpy_direct(x, weights, border, cval, out_dtype, integer)
+    if method == "auto" and threads is None and _numpy_takes(out.shape, weights):
+        _numpy_direct(x, weights, border, cval, out_dtype, out, integer)
+        return out
     chosen = choose_method(x.shape, (kh, kw), method)
     factors = None
     if chosen == "separable":
@@ -306,10 +363,12 @@ def _run(
             chosen = choose_method(x.shape, (kh, kw), "nonseparable")
     if chosen == "fft":
         with _threads(threads):
-            return _fft(x, weights, border, cval, out_dtype, integer)
-    if factors is not None:
-        return _separable(x, factors, border, cval, out_dtype, integer, _thread_count(threads))
-    return _direct(x, weights, border, cval, out_dtype, integer, _thread_count(threads))
+            _fft(x, weights, border, cval, out_dtype, out, integer)
+    elif factors is not None:
+        _separable(x, factors, border, cval, out_dtype, out, integer, _thread_count(threads))
+    else:
+        _direct(x, weights, border, cval, out_dtype, out, integer, _thread_count(threads))
+    return out
 
 
 def choose_method(shape: tuple[int, ...], kshape: tuple[int, int], method: str) -> str:
@@ -335,33 +394,22 @@ thread, for gathering, both transforms, the product and scattering (measured: 26
 for a 31×31 kernel on a 4K RGB image, 255 planes of 256×256, on the development machine)."""
 
 
-NUMPY_BUDGET = 2e8
-"""Cost model, numpy path: multiply-adds that ``method="auto"`` does with numpy before the first
-use of the numba core. That first use costs ~0.5 s in a fresh process (importing numba, loading
-its registries for the first cached function, and ~0.2 s more at exit), numpy ~1 ns per
-multiply-add (a 512×512 RGB picture with a 3×3 kernel: 9 ms). A call whose work (output values
-× nonzero taps) fits in what is left of the budget runs with numpy and spends it; any other
-loads numba, which then does everything. So a command that filters one small picture never
-loads numba, and a process spends at most ~0.2 s in numpy before it would have paid off (the
-rent-or-buy rule: never worse than twice the better choice made in hindsight)."""
-
-_numpy_spent = [0.0]
+NUMPY_WORK = 2e7
+"""Cost model, numpy path: ``method="auto"`` (with no ``threads``) filters with numpy when the
+call's work, output values × nonzero taps, is at most this many multiply-adds, whether or not
+numba is loaded. numpy takes ~1 ns a multiply-add on one core (a 512×512 RGB picture with a
+5×5 kernel, 19.7 million: ~20 ms), while the first use of the numba core in a process costs
+~0.5 s (importing numba and loading its cache) and ~0.2 s more at exit; so a command that
+filters a few small pictures never loads numba. The choice is the call's alone: the same call
+gives the same bytes in a fresh process, in a batch and after numba has been loaded."""
 
 CORE_LOAD_HOOKS: list[Callable[[], None]] = []
 """Called once, just before the numba core is first imported (the CLI prepares numba there)."""
 
 
-def _numpy_affords(shape: tuple[int, ...], weights: np.ndarray) -> bool:
-    """Whether this call goes to numpy under ``NUMPY_BUDGET`` (and if so, spend it)."""
-    import sys
-
-    if "convtool._jit" in sys.modules:
-        return False
-    work = float(np.prod(shape)) * int(np.count_nonzero(weights))
-    if _numpy_spent[0] + work > NUMPY_BUDGET:
-        return False
-    _numpy_spent[0] += work
-    return True
+def _numpy_takes(shape: tuple[int, ...], weights: np.ndarray) -> bool:
+    """Whether ``method="auto"`` does an output of ``shape`` with numpy (``NUMPY_WORK``)."""
+    return float(np.prod(shape)) * int(np.count_nonzero(weights)) <= NUMPY_WORK
 
 
 def _core() -> ModuleType:
@@ -385,11 +433,12 @@ def _numpy_direct(
     border: str,
     cval: float,
     out_dtype: type,
+    out: np.ndarray,
     integer: _IntegerOutput | None,
-) -> np.ndarray:
-    """Direct correlation with numpy: the extended image padded whole, one multiply-add of a
-    shifted view per nonzero tap, in the float type of the numba core; the conversion of
-    ``_jit._to_integer`` after it. For small work only (``NUMPY_BUDGET``)."""
+) -> None:
+    """Direct correlation into ``out`` with numpy: the extended image padded whole, one
+    multiply-add of a shifted view per nonzero tap, in the float type of the numba core; the
+    conversion of ``_jit._to_integer`` after it. For small work only (``NUMPY_WORK``)."""
     kh, kw = weights.shape
     xf: np.ndarray = x.astype(out_dtype, copy=False)
     if border == "valid":
@@ -400,22 +449,22 @@ def _numpy_direct(
             padded = np.pad(xf, pads, mode="constant", constant_values=out_dtype(cval))
         else:
             padded = np.pad(xf, pads, mode=_NUMPY_PAD[border])  # type: ignore[call-overload]
-    shape = output_shape(x.shape, (kh, kw), border)
+    shape = out.shape
     ho, wo = shape[:2]
-    acc: np.ndarray = np.zeros(shape, out_dtype)
+    acc: np.ndarray = out if integer is None else np.empty(shape, out_dtype)
+    acc[...] = 0
     term: np.ndarray = np.empty(shape, out_dtype)
     for a, b in zip(*np.nonzero(weights), strict=True):
         np.multiply(padded[a : a + ho, b : b + wo], out_dtype(weights[a, b]), out=term)
         acc += term
     if integer is None:
-        return acc
+        return
     acc += out_dtype(integer.bias)
     if integer.absolute:
         np.abs(acc, out=acc)
     np.clip(acc, 0, out_dtype(integer.top), out=acc)
     np.rint(acc, out=acc)
-    integer.out[...] = acc
-    return integer.out
+    out[...] = acc
 
 
 def fft_is_faster(shape: tuple[int, ...], kshape: tuple[int, int]) -> bool:
@@ -435,11 +484,6 @@ def fft_is_faster(shape: tuple[int, ...], kshape: tuple[int, int]) -> bool:
 
 def _channels(x: np.ndarray) -> int:
     return x.shape[2] if x.ndim == 3 else 1
-
-
-def _present(x: np.ndarray | None) -> np.ndarray:
-    assert x is not None
-    return x
 
 
 def _rows(x: np.ndarray | None) -> np.ndarray | None:
@@ -526,9 +570,10 @@ def _direct(
     border: str,
     cval: float,
     out_dtype: type,
+    out: np.ndarray,
     integer: _IntegerOutput | None,
     threads: int,
-) -> np.ndarray:
+) -> None:
     _jit = _core()
 
     channels = _channels(src)
@@ -551,7 +596,7 @@ def _direct(
         ph = pw = mode = 0
     else:
         ph, pw, mode = kh // 2, kw // 2, BORDER_CODES[border]
-    out, iout, bias, absolute, top = _outputs(shape, out_dtype, integer)
+    fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
     args: tuple[object, ...] = (
         src.reshape(h, w * channels),
         channels,
@@ -569,9 +614,8 @@ def _direct(
         sb,
         sw.astype(out_dtype),
     )
-    tail = (_rows(out), _rows(iout), bias, absolute, top)
+    tail = (_rows(fout), _rows(iout), bias, absolute, top)
     _in_threads(lambda r0, r1: _jit.direct_rows(*args, r0, r1, *tail), shape[0], 4, threads)
-    return integer.out if integer is not None else _present(out)
 
 
 def _separable(
@@ -580,9 +624,10 @@ def _separable(
     border: str,
     cval: float,
     out_dtype: type,
+    out: np.ndarray,
     integer: _IntegerOutput | None,
     threads: int,
-) -> np.ndarray:
+) -> None:
     _jit = _core()
 
     u, v = factors
@@ -605,7 +650,7 @@ def _separable(
     else:
         ph, pw, mode = kh // 2, kw // 2, BORDER_CODES[border]
     hcval = out_dtype(cval * float(v.sum()))
-    out, iout, bias, absolute, top = _outputs(shape, out_dtype, integer)
+    fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
     args: tuple[object, ...] = (
         src.reshape(h, w * channels),
         channels,
@@ -624,72 +669,20 @@ def _separable(
         sj,
         sw.astype(out_dtype),
     )
-    tail = (_rows(out), _rows(iout), bias, absolute, top)
+    tail = (_rows(fout), _rows(iout), bias, absolute, top)
     _in_threads(lambda r0, r1: _jit.separable_rows(*args, r0, r1, *tail), shape[0], 2, threads)
-    return integer.out if integer is not None else _present(out)
 
 
 def _outputs(
-    shape: tuple[int, ...], out_dtype: type, integer: _IntegerOutput | None
+    out: np.ndarray, out_dtype: type, integer: _IntegerOutput | None
 ) -> tuple[np.ndarray | None, np.ndarray | None, object, bool, object]:
-    """The float output array or the integer one (the other None, so that numba compiles only
-    the branch in use), and the conversion's scalars in the float type. Allocated here, in
-    numpy, which backs big arrays with huge pages: an output allocated inside the jitted code
-    took five times longer to fill."""
+    """``out`` as the float output or the integer one (the other None, so that numba compiles
+    only the branch in use), and the conversion's scalars in the float type. Outputs are
+    allocated in numpy, which backs big arrays with huge pages: an output allocated inside the
+    jitted code took five times longer to fill."""
     if integer is None:
-        out = _empty(shape, out_dtype)
         return out, None, out_dtype(0), False, out_dtype(0)
-    return None, integer.out, out_dtype(integer.bias), integer.absolute, out_dtype(integer.top)
-
-
-RECYCLE_BYTES = 1 << 22
-"""Outputs of at least this size (4 MiB) are recycled, see ``_empty``."""
-
-_recycled: list[np.ndarray] = []
-_recycle_lock = threading.Lock()
-
-
-class _Lease:
-    """The memory of one output: numpy arrays made from it (and every view of them) keep it
-    alive, and when the last is gone its buffer goes back to ``_recycled``."""
-
-    def __init__(self, raw: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.__array_interface__ = {
-            "shape": shape,
-            "typestr": dtype.str,
-            "data": (raw.ctypes.data, False),
-            "version": 3,
-        }
-        weakref.finalize(self, _give_back, raw).atexit = False
-
-
-def _give_back(raw: np.ndarray) -> None:
-    with _recycle_lock:
-        _recycled.append(raw)
-        del _recycled[:-2]
-
-
-def _empty(shape: tuple[int, ...], dtype: type) -> np.ndarray:
-    """``np.empty(shape, dtype)``; a large one reuses the buffer of an earlier output that its
-    caller has dropped (at most two are kept, each used for a need of half its size or more).
-
-    Fresh memory costs the kernel a page fault and zeroing for every page on first touch:
-    ~7 ms of CPU for a 4K RGB float32 output, half the time of a 3×3 filter. A loop that
-    filters frame after frame, and the bands of a streamed image, get memory already mapped.
-    """
-    kind = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * kind.itemsize
-    if nbytes < RECYCLE_BYTES:
-        return np.empty(shape, kind)
-    raw = None
-    with _recycle_lock:
-        for i, candidate in enumerate(_recycled):
-            if nbytes <= candidate.nbytes <= 2 * nbytes:
-                raw = _recycled.pop(i)
-                break
-    if raw is None:
-        raw = np.empty(nbytes, np.uint8)
-    return np.asarray(_Lease(raw, tuple(shape), kind))
+    return None, out, out_dtype(integer.bias), integer.absolute, out_dtype(integer.top)
 
 
 def _pow2(n: int) -> int:
@@ -714,8 +707,9 @@ def _fft(
     border: str,
     cval: float,
     out_dtype: type,
+    out: np.ndarray,
     integer: _IntegerOutput | None,
-) -> np.ndarray:
+) -> None:
     """Correlation through the FFT (``_jit.correlate_fft``: overlap-save tiles of the output,
     each the valid correlation of its window of the extended image)."""
     _jit = _core()
@@ -745,7 +739,7 @@ def _fft(
     kern: np.ndarray = np.ascontiguousarray(weights, dtype=out_dtype)
     _jit.fft_kernel_spectrum(kern, c0, s0, c1, s1, out_dtype(1 / (n0 * n1)), kre, kim)
     pairs = (-(-ho // t0) * -(-wo // t1) * channels + 1) // 2
-    out, iout, bias, absolute, top = _outputs(shape, out_dtype, integer)
+    fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
     _jit.correlate_fft(
         x.reshape(h, w * channels),
         channels,
@@ -761,13 +755,12 @@ def _fft(
         t0,
         t1,
         _nchunks(pairs, 4),
-        _rows(out),
+        _rows(fout),
         _rows(iout),
         bias,
         absolute,
         top,
     )
-    return integer.out if integer is not None else _present(out)
 
 
 class _threads:
