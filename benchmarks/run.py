@@ -12,6 +12,9 @@ round to round, after a short pause (so that one library's spinning worker threa
 land on the next one's time). The table reports medians and the ratio convtool / peer (lower
 is better for convtool); absolute times drift with the machine's load, ratios from one run
 much less. Outputs are compared as well, so that every row times the same computation.
+Every tool gets fresh output memory every call, as a plain call does, except in the
+"preallocated output" rows: there convtool (``output=``) and OpenCV (``dst=``) both write into
+an array kept from call to call, as a loop over video frames can.
 
 Peers: OpenCV (``cv2.filter2D``, ``cv2.sepFilter2D``), ``scipy.ndimage.correlate`` (and
 ``correlate1d`` twice for separable kernels), Pillow ``ImageFilter.Kernel`` (3x3 and 5x5,
@@ -192,6 +195,29 @@ def build_cases(x: np.ndarray, tmp: Path, found: dict[str, str]) -> list[Case]:
                 ],
                 "cv2.sepFilter2D",
                 0.8,
+            )
+        )
+    # a frame loop: both tools write into an array kept from call to call (the rows above
+    # give every tool fresh memory, as a plain call does)
+    for name in ("laplacian 3x3", "random 5x5"):
+        k = ks[name]
+        k32 = k.astype(np.float32)
+        ours = np.empty(x.shape, np.float32)
+        theirs = np.empty(x.shape, np.float32)
+        cases.append(
+            Case(
+                f"float32 {name}, preallocated output",
+                "",
+                Tool(
+                    "convtool",
+                    lambda k=k, o=ours: convtool.correlate(x, k, border=border, output=o),
+                ),
+                [
+                    Tool(
+                        "cv2.filter2D dst=",
+                        lambda k32=k32, o=theirs: cv2.filter2D(x, -1, k32, dst=o, borderType=cvb),
+                    )
+                ],
             )
         )
     # uint8 → uint8: the command line's path (convert, filter, round, clamp fused)
