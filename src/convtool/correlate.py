@@ -403,9 +403,6 @@ numba is loaded. numpy takes ~1 ns a multiply-add on one core (a 512×512 RGB pi
 filters a few small pictures never loads numba. The choice is the call's alone: the same call
 gives the same bytes in a fresh process, in a batch and after numba has been loaded."""
 
-CORE_LOAD_HOOKS: list[Callable[[], None]] = []
-"""Called once, just before the numba core is first imported (the CLI prepares numba there)."""
-
 
 def _numpy_takes(shape: tuple[int, ...], weights: np.ndarray) -> bool:
     """Whether ``method="auto"`` does an output of ``shape`` with numpy (``NUMPY_WORK``)."""
@@ -413,12 +410,7 @@ def _numpy_takes(shape: tuple[int, ...], weights: np.ndarray) -> bool:
 
 
 def _core() -> ModuleType:
-    """The numba core, ``convtool._jit``, imported on first use (after ``CORE_LOAD_HOOKS``)."""
-    import sys
-
-    if "convtool._jit" not in sys.modules:
-        for hook in CORE_LOAD_HOOKS:
-            hook()
+    """The numba core, ``convtool._jit``, imported on first use."""
     from convtool import _jit
 
     return _jit
