@@ -9,7 +9,6 @@ No timing here: speed is measured by ``benchmarks/run.py``.
 from __future__ import annotations
 
 import importlib
-import itertools
 
 import numpy as np
 import pytest
@@ -494,36 +493,3 @@ def test_numpy_work_covers_a_512_rgb_picture_with_a_5x5_kernel():
     assert not cc._numpy_takes((side, 1), k)
     k[0] = 0.0
     assert cc._numpy_takes((int(cc.NUMPY_WORK // 20), 1), k)
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("per_thread", [1, 2, 4])
-def test_chunks_cover_every_row_once(per_thread, threads):
-    """The direct and separable paths' chunks, run on the calling thread and the pool: every
-    output row exactly once, chunks of an even number of rows but the last."""
-    import threading
-
-    for rows in [1, 2, 3, 7, 8, 50, 1001]:
-        seen: list[tuple[int, int]] = []
-        lock = threading.Lock()
-
-        def run(r0, r1, seen=seen, lock=lock):
-            with lock:
-                seen.append((r0, r1))
-
-        cc._in_threads(run, rows, per_thread, threads)
-        seen.sort()
-        assert seen[0][0] == 0 and seen[-1][1] == rows
-        assert all(a[1] == b[0] for a, b in itertools.pairwise(seen))
-        assert all((r1 - r0) % 2 == 0 for r0, r1 in seen[:-1])
-
-
-def test_chunk_errors_reach_the_caller():
-    """An exception in a chunk run by a pool thread is raised in the caller."""
-
-    def run(r0, r1):
-        if r0 > 0:
-            raise ValueError(f"chunk {r0}")
-
-    with pytest.raises(ValueError, match="chunk"):
-        cc._in_threads(run, 40, 4, 2)

@@ -18,9 +18,6 @@ never on what the process did before, so the same call always gives the same byt
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Literal, NamedTuple
 
@@ -365,9 +362,9 @@ def _run(
         with _threads(threads):
             _fft(x, weights, border, cval, out_dtype, out, integer)
     elif factors is not None:
-        _separable(x, factors, border, cval, out_dtype, out, integer, _thread_count(threads))
+        _separable(x, factors, border, cval, out_dtype, out, integer, threads)
     else:
-        _direct(x, weights, border, cval, out_dtype, out, integer, _thread_count(threads))
+        _direct(x, weights, border, cval, out_dtype, out, integer, threads)
     return out
 
 
@@ -498,48 +495,6 @@ def _thread_count(threads: int | None) -> int:
     return threads
 
 
-_pool: list[tuple[int, ThreadPoolExecutor]] = []
-
-
-def _in_threads(
-    run: Callable[[int, int], object], rows: int, per_thread: int, threads: int
-) -> None:
-    """``run(r0, r1)`` over chunks of an even number of output rows, on ``threads`` threads
-    (this one and workers of a pool kept for the process), each taking the next chunk left.
-
-    The jitted chunks hold no GIL, so Python threads run them in parallel; no ``prange`` driver
-    is compiled for them (numba's parallel compilation took ~5 s of a cold start, and its
-    threading layer ~0.1 s to load).
-    """
-    nchunks = max(1, min(rows, per_thread * threads))
-    step = max(1, -(-rows // nchunks))
-    step += step % 2
-    chunks = range(0, rows, step)
-    taken = iter(chunks)
-    lock = threading.Lock()
-
-    def work() -> None:
-        while True:
-            with lock:
-                r0 = next(taken, None)
-            if r0 is None:
-                return
-            run(r0, min(rows, r0 + step))
-
-    helpers = min(threads, len(chunks)) - 1
-    if helpers == 0:
-        work()
-        return
-    if not _pool or _pool[0][0] < helpers:
-        if _pool:
-            _pool[0][1].shutdown(wait=False)
-        _pool[:] = [(helpers, ThreadPoolExecutor(helpers, thread_name_prefix="convtool"))]
-    futures = [_pool[0][1].submit(work) for _ in range(helpers)]
-    work()
-    for future in futures:
-        future.result()
-
-
 def _nchunks(rows: int, per_thread: int) -> int:
     _core()
     import numba
@@ -564,7 +519,7 @@ def _direct(
     out_dtype: type,
     out: np.ndarray,
     integer: _IntegerOutput | None,
-    threads: int,
+    threads: int | None,
 ) -> None:
     _jit = _core()
 
@@ -607,7 +562,8 @@ def _direct(
         sw.astype(out_dtype),
     )
     tail = (_rows(fout), _rows(iout), bias, absolute, top)
-    _in_threads(lambda r0, r1: _jit.direct_rows(*args, r0, r1, *tail), shape[0], 4, threads)
+    with _threads(threads):
+        _jit.correlate_direct(*args, _nchunks(shape[0], 4), *tail)
 
 
 def _separable(
@@ -618,7 +574,7 @@ def _separable(
     out_dtype: type,
     out: np.ndarray,
     integer: _IntegerOutput | None,
-    threads: int,
+    threads: int | None,
 ) -> None:
     _jit = _core()
 
@@ -662,7 +618,8 @@ def _separable(
         sw.astype(out_dtype),
     )
     tail = (_rows(fout), _rows(iout), bias, absolute, top)
-    _in_threads(lambda r0, r1: _jit.separable_rows(*args, r0, r1, *tail), shape[0], 2, threads)
+    with _threads(threads):
+        _jit.correlate_separable(*args, _nchunks(shape[0], 2), *tail)
 
 
 def _outputs(
