@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_line
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
@@ -243,18 +244,8 @@ def source(python: str) -> str:
 
 
 def machine(convtool: Path, python: str, found: dict[str, str]) -> list[str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory = ""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f", {kb / 2**20:.0f} GiB RAM"
     lines = [
-        f"- CPU: {model}, {os.cpu_count()} logical cores{memory}; {platform.platform()}",
+        f"{cpu_line()}; {platform.platform()}",
         f"- convtool: `{convtool}` (Python `{python}`): {versions(python)}",
         f"- convtool's source: {source(python)}",
     ]

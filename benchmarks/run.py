@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_line
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -428,21 +429,8 @@ def machine(found: dict[str, str]) -> list[str]:
     import PIL
     import scipy
 
-    model = "unknown"
-    flags: set[str] = set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    simd = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags]
-    memory = ""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f", {kb / 2**20:.0f} GiB RAM"
     lines = [
-        f"- CPU: {model}, {os.cpu_count()} logical cores ({', '.join(simd) or 'no AVX'}){memory}",
+        cpu_line(),
         f"- OS: {platform.platform()}; Python {platform.python_version()}",
         f"- convtool {convtool.__version__}, numba {numba.__version__} "
         f"({numba.get_num_threads()} threads, {numba.threading_layer()} layer), "
