@@ -539,31 +539,40 @@ def _direct(
     j, b = np.nonzero(weights)
     sj, sb, sw = _pad8([j, b * channels], [weights[j, b]])
     kind = (0,) if (kh, kw) == (3, 3) else ()  # the 3×3 written out, or tap tables (_segment)
-    if border == "valid":
-        ph = pw = mode = 0
-    else:
-        ph, pw, mode = kh // 2, kw // 2, BORDER_CODES[border]
+    ph, pw, mode = _extension(border, kh, kw)
     fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
-    args: tuple[object, ...] = (
-        src.reshape(h, w * channels),
-        channels,
-        ph,
-        pw,
-        mode,
-        out_dtype(cval),
-        kind,
-        kern,
-        tj,
-        tb,
-        tw.astype(out_dtype),
-        tv.astype(out_dtype),
-        sj,
-        sb,
-        sw.astype(out_dtype),
-    )
-    tail = (_rows(fout), _rows(iout), bias, absolute, top)
     with _threads(threads):
-        _jit.correlate_direct(*args, _nchunks(shape[0], 4), *tail)
+        _jit.correlate_direct(
+            src.reshape(h, w * channels),
+            channels,
+            ph,
+            pw,
+            mode,
+            out_dtype(cval),
+            kind,
+            kern,
+            tj,
+            tb,
+            tw.astype(out_dtype),
+            tv.astype(out_dtype),
+            sj,
+            sb,
+            sw.astype(out_dtype),
+            _nchunks(shape[0], 4),
+            _rows(fout),
+            _rows(iout),
+            bias,
+            absolute,
+            top,
+        )
+
+
+def _extension(border: str, kh: int, kw: int) -> tuple[int, int, int]:
+    """Rows and columns the border adds before the image (kh//2, kw//2; none for ``valid``) and
+    its code for the jitted core."""
+    if border == "valid":
+        return 0, 0, 0
+    return kh // 2, kw // 2, BORDER_CODES[border]
 
 
 def _separable(
@@ -593,33 +602,34 @@ def _separable(
     vj, vw, vv = _pad8([a], [upper[a], lower[a]])
     (a,) = np.nonzero(u)
     sj, sw = _pad8([a], [u[a]])
-    if border == "valid":
-        ph = pw = mode = 0
-    else:
-        ph, pw, mode = kh // 2, kw // 2, BORDER_CODES[border]
+    ph, pw, mode = _extension(border, kh, kw)
     hcval = out_dtype(cval * float(v.sum()))
     fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
-    args: tuple[object, ...] = (
-        src.reshape(h, w * channels),
-        channels,
-        kh,
-        kw,
-        ph,
-        pw,
-        mode,
-        out_dtype(cval),
-        hcval,
-        hb,
-        hw.astype(out_dtype),
-        vj,
-        vw.astype(out_dtype),
-        vv.astype(out_dtype),
-        sj,
-        sw.astype(out_dtype),
-    )
-    tail = (_rows(fout), _rows(iout), bias, absolute, top)
     with _threads(threads):
-        _jit.correlate_separable(*args, _nchunks(shape[0], 2), *tail)
+        _jit.correlate_separable(
+            src.reshape(h, w * channels),
+            channels,
+            kh,
+            kw,
+            ph,
+            pw,
+            mode,
+            out_dtype(cval),
+            hcval,
+            hb,
+            hw.astype(out_dtype),
+            vj,
+            vw.astype(out_dtype),
+            vv.astype(out_dtype),
+            sj,
+            sw.astype(out_dtype),
+            _nchunks(shape[0], 2),
+            _rows(fout),
+            _rows(iout),
+            bias,
+            absolute,
+            top,
+        )
 
 
 def _outputs(
