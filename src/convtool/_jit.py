@@ -1127,3 +1127,76 @@ def learn_residuals(
                 out[p] = max(out[p], partial[t, p])
             else:
                 out[p] += partial[t, p]
+
+
+# --- PNG row filters ------------------------------------------------------------------------
+
+
+@_leaf
+def _png_filter_row(cur, prev, bpp, o):
+    """``o`` = [type, the bytes of ``cur`` filtered by PNG filter ``type``] (``prev`` the row
+    above, zeros for the first), ``type`` the filter whose bytes have the least sum of
+    magnitudes read as signed bytes (libpng's heuristic; ties go to the lower type)."""
+    n = cur.shape[0]
+    x, a, b, c = cur[bpp:], cur[: n - bpp], prev[bpp:], prev[: n - bpp]
+    s0 = s1 = s2 = s3 = s4 = 0
+    for q in range(bpp):
+        v0, v2 = np.int32(cur[q]), (np.int32(cur[q]) - np.int32(prev[q])) & 255
+        v3 = (np.int32(cur[q]) - (np.int32(prev[q]) >> 1)) & 255
+        s0 += min(v0, 256 - v0)
+        s1 += min(v0, 256 - v0)
+        s2 += min(v2, 256 - v2)
+        s3 += min(v3, 256 - v3)
+        s4 += min(v2, 256 - v2)
+    for q in range(n - bpp):
+        xi, ai, bi, ci = np.int32(x[q]), np.int32(a[q]), np.int32(b[q]), np.int32(c[q])
+        pa, pb, pc = abs(bi - ci), abs(ai - ci), abs(ai + bi - 2 * ci)
+        pred = ai if (pa <= pb and pa <= pc) else (bi if pb <= pc else ci)
+        v1 = (xi - ai) & 255
+        v2 = (xi - bi) & 255
+        v3 = (xi - ((ai + bi) >> 1)) & 255
+        v4 = (xi - pred) & 255
+        s0 += min(xi, 256 - xi)
+        s1 += min(v1, 256 - v1)
+        s2 += min(v2, 256 - v2)
+        s3 += min(v3, 256 - v3)
+        s4 += min(v4, 256 - v4)
+    kind, best = 0, s0
+    for k, s in ((1, s1), (2, s2), (3, s3), (4, s4)):
+        if s < best:
+            kind, best = k, s
+    o[0] = kind
+    f = o[1:]
+    if kind == 0:
+        f[:] = cur
+        return
+    for q in range(bpp):
+        p = np.int32(0) if kind == 1 else np.int32(prev[q])
+        if kind == 3:
+            p >>= 1
+        f[q] = (np.int32(cur[q]) - p) & 255
+    g = f[bpp:]
+    if kind == 1:
+        for q in range(n - bpp):
+            g[q] = (np.int32(x[q]) - np.int32(a[q])) & 255
+    elif kind == 2:
+        for q in range(n - bpp):
+            g[q] = (np.int32(x[q]) - np.int32(b[q])) & 255
+    elif kind == 3:
+        for q in range(n - bpp):
+            g[q] = (np.int32(x[q]) - ((np.int32(a[q]) + np.int32(b[q])) >> 1)) & 255
+    else:
+        for q in range(n - bpp):
+            ai, bi, ci = np.int32(a[q]), np.int32(b[q]), np.int32(c[q])
+            pa, pb, pc = abs(bi - ci), abs(ai - ci), abs(ai + bi - 2 * ci)
+            pred = ai if (pa <= pb and pa <= pc) else (bi if pb <= pc else ci)
+            g[q] = (np.int32(x[q]) - pred) & 255
+
+
+@_parallel
+def png_filter(src, bpp, zero, out):
+    """Row i of ``src`` (H, L uint8, ``bpp`` bytes per pixel) filtered into ``out[i]`` (H, 1 + L)
+    by ``_png_filter_row``, rows on numba's threads; ``zero`` is L zeros, the row above the
+    first."""
+    for i in nb.prange(src.shape[0]):
+        _png_filter_row(src[i], src[i - 1] if i > 0 else zero, bpp, out[i])

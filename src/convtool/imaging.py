@@ -33,6 +33,7 @@ from typing import IO, Any, BinaryIO
 
 import numpy as np
 
+from convtool import pngwrite
 from convtool.defaults import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from convtool.errors import ImageError, UsageError
 from convtool.npyfile import read_npy_header
@@ -1192,6 +1193,12 @@ def _pillow_image(stored: np.ndarray, colors: str) -> Any:
 def _encode_pillow(
     stored: np.ndarray, plan: OutputPlan, metadata: Metadata, quality: int, compress_level: int
 ) -> bytes:
+    if (
+        plan.format == "PNG"
+        and stored.dtype == np.uint8
+        and stored.shape[0] * stored.shape[1] >= pngwrite.PARALLEL_PIXELS
+    ):
+        return pngwrite.encode_png8(stored, compress_level, _png_metadata_chunks(metadata))
     im = _pillow_image(stored, plan.colors)
     options: dict[str, Any] = {}
     fmt = plan.format
