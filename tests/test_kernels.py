@@ -259,3 +259,94 @@ def test_property_parser_never_crashes(text):
 def test_property_text_matrix_round_trip(rows):
     spec = "; ".join(" ".join(repr(v) for v in row) for row in rows)
     np.testing.assert_array_equal(parse_kernel(spec), np.array(rows))
+
+
+# --- regressions found by trying unusual specs ---------------------------------------------
+
+
+def test_spec_split_over_lines_prints_as_a_file_that_reads_back(tmp_path):
+    """A name holding a new line used to end the '# kernel:' comment and break the file."""
+    k = load_kernel("gaussian:1,\nsize=3")
+    text = format_kernel(k)
+    assert text.splitlines()[:2] == ["# kernel: gaussian:1, size=3", "# size: 3x3"]
+    (tmp_path / "g.txt").write_text(text)
+    np.testing.assert_array_equal(parse_kernel(f"@{tmp_path / 'g.txt'}"), k.weights)
+    np.testing.assert_array_equal(np.loadtxt(tmp_path / "g.txt"), k.weights)
+
+
+def test_spaces_around_a_builtin_name_are_allowed():
+    np.testing.assert_array_equal(parse_kernel(" box : 2"), np.full((2, 2), 0.25))
+    np.testing.assert_array_equal(parse_kernel("Sobel-X :"), EXACT["sobel-x"])
+
+
+def test_unknown_argument_shows_the_whole_usage():
+    """The example used to be cut at the first comma: 'e.g. gaussian:sigma=S['."""
+    with pytest.raises(convtool.KernelError) as info:
+        parse_kernel("gaussian:radius=2")
+    assert str(info.value) == (
+        "kernel 'gaussian' has no argument 'radius'; its arguments are sigma, size "
+        "(e.g. gaussian:sigma=S[,size=N])"
+    )
+    with pytest.raises(convtool.KernelError, match=r"\(e\.g\. motion:length=L,angle=A\)$"):
+        parse_kernel("motion:speed=2")
+
+
+@pytest.mark.parametrize("name", ["gaussian", "log"])
+def test_default_size_limit_is_stated_for_sigma(name):
+    """sigma 171 needs 2·⌈513⌉+1 = 1027 > 1025: refused for its sigma, not a size never given."""
+    largest = (MAX_KERNEL_SIDE - 1) // 2 / 3
+    assert parse_kernel(f"{name}:{largest}").shape == (MAX_KERNEL_SIDE, MAX_KERNEL_SIDE)
+    with pytest.raises(convtool.KernelError) as info:
+        parse_kernel(f"{name}:171")
+    assert str(info.value).startswith(
+        f"{name}: sigma 171 needs a kernel larger than the limit 1025"
+    )
+    assert "choose a sigma of at most 170.667 or give size=N" in str(info.value)
+    assert parse_kernel(f"{name}:sigma=171,size=5").shape == (5, 5)
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [np.array([[1 + 2j, 0]]), [[1j, 2]], np.ones((2, 2), dtype=np.complex64)],
+)
+def test_complex_weights_are_refused_not_truncated(weights):
+    """np.array(complex, float64) drops the imaginary part (with only a ComplexWarning)."""
+    with pytest.raises(convtool.KernelError, match="has complex entries; a kernel needs real"):
+        Kernel(weights)
+    with pytest.raises(convtool.KernelError, match="complex"):
+        convtool.correlate(np.ones((4, 4)), weights)
+
+
+@pytest.mark.parametrize(
+    "weights", [[[1, 2], [3]], [(1, 2), (3,)], [np.array([1.0, 2.0]), np.array([3.0])]]
+)
+def test_ragged_python_rows_are_named_ragged(weights):
+    with pytest.raises(convtool.KernelError, match=r"ragged rows \(lengths \[1, 2\]\)"):
+        Kernel(weights)
+
+
+def test_semicolons_on_several_lines_of_a_file_are_refused(tmp_path):
+    """A ';'-separated CSV (Excel in many locales) used to become a silent column."""
+    (tmp_path / "k.csv").write_text("1;2;3\n4;5;6\n")
+    with pytest.raises(convtool.KernelError, match=r"line 1 holds ';' but each line"):
+        parse_kernel(f"@{tmp_path / 'k.csv'}")
+    # one line in the inline form, and ';' inside comments, are fine
+    (tmp_path / "one.txt").write_text("# rows; columns\n1 2; 3 4  # two rows; two columns\n")
+    np.testing.assert_array_equal(parse_kernel(f"@{tmp_path / 'one.txt'}"), [[1, 2], [3, 4]])
+    (tmp_path / "two.txt").write_text("# a; b\n1 2\n3 4 # c; d\n")
+    np.testing.assert_array_equal(parse_kernel(f"@{tmp_path / 'two.txt'}"), [[1, 2], [3, 4]])
+    # a ';' in a comment used to start a row: '# weights; 1 2' added the row [1, 2]
+    (tmp_path / "c.txt").write_text("# weights; 1 2\n5 6\n")
+    np.testing.assert_array_equal(parse_kernel(f"@{tmp_path / 'c.txt'}"), [[5, 6]])
+    np.testing.assert_array_equal(parse_kernel("1 2 # then; 3 4"), [[1, 2]])
+
+
+def test_utf16_kernel_files_are_read(tmp_path):
+    """What Windows PowerShell's '>' writes: UTF-16 with a byte-order mark, CRLF."""
+    for encoding in ("utf-16-le", "utf-16-be"):
+        path = tmp_path / f"{encoding}.txt"
+        bom = "\ufeff".encode(encoding)
+        path.write_bytes(bom + "# bias: 0.5\r\n1 -1\r\n2 0.25\r\n".encode(encoding))
+        k = load_kernel(f"@{path}")
+        np.testing.assert_array_equal(k.weights, [[1, -1], [2, 0.25]])
+        assert k.bias == 0.5

@@ -76,8 +76,16 @@ def is_zero_sum(weights: np.ndarray) -> bool:
 
 def validate_weights(weights: object, what: str = "kernel") -> np.ndarray:
     """Return ``weights`` as a fresh 2-D float64 array, or raise a KernelError saying why not."""
+    if isinstance(weights, (list, tuple)):
+        _check_rows([list(r) if isinstance(r, (tuple, np.ndarray)) else r for r in weights], what)
     try:
-        w = np.array(weights, dtype=np.float64)
+        raw = np.asarray(weights)
+        if raw.dtype.kind == "c":
+            raise KernelError(
+                f"{what}: has complex entries; a kernel needs real numbers (pass .real, or "
+                "filter the real and imaginary parts separately)"
+            )
+        w = np.array(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise KernelError(
             f"{what}: not a matrix of numbers ({exc}); "
@@ -175,10 +183,13 @@ def _default_size(sigma: float) -> int:
 def _sigma_size(name: str, sigma: float, size: float | None) -> tuple[float, int]:
     if not sigma > 0:
         raise KernelError(f"{name}: sigma must be > 0; got {sigma:g}")
-    if size is None and not 3 * sigma < MAX_KERNEL_SIDE:  # also an infinite 3σ: 1e308
+    # the default side 2⌈3σ⌉ + 1 is at most MAX_KERNEL_SIDE while ⌈3σ⌉ ≤ (MAX − 1) / 2; the
+    # comparison is made before math.ceil, which an infinite 3σ (sigma=1e308) would overflow
+    if size is None and not 3 * sigma <= (MAX_KERNEL_SIDE - 1) // 2:
         raise KernelError(
-            f"{name}: sigma {sigma:g} needs a kernel larger than the limit {MAX_KERNEL_SIDE}; "
-            "choose a smaller sigma or give size=N"
+            f"{name}: sigma {sigma:g} needs a kernel larger than the limit {MAX_KERNEL_SIDE} "
+            f"(the default size is 2·⌈3σ⌉ + 1); choose a sigma of at most "
+            f"{(MAX_KERNEL_SIDE - 1) // 2 / 3:g} or give size=N"
         )
     n = _default_size(sigma) if size is None else _positive_int(size, f"{name}: size")
     if n > MAX_KERNEL_SIDE:
@@ -408,6 +419,7 @@ def load_kernel(spec: str) -> Kernel:
     if text.startswith(("[", "{")):
         return _kernel_from_json(text, f"kernel {spec!r}", "inline")
     name, _, args = text.partition(":")
+    name = name.strip()
     if _NAME_RE.match(name) and not _NUMBER_RE.match(name):
         return _builtin(name.lower(), args, spec)
     return Kernel(parse_matrix_text(text, f"kernel {spec!r}"), "inline")
@@ -463,7 +475,7 @@ def _parse_args(name: str, entry: Builtin, args: str, spec: str) -> dict[str, ob
             if key not in entry.params:
                 raise KernelError(
                     f"kernel {name!r} has no argument {key!r}; its arguments are "
-                    f"{', '.join(entry.params)} (e.g. {entry.summary.split(',')[0]})"
+                    f"{', '.join(entry.params)} (e.g. {_example(name, entry)})"
                 )
         else:
             if position >= len(entry.params):
@@ -487,6 +499,12 @@ def _parse_args(name: str, entry: Builtin, args: str, spec: str) -> dict[str, ob
             raise KernelError(f"kernel {spec!r}: argument {key}={value!r} must be finite")
         kwargs[key] = number
     return kwargs
+
+
+def _example(name: str, entry: Builtin) -> str:
+    """The usage at the start of a built-in's summary, e.g. ``gaussian:sigma=S[,size=N]``."""
+    head = entry.summary.split(" ", 1)[0].rstrip(",")
+    return head if head.startswith(f"{name}:") else f"{name}:{'=…,'.join(entry.params)}=…"
 
 
 def _parse_json_matrix(text: str, what: str) -> object:
@@ -516,8 +534,10 @@ def parse_matrix_text(text: str, what: str) -> np.ndarray:
     """Rows of numbers separated by ``;`` or new lines, entries by spaces or commas; ``#`` starts
     a comment. Raises KernelError for ragged rows, non-numbers and an empty matrix."""
     rows: list[list[float]] = []
-    for line in re.split(r"[;\n]", text):
-        line = line.split("#", 1)[0].strip()
+    # comments first: a ';' inside one ('# rows; columns') separates no rows
+    uncommented = "\n".join(line.split("#", 1)[0] for line in text.split("\n"))
+    for line in re.split(r"[;\n]", uncommented):
+        line = line.strip()
         if not line:
             continue
         row = []
@@ -565,16 +585,29 @@ def load_kernel_file(path_text: str) -> Kernel:
         reason = getattr(exc, "strerror", None) or exc
         raise KernelError(f"{what}: cannot be read ({reason})") from None
     try:
-        text = raw.decode("utf-8-sig")
+        # UTF-16 with its byte-order mark is what Windows PowerShell's '>' writes
+        text = raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig")
     except UnicodeDecodeError:
         raise KernelError(f"{what}: not a text file; use .txt, .csv, .json or .npy") from None
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         return _kernel_from_json(text, what, path.name)
     bias = 0.0
-    for line in text.splitlines():
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
         match = _BIAS_RE.match(line)
         if match:
             bias = _finite_float(match.group(1), f"{what}: bias")
+        if line.split("#", 1)[0].strip():
+            rows.append((number, line))
+    semicolon = next((n for n, line in rows if ";" in line.split("#", 1)[0]), None)
+    if len(rows) > 1 and semicolon is not None:
+        # 'a;b' on several lines is a ';'-separated CSV (where ',' may be the decimal mark),
+        # not rows: refused rather than read as a column
+        raise KernelError(
+            f"{what}: line {semicolon} holds ';' but each line of a kernel file is one row; "
+            "separate the numbers of a row by spaces or commas (a ';'-separated CSV: save it "
+            "with ',' between numbers and '.' as the decimal mark)"
+        )
     return Kernel(parse_matrix_text(text, what), path.name, bias)
 
 
@@ -588,7 +621,7 @@ def _load_npy_kernel(path: Path, what: str) -> np.ndarray:
             raise KernelError(f"{what}: not a numeric .npy array ({exc})") from None
         if dtype.kind not in "biuf":
             held = "Python objects (never unpickled)" if dtype.hasobject else f"{dtype} values"
-            raise KernelError(f"{what}: holds {held}; a kernel needs numbers")
+            raise KernelError(f"{what}: holds {held}; a kernel needs real numbers")
         if len(shape) > 2:
             raise KernelError(
                 f"{what}: has {len(shape)} dimensions, shape {tuple(shape)}; a kernel is a 2-D "
@@ -631,7 +664,8 @@ def _finite_float(text: str, what: str) -> float:
 
 def format_kernel(kernel: Kernel) -> str:
     """The kernel as the text format ``-k @FILE`` reads and ``numpy.loadtxt`` loads."""
-    lines = [f"# kernel: {kernel.name}", f"# size: {kernel.shape[0]}x{kernel.shape[1]}"]
+    name = " ".join(kernel.name.split())  # a spec written over several lines stays one comment
+    lines = [f"# kernel: {name}", f"# size: {kernel.shape[0]}x{kernel.shape[1]}"]
     if kernel.bias:
         lines.append(f"# bias: {kernel.bias!r}")
     for row in kernel.weights:
