@@ -343,10 +343,21 @@ def test_too_large_size_is_an_error(capsys, textbook):
         ),
         (["-", "-"], "standard input (-) can stand for only one of the files"),
         (["a", "b", "--size", "3x"], "kernel size '3x' is not HxW or N"),
-        (["a", "b", "--size", "3", "--lr", "0.1"], "--lr only apply to --method gd"),
+        (["a", "b", "--size", "3", "--lr", "0.1"], "--lr only applies to --method gd"),
         (
             ["a", "b", "--size", "3", "--method", "gd", "--lr", "0"],
             "--lr must be a finite number > 0",
+        ),
+        # used to be numpy's ValueError reported as 'unexpected ...: this is a bug'
+        (
+            ["a", "b", "--size", "3", "--method", "gd", "--seed", "-1"],
+            "--seed must be a whole number ≥ 0; got -1",
+        ),
+        # used to write the text kernel into edges.png
+        (
+            ["a", "b", "--size", "3", "-o", "edges.PNG"],
+            "-o edges.PNG: learn writes a kernel, not an image; name the kernel file .txt, "
+            ".json or .npy",
         ),
     ],
 )

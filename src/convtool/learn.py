@@ -233,12 +233,17 @@ def learn_kernel(
         )
     if not xs:
         raise LearnError("no pairs given; learning a kernel needs at least one INPUT TARGET pair")
-    if clip_limits is not None and len(clip_limits) != len(ys):
-        raise UsageError(f"clip_limits has {len(clip_limits)} entries for {len(ys)} targets")
+    if clip_limits is not None:
+        clip_limits = _check_clip_limits(clip_limits, len(ys))
     if names is None:
         names = [(f"input {i + 1}", f"target {i + 1}") for i in range(len(xs))]
-    elif len(names) != len(xs):
-        raise UsageError(f"names has {len(names)} entries for {len(xs)} pairs")
+    elif len(names) != len(xs) or not all(
+        isinstance(pair, (tuple, list)) and len(pair) == 2 for pair in names
+    ):
+        raise UsageError(
+            f"names needs one (input name, target name) pair for each of the {len(xs)} pairs; "
+            f"got {names!r}"
+        )
     pairs = [
         _prepare_pair(
             x,
@@ -252,7 +257,7 @@ def learn_kernel(
     ]
     n = kh * kw
     unknowns = n + int(bias)
-    warnings: list[str] = []
+    warnings = _unit_warnings(xs, ys, clip_limits, names)
     gram: np.ndarray | None = None
     rank: int | None = None
     history: list[float] = []
@@ -323,17 +328,54 @@ def check_options(
         ]
         if given:
             raise UsageError(
-                f"{', '.join(given)} only apply to --method gd (gradient descent); drop "
-                f"{'them' if len(given) > 1 else 'it'} or add --method gd"
+                f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} to --method gd "
+                f"(gradient descent); drop {'them' if len(given) > 1 else 'it'} or add "
+                "--method gd"
             )
     if lr is not None and not (
-        isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0
+        isinstance(lr, (int, float, np.integer, np.floating))
+        and not isinstance(lr, bool)
+        and math.isfinite(lr)
+        and lr > 0
     ):
         raise UsageError(f"the learning rate --lr must be a finite number > 0; got {lr!r}")
     if epochs is not None and (
         isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1
     ):
         raise UsageError(f"--epochs must be a whole number ≥ 1; got {epochs!r}")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+    ):
+        raise UsageError(f"--seed must be a whole number ≥ 0; got {seed!r}")
+
+
+def _check_clip_limits(
+    clip_limits: Sequence[tuple[float, float] | None], targets: int
+) -> list[tuple[float, float] | None]:
+    """``clip_limits`` as a list of ``(lo, hi)`` with lo < hi, finite, or None, one per target."""
+    if isinstance(clip_limits, (str, bytes)) or not isinstance(clip_limits, Sequence):
+        raise UsageError(
+            f"clip_limits must be a list with one (lo, hi) or None per target; got {clip_limits!r}"
+        )
+    if len(clip_limits) != targets:
+        raise UsageError(f"clip_limits has {len(clip_limits)} entries for {targets} targets")
+    checked: list[tuple[float, float] | None] = []
+    for i, limits in enumerate(clip_limits):
+        if limits is None:
+            checked.append(None)
+            continue
+        try:
+            lo, hi = (float(v) for v in limits)
+        except (TypeError, ValueError):
+            lo = hi = math.nan
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise UsageError(
+                f"clip_limits[{i}] is {limits!r}; each entry is None or (lo, hi), two finite "
+                "numbers with lo < hi: the values at which the target was clipped, e.g. "
+                "(0.0, 1.0) for an 8- or 16-bit image read as [0, 1]"
+            )
+        checked.append((lo, hi))
+    return checked
 
 
 # --- preparing the pairs ------------------------------------------------------------------
@@ -343,8 +385,49 @@ def _as_list(arrays: ArrayOrArrays, what: str) -> list[np.ndarray]:
     if isinstance(arrays, np.ndarray):
         return [arrays]
     if isinstance(arrays, (list, tuple)):
+        if arrays and all(
+            not isinstance(a, np.ndarray) and np.ndim(a) == 1 for a in arrays
+        ):  # [[1, 2], [3, 4]]: rows of one image, not a list of images
+            raise LearnError(
+                f"{what}: got a list of {len(arrays)} rows of numbers; a list is read as one "
+                "array per pair, so give one image as an array: np.asarray(rows)"
+            )
         return [np.asarray(a) for a in arrays]
     raise LearnError(f"{what}: expected an array or a list of arrays; got {type(arrays).__name__}")
+
+
+def _unit_warnings(
+    xs: list[np.ndarray],
+    ys: list[np.ndarray],
+    clip_limits: Sequence[tuple[float, float] | None] | None,
+    names: Sequence[tuple[str, str]],
+) -> list[str]:
+    """A warning for each pair that mixes a scaled 8/16-bit array with a float one.
+
+    uint8 and uint16 arrays are scaled to [0, 1]; float arrays are taken as they are. A float
+    target computed from the stored integers (``convtool.correlate`` does not scale) is then
+    255 (or 65535) times the [0, 1] one, and so is every learned weight: nothing in the data
+    tells the two apart, so the mixture is pointed out. A float target with ``clip_limits`` is
+    declared integer-stored (read by ``read_picture``) and is in [0, 1] units.
+    """
+    warnings = []
+    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        x_int = x.dtype in (np.uint8, np.uint16)
+        y_int = y.dtype in (np.uint8, np.uint16)
+        y_declared = clip_limits is not None and clip_limits[i] is not None
+        if x_int == y_int or (x_int and y.dtype.kind == "f" and y_declared):
+            continue
+        scaled, plain = (x, y) if x_int else (y, x)
+        scaled_name, plain_name = names[i] if x_int else names[i][::-1]
+        top = int(np.iinfo(scaled.dtype).max)
+        warnings.append(
+            f"{scaled_name} is {scaled.dtype}, scaled to [0, 1] (÷ {top}), but {plain_name} is "
+            f"{plain.dtype}, taken as it is: the kernel is right if {plain_name} is in [0, 1] "
+            f"units too, but {top}× off if it holds values of the stored integers (as "
+            "convtool.correlate gives them); give both arrays in the same units, e.g. both as "
+            f"floats (array / {top} for [0, 1])"
+        )
+    return warnings
 
 
 def _planes(array: np.ndarray, name: str) -> tuple[np.ndarray, bool]:

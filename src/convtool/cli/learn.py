@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 # other commands do not load them.
 
 
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".jp2", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
+    | {".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".heic", ".avif"}
+)
+"""Extensions of image files: ``-o`` with one of them is a mistake (learn writes kernels)."""
+
+
 class MethodChoice(str, Enum):
     lstsq = "lstsq"
     gd = "gd"
@@ -169,6 +176,11 @@ def learn_command(
         raise UsageError(
             "--json prints the report on standard output, so the kernel needs a file: add "
             "-o KERNEL_FILE (.txt, .json or .npy)"
+        )
+    if output is not None and Path(output).suffix.lower() in IMAGE_SUFFIXES:
+        raise UsageError(
+            f"-o {output}: learn writes a kernel, not an image; name the kernel file .txt, "
+            ".json or .npy (then 'convtool apply INPUT -k @KERNEL_FILE' filters with it)"
         )
     if bias and output is not None and output.lower().endswith(".npy"):
         raise UsageError(
