@@ -212,13 +212,53 @@ def test_npy_reader_reads_exact_rows(tmp_path):
         np.testing.assert_array_equal(rows, x[start:stop])
 
 
-def test_npy_reader_refuses_fortran_order_and_non_images(tmp_path):
-    np.save(tmp_path / "f.npy", np.asfortranarray(np.zeros((4, 5))))
-    with pytest.raises(convtool.ImageError, match="Fortran order"):
-        NpyReader(tmp_path / "f.npy")
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [((13, 7, 3), ">f4"), ((13, 7), "<i2"), ((1, 9), "u1"), ((6, 1, 2), "f8"), ((300, 5), "f4")],
+)
+def test_npy_reader_reads_fortran_order_rows(tmp_path, shape, dtype, monkeypatch):
+    """Fortran order (a transposed array saved as it is): any row range, native byte order.
+
+    A buffer of 64 bytes makes the (300, 5) case gather its columns one at a time.
+    """
+    monkeypatch.setattr(convtool.stream, "FORTRAN_BUFFER", 64)
+    x = random_image(shape, np.float64, seed=27) * 100
+    x = np.asfortranarray(x.astype(dtype))
+    np.save(tmp_path / "f.npy", x)
+    reader = NpyReader(tmp_path / "f.npy")
+    assert reader.shape == shape and reader.dtype == np.dtype(dtype).newbyteorder("=")
+    h = shape[0]
+    for start, stop in {(0, 1), (h // 3, h - h // 4), (h - 1, h), (0, h)}:
+        rows = reader.read_rows(start, stop)
+        assert rows.dtype.isnative and rows.flags.c_contiguous
+        np.testing.assert_array_equal(rows, x[start:stop])
+
+
+def test_fortran_order_npy_streams_as_c_order(tmp_path):
+    """A Fortran-order .npy in bands equals the in-memory correlation (scipy as oracle)."""
+    x = random_image((41, 23), np.float64, seed=28)
+    np.save(tmp_path / "f.npy", x.T.copy().T)  # C-contiguous transposed: stored in F order
+    assert NpyReader(tmp_path / "f.npy").fortran
+    k = distinct_kernel(4, 3, seed=29)
+    got = streamed(tmp_path / "f.npy", k, border="mirror", band_rows=6)
+    assert_close(got, scipy_reference(x, k, "mirror", 0.0), k, x)
+
+
+def test_npy_reader_refuses_non_images(tmp_path):
     np.save(tmp_path / "v.npy", np.zeros(5))
     with pytest.raises(convtool.ImageError, match="cannot be streamed"):
         NpyReader(tmp_path / "v.npy")
+    np.save(tmp_path / "c.npy", np.zeros((4, 5), dtype=np.complex64))
+    with pytest.raises(convtool.ImageError, match="cannot be streamed"):
+        NpyReader(tmp_path / "c.npy")
+
+
+def test_npy_reader_truncated_fortran_file(tmp_path):
+    np.save(tmp_path / "f.npy", np.asfortranarray(np.ones((40, 30))))
+    data = (tmp_path / "f.npy").read_bytes()
+    (tmp_path / "f.npy").write_bytes(data[: len(data) - 100])
+    with pytest.raises(convtool.ImageError, match=r"f\.npy"):
+        NpyReader(tmp_path / "f.npy").read_rows(0, 40)
 
 
 TIFF_LAYOUTS = {
@@ -322,13 +362,15 @@ def test_tiff_to_tiff_round_trip(tmp_path):
     assert_close(tifffile.imread(tmp_path / "out.tif"), whole, k, x)
 
 
-def test_peak_memory_is_bounded_by_the_budget(tmp_path):
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_peak_memory_is_bounded_by_the_budget(tmp_path, order):
     """Streaming a .npy far larger than the budget allocates no more than the budget.
 
-    tracemalloc counts NumPy's buffers: source rows, extended bands, results, temporaries.
+    tracemalloc counts NumPy's buffers: source rows, extended bands, results, temporaries
+    (and for Fortran order the reader's buffer of gathered columns).
     """
     x = random_image((800, 600, 3), np.float32, seed=26)  # 5.8 MB in, 5.8 MB out
-    np.save(tmp_path / "in.npy", x)
+    np.save(tmp_path / "in.npy", np.asarray(x, order=order))
     k = convtool.parse_kernel("gaussian:sigma=2,size=15")
     budget = 1_500_000
     rows = plan_band_rows(x.shape, [correlation_stage(k)], "reflect", budget)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 import tifffile
 from PIL import Image
 from typer.testing import CliRunner
@@ -122,6 +123,23 @@ def test_npy_matrix_in_bands(tmp_path):
                             "--border", "wrap", suffix=".npy", memory="60K",
                             exact_float=1e-12)  # fmt: skip
     assert out.dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", ["<f8", ">f4", "<i2"])
+def test_fortran_order_npy_over_max_pixels_streams(tmp_path, dtype):
+    """A Fortran-order .npy (e.g. numpy.save of x.T) above --max-pixels is streamed, not refused
+    with a hint to raise the limit; the result is scipy.ndimage's, stored in C order."""
+    x = np.random.default_rng(7).standard_normal((45, 31, 2)) * 300
+    x = np.asfortranarray(x.astype(dtype))
+    np.save(tmp_path / "f.npy", x)
+    result = ok(tmp_path / "f.npy", "-k", "1 2; 4 -8", "--border", "nearest",
+                "--max-pixels", "500", "-o", tmp_path / "o.npy")  # fmt: skip
+    assert "filtered in bands of" in result.stderr
+    k = np.array([[1.0, 2.0], [4.0, -8.0]])
+    expected = np.stack(
+        [ndi.correlate(x[..., c].astype(np.float64), k, mode="nearest") for c in range(2)], -1
+    )
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), expected, rtol=0, atol=1e-9)
 
 
 def test_tiff_to_npy_and_npy_to_tiff(tmp_path):

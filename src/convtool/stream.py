@@ -57,6 +57,9 @@ from convtool.kernels import Kernel
 DEFAULT_MEMORY = 256 * 2**20
 """The band budget when none is given: 256 MiB of image data."""
 
+FORTRAN_BUFFER = 2**18
+"""Bytes of columns a Fortran-order ``.npy`` reader gathers before putting them in place."""
+
 BIGTIFF_THRESHOLD = 2**32 - 2**25
 """Image data above this many bytes is written as BigTIFF (the classic format stops at 4 GiB)."""
 
@@ -105,7 +108,13 @@ class ArrayReader:
 
 
 class NpyReader:
-    """Rows of a ``.npy`` file, read with ``readinto`` (no memory map, no whole-file read)."""
+    """Rows of a ``.npy`` file, read with ``readinto`` (no memory map, no whole-file read).
+
+    An array stored in Fortran order (``numpy.save`` of a transposed or ``order="F"`` array)
+    keeps each column, not each row, together on disk: a band is gathered from a run of every
+    column (one read per column and channel; slower than C order, with the same bounded
+    memory).
+    """
 
     slack_rows = 0
 
@@ -118,13 +127,8 @@ class NpyReader:
         if not isinstance(mapped, np.memmap):
             raise ImageError(f"{self.path}: not a .npy array file")
         shape, dtype, self.offset = mapped.shape, mapped.dtype, int(mapped.offset)
-        fortran = mapped.flags.f_contiguous and not mapped.flags.c_contiguous
+        self.fortran = bool(mapped.flags.f_contiguous and not mapped.flags.c_contiguous)
         del mapped  # nothing was read: the mapping only told the layout
-        if fortran and len(shape) > 1:
-            raise ImageError(
-                f"{self.path}: the array is stored in Fortran order, which cannot be read by "
-                "rows; save it with numpy.save(path, numpy.ascontiguousarray(x))"
-            )
         if len(shape) not in (2, 3) or dtype.hasobject or dtype.kind not in "biuf":
             raise ImageError(
                 f"{self.path}: a {dtype} array of shape {shape} cannot be streamed; expected "
@@ -134,8 +138,12 @@ class NpyReader:
         self.stored_dtype = dtype
         self.dtype = dtype.newbyteorder("=")
         self.row_bytes = int(np.prod(self.shape[1:])) * dtype.itemsize
+        self.buffer_bytes = FORTRAN_BUFFER if self.fortran else 0
+        """Memory the reader holds beside the rows it returns (see :func:`plan_band_rows`)."""
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
+        if self.fortran:
+            return self._read_fortran(start, stop)
         out = np.empty((stop - start, *self.shape[1:]), dtype=self.stored_dtype)
         with open(self.path, "rb") as fp:
             fp.seek(self.offset + start * self.row_bytes)
@@ -143,6 +151,40 @@ class NpyReader:
         if got != out.nbytes:
             raise ImageError(f"{self.path}: the file ends before row {stop} (truncated?)")
         return out if out.dtype.isnative else out.astype(self.dtype)
+
+    def _read_fortran(self, start: int, stop: int) -> np.ndarray:
+        """Rows of a Fortran-order file: a run of ``stop − start`` values from every column.
+
+        Sample (h, w, c) sits at position h + H·(w + W·c) of the data; each column's run is
+        read with one ``pread`` into a small buffer of a few columns, then put in place (a
+        memory map would not do: the kernel maps whole blocks of every column around each
+        touched page, so the resident set would grow to the file's size).
+        """
+        h, w = self.shape[:2]
+        channels = self.shape[2] if len(self.shape) == 3 else 1
+        rows = stop - start
+        size = self.stored_dtype.itemsize
+        out = np.empty((rows, w, channels), dtype=self.dtype)
+        group = max(1, min(w, FORTRAN_BUFFER // max(1, rows * size)))
+        buffer = np.empty((group, rows), dtype=self.stored_dtype)
+        raw = buffer.view(np.uint8).reshape(-1).data
+        run = rows * size
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for c in range(channels):
+                for w0 in range(0, w, group):
+                    w1 = min(w, w0 + group)
+                    for col in range(w0, w1):
+                        at = self.offset + ((c * w + col) * h + start) * size
+                        piece = raw[(col - w0) * run : (col - w0 + 1) * run]
+                        if os.preadv(fd, [piece], at) != run:
+                            raise ImageError(
+                                f"{self.path}: the file ends inside the data (truncated?)"
+                            )
+                    out[:, w0:w1, c] = buffer[: w1 - w0].T
+        finally:
+            os.close(fd)
+        return out.reshape((rows, *self.shape[1:]))
 
 
 class TiffReader:
@@ -768,6 +810,7 @@ def correlate_bands(
             itemsize=itemsize,
             read_itemsize=probe.dtype.itemsize + prepared.dtype.itemsize,
             slack_rows=int(getattr(reader, "slack_rows", 0)),
+            fixed_overhead=int(getattr(reader, "buffer_bytes", 0)),
         )
     return iter_stage_bands(reader, stages, border=border, band_rows=band_rows, prepare=prepare)
 

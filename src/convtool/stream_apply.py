@@ -370,7 +370,8 @@ def _run(
         read_itemsize=np.dtype(src.reader.dtype).itemsize + itemsize,
         slack_rows=int(getattr(src.reader, "slack_rows", 0)),
         row_overhead=width * channels * 8 + width * stored_channels * stored_size,
-        fixed_overhead=tile * tile_row if fmt == "TIFF" else 0,
+        fixed_overhead=(tile * tile_row if fmt == "TIFF" else 0)
+        + int(getattr(src.reader, "buffer_bytes", 0)),
     )
     notes(
         source,
