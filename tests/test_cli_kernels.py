@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -34,6 +35,36 @@ def test_prints_a_kernel_that_reads_back(tmp_path):
     )
     sobel = runner.invoke(app, ["kernels", "sobel-x"]).output.splitlines()
     assert sobel[-3:] == ["-1 0 1", "-2 0 2", "-1 0 1"]
+
+
+def test_multi_line_spec_prints_a_file_that_reads_back(tmp_path):
+    """A spec typed over two lines used to print '# kernel: gaussian:1,' then 'size=3'."""
+    result = runner.invoke(app, ["kernels", "gaussian:1,\nsize=3"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "# kernel: gaussian:1, size=3"
+    path = tmp_path / "g.txt"
+    path.write_text(result.output)
+    np.testing.assert_array_equal(
+        load_kernel(f"@{path}").weights, load_kernel("gaussian:1,size=3").weights
+    )
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("sob", ["sobel-x", "sobel-y"]), ("lap", ["laplacian", "laplacian8"]), ("", list(BUILTINS))],
+)
+def test_shell_completes_builtin_names_after_kernels(typed, expected):
+    env = {
+        "_CONVTOOL_COMPLETE": "complete_bash",
+        "COMP_WORDS": f"convtool kernels {typed}",
+        "COMP_CWORD": "2",
+    }
+    code = "from convtool.cli import main; raise SystemExit(main())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == expected
 
 
 def test_unknown_kernel_is_one_line_with_a_suggestion(capsys):

@@ -9,6 +9,13 @@ import typer
 from convtool.cli._app import app, reports_errors
 
 
+def complete_kernel_name(incomplete: str) -> list[str]:
+    """The built-in names that start with what was typed (shell completion of ``kernels``)."""
+    from convtool.kernels import BUILTINS
+
+    return [name for name in BUILTINS if name.startswith(incomplete.lower())]
+
+
 @app.command("kernels")
 @reports_errors
 def kernels_command(
@@ -17,6 +24,7 @@ def kernels_command(
         typer.Argument(
             metavar="[NAME[:ARGS]]",
             help="A built-in with optional arguments (e.g. gaussian:sigma=2) or any kernel spec.",
+            autocompletion=complete_kernel_name,
         ),
     ] = None,
 ) -> None:
