@@ -173,6 +173,19 @@ def test_streams_automatically_when_memory_is_short(tmp_path, monkeypatch):
     )
 
 
+def test_npy_estimate_counts_float64_copies(tmp_path, monkeypatch):
+    """A .npy is filtered in float64: its in-memory run needs twice a float32 image's memory
+    (4 copies of 8 bytes), so it streams where 4 float32 copies would still have fit."""
+    x = np.random.default_rng(8).random((100, 100))
+    np.save(tmp_path / "m.npy", x)
+    monkeypatch.setattr(convtool.stream_apply, "available_memory", lambda: 2 * 200_000)
+    assert convtool.stream_apply.probe(str(tmp_path / "m.npy")).in_memory_bytes == 320_000
+    result = ok(tmp_path / "m.npy", "-k", "box:3", "-o", tmp_path / "o.npy")
+    assert "filtered in bands of" in result.stderr
+    expected = ndi.correlate(x, np.full((3, 3), 1 / 9), mode="reflect")
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), expected, rtol=0, atol=1e-12)
+
+
 def test_tiff_over_max_pixels_streams_instead_of_being_refused(tmp_path):
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, image((40, 30), np.uint8), photometric="minisblack")
