@@ -172,3 +172,30 @@ def test_any_memory_layout_gives_the_same_kernel(layout):
     if layout == "fortran":
         y = np.asfortranarray(y)
     np.testing.assert_allclose(learn_kernel(x, y, "2x3").weights, K23, rtol=0, atol=1e-9)
+
+
+# --- gradient descent that has not converged ------------------------------------------------
+
+
+def test_gradient_descent_short_of_the_minimum_says_so():
+    """A blur converges slowly: 100 default steps end far above the least-squares fit."""
+    rng = np.random.default_rng(10)
+    x = ndimage.uniform_filter(rng.random((40, 40)), 3)  # smooth, like a photograph
+    y = correlate(x, "gaussian:sigma=1,size=5", border="valid")
+    exact = learn_kernel(x, y, 5)
+    result = learn_kernel(x, y, 5, method="gd", seed=0)
+    assert result.rmse is not None and exact.rmse is not None
+    assert result.rmse > 10 * exact.rmse
+    assert result.warnings == (
+        f"gradient descent stopped after 100 epochs at RMSE {result.rmse:.6g}, while the "
+        f"least-squares kernel reaches {exact.rmse:.6g}: the weights have not converged "
+        "(blurs and other smooth kernels converge slowly); use more --epochs, or --method "
+        "lstsq (the default) for the exact fit",
+    )
+
+
+def test_converged_gradient_descent_does_not_warn():
+    x, y = textbook()
+    result = learn_kernel(x, y, "1x2", method="gd", seed=0)  # default step: converges
+    np.testing.assert_allclose(result.weights, [[1.0, -1.0]], atol=1e-6)
+    assert result.warnings == ()

@@ -287,6 +287,9 @@ def learn_kernel(
         )
     if rank is not None and rank < unknowns:
         warnings.append(_rank_warning(rank, unknowns, used, pairs, kh, kw, bias, method))
+    if method == "gd" and gram is not None and figures["rmse"] is not None:
+        assert epochs is not None
+        warnings += _convergence_warning(pairs, gram, kh, kw, bias, figures["rmse"], int(epochs))
     if convolve:
         weights = weights[::-1, ::-1]
     label = f"learned {kh}x{kw} ({method}{', convolution' if convolve else ''})"
@@ -662,6 +665,33 @@ def _flat(pair: _Pair) -> bool:
 
 
 # --- gradient descent ---------------------------------------------------------------------
+
+
+GD_CONVERGED = 1.01
+"""Gradient descent counts as converged when its RMSE is within this factor of the least-squares
+fit's, or below GD_FLOOR × the RMS of the target (the comparison is made when the normal matrix
+is at hand, i.e. with the default learning rate)."""
+
+GD_FLOOR = 1e-4
+
+
+def _convergence_warning(
+    pairs: list[_Pair], gram: np.ndarray, kh: int, kw: int, bias: bool, rmse: float, epochs: int
+) -> list[str]:
+    """A warning when gradient descent ended well above the least-squares minimum."""
+    n = kh * kw
+    z, _ = _solve(gram, n, bias)
+    best = _figures(pairs, z[:n].reshape(kh, kw), float(z[n]) if bias else 0.0)["rmse"]
+    # an RMSE under GD_FLOOR × the target's RMS counts as converged, whatever the minimum
+    floor = GD_FLOOR * math.sqrt(max(float(gram[n + 1, n + 1]), 0.0) / max(float(gram[n, n]), 1.0))
+    if best is None or rmse <= max(GD_CONVERGED * best, floor):
+        return []
+    return [
+        f"gradient descent stopped after {epochs} epochs at RMSE {rmse:.6g}, while the "
+        f"least-squares kernel reaches {best:.6g}: the weights have not converged (blurs and "
+        "other smooth kernels converge slowly); use more --epochs, or --method lstsq (the "
+        "default) for the exact fit"
+    ]
 
 
 def _default_lr(gram: np.ndarray, n: int, bias: bool) -> float:
