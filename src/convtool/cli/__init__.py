@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     0 success; 1 an error (one ``convtool: error:`` line; in a batch, any input failed); 2 a
     usage error; 130 Ctrl-C (SIGINT); 143 SIGTERM. A closed pipe on stdout ends quietly with 0.
     """
+    _reopen_closed_streams()
     try:
         with _signals_end_the_run(), warnings.catch_warnings(), _library_logs_silenced():
             if not _debug_asked(argv):
@@ -95,6 +96,32 @@ def entry() -> NoReturn:
         with suppress(OSError, ValueError):
             stream.flush()
     os._exit(code)
+
+
+def _reopen_closed_streams() -> None:
+    """Give a closed standard stream (``2>&-``, ``>&-``, ``<&-``) a file descriptor again.
+
+    Python starts with ``sys.stderr`` etc. set to None when the descriptor is closed: every
+    note, error line or final flush then raised AttributeError (a traceback, exit 1, and a
+    batch that wrote nothing), and the first file opened took the free descriptor, so that
+    a library writing to fd 2 would have written into an output. Each closed one is opened on
+    the null device: stderr to write to (its lines are dropped, as the user asked), stdin to
+    read (``-`` is then empty, refused as such), stdout read-only, so that an image sent there
+    fails as writing to a closed descriptor does (EBADF: one error line) instead of vanishing.
+    """
+    for fd, mode, name in ((0, os.O_RDONLY, "stdin"), (1, os.O_RDONLY, "stdout"),
+                           (2, os.O_WRONLY, "stderr")):  # fmt: skip
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, mode)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
 
 
 @contextmanager
