@@ -350,3 +350,12 @@ def test_utf16_kernel_files_are_read(tmp_path):
         k = load_kernel(f"@{path}")
         np.testing.assert_array_equal(k.weights, [[1, -1], [2, 0.25]])
         assert k.bias == 0.5
+
+
+def test_a_tilde_after_the_at_sign_is_the_home_directory(tmp_path, monkeypatch):
+    """No shell expands '~' in '-k @~/k.txt'; convtool does."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "k.txt").write_text("1 -1\n")
+    np.testing.assert_array_equal(parse_kernel("@~/k.txt"), [[1, -1]])
+    with pytest.raises(convtool.KernelError, match="no such file"):
+        parse_kernel("@~nosuchuser-convtool/k.txt")

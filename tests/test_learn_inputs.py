@@ -199,3 +199,12 @@ def test_converged_gradient_descent_does_not_warn():
     result = learn_kernel(x, y, "1x2", method="gd", seed=0)  # default step: converges
     np.testing.assert_allclose(result.weights, [[1.0, -1.0]], atol=1e-6)
     assert result.warnings == ()
+
+
+def test_a_pytorch_batch_is_refused_with_the_index_to_take():
+    x, y = textbook()
+    with pytest.raises(LearnError, match=r"\(N, C, H, W\) batch.*give input 1\[0, 0\]"):
+        learn_kernel(x[None, None], y[None, None], "1x2")
+    np.testing.assert_allclose(
+        learn_kernel(x[None, None][0, 0], y, "1x2").weights, [[1.0, -1.0]], atol=1e-12
+    )

@@ -6,6 +6,7 @@ j + b − kw//2]``. ``convolve`` flips it; nothing in this module does.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import math
@@ -568,6 +569,9 @@ _BIAS_RE = re.compile(r"^\s*#\s*bias\s*[:=]\s*(\S+)\s*$", re.I)
 def load_kernel_file(path_text: str) -> Kernel:
     """Read a kernel file: ``.txt``/``.csv`` rows (``# bias: B`` optional), ``.npy``, ``.json``."""
     path = Path(path_text)
+    # '@~/k.txt': no shell expands a '~' after '@'; '~nobody/k.txt' is left as it is
+    with contextlib.suppress(RuntimeError):
+        path = path.expanduser()
     what = f"kernel file {path_text!r}"
     if not path_text:
         raise KernelError("'@' needs a file name, e.g. -k @kernel.txt")

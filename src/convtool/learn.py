@@ -441,8 +441,15 @@ def _planes(array: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
     if a.ndim == 2:
         a = a[:, :, np.newaxis]
     if a.ndim != 3:
+        hint = ""
+        if a.ndim == 4:  # a batch as deep-learning code holds it
+            index = "[0, 0]" if a.shape[:2] == (1, 1) else "[i, c]"
+            hint = (
+                f" (an (N, C, H, W) batch, as in PyTorch, is not one image: give {name}{index}, "
+                "or move the channels last with .transpose(1, 2, 0) for one sample)"
+            )
         raise LearnError(
-            f"{name} has {a.ndim} dimensions, shape {a.shape}; expected (H, W) or (H, W, C)"
+            f"{name} has {a.ndim} dimensions, shape {a.shape}; expected (H, W) or (H, W, C){hint}"
         )
     if 0 in a.shape:
         raise LearnError(f"{name} is empty (shape {a.shape}); it needs at least one pixel")
