@@ -6,6 +6,7 @@ first note, error line or final flush: a traceback, exit 1, a batch that wrote n
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -102,3 +103,33 @@ def test_kernels_listing_to_a_closed_stdout(tmp_path):
     done = run_closed(["kernels"], ">&-", tmp_path)
     assert done.returncode == 1
     assert done.stderr.startswith("convtool: error: ") and "Traceback" not in done.stderr
+
+
+def test_batch_whose_stderr_reader_has_gone_writes_every_good_input(tmp_path):
+    """``2>&1 | head -c 5``: stderr is a pipe nobody reads any more (its read end closed
+    before convtool starts, so the first error line meets EPIPE). The lines are dropped, the
+    batch carries on: every good file is written, exit 1 for the broken ones."""
+    sources = {f"f{i}.png": grey(10 + i) for i in range(6)}
+    for name, stored in sources.items():
+        Image.fromarray(stored).save(tmp_path / name)
+    for broken in ("f0.png", "f3.png"):
+        (tmp_path / broken).write_bytes(b"not an image at all")
+        del sources[broken]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*CONVTOOL, "apply", *(f"f{i}.png" for i in range(6)), "-k", "box:3",
+             "--out-dir", "out"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=write_end,
+            timeout=TIMEOUT,
+            check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1 and done.stdout == b""
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(sources)
+    for name, stored in sources.items():
+        assert np.abs(pixels(tmp_path / "out" / name) - box3(stored)).max() <= 1

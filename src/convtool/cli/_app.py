@@ -43,7 +43,20 @@ def error_line(message: str) -> str:
 
 
 def echo_error(message: str) -> None:
-    typer.echo(error_line(message), err=True)
+    _to_stderr(error_line(message))
+
+
+def _to_stderr(line: str) -> None:
+    """One line on stderr. Once its reader has gone (``2>&1 | head -c 5``), the lines after
+    are dropped and the command carries on: a batch still writes every file it can."""
+    try:
+        typer.echo(line, err=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)  # what is still buffered, and every later line, goes nowhere
+        finally:
+            os.close(devnull)
 
 
 def unexpected(exc: BaseException) -> str:
@@ -65,7 +78,7 @@ def unexpected(exc: BaseException) -> str:
 
 def note(message: str) -> None:
     """A one-line note on stderr for something convtool decided for the user."""
-    typer.echo(f"convtool: note: {message}", err=True)
+    _to_stderr(f"convtool: note: {message}")
 
 
 def reports_errors(command: F) -> F:
