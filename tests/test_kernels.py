@@ -359,3 +359,17 @@ def test_a_tilde_after_the_at_sign_is_the_home_directory(tmp_path, monkeypatch):
     np.testing.assert_array_equal(parse_kernel("@~/k.txt"), [[1, -1]])
     with pytest.raises(convtool.KernelError, match="no such file"):
         parse_kernel("@~nosuchuser-convtool/k.txt")
+
+
+def test_a_numpy_bias_is_written_as_a_number_that_reads_back(tmp_path):
+    """bias=np.float32(0.1) used to be written '# bias: np.float32(0.1)', a file -k refused."""
+    k = Kernel(np.array([[1.0, -1.0]]), bias=np.float32(0.1))
+    assert type(k.bias) is float and k.bias == float(np.float32(0.1))
+    (tmp_path / "k.txt").write_text(format_kernel(k))
+    assert load_kernel(f"@{tmp_path / 'k.txt'}").bias == k.bias
+
+
+@pytest.mark.parametrize("bias", ["0.5", None, True, 1j])
+def test_a_bias_that_is_not_a_real_number_is_refused(bias):
+    with pytest.raises(convtool.KernelError, match="is not a real number"):
+        Kernel(np.ones((1, 1)), bias=bias)

@@ -44,11 +44,18 @@ class Kernel:
     bias: float = 0.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise KernelError(f"a kernel's name is a string; got {self.name!r}")
         w = validate_weights(self.weights, self.name)
         w.setflags(write=False)
         object.__setattr__(self, "weights", w)
-        if not math.isfinite(self.bias):
-            raise KernelError(f"kernel {self.name!r}: bias {self.bias!r} is not a finite number")
+        bias = self.bias
+        if isinstance(bias, bool) or not isinstance(bias, (int, float, np.integer, np.floating)):
+            raise KernelError(f"kernel {self.name!r}: bias {bias!r} is not a real number")
+        if not math.isfinite(bias):
+            raise KernelError(f"kernel {self.name!r}: bias {bias!r} is not a finite number")
+        # a plain float: numpy scalars would be written 'np.float32(0.1)' in kernel files
+        object.__setattr__(self, "bias", float(bias))
 
     @property
     def shape(self) -> tuple[int, int]:
