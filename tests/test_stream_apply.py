@@ -201,6 +201,20 @@ def test_png_that_would_not_fit_suggests_tiff(tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+def test_tiff_that_cannot_stream_is_not_told_to_become_a_tiff(tmp_path):
+    """A rotated TIFF (orientation 6) is turned upright whole: too big for --memory, the error
+    says why and asks for an upright TIFF, not a conversion 'to TIFF'."""
+    tifffile.imwrite(tmp_path / "in.tif", image((40, 30), np.uint8),
+                     extratags=[(274, 3, 1, 6, True)])  # fmt: skip
+    result = apply(tmp_path / "in.tif", "-k", "box", "--memory", "1K", "-o", tmp_path / "o.tif")
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert "a TIFF with orientation 6 must be turned upright whole" in line
+    assert "rewrite it as an upright (orientation 1)" in line
+    assert "convert it to TIFF" not in line
+    assert not (tmp_path / "o.tif").exists()
+
+
 def test_small_png_with_memory_runs_in_memory(tmp_path):
     Image.fromarray(image((10, 10, 3), np.uint8)).save(tmp_path / "in.png")
     result = ok(tmp_path / "in.png", "-k", "box", "--memory", "64M", "-o", tmp_path / "o.png")

@@ -167,11 +167,20 @@ def should_stream(source: str, *, memory: int | None, max_pixels: int) -> bool:
         return too_big or over_limit
     if too_big and not over_limit:  # over the limit: the in-memory path refuses it from its size
         what = "--memory" if memory is not None else "half the available memory"
+        if info.format == "TIFF":  # a TIFF of a kind the band reader does not take
+            remedy = (
+                "rewrite it as an upright (orientation 1) 8-bit, 16-bit or float TIFF, which "
+                "convtool filters band by band (e.g. vips autorot in.tif out.tif, or vips cast)"
+            )
+        else:
+            remedy = (
+                "convert it to TIFF, which convtool filters band by band (e.g. vips tiffsave "
+                "in.png out.tif --tile --bigtiff)"
+            )
         raise ImageError(
             f"{source}: a {info.width}x{info.height} {info.format} image needs about "
             f"{format_bytes(info.in_memory_bytes)} in memory, more than {what} "
-            f"({format_bytes(budget or 0)}), and {info.why_not}; convert it to TIFF, which "
-            "convtool filters band by band (e.g. vips tiffsave in.png out.tif --tile --bigtiff)"
+            f"({format_bytes(budget or 0)}), and {info.why_not}; {remedy}"
         )
     return False
 
