@@ -208,3 +208,24 @@ def test_a_pytorch_batch_is_refused_with_the_index_to_take():
     np.testing.assert_allclose(
         learn_kernel(x[None, None][0, 0], y, "1x2").weights, [[1.0, -1.0]], atol=1e-12
     )
+
+
+def test_read_only_arrays_reach_the_jitted_passes_writeable(monkeypatch):
+    """numba compiles read-only arrays as another type: every pass again, ~15 s cold."""
+    from convtool import _jit
+
+    seen = []
+    original = _jit.learn_normal_equations
+
+    def spy(src, channels, target, *args):
+        seen.append((src.flags.writeable, target.flags.writeable))
+        return original(src, channels, target, *args)
+
+    monkeypatch.setattr(_jit, "learn_normal_equations", spy)
+    x, y = textbook()
+    x.setflags(write=False)
+    y.setflags(write=False)
+    result = learn_kernel(x, y, "1x2")
+    np.testing.assert_allclose(result.weights, [[1.0, -1.0]], atol=1e-12)
+    assert seen == [(True, True)]
+    assert not x.flags.writeable  # the caller's arrays are left as they were

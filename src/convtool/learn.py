@@ -501,13 +501,19 @@ def _prepare_pair(
             "output); check that the pair is right and that --size matches the filter"
         )
     dtype = np.float64 if np.float64 in (xp.dtype, yp.dtype) else np.float32
-    src = np.ascontiguousarray(xp, dtype=dtype).reshape(h, w * c)
-    target = np.ascontiguousarray(yp, dtype=dtype).reshape(th, tw * c)
+    src = _writeable(np.ascontiguousarray(xp, dtype=dtype).reshape(h, w * c))
+    target = _writeable(np.ascontiguousarray(yp, dtype=dtype).reshape(th, tw * c))
     if limits is None and integer_stored:
         limits = (0.0, 1.0)
     lo, hi = (-math.inf, math.inf) if keep_clipped or limits is None else limits
     shift = float(np.mean(target, dtype=np.float64))
     return _Pair(src, target, c, oy, ox, float(lo), float(hi), shift, input_name)
+
+
+def _writeable(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy of it when it is read-only (``np.load(mmap_mode="r")``, a frozen array):
+    numba types read-only arrays apart and would compile every pass again for them (~15 s)."""
+    return a if a.flags.writeable else a.copy()
 
 
 def _nchunks(rows: int, unknowns: int) -> int:

@@ -22,7 +22,7 @@ def kernels_command(
     spec: Annotated[
         str | None,
         typer.Argument(
-            metavar="[NAME[:ARGS]]",
+            metavar="NAME[:ARGS]",
             help="A built-in with optional arguments (e.g. gaussian:sigma=2) or any kernel spec.",
             autocompletion=complete_kernel_name,
         ),
