@@ -229,3 +229,23 @@ def test_read_only_arrays_reach_the_jitted_passes_writeable(monkeypatch):
     np.testing.assert_allclose(result.weights, [[1.0, -1.0]], atol=1e-12)
     assert seen == [(True, True)]
     assert not x.flags.writeable  # the caller's arrays are left as they were
+
+
+def test_pairs_too_small_alone_determine_the_kernel_together():
+    """A 4x4 pair gives 4 samples for 9 unknowns; three pairs give 12 and the exact kernel."""
+    rng = np.random.default_rng(2)
+    kernel = rng.normal(size=(3, 3))
+    xs = [rng.random((4, 4)) for _ in range(3)]
+    ys = [correlate(x, kernel) for x in xs]
+    alone = learn_kernel(xs[0], ys[0], 3)
+    assert (alone.rank, alone.pixels_used) == (4, 4)
+    assert alone.warnings[0].startswith("the data determine only 4 of the 9 unknowns")
+    # the minimum-norm answer: the pseudo-inverse of the 4 × 9 patch matrix
+    patches = np.array([xs[0][i : i + 3, j : j + 3].ravel() for i in range(2) for j in range(2)])
+    target = ys[0][1:3, 1:3].ravel()
+    np.testing.assert_allclose(
+        alone.weights.ravel(), np.linalg.pinv(patches) @ target, rtol=0, atol=1e-9
+    )
+    together = learn_kernel(xs, ys, 3)
+    assert (together.rank, together.pixels_used, together.warnings) == (9, 12, ())
+    np.testing.assert_allclose(together.weights, kernel, rtol=0, atol=1e-9)
