@@ -317,8 +317,9 @@ def test_mismatched_shapes_are_one_error_line(capsys, tmp_path):
     assert (code, out) == (1, "")
     assert err == (
         f"convtool: error: {tmp_path / 'y.txt'} is 5x5 but {tmp_path / 'x.txt'} is 6x8: with a "
-        "1x2 kernel the target must be 6x8 (same size) or 6x7 (valid output); check that the "
-        "pair is right and that --size matches the filter\n"
+        "1x2 kernel the target must be 6x8 (same size) or 6x7 (valid output); it is the valid "
+        "output of a 2x4 kernel: if that is the filter, use --size 2x4; otherwise check that the "
+        "pair is right\n"
     )
 
 

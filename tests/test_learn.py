@@ -327,9 +327,11 @@ def test_mismatched_shapes_name_the_sizes():
         learn_kernel(x, np.zeros((5, 5)), "1x2")
     assert str(exc.value) == (
         "target 1 is 5x5 but input 1 is 6x8: with a 1x2 kernel the target must be 6x8 (same "
-        "size) or 6x7 (valid output); check that the pair is right and that --size matches the "
-        "filter"
+        "size) or 6x7 (valid output); it is the valid output of a 2x4 kernel: if that is the "
+        "filter, use --size 2x4; otherwise check that the pair is right"
     )
+    with pytest.raises(LearnError, match="check that the pair is right and that --size matches"):
+        learn_kernel(x, np.zeros((7, 5)), "1x2")
     with pytest.raises(LearnError, match="input 1 has 3 channels but target 1 has 1"):
         learn_kernel(np.zeros((6, 8, 3)), np.zeros((6, 8)), 3)
     with pytest.raises(LearnError, match="2 inputs but 1 targets"):

@@ -249,3 +249,19 @@ def test_pairs_too_small_alone_determine_the_kernel_together():
     together = learn_kernel(xs, ys, 3)
     assert (together.rank, together.pixels_used, together.warnings) == (9, 12, ())
     np.testing.assert_allclose(together.weights, kernel, rtol=0, atol=1e-9)
+
+
+def test_a_full_output_is_refused_with_the_crop_that_makes_it_valid():
+    """scipy.signal's mode='full' output; the crop the message gives is learned exactly."""
+    from scipy import signal
+
+    x = np.random.default_rng(11).random((9, 10))
+    full = signal.correlate2d(x, K23, mode="full")  # 10x12
+    with pytest.raises(LearnError) as info:
+        learn_kernel(x, full, "2x3")
+    assert str(info.value).endswith(
+        "it is the size of a 'full' output (scipy.signal's mode='full'), which learn does not "
+        "read: crop it to the valid part, rows 1 to 8 and columns 2 to 9 (target[1:9, 2:10])"
+    )
+    result = learn_kernel(x, full[1:9, 2:10], "2x3")
+    np.testing.assert_allclose(result.weights, K23, rtol=0, atol=1e-10)

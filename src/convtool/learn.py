@@ -498,7 +498,7 @@ def _prepare_pair(
         raise LearnError(
             f"{target_name} is {th}x{tw} but {input_name} is {h}x{w}: with a {kh}x{kw} kernel "
             f"the target must be {h}x{w} (same size) or {h - kh + 1}x{w - kw + 1} (valid "
-            "output); check that the pair is right and that --size matches the filter"
+            f"output){_shape_hint(h, w, th, tw, kh, kw)}"
         )
     dtype = np.float64 if np.float64 in (xp.dtype, yp.dtype) else np.float32
     src = _writeable(np.ascontiguousarray(xp, dtype=dtype).reshape(h, w * c))
@@ -508,6 +508,23 @@ def _prepare_pair(
     lo, hi = (-math.inf, math.inf) if keep_clipped or limits is None else limits
     shift = float(np.mean(target, dtype=np.float64))
     return _Pair(src, target, c, oy, ox, float(lo), float(hi), shift, input_name)
+
+
+def _shape_hint(h: int, w: int, th: int, tw: int, kh: int, kw: int) -> str:
+    """What a target of the wrong size may be: a valid output of another size, a 'full' one."""
+    if (th, tw) == (h + kh - 1, w + kw - 1):
+        return (
+            "; it is the size of a 'full' output (scipy.signal's mode='full'), which learn does "
+            f"not read: crop it to the valid part, rows {kh - 1} to {h - 1} and columns "
+            f"{kw - 1} to {w - 1} (target[{kh - 1}:{h}, {kw - 1}:{w}])"
+        )
+    if 0 < th <= h and 0 < tw <= w:
+        size = f"{h - th + 1}x{w - tw + 1}"
+        return (
+            f"; it is the valid output of a {size} kernel: if that is the filter, use "
+            f"--size {size}; otherwise check that the pair is right"
+        )
+    return "; check that the pair is right and that --size matches the filter"
 
 
 def _writeable(a: np.ndarray) -> np.ndarray:
