@@ -327,12 +327,29 @@ _by_kind(_segment_int, (_segment_int_taps, _segment_int_3x3))
 
 
 @_serial
+def _fill(dst, value):
+    """``dst[:] = value`` for a 1-D ``dst``, as a loop: numba took ~1–2 s longer to compile a
+    slice assignment, in every function it is inlined into."""
+    for q in range(dst.shape[0]):
+        dst[q] = value
+
+
+@_serial
+def _fill2(dst, value):
+    """``_fill`` for a 2-D ``dst``."""
+    for r in range(dst.shape[0]):
+        d = dst[r]
+        for q in range(d.shape[0]):
+            d[q] = value
+
+
+@_serial
 def _fill_padded_row(src, r, channels, left, mode, cval, dst):
     """``dst`` = source row ``r`` (−1: cval) extended by ``mode``, starting ``left`` pixels
     before the row and running to the end of ``dst``; converted to ``dst``'s float type."""
     w = src.shape[1] // channels
     if r < 0:
-        dst[:] = cval
+        _fill(dst, cval)
         return
     row = src[r]
     right = dst.shape[0] // channels - left - w
@@ -599,7 +616,7 @@ def separable_rows(
             r = map_index(filtered, h, mode)
             hrow = ring[(filtered + ph) % size]
             if r < 0:
-                hrow[:] = hcval
+                _fill(hrow, hcval)
             else:
                 _fill_padded_row(src, r, channels, pw, mode, cval, padded[0])
                 for k in range(0, hb.shape[0], 8):
@@ -842,7 +859,7 @@ def _fft_gather(src, channels, rmap, cmap, cval, plane, t0, t1, across, dst):
         d = dst[r]
         sr = rmap[y0 + r]
         if sr < 0:
-            d[:cols] = cval
+            _fill(d[:cols], cval)
         elif inside:
             row = src[sr, first * channels + ch : (first + cols) * channels : channels]
             for c in range(cols):
@@ -852,8 +869,8 @@ def _fft_gather(src, channels, rmap, cmap, cval, plane, t0, t1, across, dst):
             for c in range(cols):
                 sc = cmap[x0 + c]
                 d[c] = cval if sc < 0 else row[sc * channels + ch]
-        d[cols:] = 0
-    dst[rows:] = 0
+        _fill(d[cols:], 0)
+    _fill2(dst[rows:], 0)
 
 
 def _fft_scatter(acc, channels, plane, t0, t1, across, out, iout, bias, absolute, top):
@@ -944,7 +961,7 @@ def _fft_pairs(
         if p + 1 < planes:
             _fft_gather(src, channels, rmap, cmap, cval, p + 1, t0, t1, across, im)
         else:
-            im[:] = 0
+            _fill2(im, 0)
         _fft_forward(re, im, ret, imt, c0, s0, c1, s1)
         for i in range(n1):
             a, b = ret[i], imt[i]
@@ -1133,70 +1150,59 @@ def learn_residuals(
 
 
 @_leaf
-def _png_filter_row(cur, prev, bpp, o):
-    """``o`` = [type, the bytes of ``cur`` filtered by PNG filter ``type``] (``prev`` the row
-    above, zeros for the first), ``type`` the filter whose bytes have the least sum of
-    magnitudes read as signed bytes (libpng's heuristic; ties go to the lower type)."""
-    n = cur.shape[0]
-    x, a, b, c = cur[bpp:], cur[: n - bpp], prev[bpp:], prev[: n - bpp]
-    s0 = s1 = s2 = s3 = s4 = 0
-    for q in range(bpp):
-        v0, v2 = np.int32(cur[q]), (np.int32(cur[q]) - np.int32(prev[q])) & 255
-        v3 = (np.int32(cur[q]) - (np.int32(prev[q]) >> 1)) & 255
-        s0 += min(v0, 256 - v0)
-        s1 += min(v0, 256 - v0)
-        s2 += min(v2, 256 - v2)
-        s3 += min(v3, 256 - v3)
-        s4 += min(v2, 256 - v2)
-    for q in range(n - bpp):
-        xi, ai, bi, ci = np.int32(x[q]), np.int32(a[q]), np.int32(b[q]), np.int32(c[q])
-        pa, pb, pc = abs(bi - ci), abs(ai - ci), abs(ai + bi - 2 * ci)
-        pred = ai if (pa <= pb and pa <= pc) else (bi if pb <= pc else ci)
-        v1 = (xi - ai) & 255
-        v2 = (xi - bi) & 255
-        v3 = (xi - ((ai + bi) >> 1)) & 255
-        v4 = (xi - pred) & 255
-        s0 += min(xi, 256 - xi)
-        s1 += min(v1, 256 - v1)
-        s2 += min(v2, 256 - v2)
-        s3 += min(v3, 256 - v3)
-        s4 += min(v4, 256 - v4)
-    kind, best = 0, s0
-    for k, s in ((1, s1), (2, s2), (3, s3), (4, s4)):
-        if s < best:
-            kind, best = k, s
-    o[0] = kind
-    f = o[1:]
-    if kind == 0:
-        f[:] = cur
-        return
-    for q in range(bpp):
-        p = np.int32(0) if kind == 1 else np.int32(prev[q])
-        if kind == 3:
-            p >>= 1
-        f[q] = (np.int32(cur[q]) - p) & 255
-    g = f[bpp:]
-    if kind == 1:
-        for q in range(n - bpp):
-            g[q] = (np.int32(x[q]) - np.int32(a[q])) & 255
-    elif kind == 2:
-        for q in range(n - bpp):
-            g[q] = (np.int32(x[q]) - np.int32(b[q])) & 255
-    elif kind == 3:
-        for q in range(n - bpp):
-            g[q] = (np.int32(x[q]) - ((np.int32(a[q]) + np.int32(b[q])) >> 1)) & 255
-    else:
-        for q in range(n - bpp):
-            ai, bi, ci = np.int32(a[q]), np.int32(b[q]), np.int32(c[q])
+def png_filter(src, r0, r1, bpp, out):
+    """Rows [r0, r1) of ``src`` (H, L uint8, ``bpp`` bytes per pixel) into the same rows of
+    ``out`` (H, 1 + L): [type, the row filtered by PNG filter ``type``], ``type`` the filter
+    whose bytes have the least sum of magnitudes read as signed bytes (libpng's heuristic;
+    ties go to the lower type). Serial and without the GIL: the PNG writer runs pieces on
+    Python threads (a ``prange`` loop here took seconds more to compile on a cold cache).
+
+    Rows are copied into int16 buffers with ``bpp`` zeros in front, so that the neighbours
+    left (a), above (b) and above-left (c) are plain slices, as the filters define them."""
+    n = src.shape[1]
+    cur = np.zeros(n + bpp, np.int16)
+    prev = np.zeros(n + bpp, np.int16)
+    if r0 > 0:
+        above = src[r0 - 1]
+        for q in range(n):
+            prev[bpp + q] = above[q]
+    for i in range(r0, r1):
+        row = src[i]
+        for q in range(n):  # a loop: a slice assignment here took 2 s more to compile
+            cur[bpp + q] = row[q]
+        x, a, b, c = cur[bpp:], cur[:n], prev[bpp:], prev[:n]
+        s0 = s1 = s2 = s3 = s4 = 0
+        for q in range(n):
+            xi, ai, bi, ci = np.int32(x[q]), np.int32(a[q]), np.int32(b[q]), np.int32(c[q])
             pa, pb, pc = abs(bi - ci), abs(ai - ci), abs(ai + bi - 2 * ci)
             pred = ai if (pa <= pb and pa <= pc) else (bi if pb <= pc else ci)
-            g[q] = (np.int32(x[q]) - pred) & 255
-
-
-@_parallel
-def png_filter(src, bpp, zero, out):
-    """Row i of ``src`` (H, L uint8, ``bpp`` bytes per pixel) filtered into ``out[i]`` (H, 1 + L)
-    by ``_png_filter_row``, rows on numba's threads; ``zero`` is L zeros, the row above the
-    first."""
-    for i in nb.prange(src.shape[0]):
-        _png_filter_row(src[i], src[i - 1] if i > 0 else zero, bpp, out[i])
+            v1 = (xi - ai) & 255
+            v2 = (xi - bi) & 255
+            v3 = (xi - ((ai + bi) >> 1)) & 255
+            v4 = (xi - pred) & 255
+            s0 += min(xi, 256 - xi)
+            s1 += min(v1, 256 - v1)
+            s2 += min(v2, 256 - v2)
+            s3 += min(v3, 256 - v3)
+            s4 += min(v4, 256 - v4)
+        kind, best = 0, s0
+        if s1 < best:
+            kind, best = 1, s1
+        if s2 < best:
+            kind, best = 2, s2
+        if s3 < best:
+            kind, best = 3, s3
+        if s4 < best:
+            kind = 4
+        o = out[i]
+        o[0] = kind
+        f = o[1:]
+        for q in range(n):
+            xi, ai, bi, ci = np.int32(x[q]), np.int32(a[q]), np.int32(b[q]), np.int32(c[q])
+            pa, pb, pc = abs(bi - ci), abs(ai - ci), abs(ai + bi - 2 * ci)
+            paeth = ai if (pa <= pb and pa <= pc) else (bi if pb <= pc else ci)
+            pred = 0 if kind == 0 else ai if kind == 1 else bi if kind == 2 else paeth
+            if kind == 3:
+                pred = (ai + bi) >> 1
+            f[q] = (xi - pred) & 255
+        cur, prev = prev, cur

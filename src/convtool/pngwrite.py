@@ -21,51 +21,59 @@ PARALLEL_PIXELS = 1 << 21
 loading numba's filter, ~0.3 s when nothing loaded it yet, would cost more than it saves)."""
 
 PIECE_BYTES = 1 << 21
-"""Filtered bytes per deflated piece: a fixed size, so that the file depends on the picture
-and the level only, never on the number of cores."""
+"""Filtered bytes per piece (whole rows, at least one): a fixed size, so that the file depends
+on the picture and the level only, never on the number of cores."""
 
 Z_DEFAULT_STRATEGY, Z_RLE = zlib.Z_DEFAULT_STRATEGY, zlib.Z_RLE
 
 _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # grey, grey + alpha, RGB, RGBA
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_IDAT_BYTES = 1 << 20
 
 
 def encode_png8(stored: np.ndarray, level: int, chunks: bytes = b"") -> bytes:
     """The PNG of ``stored`` (H, W) or (H, W, C) uint8, C = 1..4 (grey, grey + alpha, RGB,
     RGBA), zlib ``level`` 0..9, with the ancillary ``chunks`` (whole, CRCs included) after
     IHDR. The strategy is ``Z_RLE`` where a sample of the filtered rows shows it no larger."""
-    from convtool import _jit
-
     h, w = stored.shape[:2]
     planes = 1 if stored.ndim == 2 else stored.shape[2]
-    rows = np.ascontiguousarray(stored).reshape(h, w * planes)
-    filtered = np.empty((h, w * planes + 1), np.uint8)
-    _jit.png_filter(rows, planes, np.zeros(w * planes, np.uint8), filtered)
-    strategy = choose_strategy(filtered, level)
-    data = filtered.reshape(-1).data
-    step = max(1, PIECE_BYTES // filtered.shape[1]) * filtered.shape[1]
-    bounds = [(start, min(start + step, len(data))) for start in range(0, len(data), step)]
+    body = _zlib_stream(np.ascontiguousarray(stored).reshape(h, w * planes), planes, level)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[planes], 0, 0, 0)
+    parts = [_SIGNATURE, *_chunk(b"IHDR", ihdr), chunks]
+    for data in body:  # one IDAT chunk per piece
+        parts += _chunk(b"IDAT", data)
+    parts += _chunk(b"IEND", b"")
+    return b"".join(parts)
 
-    def deflate(bound: tuple[int, int]) -> bytes:
-        start, end = bound
-        piece = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, strategy)
-        last = end == len(data)
-        return piece.compress(data[start:end]) + piece.flush(
-            zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH
+
+def _zlib_stream(rows: np.ndarray, planes: int, level: int) -> list[bytes]:
+    """The filtered ``rows`` as one zlib stream in pieces: the header and the first piece, the
+    pieces deflated on threads, the last one with the Adler-32 of all."""
+    from convtool import _jit
+
+    if not rows.flags.writeable:
+        rows = rows.copy()  # one compiled signature: numba types read-only arrays apart
+    h = rows.shape[0]
+    filtered = np.empty((h, rows.shape[1] + 1), np.uint8)
+    step = max(1, PIECE_BYTES // filtered.shape[1])
+    pieces = [(top, min(top + step, h)) for top in range(0, h, step)]
+
+    def filter_rows(piece: tuple[int, int]) -> None:
+        _jit.png_filter(rows, piece[0], piece[1], planes, filtered)
+
+    def deflate(piece: tuple[int, int]) -> bytes:
+        top, bottom = piece
+        z = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, strategy)
+        return z.compress(filtered[top:bottom].data) + z.flush(
+            zlib.Z_FINISH if bottom == h else zlib.Z_SYNC_FLUSH
         )
 
-    with ThreadPoolExecutor(min(len(bounds), os.cpu_count() or 1)) as pool:
-        body = b"".join(pool.map(deflate, bounds))
-    header = _deflate(b"", level, strategy, zlib.MAX_WBITS)[:2]
-    stream = header + body + struct.pack(">I", zlib.adler32(data))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[planes], 0, 0, 0)
-    out = [_SIGNATURE, _chunk(b"IHDR", ihdr), chunks]
-    out += [
-        _chunk(b"IDAT", stream[i : i + _IDAT_BYTES]) for i in range(0, len(stream), _IDAT_BYTES)
-    ]
-    out.append(_chunk(b"IEND", b""))
-    return b"".join(out)
+    with ThreadPoolExecutor(min(len(pieces), os.cpu_count() or 1)) as pool:
+        list(pool.map(filter_rows, pieces))
+        strategy = choose_strategy(filtered, level)
+        body = list(pool.map(deflate, pieces))
+    body[0] = _deflate(b"", level, strategy, zlib.MAX_WBITS)[:2] + body[0]
+    body[-1] += struct.pack(">I", zlib.adler32(filtered.data))
+    return body
 
 
 def choose_strategy(filtered: np.ndarray, level: int) -> int:
@@ -93,5 +101,7 @@ def _deflate(data: bytes, level: int, strategy: int, wbits: int = -zlib.MAX_WBIT
     return piece.compress(data) + piece.flush()
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def _chunk(kind: bytes, data: bytes) -> tuple[bytes, bytes, bytes]:
+    """A PNG chunk as (length and type, data, CRC), for joining without copying ``data``."""
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind, data, struct.pack(">I", crc)
