@@ -330,8 +330,9 @@ def test_mismatched_shapes_name_the_sizes():
         "size) or 6x7 (valid output); it is the valid output of a 2x4 kernel: if that is the "
         "filter, use --size 2x4; otherwise check that the pair is right"
     )
-    with pytest.raises(LearnError, match="check that the pair is right and that --size matches"):
-        learn_kernel(x, np.zeros((7, 5)), "1x2")
+    for wrong in (np.zeros((7, 5)), np.zeros((1, 1))):  # larger; a kernel learn would refuse
+        with pytest.raises(LearnError, match="check that the pair is right and that --size match"):
+            learn_kernel(np.zeros((80, 80)) if wrong.shape == (1, 1) else x, wrong, "1x2")
     with pytest.raises(LearnError, match="input 1 has 3 channels but target 1 has 1"):
         learn_kernel(np.zeros((6, 8, 3)), np.zeros((6, 8)), 3)
     with pytest.raises(LearnError, match="2 inputs but 1 targets"):

@@ -518,7 +518,7 @@ def _shape_hint(h: int, w: int, th: int, tw: int, kh: int, kw: int) -> str:
             f"not read: crop it to the valid part, rows {kh - 1} to {h - 1} and columns "
             f"{kw - 1} to {w - 1} (target[{kh - 1}:{h}, {kw - 1}:{w}])"
         )
-    if 0 < th <= h and 0 < tw <= w:
+    if 0 < th <= h and 0 < tw <= w and (h - th + 1) * (w - tw + 1) <= MAX_LEARN_WEIGHTS:
         size = f"{h - th + 1}x{w - tw + 1}"
         return (
             f"; it is the valid output of a {size} kernel: if that is the filter, use "
