@@ -152,10 +152,30 @@ def test_16bit_colour_png_without_imagecodecs_is_refused(tmp_path, monkeypatch):
         read_picture(path)
 
 
-def test_16bit_colour_ppm_is_refused_not_truncated(tmp_path):
+@pytest.mark.parametrize("maxval", [65535, 4095, 1000])
+def test_16bit_colour_ppm_at_full_depth_not_cut_to_8_bits(tmp_path, maxval):
+    """Pillow reads a 16-bit P6 as 8-bit; convtool reads value / maxval (ImageMagick's PPM)."""
+    stored = np.random.default_rng(maxval).integers(0, maxval, (3, 5, 3), endpoint=True)
+    binary = tmp_path / "c.ppm"
+    binary.write_bytes(b"P6\n5 3\n%d\n" % maxval + stored.astype(">u2").tobytes())
+    plain = tmp_path / "p.ppm"
+    rows = "\n".join(" ".join(map(str, row)) for row in stored.reshape(3, 15))
+    plain.write_text(f"P3\n# a comment\n5 3\n{maxval}\n{rows}\n")
+    for path in (binary, plain):
+        picture = read_picture(path)
+        assert (picture.depth, picture.colors, picture.data.shape) == (16, "RGB", (3, 5, 3))
+        np.testing.assert_allclose(picture.data, stored / maxval, rtol=0, atol=1e-7)
+    if maxval == 65535:  # the stored samples themselves, as for 16-bit PNG
+        np.testing.assert_array_equal(read_picture(binary, samples=True).data, stored)
+
+
+def test_16bit_colour_ppm_cut_short_or_over_its_maxval_is_refused(tmp_path):
     path = tmp_path / "c.ppm"
-    path.write_bytes(b"P6\n1 1\n65535\n" + np.array([1, 2, 3], ">u2").tobytes())
-    with pytest.raises(ImageError, match="16-bit colour PPM"):
+    path.write_bytes(b"P6\n2 1\n65535\n" + np.array([1, 2, 3, 4], ">u2").tobytes())
+    with pytest.raises(ImageError, match="truncated PPM file"):
+        read_picture(path)
+    path.write_bytes(b"P6\n1 1\n1000\n" + np.array([1, 2, 1001], ">u2").tobytes())
+    with pytest.raises(ImageError, match="above its maxval 1000"):
         read_picture(path)
 
 
@@ -203,11 +223,97 @@ def test_tiff_planar_alpha_and_min_is_white(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "step", [256, 257, 1], ids=["pillow-x256", "libtiff-x257", "8-bit-entries"]
+)
+def test_palette_tiff_colours_are_the_palettes_8bit_levels(tmp_path, step):
+    """A regression: entries / 65535 turned Pillow's white (255·256) into 254 and shifted
+    every colour; libtiff reads an 8-bit image's entries by their high byte."""
+    levels = np.random.default_rng(step).integers(0, 256, (3, 256))
+    levels[:, 0], levels[:, 1] = 255, 0  # white and black
+    index = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    path = tmp_path / "p.tif"
+    tifffile.imwrite(path, index, photometric="palette", colormap=(levels * step).astype(np.uint16))
+    picture = read_picture(path)
+    expected = np.moveaxis(levels[:, index], 0, -1).astype(np.uint8)
+    assert (picture.depth, picture.colors) == (8, "RGB")
+    np.testing.assert_array_equal(picture.data, expected / np.float32(255))
+    if step != 1:  # Pillow agrees (it reads the palette by the same high bytes)
+        with Image.open(path) as im:
+            np.testing.assert_array_equal(np.asarray(im.convert("RGB")), expected)
+
+
+def test_palette_tiff_written_by_pillow_reads_back_exactly(tmp_path):
+    stored = rgb8()
+    path = save(tmp_path, "p.tif", Image.fromarray(stored).convert("P", colors=12))
+    with Image.open(path) as im:
+        expected = np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(
+        read_picture(path, samples=False).data, expected / np.float32(255)
+    )
+
+
+def test_jpeg_compressed_ycbcr_tiff_is_read_as_rgb(tmp_path):
+    """JPEG-in-TIFF (scanners, slides) is stored as YCbCr, which the JPEG decoder turns into RGB:
+    it used to be refused for its photometric interpretation."""
+    stored = np.repeat(np.repeat(rgb8(), 4, axis=0), 4, axis=1)
+    path = tmp_path / "j.tif"
+    tifffile.imwrite(path, stored, photometric="rgb", compression="jpeg")
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages.first.photometric == 6  # YCbCr, as tifffile and libtiff write it
+    with Image.open(path) as im:
+        expected = np.asarray(im.convert("RGB"))  # libjpeg's decoding through Pillow
+    picture = read_picture(path)
+    assert picture.colors == "RGB" and picture.depth == 8
+    np.testing.assert_array_equal(picture.data, expected / np.float32(255))
+    ycbcr = tmp_path / "y.tif"  # raw YCbCr samples: refused, with the kind named
+    tifffile.imwrite(ycbcr, stored, photometric="ycbcr", subsampling=(1, 1))
+    with pytest.raises(
+        ImageError, match=r"photometric interpretation 6 \(YCbCr\).*-colorspace sRGB"
+    ):
+        read_picture(ycbcr)
+
+
+def test_a_multipage_tiff_says_only_its_first_page_is_filtered(tmp_path):
+    pages = [STORED8, STORED8[::-1], 255 - STORED8]
+    path = tmp_path / "m.tif"
+    with tifffile.TiffWriter(path) as tif:
+        for page in pages:
+            tif.write(page)
+    picture = read_picture(path)
+    np.testing.assert_array_equal(picture.data[..., 0], STORED8 / np.float32(255))
+    assert picture.notes == (f"{path}: a TIFF with 3 pages; only the first page is filtered",)
+    tifffile.imwrite(tmp_path / "one.tif", STORED8)
+    assert read_picture(tmp_path / "one.tif").notes == ()
+
+
 def test_gif_first_frame(tmp_path):
     frames = [Image.fromarray(np.full((3, 3), v, np.uint8)).convert("P") for v in (10, 200)]
     path = tmp_path / "a.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:])
-    np.testing.assert_allclose(read_picture(path).data, np.full((3, 3, 3), 10 / 255), atol=1e-7)
+    picture = read_picture(path)
+    np.testing.assert_allclose(picture.data, np.full((3, 3, 1), 10 / 255), atol=1e-7)
+    assert picture.notes == (
+        f"{path}: an animated GIF with 2 frames; only the first frame is filtered",
+    )
+
+
+def test_a_grey_palette_is_one_grey_channel_and_a_colour_one_rgb(tmp_path):
+    """A palette whose colours are all grey (grey GIF, 1-bit BMP) reads as L, not RGB."""
+    grey = Image.fromarray(STORED8).convert("P")  # Pillow's L → P: a grey palette
+    picture = read_picture(save(tmp_path, "g.gif", grey))
+    assert (picture.colors, picture.data.shape) == ("L", (3, 4, 1))
+    np.testing.assert_array_equal(picture.data[..., 0], STORED8 / np.float32(255))
+    bilevel = Image.fromarray(STORED8 > 100).convert("P")  # a 2-entry black/white palette
+    picture = read_picture(save(tmp_path, "b.bmp", bilevel))
+    np.testing.assert_array_equal(picture.data[..., 0], (STORED8 > 100).astype(np.float32))
+    coloured = read_picture(save(tmp_path, "c.gif", Image.fromarray(rgb8()).convert("P")))
+    assert (coloured.colors, coloured.data.shape) == ("RGB", (3, 4, 3))
+    transparent = Image.fromarray(STORED8).convert("P")
+    transparent.info["transparency"] = int(STORED8[0, 0])
+    picture = read_picture(save(tmp_path, "t.png", transparent))
+    assert picture.colors == "L" and picture.alpha is not None
+    np.testing.assert_array_equal(picture.alpha, (STORED8[0, 0] != STORED8).astype(np.float32))
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -288,6 +394,101 @@ def test_missing_file_and_junk(tmp_path):
     (tmp_path / "junk.png").write_bytes(b"this is not a picture")
     with pytest.raises(ImageError, match="not an image Pillow can read"):
         read_picture(tmp_path / "junk.png")
+
+
+def _png(array: np.ndarray, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", **options)
+    return buffer.getvalue()
+
+
+def _chunks(png: bytes) -> list[tuple[int, bytes]]:
+    """(offset, type) of each chunk of a PNG."""
+    position, chunks = 8, []
+    while position < len(png):
+        length = int.from_bytes(png[position : position + 4], "big")
+        chunks.append((position, png[position + 4 : position + 8]))
+        position += 12 + length
+    return chunks
+
+
+def _with_crc(png: bytearray, offset: int) -> bytes:
+    """The PNG with the CRC of the chunk at ``offset`` made right again."""
+    length = int.from_bytes(png[offset : offset + 4], "big")
+    crc = zlib.crc32(bytes(png[offset + 4 : offset + 8 + length]))
+    png[offset + 8 + length : offset + 12 + length] = crc.to_bytes(4, "big")
+    return bytes(png)
+
+
+def test_a_png_whose_zlib_stream_is_damaged_is_refused_not_half_decoded(tmp_path):
+    """A regression: getexif() decoded the PNG first and swallowed the decoder's error, and
+    the half-decoded pixels were filtered. Here the CRC is right and only zlib can tell."""
+    png = _png(np.tile(rgb8(), (8, 8, 1)), compress_level=9)
+    (idat,) = [offset for offset, kind in _chunks(png) if kind == b"IDAT"]
+    damaged = bytearray(png)
+    damaged[idat + 8 + 40] ^= 0xFF
+    (tmp_path / "z.png").write_bytes(_with_crc(damaged, idat))
+    with pytest.raises(ImageError, match=r"z\.png: broken or truncated PNG file"):
+        read_picture(tmp_path / "z.png")
+
+
+def test_truncated_pngs_are_refused_or_read_whole(tmp_path):
+    """Cut anywhere, a PNG is refused, unless every pixel was there: what goes missing is then
+    only zlib's checksum, the last CRC or IEND (as Pillow and ImageMagick, convtool reads it)."""
+    stored = np.tile(rgb8(), (8, 8, 1))
+    png = _png(stored)
+    path = tmp_path / "t.png"
+    refused = 0
+    for end in range(9, len(png)):
+        path.write_bytes(png[:end])
+        try:
+            picture = read_picture(path, samples=True)
+        except ImageError as exc:
+            assert str(exc).startswith(f"{path}: ") and ("truncated" in str(exc)), exc
+            refused += 1
+        else:
+            assert end >= len(png) - 4 - 12 - 4 - 4  # adler32, IDAT's CRC, IEND
+            np.testing.assert_array_equal(picture.data, stored)
+    assert refused >= len(png) - 9 - 24
+    path.write_bytes(png + b"trailing bytes after IEND are ignored, as libpng does")
+    np.testing.assert_array_equal(read_picture(path, samples=True).data, np.tile(rgb8(), (8, 8, 1)))
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "GIF", "WEBP"])
+def test_a_file_cut_inside_its_header_is_named_by_its_signature(tmp_path, kind):
+    buffer = io.BytesIO()
+    Image.fromarray(rgb8()).save(buffer, format=kind)
+    (tmp_path / "x.bin").write_bytes(buffer.getvalue()[:20])
+    name = "WebP" if kind == "WEBP" else kind
+    with pytest.raises(ImageError, match=rf"x\.bin: (starts as a|broken or truncated) {name} "):
+        read_picture(tmp_path / "x.bin")
+
+
+def test_a_pipe_is_read_once_whole(tmp_path):
+    """A FIFO, /dev/stdin or a shell's <(...) cannot be seeked in: read once, sniffed."""
+    import threading
+
+    fifo = tmp_path / "in.png"
+    os.mkfifo(fifo)
+    payload = _png(rgb8())
+
+    def feed() -> None:
+        with open(fifo, "wb") as fp:
+            fp.write(payload)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    picture = read_picture(fifo, samples=True)
+    writer.join()
+    np.testing.assert_array_equal(picture.data, rgb8())
+    matrix = tmp_path / "m.txt"
+    os.mkfifo(matrix)
+    writer = threading.Thread(target=lambda: matrix.write_text("0 1 2\n3 4 5\n"))
+    writer.start()
+    picture = read_picture(matrix)
+    writer.join()
+    assert picture.is_matrix
+    np.testing.assert_array_equal(picture.data, [[0, 1, 2], [3, 4, 5]])
 
 
 class _Stdin:
@@ -529,7 +730,31 @@ def test_format_names():
         "TXT",
         "CSV",
     ]
-    assert format_for_path("a/b.JPEG") == "JPEG" and format_for_path("x.pgm") == "PPM"
+    assert format_for_path("a/b.JPEG") == "JPEG" and format_for_path("x.pnm") == "PPM"
+
+
+def test_pgm_holds_grey_only_and_pbm_is_refused(tmp_path):
+    """Pillow's PPM writer picks P6 for colour whatever the name: a .pgm must be grey."""
+    assert format_for_path("x.PGM") == "PGM" == format_by_name("pgm")
+    grey = _image(STORED8[..., np.newaxis] / 255.0, np.ones((3, 4)), name="g.png")
+    plan = plan_output(grey, "PGM")
+    assert (plan.colors, plan.depth, plan.alpha) == ("L", 8, False)
+    assert plan.notes == ("PGM has no alpha channel: the alpha channel is dropped",)
+    write(grey, tmp_path / "g.pgm")
+    assert (tmp_path / "g.pgm").read_bytes().startswith(b"P5\n4 3\n255\n")
+    np.testing.assert_array_equal(
+        read_picture(tmp_path / "g.pgm", samples=True).data[..., 0], STORED8
+    )
+    assert plan_output(_image(np.zeros((2, 2, 1)), depth=16), "PGM").depth == 16
+    with pytest.raises(
+        UsageError, match=r"a \.pgm file holds grey and c\.png is colour \(RGB\); add --gray"
+    ):
+        plan_output(_image(rgb8() / 255.0, name="c.png"), "PGM")
+    with pytest.raises(UsageError, match="is colour"):
+        plan_output(_image(np.zeros((2, 2, 4))), "PGM")  # CMYK would be written as RGB
+    for refuse in (lambda: format_for_path("x.pbm"), lambda: format_by_name("pbm")):
+        with pytest.raises(UsageError, match="does not write 1-bit PBM"):
+            refuse()
 
 
 def test_alpha_and_cmyk_where_the_format_cannot_hold_them():

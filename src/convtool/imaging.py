@@ -157,7 +157,13 @@ def read_picture(
                     "have been written completely)"
                 )
             with _decoding(name):
-                if path.suffix.lower() in MATRIX_FORMATS:
+                if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+                    # a pipe (``<(...)``, /dev/stdin, a FIFO) can be read once, and not seeked
+                    # in: its bytes, sniffed as standard input's are
+                    with open(path, "rb") as fp:
+                        raw = fp.read()
+                    picture = _read_bytes(raw, name, limit, samples)
+                elif path.suffix.lower() in MATRIX_FORMATS:
                     picture = _read_matrix_file(path, name, limit)
                 else:
                     with open(path, "rb") as fp:
@@ -260,7 +266,7 @@ def _check_pixels(width: int, height: int, name: str, limit: int) -> None:
 
 
 def _read_image(fp: BinaryIO, name: str, limit: int, samples: bool = False) -> Picture:
-    head = fp.read(8)
+    head = fp.read(12)
     fp.seek(0)
     if head.startswith(_TIFF_MAGICS):
         return _read_tiff(fp, name, limit)
@@ -270,22 +276,33 @@ def _read_image(fp: BinaryIO, name: str, limit: int, samples: bool = False) -> P
         try:
             im = Image.open(fp)
         except UnidentifiedImageError:
+            kind = _signature(head)
+            if kind is not None:
+                raise ImageError(
+                    f"{name}: starts as a {kind} file, but Pillow cannot open it: the file is "
+                    "truncated or damaged"
+                ) from None
             raise _NotAnImage(
                 f"{name}: not an image Pillow can read (PNG, JPEG, TIFF, BMP, WebP, GIF, "
                 "PPM/PGM...) nor a matrix file (.npy, .txt, .csv)"
             ) from None
         except (OSError, ValueError, SyntaxError) as exc:
+            kind = _signature(head)
+            if kind is not None:
+                raise ImageError(f"{name}: broken or truncated {kind} file ({exc})") from None
             raise ImageError(f"{name}: cannot be read as an image ({exc})") from None
         with im:
             _check_pixels(im.width, im.height, name, limit)
             rawmode = _pillow_rawmode(im)  # before getexif(), which may decode a PNG
-            metadata, orientation = _pillow_metadata(im)
             try:
+                # The pixels before the metadata: getexif() decodes a PNG, and it may not fail
+                # quietly (a damaged file would then be filtered into garbage).
                 data, alpha, colors, depth, mode = _pillow_planes(im, fp, name, rawmode)
             except ImageError:
                 raise
             except (OSError, ValueError, SyntaxError, EOFError) as exc:
                 raise ImageError(f"{name}: broken or truncated {im.format} file ({exc})") from None
+            metadata, orientation = _pillow_metadata(im)
             fmt = {"MPO": "JPEG", None: "PNG"}.get(im.format, str(im.format))  # MPO: camera JPEG
             notes = _reading_notes(im, name)
     data, alpha = _upright(data, alpha, orientation)
@@ -303,6 +320,23 @@ def _read_image(fp: BinaryIO, name: str, limit: int, samples: bool = False) -> P
         notes=notes,
     )
     return picture if samples else to_unit(picture)
+
+
+_SIGNATURES = (
+    (_PNG_MAGIC, "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+)
+
+
+def _signature(head: bytes) -> str | None:
+    """The format whose magic bytes ``head`` starts with (PNG, JPEG, GIF, BMP, WebP), if any."""
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WebP"
+    if head.startswith(b"BM") and head[6:10] == bytes(4):  # the reserved words are 0
+        return "BMP"
+    return next((kind for magic, kind in _SIGNATURES if head.startswith(magic)), None)
 
 
 def _reading_notes(im: Any, name: str) -> tuple[str, ...]:
@@ -355,10 +389,8 @@ def _pillow_planes(
         # Pillow reads 16-bit colour (and 16-bit grey + alpha) PNG as 8-bit: use imagecodecs.
         return _read_png16(fp, name, rawmode)
     if im.format == "PPM" and mode == "RGB" and _ppm_maxval(rawmode) > 255:
-        raise ImageError(
-            f"{name}: a 16-bit colour PPM, which convtool cannot read at full depth (Pillow "
-            "would cut it to 8 bits); convert it to a 16-bit PNG or TIFF first"
-        )
+        # Pillow reads 16-bit colour PPM as 8-bit: read the samples here.
+        return _read_ppm16(fp, im, name, _ppm_maxval(rawmode)), None, "RGB", 16, "RGB;16"
     if mode in ("1", "L", "La", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "YCbCr", "HSV"):
         if mode == "1":
             im = im.convert("L")
@@ -374,6 +406,8 @@ def _pillow_planes(
             im = im.convert(mode + "A")  # a tRNS colour key becomes a real alpha channel
         stored = np.asarray(im)
         data, alpha = _split_alpha(stored, str(im.mode))
+        if mode in ("P", "PA") and _all_grey(data):
+            data = np.ascontiguousarray(data[..., :1])  # a grey palette: one channel, as L
         return data, alpha, _colors(data), 8, mode
     if mode == "CMYK":
         return np.asarray(im), None, "CMYK", 8, mode
@@ -392,6 +426,12 @@ def _pillow_planes(
     )
 
 
+def _all_grey(rgb: np.ndarray) -> bool:
+    """Whether every pixel of (H, W, 3) samples has R = G = B."""
+    red = rgb[..., 0]
+    return bool(np.array_equal(red, rgb[..., 1]) and np.array_equal(red, rgb[..., 2]))
+
+
 def _pillow_rawmode(im: Any) -> str:
     """How the file stores the samples, e.g. ``RGB;16B`` (16-bit PNG) or ``RGB;65535`` (PPM)."""
     try:
@@ -404,6 +444,32 @@ def _pillow_rawmode(im: Any) -> str:
             return f"{args[0]};{args[1]}"
         args = args[0] if args else ""
     return str(args)
+
+
+def _read_ppm16(fp: BinaryIO, im: Any, name: str, maxval: int) -> np.ndarray:
+    """The samples of a 16-bit colour PPM (P6, or plain P3) at full depth: uint16 for a maxval
+    of 65535, else float32 value / maxval (10-, 12-bit... files, exactly)."""
+    tile = im.tile[0]
+    count = im.width * im.height * 3
+    fp.seek(tile.offset)
+    if tile.codec_name == "ppm_plain":
+        words = b" ".join(line.split(b"#", 1)[0] for line in fp.read().splitlines()).split()
+        if len(words) < count:
+            raise ImageError(f"{name}: truncated PPM file ({len(words)} of {count} samples)")
+        samples = np.array(words[:count], dtype=np.int64)
+    else:
+        raw = fp.read(count * 2)
+        if len(raw) < count * 2:
+            raise ImageError(
+                f"{name}: truncated PPM file ({len(raw):,} of {count * 2:,} bytes of samples)"
+            )
+        samples = np.frombuffer(raw, dtype=">u2").astype(np.int64)
+    if samples.size and (int(samples.max()) > maxval or int(samples.min()) < 0):
+        raise ImageError(f"{name}: broken PPM file (a sample above its maxval {maxval})")
+    samples = samples.reshape(im.height, im.width, 3)
+    if maxval == 65535:
+        return samples.astype(np.uint16)
+    return samples.astype(np.float32) / np.float32(maxval)
 
 
 def _ppm_maxval(rawmode: str) -> int:
@@ -515,9 +581,12 @@ def _read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
             stored = page.asarray()
             axes = str(page.axes)
             photometric = int(page.photometric)
+            if photometric == _YCBCR and int(page.compression) == _JPEG:
+                photometric = _RGB  # the JPEG decoder gives RGB (JPEG-in-TIFF, as scanners write)
             extrasamples = tuple(int(e) for e in page.extrasamples)
             colormap = page.colormap
             tags = {tag.code: tag.value for tag in page.tags.values()}
+            pages = len(tif.pages)
     except ImageError:
         raise
     except Exception as exc:
@@ -545,7 +614,33 @@ def _read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
         colors=colors,
         metadata=metadata,
         name=name,
+        notes=(
+            (f"{name}: a TIFF with {pages} pages; only the first page is filtered",)
+            if pages > 1
+            else ()
+        ),
     )
+
+
+_RGB, _YCBCR, _JPEG = 2, 6, 7
+"""TIFF's photometric interpretations RGB and YCbCr, and its JPEG compression."""
+
+_PHOTOMETRIC_NAMES = {
+    0: "min-is-white",
+    1: "min-is-black",
+    2: "RGB",
+    3: "palette",
+    4: "transparency mask",
+    5: "separated (CMYK)",
+    6: "YCbCr",
+    8: "CIE L*a*b*",
+    9: "ICC L*a*b*",
+    10: "ITU L*a*b*",
+    32803: "colour filter array (raw)",
+    32844: "LogL",
+    32845: "LogLuv",
+    34892: "linear raw",
+}
 
 
 def tiff_planes(
@@ -572,12 +667,15 @@ def tiff_planes(
         data = 1.0 - data  # in the [0, 1] scale: 0 is white
     elif photometric == 3 and ncolour == 1 and colormap is not None:
         index = np.asarray(stored[..., 0], dtype=np.intp)
-        data = np.moveaxis(np.asarray(colormap, dtype=np.float32)[:, index], 0, -1) / 65535.0
         depth = 8 if stored.dtype == np.uint8 else 16
+        colours = _tiff_palette(np.asarray(colormap), depth)
+        data = np.moveaxis(colours[:, index], 0, -1)
     elif (photometric, ncolour) not in ((0, 1), (1, 1), (2, 3), (5, 4)):
         raise ImageError(
-            f"{name}: a TIFF with photometric interpretation {photometric} and {ncolour} "
-            "colour samples; convtool reads grey, RGB, palette and CMYK TIFF"
+            f"{name}: a TIFF with photometric interpretation {photometric} "
+            f"({_PHOTOMETRIC_NAMES.get(photometric, 'unknown')}) and {ncolour} colour "
+            "samples; convtool reads grey, RGB, palette and CMYK TIFF (and JPEG-compressed "
+            "YCbCr): convert it to RGB first (e.g. convert in.tif -colorspace sRGB out.tif)"
         )
     if alpha is not None and extrasamples[0] == 1:
         # associated (premultiplied) alpha: store straight colour, as every other format does
@@ -587,6 +685,21 @@ def tiff_planes(
     if alpha is not None:
         alpha = np.ascontiguousarray(alpha, dtype=np.float32)
     return data, alpha, depth
+
+
+def _tiff_palette(colormap: np.ndarray, depth: int) -> np.ndarray:
+    """A TIFF colormap (3, N) of 16-bit entries as float32 colours in [0, 1].
+
+    An 8-bit palette image holds 8-bit colours: each entry's high byte, as libtiff reads them
+    (writers scale a level v by 257 — ImageMagick, libtiff — or by 256 — Pillow, so v/255 is
+    entry >> 8 for both, where entry/65535 gives Pillow's white as 254); old writers that
+    stored 8-bit entries (every one below 256) are read as they are, as libtiff does.
+    """
+    entries = colormap.astype(np.uint32)
+    if depth == 8:
+        levels = entries if int(entries.max(initial=0)) < 256 else entries >> 8
+        return levels.astype(np.float32) / np.float32(255)
+    return entries.astype(np.float32) / np.float32(65535)
 
 
 def _tiff_samples(stored: np.ndarray, name: str) -> tuple[np.ndarray, int]:
@@ -794,13 +907,22 @@ _IMAGE_DEPTHS: dict[str, tuple[int, ...]] = {
     "PNG": (8, 16),
     "TIFF": (8, 16, 32),
     "PPM": (8, 16),
+    "PGM": (8, 16),
 }
 """Sample depths each image format can hold (formats not listed: 8 only). 32 means float."""
 
 _MATRIX_DEPTHS = (32, 64)
-_NO_ALPHA = ("JPEG", "PPM", "BMP", "EPS", "PCX", "SGI", "SPIDER", "XBM", "MPEG", "PDF")
+_NO_ALPHA = ("JPEG", "PPM", "PGM", "BMP", "EPS", "PCX", "SGI", "SPIDER", "XBM", "MPEG", "PDF")
 _CMYK_OK = ("JPEG", "TIFF", "PDF", "EPS")
-_FORMAT_ALIASES = {"TEXT": "TXT", "TIF": "TIFF", "JPG": "JPEG", "PGM": "PPM", "PNM": "PPM"}
+_FORMAT_ALIASES = {"TEXT": "TXT", "TIF": "TIFF", "JPG": "JPEG", "PNM": "PPM"}
+_PGM = "PGM"
+"""Grey-only Netpbm (``.pgm``, ``--format pgm``): written by Pillow's PPM writer, which picks
+P5 or P6 by the colours, so a colour picture is refused rather than written as P6 in a .pgm
+(``.ppm`` and ``.pnm`` take any colours)."""
+_PBM_REFUSED = (
+    "convtool does not write 1-bit PBM (.pbm holds black and white only); write .pgm for grey, "
+    "or .png"
+)
 
 
 @dataclass(frozen=True)
@@ -828,6 +950,10 @@ def format_for_path(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix in MATRIX_FORMATS:
         return MATRIX_FORMATS[suffix]
+    if suffix == ".pgm":
+        return _PGM
+    if suffix == ".pbm":
+        raise UsageError(f"{str(path)!r}: {_PBM_REFUSED}")
     fmt = _pillow_extensions().get(suffix) if suffix else None
     if fmt is None:
         raise UsageError(
@@ -841,8 +967,10 @@ def format_by_name(name: str) -> str:
     """A format given by name (``png``, ``jpg``, ``tiff``, ``npy``, ``txt``...) as convtool's."""
     upper = name.strip().lstrip(".").upper()
     upper = _FORMAT_ALIASES.get(upper, upper)
-    if upper in MATRIX_FORMATS.values():
+    if upper in MATRIX_FORMATS.values() or upper == _PGM:
         return upper
+    if upper == "PBM":
+        raise UsageError(f"--format {name}: {_PBM_REFUSED}")
     fmt = _pillow_extensions().get("." + upper.lower())
     if fmt is None and upper in set(_pillow_extensions().values()):
         fmt = upper
@@ -885,6 +1013,11 @@ def plan_output(
         colors = "RGB"
     if fmt == "WEBP" and colors == "L":
         colors = "RGB"  # WebP has no grey mode
+    if fmt == _PGM and colors != "L":
+        raise UsageError(
+            f"a .pgm file holds grey and {picture.name or 'the input'} is colour ({colors}); "
+            "add --gray for its luminance, or write .ppm"
+        )
     allowed = _IMAGE_DEPTHS.get(fmt, (8,))
     if fmt == "PPM" and colors != "L":
         allowed = (8,)  # Pillow writes 16-bit grey PGM, not 16-bit colour PPM
@@ -1190,6 +1323,16 @@ def _pillow_image(stored: np.ndarray, colors: str) -> Any:
     return Image.frombytes(mode, (w, h), np.ascontiguousarray(stored).tobytes())
 
 
+_LAYOUT_NAMES = {
+    "L": "grey",
+    "LA": "grey + alpha",
+    "RGB": "RGB",
+    "RGBA": "RGB + alpha",
+    "CMYK": "CMYK",
+    "I;16": "16-bit grey",
+}
+
+
 def _encode_pillow(
     stored: np.ndarray, plan: OutputPlan, metadata: Metadata, quality: int, compress_level: int
 ) -> bytes:
@@ -1217,9 +1360,12 @@ def _encode_pillow(
         options["subsampling"] = 0  # 4:4:4, as ImageMagick does at quality ≥ 90
     buffer = io.BytesIO()
     try:
-        im.save(buffer, format=fmt, **options)
+        im.save(buffer, format="PPM" if fmt == _PGM else fmt, **options)
     except (OSError, ValueError, KeyError) as exc:
-        raise ImageError(f"cannot write {im.mode} as {fmt} ({exc})") from None
+        raise ImageError(
+            f"Pillow cannot write {_LAYOUT_NAMES.get(im.mode, im.mode)} as {fmt} ({exc}); write "
+            "PNG or TIFF, which hold every layout"
+        ) from None
     return buffer.getvalue()
 
 

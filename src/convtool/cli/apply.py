@@ -341,7 +341,7 @@ def _run(job: Job, settings: _Settings, notes: _Notes) -> None:
     for message in picture.notes:
         notes(job.source, message)
     picture, plan = _filter(job, settings, picture)
-    _write(job, _encode(picture, plan, settings), plan, notes)
+    _write(job, _encode(job, picture, plan, settings), plan, notes)
 
 
 def _read(job: Job, settings: _Settings) -> Picture | None:
@@ -349,13 +349,20 @@ def _read(job: Job, settings: _Settings) -> Picture | None:
     from convtool.imaging import read_picture
     from convtool.stream_apply import should_stream
 
-    if job.source != "-" and should_stream(
+    if _is_file(job.source) and should_stream(
         job.source, memory=settings.memory, max_pixels=settings.max_pixels
     ):
         return None
     return read_picture(
         job.source, gray=settings.gray, max_pixels=settings.max_pixels, samples=True
     )
+
+
+def _is_file(source: str) -> bool:
+    """Whether ``source`` names a regular file: one that can be probed, then read again (a
+    pipe such as ``<(...)`` or /dev/stdin is read once, whole; a missing file is reported by
+    the reader)."""
+    return source != "-" and os.path.isfile(source)
 
 
 def _filter(job: Job, settings: _Settings, picture: Picture) -> tuple[Picture, OutputPlan]:
@@ -376,10 +383,15 @@ def _filter(job: Job, settings: _Settings, picture: Picture) -> tuple[Picture, O
     return filter_picture(picture, settings.recipe, plan), plan
 
 
-def _encode(picture: Picture, plan: OutputPlan, settings: _Settings) -> bytes:
+def _encode(job: Job, picture: Picture, plan: OutputPlan, settings: _Settings) -> bytes:
     from convtool.imaging import encode
 
-    return encode(picture, plan, quality=settings.quality, compress_level=settings.compress_level)
+    try:
+        return encode(
+            picture, plan, quality=settings.quality, compress_level=settings.compress_level
+        )
+    except ImageError as exc:  # the encoder's refusal, about the output: name it
+        raise ImageError(f"{job.target or 'standard output'}: {exc}") from None
 
 
 def _write(job: Job, payload: bytes, plan: OutputPlan, notes: _Notes) -> None:
@@ -482,7 +494,7 @@ def _pipelined(jobs: list[Job], settings: _Settings) -> Generator[_Finished, Non
                 continue
             messages.extend(picture.notes)
             picture, plan = _filter(job, settings, picture)
-            current = (job, messages, _in_thread(_encode, picture, plan, settings), plan)
+            current = (job, messages, _in_thread(_encode, job, picture, plan, settings), plan)
             del picture
         except Exception as exc:
             error = exc

@@ -1,0 +1,161 @@
+"""``convtool apply`` on inputs a new user brings: pipes, damaged files, TIFF kinds, Netpbm."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import tifffile
+from PIL import Image
+from scipy import ndimage
+from typer.testing import CliRunner
+
+from convtool.cli import app
+
+runner = CliRunner()
+CONVTOOL = [sys.executable, "-m", "convtool"]
+
+
+def apply(*args: object):
+    return runner.invoke(app, ["apply", *map(str, args)])
+
+
+def ok(*args: object):
+    result = apply(*args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def rgb(seed: int = 0, shape=(9, 12)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (*shape, 3)).astype(np.uint8)
+
+
+def pixels(path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def box3(image_u8: np.ndarray, border: str = "reflect") -> np.ndarray:
+    """box:3 of 8-bit samples as convtool writes it: in [0, 1], rounded to 8 bits."""
+    x = image_u8 / 255.0
+    k = np.ones((3, 3, 1) if x.ndim == 3 else (3, 3)) / 9
+    return np.clip(np.rint(ndimage.correlate(x, k, mode=border) * 255), 0, 255)
+
+
+def test_process_substitution_and_a_fifo_are_read_not_hung_on(tmp_path):
+    """A regression: the streaming probe read a pipe's first bytes, then the reader opened it
+    again and waited for a writer that was gone (a FIFO hung; <(...) gave garbage)."""
+    stored = rgb(1)
+    Image.fromarray(stored).save(tmp_path / "a.png")
+    command = " ".join(CONVTOOL)
+    script = (
+        f"{command} apply <(cat a.png) -k box:3 -o sub.png && "
+        f"cat a.png | {command} apply /dev/stdin -k box:3 -o dev.png && "
+        f"mkfifo f.png && (cat a.png > f.png &) && {command} apply f.png -k box:3 -o fifo.png"
+    )
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    for name in ("sub.png", "dev.png", "fifo.png"):
+        np.testing.assert_array_equal(pixels(tmp_path / name), box3(stored))
+
+
+def test_a_png_damaged_inside_its_zlib_stream_fails_in_a_batch_and_the_others_are_written(
+    tmp_path,
+):
+    """A regression: the damaged file was filtered from half-decoded pixels, exit code 0."""
+    stored = np.tile(rgb(2), (6, 6, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, format="PNG", compress_level=9)
+    png = bytearray(buffer.getvalue())
+    idat = png.index(b"IDAT") - 4
+    length = int.from_bytes(png[idat : idat + 4], "big")
+    png[idat + 8 + length // 2] ^= 0xFF
+    crc = zlib.crc32(bytes(png[idat + 4 : idat + 8 + length]))
+    png[idat + 8 + length : idat + 12 + length] = crc.to_bytes(4, "big")  # only zlib can tell
+    (tmp_path / "b.png").write_bytes(bytes(png))
+    for name in ("a.png", "c.png"):
+        Image.fromarray(stored).save(tmp_path / name)
+    sources = [tmp_path / n for n in ("a.png", "b.png", "c.png")]
+    result = apply(*sources, "-k", "box:3", "--out-dir", tmp_path / "out")
+    assert result.exit_code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"convtool: error: {tmp_path / 'b.png'}: broken or truncated PNG")
+    assert lines[-1] == f"convtool: error: 1 of 3 inputs failed ({tmp_path / 'b.png'})"
+    np.testing.assert_array_equal(pixels(tmp_path / "out" / "a.png"), box3(stored))
+
+
+def test_a_jpeg_compressed_tiff_is_filtered_like_its_decoded_pixels(tmp_path):
+    stored = np.repeat(np.repeat(rgb(3), 2, axis=0), 2, axis=1)
+    tifffile.imwrite(tmp_path / "scan.tif", stored, photometric="rgb", compression="jpeg")
+    with Image.open(tmp_path / "scan.tif") as im:
+        decoded = np.asarray(im.convert("RGB"))
+    ok(tmp_path / "scan.tif", "-k", "box:3", "--border", "nearest", "-o", tmp_path / "o.png")
+    np.testing.assert_array_equal(pixels(tmp_path / "o.png"), box3(decoded, "nearest"))
+
+
+def test_a_multipage_tiff_notes_that_only_the_first_page_is_filtered(tmp_path):
+    with tifffile.TiffWriter(tmp_path / "m.tif") as tif:
+        for seed in (4, 5):
+            tif.write(rgb(seed), photometric="rgb")
+    result = ok(tmp_path / "m.tif", "-k", "box:3", "-o", tmp_path / "o.png")
+    assert result.stderr == (
+        f"convtool: note: {tmp_path / 'm.tif'}: a TIFF with 2 pages; only the first page is "
+        "filtered\n"
+    )
+    np.testing.assert_array_equal(pixels(tmp_path / "o.png"), box3(rgb(4)))
+
+
+def test_a_16bit_colour_ppm_is_filtered_at_full_depth(tmp_path):
+    """Pillow reads 16-bit P6 as 8-bit; it used to be refused. ImageMagick writes 16-bit PPM."""
+    stored = np.random.default_rng(6).integers(0, 4096, (5, 7, 3))
+    (tmp_path / "c.ppm").write_bytes(b"P6\n7 5\n4095\n" + stored.astype(">u2").tobytes())
+    ok(tmp_path / "c.ppm", "-k", "identity", "-o", tmp_path / "c.png")
+    expected = np.rint(stored / 4095 * 65535).astype(np.uint16)
+    written = imagecodecs.png_decode((tmp_path / "c.png").read_bytes())
+    np.testing.assert_array_equal(written, expected)
+    raw = tmp_path / "f.tif"
+    ok(tmp_path / "c.ppm", "-k", "box:3", "--map", "none", "--depth", "32", "-o", raw)
+    reference = ndimage.correlate(stored / 4095, np.ones((3, 3, 1)) / 9, mode="reflect")
+    np.testing.assert_allclose(tifffile.imread(raw), reference, rtol=0, atol=1e-6)
+
+
+def test_pgm_output_is_grey_and_pbm_is_refused_before_any_work(tmp_path):
+    """A regression: -o x.pgm of a colour image wrote a P6 colour pixmap named .pgm."""
+    stored = rgb(7)
+    Image.fromarray(stored).save(tmp_path / "c.png")
+    result = apply(tmp_path / "c.png", "-k", "box:3", "-o", tmp_path / "c.pgm")
+    assert result.exit_code == 2 and not (tmp_path / "c.pgm").exists()
+    assert result.stderr == (
+        f"convtool: error: a .pgm file holds grey and {tmp_path / 'c.png'} is colour (RGB); add "
+        "--gray for its luminance, or write .ppm\n"
+    )
+    ok(tmp_path / "c.png", "-k", "box:3", "--gray", "-o", tmp_path / "g.pgm")
+    assert (tmp_path / "g.pgm").read_bytes().startswith(b"P5\n12 9\n255\n")
+    luma = stored @ np.array([0.299, 0.587, 0.114])
+    expected = np.clip(np.rint(ndimage.correlate(luma / 255, np.ones((3, 3)) / 9) * 255), 0, 255)
+    assert np.abs(pixels(tmp_path / "g.pgm") - expected).max() <= 1  # float32 luma rounding
+    result = apply(tmp_path / "c.png", "-k", "box:3", "--gray", "-o", tmp_path / "g.pbm")
+    assert result.exit_code == 2 and "does not write 1-bit PBM" in result.stderr
+    assert not (tmp_path / "g.pbm").exists()
+
+
+def test_a_format_pillow_cannot_write_names_the_output_and_leaves_nothing(tmp_path):
+    grey_alpha = np.dstack([rgb(8)[..., 0], rgb(9)[..., 0]])
+    Image.fromarray(grey_alpha, "LA").save(tmp_path / "la.png")
+    (tmp_path / "o.qoi").write_bytes(b"precious")
+    result = apply(tmp_path / "la.png", "-k", "box:3", "-o", tmp_path / "o.qoi")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"convtool: error: {tmp_path / 'o.qoi'}: Pillow cannot write grey + alpha as QOI"
+    )
+    assert result.stderr.endswith("write PNG or TIFF, which hold every layout\n")
+    assert (tmp_path / "o.qoi").read_bytes() == b"precious"
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["la.png", "o.qoi"]
