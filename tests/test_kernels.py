@@ -373,3 +373,10 @@ def test_a_numpy_bias_is_written_as_a_number_that_reads_back(tmp_path):
 def test_a_bias_that_is_not_a_real_number_is_refused(bias):
     with pytest.raises(convtool.KernelError, match="is not a real number"):
         Kernel(np.ones((1, 1)), bias=bias)
+
+
+def test_an_inline_json_object_carries_its_bias():
+    k = load_kernel('{"kernel": [[1, -1]], "bias": 0.5}')
+    np.testing.assert_array_equal(k.weights, [[1, -1]])
+    assert k.bias == 0.5
+    assert load_kernel("[[1, -1]]").bias == 0.0

@@ -412,7 +412,8 @@ def load_kernel(spec: str) -> Kernel:
     A spec is a built-in name with optional arguments (``laplacian``, ``box:5``, ``gaussian:2``,
     ``gaussian:sigma=2,size=9``), an inline matrix (JSON ``[[0,1],[2,3]]`` or rows separated by
     ``;`` with numbers separated by spaces or commas: ``0 1; 2 3``), or ``@path`` to a ``.txt`` /
-    ``.csv`` / ``.npy`` / ``.json`` kernel file. Only kernel files carry a bias.
+    ``.csv`` / ``.npy`` / ``.json`` kernel file. Kernel files (but ``.npy``) and inline JSON
+    objects ``{"kernel": [[...]], "bias": B}`` carry a bias.
     """
     if not isinstance(spec, str):
         raise KernelError(f"a kernel spec is a string; got {type(spec).__name__}")
