@@ -7,6 +7,7 @@ import os
 import struct
 import sys
 import zlib
+from pathlib import Path
 
 import imagecodecs
 import numpy as np
@@ -853,6 +854,25 @@ def test_write_atomic_replaces_and_keeps_permissions(tmp_path):
     write_atomic(target, b"new")
     assert target.read_bytes() == b"new" and (target.stat().st_mode & 0o777) == 0o640
     assert sorted(os.listdir(tmp_path)) == ["out.bin"]
+
+
+def test_write_atomic_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    """A regression: the rename replaced the link itself with a file (latest.png -> runs/42.png
+    became a plain latest.png, runs/42.png untouched); ImageMagick writes through links."""
+    (tmp_path / "runs").mkdir()
+    real = tmp_path / "runs" / "42.png"
+    real.write_bytes(b"old")
+    os.chmod(real, 0o640)
+    link = tmp_path / "latest.png"
+    link.symlink_to(Path("runs") / "42.png")
+    write_atomic(link, b"new")
+    assert link.is_symlink() and os.readlink(link) == str(Path("runs") / "42.png")
+    assert real.read_bytes() == b"new" and (real.stat().st_mode & 0o777) == 0o640
+    assert sorted(os.listdir(tmp_path / "runs")) == ["42.png"]
+    dangling = tmp_path / "new.png"
+    dangling.symlink_to("made.png")  # a link to a file not yet there: created
+    write_atomic(dangling, b"made")
+    assert dangling.is_symlink() and (tmp_path / "made.png").read_bytes() == b"made"
 
 
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, OSError])

@@ -1575,8 +1575,12 @@ def write_atomic(path: Path, payload: bytes) -> None:
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
     """A temporary file beside ``path``, renamed over it when the block ends without error.
 
-    What :func:`write_atomic` does, for writers that write in pieces (the streamed path).
+    What :func:`write_atomic` does, for writers that write in pieces (the streamed path). A
+    symbolic link is followed: the file it points to is replaced and the link stays, as
+    ImageMagick and Pillow, which write through it, leave it (``latest.png -> runs/42.png``).
     """
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     directory = path.parent
     if path.is_dir():
         raise ImageError(f"{path}: is a directory; give a file name for the output")
