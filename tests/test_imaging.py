@@ -758,6 +758,26 @@ def test_pgm_holds_grey_only_and_pbm_is_refused(tmp_path):
             refuse()
 
 
+def test_grey_with_alpha_as_gif_keeps_its_transparency_and_exact_greys(tmp_path):
+    """A regression: Pillow's GIF writer dropped the alpha of grey + alpha silently."""
+    alpha = np.where(STORED8 % 3 == 0, 0, 255).astype(np.float32)
+    alpha[1, 1] = 7  # partly transparent: GIF's transparency is on or off
+    picture = _image(STORED8[..., np.newaxis] / 255.0, alpha / 255)
+    assert write(picture, tmp_path / "g.gif") == []
+    back = read_picture(tmp_path / "g.gif", samples=True)
+    assert back.colors == "L" and back.alpha is not None
+    np.testing.assert_array_equal(back.alpha, np.where(alpha > 0, 255, 0))
+    opaque = alpha > 0
+    np.testing.assert_array_equal(back.data[..., 0][opaque], STORED8[opaque])  # not quantized
+    every = np.arange(256, dtype=np.uint8).reshape(16, 16)  # no grey left for transparency
+    holes = np.ones((16, 16), np.float32)
+    holes[0, :3] = 0
+    write(_image(every[..., np.newaxis] / 255.0, holes), tmp_path / "all.gif")
+    back = read_picture(tmp_path / "all.gif", samples=True)
+    assert back.alpha is not None
+    np.testing.assert_array_equal(back.alpha, holes * 255)
+
+
 def test_alpha_and_cmyk_where_the_format_cannot_hold_them():
     rgba = _image(np.zeros((2, 2, 3)), np.ones((2, 2)))
     plan = plan_output(rgba, "JPEG")

@@ -1333,6 +1333,30 @@ _LAYOUT_NAMES = {
 }
 
 
+def _grey_alpha_gif(stored: np.ndarray) -> tuple[Any, int]:
+    """Grey + alpha samples (H, W, 2) as a GIF's palette image and its transparent index.
+
+    Pillow's GIF writer drops the alpha of an ``LA`` image. GIF transparency is on or off: a
+    pixel of alpha 0 is transparent, any other opaque. The palette is the grey ramp, so the
+    greys are written exactly, with the first grey no opaque pixel uses as the transparent
+    index; when all 256 are used, Pillow quantizes the RGBA image instead.
+    """
+    from PIL import Image
+
+    grey, alpha = stored[..., 0], stored[..., 1]
+    used = np.zeros(256, dtype=bool)
+    used[grey[alpha > 0]] = True
+    free = np.flatnonzero(~used)
+    if not free.size:
+        rgba = Image.frombytes("LA", grey.shape[::-1], np.ascontiguousarray(stored).tobytes())
+        return rgba.convert("RGBA"), 0
+    transparent = int(free[0])
+    index = np.where(alpha > 0, grey, np.uint8(transparent)).astype(np.uint8)
+    im = Image.frombytes("P", grey.shape[::-1], np.ascontiguousarray(index).tobytes())
+    im.putpalette(np.repeat(np.arange(256, dtype=np.uint8), 3).tobytes())
+    return im, transparent
+
+
 def _encode_pillow(
     stored: np.ndarray, plan: OutputPlan, metadata: Metadata, quality: int, compress_level: int
 ) -> bytes:
@@ -1345,6 +1369,8 @@ def _encode_pillow(
     im = _pillow_image(stored, plan.colors)
     options: dict[str, Any] = {}
     fmt = plan.format
+    if fmt == "GIF" and im.mode == "LA":
+        im, options["transparency"] = _grey_alpha_gif(stored)
     if fmt in ("PNG", "JPEG", "WEBP", "TIFF") and metadata.icc_profile:
         options["icc_profile"] = metadata.icc_profile
     if fmt in ("PNG", "JPEG", "BMP", "TIFF") and metadata.dpi:
