@@ -123,6 +123,17 @@ def test_grey_16bit_png_is_value_over_65535(tmp_path):
     assert picture.depth == 16 and picture.integer_stored
 
 
+def test_16bit_grey_png_with_a_transparent_colour_key_has_alpha(tmp_path):
+    """A regression: the tRNS key of a 16-bit grey PNG was ignored (8-bit ones become alpha)."""
+    stored = (STORED8.astype(np.uint16) * 257 + 3).astype(np.uint16)
+    key = int(stored[1, 2])
+    path = save(tmp_path, "t16.png", Image.fromarray(stored), transparency=key)
+    picture = read_picture(path)
+    np.testing.assert_array_equal(picture.data[..., 0], stored.astype(np.float32) / 65535)
+    assert picture.alpha is not None
+    np.testing.assert_array_equal(picture.alpha, (stored != key).astype(np.float32))
+
+
 def test_16bit_pgm_opened_as_mode_i_is_scaled_by_65535(tmp_path):
     stored = np.array([[0, 1000], [40000, 65535]], dtype=">u2")
     path = tmp_path / "g.pgm"

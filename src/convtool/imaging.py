@@ -413,7 +413,11 @@ def _pillow_planes(
         return np.asarray(im), None, "CMYK", 8, mode
     if mode.startswith("I;16"):
         stored = np.asarray(im).astype(np.uint16)
-        return stored[..., np.newaxis], None, "L", 16, mode
+        key = im.info.get("transparency")  # a 16-bit grey PNG's tRNS colour key
+        alpha = None
+        if isinstance(key, int) and not isinstance(key, bool):
+            alpha = np.where(stored == key, 0, 65535).astype(np.uint16)
+        return stored[..., np.newaxis], alpha, "L", 16, mode
     if mode == "I":
         # Pillow opens 16-bit grey PNG/PGM (and some TIFF) as 32-bit "I": 16-bit values.
         stored = np.asarray(im).astype(np.float64)
