@@ -159,3 +159,33 @@ def test_a_format_pillow_cannot_write_names_the_output_and_leaves_nothing(tmp_pa
     assert result.stderr.endswith("write PNG or TIFF, which hold every layout\n")
     assert (tmp_path / "o.qoi").read_bytes() == b"precious"
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["la.png", "o.qoi"]
+
+
+def test_an_input_format_convtool_cannot_write_asks_for_another_before_any_work(tmp_path):
+    """Pillow reads PSD and XPM but cannot write them: the stdout default (the input's format)
+    and --out-dir (the input's name) used to give messages about options never given."""
+    (tmp_path / "x.xpm").write_text(
+        '/* XPM */\nstatic char *x[] = {\n"4 3 2 1",\n"a c #FF8000",\n"b c #0040FF",\n'
+        '"abab",\n"bbaa",\n"aabb"\n};\n'
+    )
+    result = apply(tmp_path / "x.xpm", "-k", "box:3", "-o", "-")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"convtool: error: {tmp_path / 'x.xpm'} is XPM, which convtool cannot write, and standard "
+        "output takes the input's format: choose one with --format (png, tiff, jpeg, webp, bmp, "
+        "gif, ppm, npy, txt or csv)\n"
+    )
+    result = apply(tmp_path / "x.xpm", "-k", "box:3", "--out-dir", tmp_path / "out")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"convtool: error: {tmp_path / 'out' / 'x.xpm'}: convtool cannot write .xpm files, and "
+        "this name comes from the input"
+    )
+    result = apply(tmp_path / "x.xpm", "-k", "box:3", "-o", tmp_path / "y.xpm")
+    assert result.exit_code == 2
+    assert "convtool reads XPM files but cannot write them" in result.stderr
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["x.xpm"]  # nor --out-dir made
+    with Image.open(tmp_path / "x.xpm") as im:
+        decoded = np.asarray(im.convert("RGB"))
+    ok(tmp_path / "x.xpm", "-k", "box:3", "--out-dir", tmp_path / "out", "-o", "{stem}.png")
+    np.testing.assert_array_equal(pixels(tmp_path / "out" / "x.png"), box3(decoded))

@@ -960,6 +960,14 @@ def format_for_path(path: str | Path) -> str:
         raise UsageError(f"{str(path)!r}: {_PBM_REFUSED}")
     fmt = _pillow_extensions().get(suffix) if suffix else None
     if fmt is None:
+        from PIL import Image
+
+        readable = Image.registered_extensions().get(suffix) if suffix else None
+        if readable is not None:
+            raise UsageError(
+                f"{str(path)!r}: convtool reads {readable} files but cannot write them; give "
+                "the output another extension such as .png, .tif, .jpg, .npy or .txt"
+            )
         raise UsageError(
             f"cannot tell the output format from {str(path)!r}: give it an extension such as "
             ".png, .tif, .jpg, .npy or .txt"

@@ -372,6 +372,8 @@ def _filter(job: Job, settings: _Settings, picture: Picture) -> tuple[Picture, O
 
     if job.target is None:
         fmt = settings.stdout_format or ("TXT" if picture.is_matrix else picture.format)
+        if settings.stdout_format is None:
+            _check_writable(fmt, job.source)
     else:
         fmt = format_for_path(job.target)
         if settings.stdout_format is not None and settings.stdout_format != fmt:
@@ -381,6 +383,20 @@ def _filter(job: Job, settings: _Settings, picture: Picture) -> tuple[Picture, O
             )
     plan = plan_output(picture, fmt, depth=settings.depth, map=settings.map)
     return filter_picture(picture, settings.recipe, plan), plan
+
+
+def _check_writable(fmt: str, source: str) -> None:
+    """Standard output takes the input's format: say so when convtool cannot write that one."""
+    from convtool.imaging import format_by_name
+
+    try:
+        format_by_name(fmt)
+    except UsageError:
+        raise UsageError(
+            f"{'standard input' if source == '-' else source} is {fmt}, which convtool cannot "
+            "write, and standard output takes the input's format: choose one with --format "
+            "(png, tiff, jpeg, webp, bmp, gif, ppm, npy, txt or csv)"
+        ) from None
 
 
 def _encode(job: Job, picture: Picture, plan: OutputPlan, settings: _Settings) -> bytes:
@@ -750,7 +766,17 @@ def _check_targets(jobs: list[Job], *, plain_output: bool) -> None:
                 f"{job.target}: is a directory; give a file name for the output (or "
                 f"--out-dir {job.target} to write into it under the input's name)"
             )
-        format_for_path(job.target)  # an unknown extension is refused before any work
+        try:
+            format_for_path(job.target)  # an unknown extension is refused before any work
+        except UsageError:
+            suffix = job.target.suffix
+            if plain_output or not suffix or suffix.lower() != Path(job.source).suffix.lower():
+                raise
+            raise UsageError(
+                f"{job.target}: convtool cannot write {suffix} files, and this name comes from "
+                f"the input {job.source!r}; give the results another extension with an -o "
+                "template, e.g. -o '{stem}.png' (or .tif)"
+            ) from None
         if plain_output and not job.target.parent.is_dir():
             raise ImageError(
                 f"{job.target}: directory {str(job.target.parent)!r} does not exist; create "
