@@ -386,12 +386,23 @@ def test_matrices_are_raw_float64(tmp_path):
         ("1 x\n", "not a matrix of numbers"),
         ("# nothing\n", "no numbers"),
         ("1 nan\n", "NaN or infinity"),
+        # a ';'-separated CSV (Excel in locales with a decimal comma) used to be read as a
+        # single column, 4x1 here, silently
+        ("1;2\n3;4\n", "line 1 holds ';' but each line of a matrix file is one row"),
+        ("1 2\n3;4\n", "line 2 holds ';'"),
     ],
 )
 def test_bad_text_matrices(tmp_path, text, message):
     (tmp_path / "m.txt").write_text(text)
     with pytest.raises(ImageError, match=message):
         read_picture(tmp_path / "m.txt")
+
+
+def test_semicolons_separate_rows_on_one_line_and_never_in_a_comment(tmp_path):
+    (tmp_path / "one.txt").write_text("0 1; 2 3\n")
+    np.testing.assert_array_equal(read_picture(tmp_path / "one.txt").data, [[0, 1], [2, 3]])
+    (tmp_path / "c.txt").write_text("# rows; columns\n0 1\n2 3 # a; b\n")  # was a 'columns' row
+    np.testing.assert_array_equal(read_picture(tmp_path / "c.txt").data, [[0, 1], [2, 3]])
 
 
 def test_npy_is_read_without_pickle(tmp_path):

@@ -807,12 +807,30 @@ def _load_npy(fp: IO[bytes], name: str, limit: int) -> np.ndarray:
 
 def parse_matrix(text: str, name: str, max_pixels: int | None = None) -> np.ndarray:
     """Rows of numbers (spaces or commas between entries, ``;`` or new lines between rows,
-    ``#`` comments) as a float64 (H, W) array; ImageError for ragged rows and non-numbers."""
+    ``#`` comments) as a float64 (H, W) array; ImageError for ragged rows and non-numbers.
+
+    ``;`` separates rows on one line only (``0 1; 2 3``): on several lines it is a
+    ``;``-separated CSV (where ``,`` may be the decimal mark), refused rather than read as one
+    column.
+    """
+    numbered = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0]  # comments first: a ';' in one separates no rows
+        if line.strip():
+            numbered.append((number, line))
+    semicolon = next((n for n, line in numbered if ";" in line), None)
+    if len(numbered) > 1 and semicolon is not None:
+        raise ImageError(
+            f"{name}: line {semicolon} holds ';' but each line of a matrix file is one row; "
+            "separate the numbers of a row by spaces or commas (a ';'-separated CSV: save it "
+            "with ',' between numbers and '.' as the decimal mark)"
+        )
     lines = []
-    for line in text.replace(";", "\n").splitlines():
-        line = line.split("#", 1)[0].replace(",", " ").strip()
-        if line:
-            lines.append(line)
+    for _, line in numbered:
+        for row in line.split(";"):
+            row = row.replace(",", " ").strip()
+            if row:
+                lines.append(row)
     if not lines:
         raise ImageError(f"{name}: no numbers found; a text matrix is rows such as '0 1 2'")
     widths = [len(line.split()) for line in lines]
