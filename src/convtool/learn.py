@@ -20,7 +20,9 @@ channel) say only "at most 0" or "at least the maximum", so they are left out of
 
 Methods. ``lstsq`` solves the normal equations (XᵀX) k = Xᵀy exactly. They are accumulated in
 one parallel pass over the pixels (``_jit.learn_normal_equations``) without ever building the
-(pixels × kh·kw) patch matrix, so memory is O((kh·kw)²) whatever the image size; the small
+(pixels × kh·kw) patch matrix, so memory is O((kh·kw)²) whatever the image size (data far
+from 0 against their range are centred first, band by band, and the system is solved in
+coordinates where their mean multiplies one unknown, ΣK); the small
 symmetric system is then scaled to a unit diagonal and solved through its eigendecomposition
 with a rank tolerance, which gives the minimum-norm solution when the data do not determine the
 kernel (and a warning saying why). ``gd`` is the textbook's gradient descent on the same summed
@@ -258,21 +260,21 @@ def learn_kernel(
     n = kh * kw
     unknowns = n + int(bias)
     warnings = _unit_warnings(xs, ys, clip_limits, names)
-    gram: np.ndarray | None = None
+    normal: _Normal | None = None
     rank: int | None = None
     history: list[float] = []
     if method == "lstsq" or lr is None:
-        gram, _counts = _normal_equations(pairs, kh, kw)
+        normal, _counts = _normal_equations(pairs, kh, kw)
     if method == "lstsq":
-        assert gram is not None
-        z, rank = _solve(gram, n, bias)
+        assert normal is not None
+        z, rank = _solve(normal, n, bias)
         weights = z[:n].reshape(kh, kw)
         b = float(z[n]) if bias else 0.0
     else:
         epochs = DEFAULT_EPOCHS if epochs is None else epochs
-        if gram is not None:
-            lr = _default_lr(gram, n, bias)
-            rank = _rank(gram, n, bias)
+        if normal is not None:
+            lr = _default_lr(normal.gram, n, bias)
+            rank = _rank(normal, n, bias)
         assert lr is not None
         weights, b = _descend(pairs, kh, kw, bias, lr, int(epochs), seed, progress, history)
     figures = _figures(pairs, weights, b)
@@ -287,9 +289,9 @@ def learn_kernel(
         )
     if rank is not None and rank < unknowns:
         warnings.append(_rank_warning(rank, unknowns, used, pairs, kh, kw, bias, method))
-    if method == "gd" and gram is not None and figures["rmse"] is not None:
+    if method == "gd" and normal is not None and figures["rmse"] is not None:
         assert epochs is not None
-        warnings += _convergence_warning(pairs, gram, kh, kw, bias, figures["rmse"], int(epochs))
+        warnings += _convergence_warning(pairs, normal, kh, kw, bias, figures["rmse"], int(epochs))
     if convolve:
         weights = weights[::-1, ::-1]
     label = f"learned {kh}x{kw} ({method}{', convolution' if convolve else ''})"
@@ -544,19 +546,93 @@ def _nchunks(rows: int, unknowns: int) -> int:
 # --- the passes over the pixels -----------------------------------------------------------
 
 
-def _normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (n + 2)² augmented normal matrix summed over the pairs, and (kept, left out)."""
+CENTRE_RATIO = 100.0
+"""The normal equations are summed from centred data when an input's mean is more than this
+many times its range (max − min) away from 0."""
+
+BAND_VALUES = 1 << 18
+"""Values per band (2 MiB in float64) of the centred copies the normal equations are summed from."""
+
+
+@dataclass(frozen=True)
+class _Normal:
+    """The normal equations of the pairs, summed from centred data.
+
+    ``parts`` holds, for each pair, the (n + 2)² augmented matrix Σ v vᵀ of v = (x − c_p, 1,
+    y − d_p) over its kept samples (x the n window values, y the target) and its centres c_p,
+    d_p (the pair's means, or 0 and 0 when no input is far from 0; see :data:`CENTRE_RATIO`).
+    Centred, the entries carry the variation of the data rather than n·N·c², beside which a
+    variation of 10⁻⁶ of the values was lost (float matrices around 10⁵ lost their kernel).
+    ``c`` and ``d`` are the centres averaged over the samples; ``gram`` is Σ v vᵀ of v = (x, 1,
+    y), computed from the parts exactly by the change of coordinates (for the Hessian of
+    gradient descent and the target's scale).
+    """
+
+    parts: tuple[tuple[np.ndarray, float, float], ...]
+    c: float
+    d: float
+    gram: np.ndarray
+
+
+def _shift_matrix(m: int, c: float, d: float) -> np.ndarray:
+    """P such that v·P adds c to the window values and d to the target of v = (x, 1, y): the
+    identity, with c and d in the row of the constant 1. Then Σ (vP)ᵀ(vP) = Pᵀ (Σ vᵀv) P."""
+    p = np.eye(m)
+    p[m - 2, : m - 2] = c
+    p[m - 2, m - 1] = d
+    return p
+
+
+def _normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Normal, np.ndarray]:
+    """The pairs' normal equations (see :class:`_Normal`) and the counts (kept, left out).
+
+    When an input is far from 0 (:data:`CENTRE_RATIO`), each pair is centred on its own means
+    (c_p, d_p) band by band (float64 copies of at most :data:`BAND_VALUES` values) for the
+    jitted pass; otherwise the pass reads the pairs' own arrays, whole.
+    """
     from convtool import _jit
 
     n = kh * kw
-    gram = np.zeros((n + 2, n + 2))
+    m = n + 2
     counts = np.zeros(2, dtype=np.int64)
-    for p in pairs:
-        chunks = _nchunks(p.src.shape[0] - kh + 1, n)
-        _jit.learn_normal_equations(
-            p.src, p.channels, p.target, p.oy, p.ox, kh, kw, p.lo, p.hi, chunks, gram, counts
-        )
-    return gram, counts
+    parts = []
+    means = [float(np.mean(p.src, dtype=np.float64)) for p in pairs]
+    # centred only where it matters: a value far from 0 against its spread; otherwise the sums
+    # are those of the raw data (exact answers such as the textbook's [1, −1] stay exact)
+    centre = any(
+        abs(c_p) > CENTRE_RATIO * float(np.ptp(p.src)) for c_p, p in zip(means, pairs, strict=True)
+    )
+    for p, c_p in zip(pairs, means, strict=True):
+        d_p = p.shift
+        if not centre:
+            c_p = d_p = 0.0
+        part = np.zeros((m, m))
+        kept = int(counts[0])
+        rows = p.src.shape[0] - kh + 1
+        band = max(1, BAND_VALUES // p.src.shape[1]) if centre else rows
+        for r0 in range(0, rows, band):
+            r1 = min(rows, r0 + band)
+            src = p.src[r0 : r1 + kh - 1]
+            target = p.target[r0 + p.oy : r1 + p.oy]
+            if centre:  # float64 copies of the band (the data's own rows otherwise)
+                src = src.astype(np.float64)
+                src -= c_p
+                target = target.astype(np.float64)
+                target -= d_p
+            chunks = _nchunks(r1 - r0, n)
+            _jit.learn_normal_equations(
+                src, p.channels, target, 0, p.ox, kh, kw, p.lo - d_p, p.hi - d_p, chunks,
+                part, counts,
+            )  # fmt: skip
+        parts.append((part, c_p, d_p, int(counts[0]) - kept))
+    total = sum(k for *_, k in parts)
+    c = sum(c_p * k for _, c_p, _, k in parts) / total if total else 0.0
+    d = sum(d_p * k for _, _, d_p, k in parts) / total if total else 0.0
+    gram = np.zeros((m, m))
+    for part, c_p, d_p, _ in parts:
+        shift = _shift_matrix(m, c_p, d_p)
+        gram += shift.T @ part @ shift
+    return _Normal(tuple((g, c_p, d_p) for g, c_p, d_p, _ in parts), c, d, gram), counts
 
 
 def _residuals(pairs: list[_Pair], weights: np.ndarray, b: float, gradient: bool) -> np.ndarray:
@@ -630,25 +706,67 @@ def _scaled_eigen(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return lam, v, d, keep
 
 
-def _rank(gram: np.ndarray, n: int, bias: bool) -> int:
-    a, _ = _system(gram, n, bias)
+def _reparametrised(normal: _Normal, n: int, bias: bool) -> tuple[np.ndarray, ...]:
+    """The least-squares problem in coordinates θ where it is well conditioned.
+
+    For a pair centred on (c_p, d_p), with x'' = x − c_p and y'' = y − d_p, the residual
+    x·K + b − y is x''·K + c_p·ΣK + b − d_p − y'' = v''·(L_p θ + a_p) for v'' = (x'', 1, y'').
+    Centred data take θ = (K_0 … K_{n−2}, u = ΣK) with K = Tθ, so that the large c_p multiplies
+    one unknown only, and with a bias also β = b + c·u − d (c, d the common centres), so that
+    the bias row carries only c_p − c. Uncentred data (c_p = 0) take θ = K (and b). Returns the
+    system A θ = r summed over the pairs and the map back z = Sθ + z0 (z = K, or (K, b)).
+    """
+    m = n + 2
+    k = n + int(bias)
+    tmat = np.eye(n)
+    if any(c_p or d_p for _, c_p, d_p in normal.parts):
+        tmat[n - 1, : n - 1] = -1.0  # K_{n−1} = u − Σ_{p<n−1} K_p
+    smat = np.eye(k)
+    smat[:n, :n] = tmat
+    z0 = np.zeros(k)
+    if bias:
+        smat[n, n - 1] = -normal.c  # b = β − c·u + d
+        z0[n] = normal.d
+    a = np.zeros((k, k))
+    r = np.zeros(k)
+    for g, c_p, d_p in normal.parts:
+        lmat = np.zeros((m, k))
+        lmat[:n, :n] = tmat
+        a0 = np.zeros(m)
+        a0[n + 1] = -1.0
+        if bias:
+            lmat[n, n - 1] = c_p - normal.c
+            lmat[n, n] = 1.0
+            a0[n] = -(d_p - normal.d)
+        else:
+            lmat[n, n - 1] = c_p
+            a0[n] = -d_p
+        a += lmat.T @ g @ lmat
+        r -= lmat.T @ (g @ a0)
+    return a, r, smat, z0
+
+
+def _rank(normal: _Normal, n: int, bias: bool) -> int:
+    a, *_ = _reparametrised(normal, n, bias)
     return int(_scaled_eigen(a)[3].sum())
 
 
-def _solve(gram: np.ndarray, n: int, bias: bool) -> tuple[np.ndarray, int]:
+def _solve(normal: _Normal, n: int, bias: bool) -> tuple[np.ndarray, int]:
     """The minimum-norm least-squares solution of the normal equations, and their rank.
 
-    The system is scaled to a unit diagonal (so the tolerance does not depend on the units of
-    each unknown) and solved through its eigendecomposition, dropping eigenvalues below
-    ``RANK_RTOL`` × the largest. When some are dropped the solution set is z + null(A); its
-    element of least norm (in the original units) is z projected off the null space.
+    The system, in the coordinates of :func:`_reparametrised`, is scaled to a unit diagonal (so
+    the tolerance does not depend on the units of each unknown) and solved through its
+    eigendecomposition, dropping eigenvalues below ``RANK_RTOL`` × the largest. When some are
+    dropped the solution set is z + null; its element of least norm (in the original units:
+    weights and bias) is z projected off the null space.
     """
-    a, c = _system(gram, n, bias)
+    a, r, smat, z0 = _reparametrised(normal, n, bias)
     lam, v, d, keep = _scaled_eigen(a)
     vk = v[:, keep]
-    z = (vk @ ((vk.T @ (c / d)) / lam[keep])) / d
+    theta = (vk @ ((vk.T @ (r / d)) / lam[keep])) / d
+    z = smat @ theta + z0
     if not keep.all():
-        null = v[:, ~keep] / d[:, np.newaxis]
+        null = smat @ (v[:, ~keep] / d[:, np.newaxis])
         q, _ = np.linalg.qr(null)
         z = z - q @ (q.T @ z)
     return z, int(keep.sum())
@@ -706,11 +824,12 @@ GD_FLOOR = 1e-4
 
 
 def _convergence_warning(
-    pairs: list[_Pair], gram: np.ndarray, kh: int, kw: int, bias: bool, rmse: float, epochs: int
+    pairs: list[_Pair], normal: _Normal, kh: int, kw: int, bias: bool, rmse: float, epochs: int
 ) -> list[str]:
     """A warning when gradient descent ended well above the least-squares minimum."""
     n = kh * kw
-    z, _ = _solve(gram, n, bias)
+    gram = normal.gram
+    z, _ = _solve(normal, n, bias)
     best = _figures(pairs, z[:n].reshape(kh, kw), float(z[n]) if bias else 0.0)["rmse"]
     # an RMSE under GD_FLOOR × the target's RMS counts as converged, whatever the minimum
     floor = GD_FLOOR * math.sqrt(max(float(gram[n + 1, n + 1]), 0.0) / max(float(gram[n, n]), 1.0))
