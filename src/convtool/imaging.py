@@ -584,9 +584,7 @@ def _read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
             _check_pixels(int(page.imagewidth), int(page.imagelength), name, limit)
             stored = page.asarray()
             axes = str(page.axes)
-            photometric = int(page.photometric)
-            if photometric == _YCBCR and int(page.compression) == _JPEG:
-                photometric = _RGB  # the JPEG decoder gives RGB (JPEG-in-TIFF, as scanners write)
+            photometric = tiff_photometric(page)
             extrasamples = tuple(int(e) for e in page.extrasamples)
             colormap = page.colormap
             tags = {tag.code: tag.value for tag in page.tags.values()}
@@ -628,6 +626,17 @@ def _read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
 
 _RGB, _YCBCR, _JPEG = 2, 6, 7
 """TIFF's photometric interpretations RGB and YCbCr, and its JPEG compression."""
+
+
+def tiff_photometric(page: Any) -> int:
+    """A tifffile page's photometric interpretation as its decoded samples have it, for
+    :func:`tiff_planes`: JPEG-compressed YCbCr (JPEG-in-TIFF, as scanners and slide scanners
+    write it) is RGB once the JPEG decoder has run."""
+    photometric = int(page.photometric)
+    if photometric == _YCBCR and int(page.compression) == _JPEG:
+        return _RGB
+    return photometric
+
 
 _PHOTOMETRIC_NAMES = {
     0: "min-is-white",
