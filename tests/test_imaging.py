@@ -800,6 +800,27 @@ def test_grey_with_alpha_as_gif_keeps_its_transparency_and_exact_greys(tmp_path)
     np.testing.assert_array_equal(back.alpha, holes * 255)
 
 
+def test_ico_holds_the_picture_at_its_own_size_and_icns_is_refused(tmp_path):
+    """A regression: Pillow's default ICO sizes hold shrunken copies only (40x30 read back as
+    24x18), and ICNS resizes to squares: the filtered picture was silently resized."""
+    stored = np.random.default_rng(40).integers(0, 256, (30, 40, 3)).astype(np.uint8)
+    alpha = np.random.default_rng(41).integers(0, 256, (30, 40)).astype(np.uint8)
+    picture = _image(stored / 255.0, alpha / 255.0)
+    write(picture, tmp_path / "i.ico")
+    back = read_picture(tmp_path / "i.ico", samples=True)
+    np.testing.assert_array_equal(back.data, stored)
+    np.testing.assert_array_equal(back.alpha, alpha)
+    big = _image(np.zeros((200, 257, 3)))
+    with pytest.raises(
+        ImageError, match=r"ICO holds icons of at most 256x256 pixels and the result is 257x200"
+    ):
+        write(big, tmp_path / "big.ico")
+    assert not (tmp_path / "big.ico").exists()
+    for refuse in (lambda: format_for_path("x.icns"), lambda: format_by_name("icns")):
+        with pytest.raises(UsageError, match="does not write ICNS"):
+            refuse()
+
+
 def test_alpha_and_cmyk_where_the_format_cannot_hold_them():
     rgba = _image(np.zeros((2, 2, 3)), np.ones((2, 2)))
     plan = plan_output(rgba, "JPEG")

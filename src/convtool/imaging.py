@@ -950,6 +950,10 @@ _PGM = "PGM"
 """Grey-only Netpbm (``.pgm``, ``--format pgm``): written by Pillow's PPM writer, which picks
 P5 or P6 by the colours, so a colour picture is refused rather than written as P6 in a .pgm
 (``.ppm`` and ``.pnm`` take any colours)."""
+_ICNS_REFUSED = (
+    "convtool does not write ICNS (Pillow resizes the picture to the square icon sizes); write "
+    ".png, or .ico for an icon of the result's own size"
+)
 _PBM_REFUSED = (
     "convtool does not write 1-bit PBM (.pbm holds black and white only); write .pgm for grey, "
     "or .png"
@@ -985,6 +989,8 @@ def format_for_path(path: str | Path) -> str:
         return _PGM
     if suffix == ".pbm":
         raise UsageError(f"{str(path)!r}: {_PBM_REFUSED}")
+    if suffix == ".icns":
+        raise UsageError(f"{str(path)!r}: {_ICNS_REFUSED}")
     fmt = _pillow_extensions().get(suffix) if suffix else None
     if fmt is None:
         from PIL import Image
@@ -1010,6 +1016,8 @@ def format_by_name(name: str) -> str:
         return upper
     if upper == "PBM":
         raise UsageError(f"--format {name}: {_PBM_REFUSED}")
+    if upper == "ICNS":
+        raise UsageError(f"--format {name}: {_ICNS_REFUSED}")
     fmt = _pillow_extensions().get("." + upper.lower())
     if fmt is None and upper in set(_pillow_extensions().values()):
         fmt = upper
@@ -1372,6 +1380,10 @@ _LAYOUT_NAMES = {
 }
 
 
+ICO_MAX_SIDE = 256
+"""The largest side of an icon in an ICO file."""
+
+
 def _grey_alpha_gif(stored: np.ndarray) -> tuple[Any, int]:
     """Grey + alpha samples (H, W, 2) as a GIF's palette image and its transparent index.
 
@@ -1419,6 +1431,15 @@ def _encode_pillow(
     if fmt == "PNG":
         options["compress_level"] = compress_level
         options["compress_type"] = _png_strategy(im, compress_level)
+    if fmt == "ICO":
+        # Pillow's default writes shrunken copies only (a 40x30 picture read back as 24x18):
+        # the picture itself, at its size; above 256 ICO cannot hold it without resizing
+        if max(im.size) > ICO_MAX_SIDE:
+            raise ImageError(
+                f"ICO holds icons of at most {ICO_MAX_SIDE}x{ICO_MAX_SIDE} pixels and the result "
+                f"is {im.width}x{im.height} (Pillow would shrink it); write PNG"
+            )
+        options["sizes"] = [im.size]
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = quality
     if fmt == "JPEG" and quality >= 90:
