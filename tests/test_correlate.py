@@ -340,3 +340,57 @@ def test_output_refused_when_it_is_the_image(method):
     with pytest.raises(convtool.UsageError, match="shares memory"):
         convtool.convolve(padded, np.ones((3, 1)), border="valid", output=padded[2:])
     np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", ">u2", "<f4"])
+def test_byte_order_changes_nothing(dtype):
+    """Big-endian data gives the dtype and values of the same data in native order."""
+    native = (random_image((9, 11, 3), np.float64, seed=3) * 1000).astype(
+        np.dtype(dtype).newbyteorder("=")
+    )
+    k = distinct_kernel(3, 4)
+    expected = convtool.correlate(native, k, border="mirror")
+    got = convtool.correlate(native.astype(dtype), k, border="mirror")
+    assert got.dtype == expected.dtype == (np.float64 if dtype[1:] == "f8" else np.float32)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("method", ["direct", "separable", "fft"])
+def test_read_only_images_do_not_compile_the_core_again(method):
+    """``np.asarray`` of a Pillow image is read-only; numba would type it apart (a second
+    compilation of the core, seconds on a cold cache). Same values, no read-only signature."""
+    from convtool import _jit
+
+    x = random_image((12, 10, 3), np.float32, seed=4)
+    k = (
+        np.outer([1.0, 2.0, 3.0], [1.0, 5.0, 4.0])
+        if method == "separable"
+        else distinct_kernel(3, 3)
+    )
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    got = convtool.correlate(frozen, k, method=method, threads=1)
+    np.testing.assert_array_equal(got, convtool.correlate(x, k, method=method, threads=1))
+    assert not frozen.flags.writeable
+    np.testing.assert_array_equal(frozen, x)
+    for core in (_jit.correlate_direct, _jit.correlate_separable, _jit.correlate_fft):
+        for signature in core.signatures:
+            assert not any(getattr(t, "readonly", False) for t in signature), signature
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"border": "constant", "cval": "a"}, "cval must be a number; got str 'a'"),
+        ({"threads": 1.5}, "threads must be a whole number"),
+        ({"threads": True}, "threads must be a whole number"),
+    ],
+)
+def test_bad_scalars_are_usage_errors(options, message):
+    with pytest.raises(convtool.UsageError, match=message):
+        convtool.correlate(np.ones((5, 5)), "box", **options)
+
+
+def test_complex_images_are_refused_with_what_to_do():
+    with pytest.raises(convtool.ImageError, match=r"complex64; expected real numbers.*\.real"):
+        convtool.correlate(np.ones((5, 5), np.complex64), "box")

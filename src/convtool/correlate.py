@@ -18,6 +18,7 @@ never on what the process did before, so the same call always gives the same byt
 
 from __future__ import annotations
 
+import ctypes
 from types import ModuleType
 from typing import Literal, NamedTuple
 
@@ -200,6 +201,8 @@ def as_image_array(image: object) -> np.ndarray:
     if x.shape[0] == 0 or x.shape[1] == 0 or (x.ndim == 3 and x.shape[2] == 0):
         raise ImageError(f"image is empty (shape {x.shape}); it needs at least one pixel")
     kind = x.dtype.kind
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))  # big-endian data: the same type, native order
     if x.dtype in (np.uint8, np.uint16, np.float32, np.float64):
         pass
     elif kind == "b":
@@ -209,8 +212,23 @@ def as_image_array(image: object) -> np.ndarray:
     elif kind == "f":
         x = x.astype(np.float32 if x.dtype.itemsize < 4 else np.float64)
     else:
-        raise ImageError(f"image has dtype {x.dtype}; expected numbers (uint8, uint16, float)")
-    return np.ascontiguousarray(x)
+        raise ImageError(
+            f"image has dtype {x.dtype}; expected real numbers (uint8, uint16, float): for "
+            "complex data filter the .real and .imag parts apart"
+        )
+    return _writeable(np.ascontiguousarray(x))
+
+
+def _writeable(x: np.ndarray) -> np.ndarray:
+    """``x``, or when it is read-only (``np.asarray`` of a Pillow image, a read-only memory
+    map) a writeable alias of the same memory, which convtool never writes to: numba compiles
+    its core again for read-only arrays (seconds on a cold cache), and a copy would cost a pass
+    over the image."""
+    if x.flags.writeable or x.size == 0:
+        return x
+    memory = (ctypes.c_char * x.nbytes).from_address(x.ctypes.data)
+    memory.owner = x  # type: ignore[attr-defined]  # the alias keeps x alive through it
+    return np.frombuffer(memoryview(memory), dtype=x.dtype).reshape(x.shape)
 
 
 def output_shape(shape: tuple[int, ...], kshape: tuple[int, int], border: str) -> tuple[int, ...]:
@@ -318,7 +336,10 @@ def _prepare(
             f"kernel {kh}x{kw} is larger than the {h}x{w} image; border 'valid' needs a kernel "
             "no larger than the image: use a smaller kernel or a padding border such as 'reflect'"
         )
-    cval = float(cval)
+    try:
+        cval = float(cval)
+    except (TypeError, ValueError):
+        raise UsageError(f"cval must be a number; got {type(cval).__name__} {cval!r}") from None
     if not np.isfinite(cval):
         raise UsageError(f"cval {cval!r} must be a finite number")
     return x, cval
@@ -488,6 +509,12 @@ def _thread_count(threads: int | None) -> int:
     most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     if threads is None:
         return most
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise UsageError(
+            f"threads must be a whole number between 1 and {most}; got "
+            f"{type(threads).__name__} {threads!r}"
+        )
+    threads = int(threads)
     if not 1 <= threads <= most:
         raise UsageError(
             f"threads must be between 1 and {most} (the cores numba may use); got {threads}"
