@@ -158,7 +158,7 @@ def test_strategy_follows_the_sample() -> None:
 
 def test_encode_uses_it_for_large_pictures_with_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
     """Through ``imaging.encode``: ICC profile, DPI and EXIF are kept, the pixels exact."""
-    monkeypatch.setattr(pngwrite, "PARALLEL_PIXELS", 100)
+    monkeypatch.setattr(pngwrite, "PARALLEL_SAMPLES", 100)
     calls = []
     original = pngwrite.encode_png8
     monkeypatch.setattr(

@@ -1408,13 +1408,37 @@ def _grey_alpha_gif(stored: np.ndarray) -> tuple[Any, int]:
     return im, transparent
 
 
+def _colour_alpha_gif(stored: np.ndarray) -> tuple[Any, int]:
+    """RGB + alpha samples (H, W, 4) with transparent pixels as a GIF's palette image and its
+    transparent index.
+
+    Pillow quantizes RGBA with alpha among the colours, and transparency survives only when a
+    palette entry comes out fully transparent: a few transparent pixels among opaque ones
+    were merged away (written opaque, silently). Here the colours are quantized to 255 and
+    index 255 is the transparent one, for every pixel of alpha 0 (GIF transparency is on or
+    off: any other alpha is opaque).
+    """
+    from PIL import Image
+
+    height, width = stored.shape[:2]
+    rgb = Image.frombytes("RGB", (width, height), np.ascontiguousarray(stored[..., :3]).tobytes())
+    quantized = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=255)
+    index = np.asarray(quantized).copy()
+    index[stored[..., 3] == 0] = 255
+    palette = (quantized.getpalette() or [])[: 255 * 3]
+    palette += [0] * (256 * 3 - len(palette))
+    im = Image.frombytes("P", (width, height), index.tobytes())
+    im.putpalette(palette)
+    return im, 255
+
+
 def _encode_pillow(
     stored: np.ndarray, plan: OutputPlan, metadata: Metadata, quality: int, compress_level: int
 ) -> bytes:
     if (
         plan.format == "PNG"
         and stored.dtype == np.uint8
-        and stored.shape[0] * stored.shape[1] >= pngwrite.PARALLEL_PIXELS
+        and stored.size >= pngwrite.PARALLEL_SAMPLES
     ):
         return pngwrite.encode_png8(stored, compress_level, _png_metadata_chunks(metadata))
     im = _pillow_image(stored, plan.colors)
@@ -1422,6 +1446,8 @@ def _encode_pillow(
     fmt = plan.format
     if fmt == "GIF" and im.mode == "LA":
         im, options["transparency"] = _grey_alpha_gif(stored)
+    elif fmt == "GIF" and im.mode == "RGBA" and bool((stored[..., 3] == 0).any()):
+        im, options["transparency"] = _colour_alpha_gif(stored)
     if fmt in ("PNG", "JPEG", "WEBP", "TIFF") and metadata.icc_profile:
         options["icc_profile"] = metadata.icc_profile
     if fmt in ("PNG", "JPEG", "BMP", "TIFF") and metadata.dpi:

@@ -16,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-PARALLEL_PIXELS = 1 << 21
-"""Pictures of at least this many pixels are written here; smaller ones by Pillow (where
-loading numba's filter, ~0.3 s when nothing loaded it yet, would cost more than it saves)."""
+PARALLEL_SAMPLES = 1 << 23
+"""Pictures of at least this many samples (8-bit values: 4K grey, 2.8 MP RGB) are written
+here, smaller ones by Pillow: loading numba for the row filter, ~0.35 s when the filtering did
+not load it already, costs about what writing 8 MB on two cores saves."""
 
 PIECE_BYTES = 1 << 21
 """Filtered bytes per piece (whole rows, at least one): a fixed size, so that the file depends
