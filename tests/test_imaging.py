@@ -800,6 +800,29 @@ def test_grey_with_alpha_as_gif_keeps_its_transparency_and_exact_greys(tmp_path)
     np.testing.assert_array_equal(back.alpha, holes * 255)
 
 
+def test_colour_with_a_few_transparent_pixels_as_gif_keeps_them_transparent(tmp_path):
+    """A regression: Pillow quantizes RGBA with alpha among the colours and keeps transparency
+    only if a palette entry comes out fully transparent; a few transparent pixels among many
+    opaque colours were written opaque."""
+    rng = np.random.default_rng(42)
+    stored = rng.integers(0, 256, (30, 40, 3)).astype(np.uint8)
+    alpha = rng.integers(1, 256, (30, 40)).astype(np.uint8)
+    alpha.flat[[5, 77, 300, 1111]] = 0
+    picture = _image(stored / 255.0, alpha / 255.0)
+    assert write(picture, tmp_path / "c.gif") == [
+        "GIF holds 256 colours: the colours are quantized"
+    ]
+    back = read_picture(tmp_path / "c.gif", samples=True)
+    assert back.alpha is not None
+    np.testing.assert_array_equal(back.alpha, np.where(alpha > 0, 255, 0))
+    few = np.zeros((30, 40, 3), np.uint8)  # few colours: written exactly
+    few[:, 20:] = [200, 10, 30]
+    write(_image(few / 255.0, alpha / 255.0), tmp_path / "few.gif")
+    back = read_picture(tmp_path / "few.gif", samples=True)
+    opaque = alpha > 0
+    np.testing.assert_array_equal(back.data[opaque], few[opaque])
+
+
 def test_ico_holds_the_picture_at_its_own_size_and_icns_is_refused(tmp_path):
     """A regression: Pillow's default ICO sizes hold shrunken copies only (40x30 read back as
     24x18), and ICNS resizes to squares: the filtered picture was silently resized."""
