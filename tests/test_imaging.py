@@ -699,6 +699,20 @@ def test_jpeg_at_quality_90_and_above_is_444(tmp_path):
             assert JpegImagePlugin.get_sampling(im) == sampling, quality
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "AVIF"])
+def test_quality_is_passed_to_every_lossy_writer(fmt):
+    """A regression: AVIF ignored --quality (Pillow's own default every time)."""
+    from PIL import features
+
+    if fmt == "AVIF" and not features.check("avif"):
+        pytest.skip("Pillow built without AVIF")
+    noise = np.random.default_rng(5).random((48, 64, 3)).astype(np.float32)
+    picture = _image(noise)
+    plan = plan_output(picture, fmt)
+    sizes = [len(encode(picture, plan, quality=q)) for q in (20, 95)]
+    assert sizes[0] < sizes[1] * 0.8, sizes
+
+
 def test_compress_level_changes_size_not_pixels(tmp_path):
     data = np.random.default_rng(0).integers(0, 4, (64, 64, 1)) / np.float32(3)
     picture = _image(data)

@@ -1466,7 +1466,7 @@ def _encode_pillow(
                 f"is {im.width}x{im.height} (Pillow would shrink it); write PNG"
             )
         options["sizes"] = [im.size]
-    if fmt in ("JPEG", "WEBP"):
+    if fmt in ("JPEG", "WEBP", "AVIF"):
         options["quality"] = quality
     if fmt == "JPEG" and quality >= 90:
         options["subsampling"] = 0  # 4:4:4, as ImageMagick does at quality ≥ 90
