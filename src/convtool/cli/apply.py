@@ -186,7 +186,9 @@ def apply_command(
     ] = AlphaChoice.keep,
     quality: Annotated[
         int,
-        typer.Option("--quality", metavar="Q", min=1, max=100, help="JPEG/WebP quality (1-100)."),
+        typer.Option(
+            "--quality", metavar="Q", min=1, max=100, help="JPEG/WebP/AVIF quality (1-100)."
+        ),
     ] = DEFAULT_QUALITY,
     compress_level: Annotated[
         int,
