@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import pty
 import subprocess
 import sys
 import zlib
@@ -189,3 +191,24 @@ def test_an_input_format_convtool_cannot_write_asks_for_another_before_any_work(
         decoded = np.asarray(im.convert("RGB"))
     ok(tmp_path / "x.xpm", "-k", "box:3", "--out-dir", tmp_path / "out", "-o", "{stem}.png")
     np.testing.assert_array_equal(pixels(tmp_path / "out" / "x.png"), box3(decoded))
+
+
+def test_standard_input_from_a_terminal_says_how_to_end_it(tmp_path):
+    """A new user who runs `convtool apply - ...` with nothing piped sees why it waits."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [*CONVTOOL, "apply", "-", "-k", "0 1; 2 3", "--border", "valid", "-o", "-"],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+        )
+        os.write(controller, b"0 1 2\n3 4 5\n6 7 8\n\x04")  # typed, then Ctrl-D
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert process.returncode == 0, err
+    assert err.decode().startswith("convtool: note: reading standard input from the terminal")
+    assert out.decode() == "19 25\n37 43\n"  # the textbook's corr2d

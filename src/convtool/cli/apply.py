@@ -299,11 +299,23 @@ def apply_command(
     if scheduler:
         _run_on_cluster(jobs, settings, scheduler)
         return
+    if jobs[0].source == "-" and _stdin_is_terminal():
+        note(
+            "reading standard input from the terminal: type a matrix, rows of numbers, and end "
+            "with Ctrl-D (an image is piped: convtool apply - ... < in.png)"
+        )
     with numba_without_scipy():
         if len(jobs) == 1:
             _run(jobs[0], settings, _Notes())
         else:
             _run_batch(jobs, settings)
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):  # closed
+        return False
 
 
 @dataclass(frozen=True)
