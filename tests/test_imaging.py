@@ -286,6 +286,23 @@ def test_jpeg_compressed_ycbcr_tiff_is_read_as_rgb(tmp_path):
         read_picture(ycbcr)
 
 
+@pytest.mark.parametrize(("bits", "dtype"), [(2, np.uint8), (4, np.uint8), (12, np.uint16)])
+def test_tiff_of_fewer_bits_than_its_container_spans_the_full_scale(tmp_path, bits, dtype):
+    """A regression: a 12-bit scan read as value / 65535 (1/16 of its brightness), 4-bit grey
+    as value / 255; libtiff's readers (ImageMagick) give value / (2^bits − 1)."""
+    top = (1 << bits) - 1
+    stored = np.random.default_rng(bits).integers(0, top, (5, 7), endpoint=True).astype(dtype)
+    stored[0, 0], stored[0, 1] = top, 0
+    tifffile.imwrite(tmp_path / "b.tif", stored, bitspersample=bits)
+    picture = read_picture(tmp_path / "b.tif")
+    assert picture.depth == 8 * np.dtype(dtype).itemsize
+    np.testing.assert_allclose(picture.data[..., 0], stored / top, rtol=0, atol=1e-7)
+    tifffile.imwrite(tmp_path / "w.tif", stored, bitspersample=bits, photometric="miniswhite")
+    np.testing.assert_allclose(
+        read_picture(tmp_path / "w.tif").data[..., 0], 1 - stored / top, atol=1e-7
+    )
+
+
 def test_a_multipage_tiff_says_only_its_first_page_is_filtered(tmp_path):
     pages = [STORED8, STORED8[::-1], 255 - STORED8]
     path = tmp_path / "m.tif"

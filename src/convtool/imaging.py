@@ -585,6 +585,7 @@ def _read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
             stored = page.asarray()
             axes = str(page.axes)
             photometric = tiff_photometric(page)
+            bits = _bits_per_sample(page)
             extrasamples = tuple(int(e) for e in page.extrasamples)
             colormap = page.colormap
             tags = {tag.code: tag.value for tag in page.tags.values()}
@@ -600,7 +601,7 @@ def _read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
             f"{name}: a TIFF with axes {axes!r}; convtool reads 2-D images with samples "
             "(one page, axes YX or YXS)"
         )
-    data, alpha, depth = tiff_planes(stored, photometric, extrasamples, colormap, name)
+    data, alpha, depth = tiff_planes(stored, photometric, extrasamples, colormap, name, bits)
     metadata, orientation = _tiff_metadata(tags)
     data, alpha = _upright(data, alpha, orientation)
     colors = {1: "L", 3: "RGB", 4: "CMYK"}[data.shape[2]]
@@ -626,6 +627,14 @@ def _read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
 
 _RGB, _YCBCR, _JPEG = 2, 6, 7
 """TIFF's photometric interpretations RGB and YCbCr, and its JPEG compression."""
+
+
+def _bits_per_sample(page: Any) -> int | None:
+    """A tifffile page's BitsPerSample (one number; None when the samples differ)."""
+    bits = page.bitspersample
+    if isinstance(bits, tuple):
+        return int(bits[0]) if len(set(bits)) == 1 else None
+    return int(bits)
 
 
 def tiff_photometric(page: Any) -> int:
@@ -662,15 +671,19 @@ def tiff_planes(
     extrasamples: tuple[int, ...],
     colormap: Any,
     name: str,
+    bits: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, int]:
     """TIFF samples (H, W[, S]) as float planes: (data (H, W, C), alpha (H, W) or None, depth).
 
+    ``bits`` is the page's BitsPerSample: integer samples of 2 to 7 or 9 to 15 bits (4-bit
+    grey, 12-bit scans) are value / (2^bits − 1), as 8 and 16 bits are / 255 and / 65535
+    (without it, the container's: a 12-bit image would read as 1/16 of its brightness).
     Pixel by pixel, so it serves any band of rows as well as the whole image (the streamed
     path of :mod:`convtool.stream` reads TIFF in bands).
     """
     if stored.ndim == 2:
         stored = stored[..., np.newaxis]
-    data, depth = _tiff_samples(stored, name)
+    data, depth = _tiff_samples(stored, name, bits)
     nextra = len(extrasamples)
     ncolour = data.shape[2] - nextra
     has_alpha = bool(nextra) and extrasamples[0] in (1, 2)  # associated / unassociated alpha
@@ -715,14 +728,15 @@ def _tiff_palette(colormap: np.ndarray, depth: int) -> np.ndarray:
     return entries.astype(np.float32) / np.float32(65535)
 
 
-def _tiff_samples(stored: np.ndarray, name: str) -> tuple[np.ndarray, int]:
-    """TIFF samples as float32 in [0, 1] (integers) or as they are (floats), and the depth."""
+def _tiff_samples(stored: np.ndarray, name: str, bits: int | None = None) -> tuple[np.ndarray, int]:
+    """TIFF samples as float32 in [0, 1] (integers: / (2^bits − 1), bits the page's or the
+    container's) or as they are (floats), and the depth."""
     if stored.dtype == np.bool_:
         return stored.astype(np.float32), 8
-    if stored.dtype == np.uint8:
-        return _unit(stored, 255), 8
-    if stored.dtype == np.uint16:
-        return _unit(stored, 65535), 16
+    if stored.dtype in (np.uint8, np.uint16):
+        container = 8 * stored.dtype.itemsize
+        used = bits if bits is not None and 1 < bits < container else container
+        return _unit(stored, (1 << used) - 1), container
     if stored.dtype.kind == "f":
         return stored.astype(np.float32), 32
     raise ImageError(
