@@ -212,3 +212,17 @@ def test_standard_input_from_a_terminal_says_how_to_end_it(tmp_path):
     assert process.returncode == 0, err
     assert err.decode().startswith("convtool: note: reading standard input from the terminal")
     assert out.decode() == "19 25\n37 43\n"  # the textbook's corr2d
+
+
+def test_an_imagemagick_style_output_argument_is_pointed_to_o(tmp_path):
+    """'convert in.png out.png' habit: the second name, not a file, is taken for an input."""
+    Image.fromarray(rgb(12)).save(tmp_path / "in.png")
+    result = apply(tmp_path / "in.png", tmp_path / "out.png", "-k", "box:3")
+    assert result.exit_code == 2 and not (tmp_path / "out.png").exists()
+    assert result.stderr == (
+        f"convtool: error: '{tmp_path / 'out.png'}' is no input file; the output is named with "
+        f"-o: convtool apply {tmp_path / 'in.png'} ... -o {tmp_path / 'out.png'}\n"
+    )
+    Image.fromarray(rgb(13)).save(tmp_path / "two.png")  # two real inputs: the batch message
+    result = apply(tmp_path / "in.png", tmp_path / "two.png", "-k", "box:3")
+    assert result.exit_code == 2 and "several inputs need --out-dir DIR" in result.stderr

@@ -691,6 +691,13 @@ def plan_jobs(inputs: list[str], output: str | None, out_dir: Path | None) -> li
         if "-" in inputs:
             raise UsageError("standard input (-) can only be filtered alone, not in a batch")
         if not template and out_dir is None:
+            last = inputs[-1]
+            if output is None and len(inputs) == 2 and not os.path.lexists(last):
+                # ImageMagick's habit, 'convert in.png out.png'
+                raise UsageError(
+                    f"{last!r} is no input file; the output is named with -o: convtool apply "
+                    f"{inputs[0]} ... -o {last}"
+                )
             raise UsageError(
                 "several inputs need --out-dir DIR or an -o template with {stem}, {name} or "
                 "{ext} (e.g. -o 'edges/{stem}-sobel.png')"
