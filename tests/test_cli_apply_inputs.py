@@ -226,3 +226,23 @@ def test_an_imagemagick_style_output_argument_is_pointed_to_o(tmp_path):
     Image.fromarray(rgb(13)).save(tmp_path / "two.png")  # two real inputs: the batch message
     result = apply(tmp_path / "in.png", tmp_path / "two.png", "-k", "box:3")
     assert result.exit_code == 2 and "several inputs need --out-dir DIR" in result.stderr
+
+
+def test_standard_output_redirected_to_a_file_of_another_format_gets_a_note(tmp_path):
+    """`convtool apply in.png -k K > out.jpg` writes PNG bytes (the input's format) into
+    out.jpg: a note says so and how to name the output (Linux: /proc/self/fd/1)."""
+    Image.fromarray(rgb(14)).save(tmp_path / "in.png")
+    command = [*CONVTOOL, "apply", "in.png", "-k", "box:3"]
+    for name, noted in (("out.jpg", True), ("out.png", False)):
+        with open(tmp_path / name, "wb") as stdout:
+            done = subprocess.run(
+                command, cwd=tmp_path, stdout=stdout, stderr=subprocess.PIPE, timeout=120
+            )
+        assert done.returncode == 0, done.stderr
+        np.testing.assert_array_equal(pixels(tmp_path / name), box3(rgb(14)))  # PNG bytes
+        expected = (
+            f"convtool: note: standard output is {os.path.realpath(tmp_path / name)}, but PNG is "
+            "written there "
+            f"(the input's format): name the output with -o {name}, or choose one with --format\n"
+        )
+        assert done.stderr.decode() == (expected if noted else "")

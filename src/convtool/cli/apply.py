@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Callable, Generator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -396,7 +396,31 @@ def _filter(job: Job, settings: _Settings, picture: Picture) -> tuple[Picture, O
                 f"{str(job.target)!r}; the extension picks a file's format (--format is for -o -)"
             )
     plan = plan_output(picture, fmt, depth=settings.depth, map=settings.map)
+    if job.target is None and settings.stdout_format is None:
+        redirected = _redirected_elsewhere(plan.format)
+        if redirected is not None:
+            plan = replace(plan, notes=(*plan.notes, redirected))
     return filter_picture(picture, settings.recipe, plan), plan
+
+
+def _redirected_elsewhere(fmt: str) -> str | None:
+    """A note when standard output is a file whose extension names another format than the
+    one written (``convtool apply in.png -k K > out.jpg`` writes PNG bytes into out.jpg)."""
+    from convtool.imaging import format_for_path
+
+    try:
+        target = os.readlink("/proc/self/fd/1")  # Linux; elsewhere no note
+        if not os.path.isfile(target):
+            return None
+        named = format_for_path(target)
+    except (OSError, UsageError):
+        return None
+    if named == fmt:
+        return None
+    return (
+        f"standard output is {target}, but {fmt} is written there (the input's format): name "
+        f"the output with -o {os.path.basename(target)}, or choose one with --format"
+    )
 
 
 def _check_writable(fmt: str, source: str) -> None:
