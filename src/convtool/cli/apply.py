@@ -409,11 +409,11 @@ def _redirected_elsewhere(fmt: str) -> str | None:
     from convtool.imaging import format_for_path
 
     try:
-        target = os.readlink("/proc/self/fd/1")  # Linux; elsewhere no note
+        target = os.readlink(f"/proc/self/fd/{sys.stdout.fileno()}")  # Linux; elsewhere none
         if not os.path.isfile(target):
             return None
         named = format_for_path(target)
-    except (OSError, UsageError):
+    except (OSError, ValueError, AttributeError, UsageError):  # no file descriptor: no note
         return None
     if named == fmt:
         return None
