@@ -661,6 +661,25 @@ def test_lossless_round_trips(tmp_path, name, depth, planes, with_alpha):
     assert back.depth == depth
 
 
+@pytest.mark.parametrize("name", ["o.sgi", "o.qoi", "o.tga", "o.ico"])
+@pytest.mark.parametrize(("planes", "with_alpha"), [(1, False), (1, True), (3, False), (3, True)])
+def test_other_lossless_formats_keep_every_layout(tmp_path, name, planes, with_alpha):
+    """Regressions: QOI refused grey and grey + alpha ('cannot write L as QOI'), SGI dropped
+    alpha with a note saying it has none (Pillow writes SGI RGBA)."""
+    rng = np.random.default_rng(planes * 2 + with_alpha)
+    data = rng.integers(0, 256, (5, 7, planes)) / np.float32(255)
+    alpha = rng.integers(0, 256, (5, 7)) / np.float32(255) if with_alpha else None
+    picture = _image(data, alpha)
+    assert write(picture, tmp_path / name) == []
+    back = read_picture(tmp_path / name)
+    expected = np.repeat(picture.data, back.channels // planes, axis=2)  # grey as RGB in QOI
+    np.testing.assert_array_equal(back.data, expected)
+    if with_alpha:
+        np.testing.assert_array_equal(back.alpha, picture.alpha)
+    else:
+        assert back.alpha is None
+
+
 @pytest.mark.parametrize("name", ["out.npy", "out.txt", "out.csv"])
 def test_matrix_round_trips_are_exact(tmp_path, name):
     data = np.array([[0.1, -2.5, 1e-20], [3.0, 1 / 3, 12345678.9]])

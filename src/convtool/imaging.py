@@ -957,7 +957,7 @@ _IMAGE_DEPTHS: dict[str, tuple[int, ...]] = {
 """Sample depths each image format can hold (formats not listed: 8 only). 32 means float."""
 
 _MATRIX_DEPTHS = (32, 64)
-_NO_ALPHA = ("JPEG", "PPM", "PGM", "BMP", "EPS", "PCX", "SGI", "SPIDER", "XBM", "MPEG", "PDF")
+_NO_ALPHA = ("JPEG", "PPM", "PGM", "BMP", "EPS", "PCX", "SPIDER", "XBM", "MPEG", "PDF")
 _CMYK_OK = ("JPEG", "TIFF", "PDF", "EPS")
 _FORMAT_ALIASES = {"TEXT": "TXT", "TIF": "TIFF", "JPG": "JPEG", "PNM": "PPM"}
 _PGM = "PGM"
@@ -1072,8 +1072,10 @@ def plan_output(
     if colors == "CMYK" and fmt not in _CMYK_OK:
         notes.append(f"{fmt} holds no CMYK: writing RGB")
         colors = "RGB"
-    if fmt == "WEBP" and colors == "L":
-        colors = "RGB"  # WebP has no grey mode
+    if fmt in ("WEBP", "QOI") and colors == "L":
+        colors = "RGB"  # no grey mode (QOI refused grey outright)
+    if fmt == "SGI" and colors == "L" and has_alpha:
+        colors = "RGB"  # Pillow writes SGI grey, RGB and RGB + alpha, not grey + alpha
     if fmt == _PGM and colors != "L":
         raise UsageError(
             f"a .pgm file holds grey and {picture.name or 'the input'} is colour ({colors}); "
