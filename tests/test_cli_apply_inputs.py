@@ -150,17 +150,17 @@ def test_pgm_output_is_grey_and_pbm_is_refused_before_any_work(tmp_path):
 
 
 def test_a_format_pillow_cannot_write_names_the_output_and_leaves_nothing(tmp_path):
-    grey_alpha = np.dstack([rgb(8)[..., 0], rgb(9)[..., 0]])
-    Image.fromarray(grey_alpha, "LA").save(tmp_path / "la.png")
-    (tmp_path / "o.qoi").write_bytes(b"precious")
-    result = apply(tmp_path / "la.png", "-k", "box:3", "-o", tmp_path / "o.qoi")
+    """XBM holds 1-bit pictures only: Pillow's refusal, about the output, names it."""
+    Image.fromarray(rgb(8)).save(tmp_path / "c.png")
+    (tmp_path / "o.xbm").write_bytes(b"precious")
+    result = apply(tmp_path / "c.png", "-k", "box:3", "-o", tmp_path / "o.xbm")
     assert result.exit_code == 1
     assert result.stderr.startswith(
-        f"convtool: error: {tmp_path / 'o.qoi'}: Pillow cannot write grey + alpha as QOI"
+        f"convtool: error: {tmp_path / 'o.xbm'}: Pillow cannot write RGB as XBM"
     )
     assert result.stderr.endswith("write PNG or TIFF, which hold every layout\n")
-    assert (tmp_path / "o.qoi").read_bytes() == b"precious"
-    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["la.png", "o.qoi"]
+    assert (tmp_path / "o.xbm").read_bytes() == b"precious"
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["c.png", "o.xbm"]
 
 
 def test_an_input_format_convtool_cannot_write_asks_for_another_before_any_work(tmp_path):
