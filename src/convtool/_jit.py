@@ -514,8 +514,8 @@ def direct_rows(
     out, iout, bias, absolute, top,
 ):  # fmt: skip
     """Output rows [r0, r1) of the direct correlation of ``src`` (H, W·C) into ``out``
-    (Ho, Wo·C), two at a time; see the comment above. ``correlate_direct`` runs chunks of an
-    even number of rows on numba's threads.
+    (Ho, Wo·C), two at a time (one at a time for a one-row kernel); see above.
+    ``correlate_direct`` runs chunks of an even number of rows on numba's threads.
 
     ``kern`` is the (kh, kw) kernel (read by the written-out 3×3, ``kind`` a tuple of length 1,
     see ``_segment``; the tap tables by the empty one), in the float type of the computation.
@@ -540,8 +540,9 @@ def direct_rows(
     left = np.empty((kh + 1, ((wo if mode == 4 else x0) + kw - 1) * channels), kern.dtype)
     right = np.empty((kh + 1, nr * channels), kern.dtype)
     tmp = np.empty((2, no), kern.dtype)
-    for i in range(r0, r1, 2):
-        pair = i + 1 < r1
+    step = 2 if kh > 1 else 1  # a one-row kernel: rows of a pair share no source row
+    for i in range(r0, r1, step):
+        pair = kh > 1 and i + 1 < r1
         rows = kh + 1 if pair else kh
         inside = True
         for j in range(rows):
