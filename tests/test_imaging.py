@@ -930,7 +930,17 @@ def _metadata() -> Metadata:
     exif = Image.Exif()
     exif[0x010F] = "ACME"  # Make
     exif[0x0110] = "Pinhole 1"  # Model
-    return Metadata(icc_profile=icc_profile(b"RGB "), dpi=(300.0, 150.0), exif=exif.tobytes())
+    return Metadata(
+        icc_profile=icc_profile(b"RGB "), dpi=(300.0, 150.0), exif=exif.tobytes(), xmp=XMP
+    )
+
+
+XMP = (
+    b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+    b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+    b'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="5"/></rdf:RDF></x:xmpmeta>'
+    b'<?xpacket end="w"?>'
+)
 
 
 @pytest.mark.parametrize(
@@ -945,6 +955,23 @@ def test_icc_dpi_exif_are_kept(tmp_path, name, depth):
         np.testing.assert_allclose(back.metadata.dpi, (300, 150), rtol=1e-3)
     exif = _exif(back.metadata.exif)
     assert (exif[0x010F], exif[0x0110]) == ("ACME", "Pinhole 1")
+    assert back.metadata.xmp == XMP  # ratings, keywords: they were dropped
+
+
+def test_xmp_orientation_is_removed_with_the_exif_one(tmp_path):
+    """The pixels are written upright: a tiff:Orientation left in the XMP would turn them again
+    in viewers that read it (as Pillow's exif_transpose, convtool removes it)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    turned = XMP.replace(b'xmp:Rating="5"', b'xmp:Rating="5" tiff:Orientation="6"')
+    path = save(tmp_path, "t.jpg", Image.fromarray(rgb8()), exif=exif, xmp=turned, quality=100)
+    picture = read_picture(path)
+    assert picture.data.shape == (4, 3, 3) and picture.metadata.xmp == XMP
+    tags = XMP.replace(
+        b'xmp:Rating="5"/>', b"><tiff:Orientation>8</tiff:Orientation></rdf:Description>"
+    )
+    path = save(tmp_path, "u.jpg", Image.fromarray(rgb8()), xmp=tags)
+    assert b"Orientation" not in (read_picture(path).metadata.xmp or b"")
 
 
 def test_metadata_survives_reading_real_files(tmp_path):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import secrets
 import stat
 import sys
@@ -56,12 +57,14 @@ class Metadata:
     """What convtool carries from input to output besides the pixels.
 
     ``exif`` is the EXIF block as Pillow writes it, with the orientation already applied to the
-    pixels and therefore reset (the tag removed); ``dpi`` is (x, y) dots per inch.
+    pixels and therefore reset (the tag removed); ``dpi`` is (x, y) dots per inch; ``xmp`` the
+    XMP packet (ratings, keywords, captions...), its ``tiff:Orientation`` removed likewise.
     """
 
     icc_profile: bytes | None = None
     dpi: tuple[float, float] | None = None
     exif: bytes | None = None
+    xmp: bytes | None = None
 
     @property
     def icc_color_space(self) -> str | None:
@@ -376,7 +379,23 @@ def _pillow_metadata(im: Any) -> tuple[Metadata, int]:
         if dpi is not None and not (dpi[0] > 0 and dpi[1] > 0):
             dpi = None
     icc = im.info.get("icc_profile") or None
-    return Metadata(icc_profile=icc, dpi=dpi, exif=exif_bytes), orientation
+    xmp = im.info.get("xmp") or None
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    return Metadata(icc, dpi, exif_bytes, _xmp_upright(xmp)), orientation
+
+
+_XMP_ORIENTATION = re.compile(
+    rb'\s*tiff:Orientation\s*=\s*["\'][0-9]*["\']|<tiff:Orientation>[^<]*</tiff:Orientation>'
+)
+
+
+def _xmp_upright(xmp: bytes | None) -> bytes | None:
+    """The XMP packet without its orientation (the pixels are written upright), as Pillow's
+    ``exif_transpose`` removes it; None for none or a packet that is not bytes."""
+    if not isinstance(xmp, bytes | bytearray) or not xmp:
+        return None
+    return _XMP_ORIENTATION.sub(b"", bytes(xmp))
 
 
 def _pillow_planes(
@@ -569,6 +588,9 @@ def _upright(
 
 
 # TIFF -----------------------------------------------------------------------------------------
+
+_XMP_TAG = 700
+"""TIFF's XMP tag (the packet as bytes)."""
 
 _TIFF_DESCRIPTIVE_TAGS = (270, 271, 272, 305, 306, 315, 33432)
 """ImageDescription, Make, Model, Software, DateTime, Artist, Copyright: the EXIF IFD0 tags a
@@ -766,7 +788,8 @@ def _tiff_metadata(tags: dict[int, Any]) -> tuple[Metadata, int]:
                 continue  # tifffile's own JSON shape description
             exif[code] = value
     orientation = int(tags.get(274, 1) or 1)
-    return Metadata(icc, dpi, exif.tobytes() if len(exif) else None), orientation
+    xmp = tags.get(_XMP_TAG)
+    return Metadata(icc, dpi, exif.tobytes() if len(exif) else None, _xmp_upright(xmp)), orientation
 
 
 def _rational(value: Any) -> float:
@@ -1470,6 +1493,10 @@ def _encode_pillow(
         options["dpi"] = metadata.dpi
     if fmt in ("PNG", "JPEG", "WEBP") and metadata.exif:
         options["exif"] = metadata.exif
+    if fmt in ("JPEG", "WEBP") and metadata.xmp:
+        options["xmp"] = metadata.xmp
+    if fmt == "PNG" and metadata.xmp:
+        options["pnginfo"] = _png_xmp(metadata.xmp)
     if fmt == "PNG":
         options["compress_level"] = compress_level
         options["compress_type"] = _png_strategy(im, compress_level)
@@ -1544,6 +1571,15 @@ def _encode_png16(stored: np.ndarray, metadata: Metadata, compress_level: int) -
     return encoded[:end_of_ihdr] + chunks + encoded[end_of_ihdr:]
 
 
+def _png_xmp(xmp: bytes) -> Any:
+    """A PngInfo holding the XMP packet as PNG keeps it: an iTXt chunk 'XML:com.adobe.xmp'."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+    return info
+
+
 def _png_metadata_chunks(metadata: Metadata) -> bytes:
     """The iCCP, pHYs and eXIf chunks Pillow writes for ``metadata``, copied from a 1×1 PNG
     (imagecodecs writes pixels only; the chunks are taken whole, CRCs included)."""
@@ -1556,6 +1592,8 @@ def _png_metadata_chunks(metadata: Metadata) -> bytes:
         options["dpi"] = metadata.dpi
     if metadata.exif:
         options["exif"] = metadata.exif
+    if metadata.xmp:
+        options["pnginfo"] = _png_xmp(metadata.xmp)
     if not options:
         return b""
     buffer = io.BytesIO()
@@ -1566,7 +1604,7 @@ def _png_metadata_chunks(metadata: Metadata) -> bytes:
         length = int.from_bytes(png[position : position + 4], "big")
         kind = png[position + 4 : position + 8]
         end = position + 12 + length
-        if kind in (b"iCCP", b"pHYs", b"eXIf"):
+        if kind in (b"iCCP", b"pHYs", b"eXIf", b"iTXt"):
             kept.append(png[position:end])
         position = end
     return b"".join(kept)
@@ -1603,7 +1641,7 @@ def tiff_options(plan: OutputPlan, metadata: Metadata, compress_level: int) -> d
     if metadata.dpi:
         options["resolution"] = metadata.dpi
         options["resolutionunit"] = "INCH"
-    extratags = []
+    extratags: list[tuple[int, str, int, str | bytes, bool]] = []
     if metadata.exif:
         exif = Image.Exif()
         exif.load(metadata.exif)
@@ -1616,6 +1654,8 @@ def tiff_options(plan: OutputPlan, metadata: Metadata, compress_level: int) -> d
                     options["software"] = value
                 else:
                     extratags.append((code, "s", 0, value, True))
+    if metadata.xmp:
+        extratags.append((_XMP_TAG, "B", len(metadata.xmp), metadata.xmp, True))
     options.setdefault("software", "convtool")
     if compress_level > 0:
         options["compression"] = "zlib"
