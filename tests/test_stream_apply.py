@@ -9,6 +9,7 @@ import tifffile
 from PIL import Image
 from typer.testing import CliRunner
 
+import convtool
 import convtool.stream
 import convtool.stream_apply
 from convtool.cli import app
@@ -67,6 +68,26 @@ def test_rgb_tiff_every_border(tmp_path, border):
                      compression="zlib")  # fmt: skip
     same_as_in_memory(tmp_path, src, "-k", "sobel-x", "--map", "abs", "--border", border,
                       "--cval", "0.25")  # fmt: skip
+
+
+def test_jpeg_compressed_tiff_in_bands(tmp_path):
+    """JPEG-in-TIFF (YCbCr, decoded to RGB by the JPEG decoder) streams as it reads whole."""
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, image((160, 120, 3), np.uint8), photometric="rgb", tile=(32, 32),
+                     compression="jpeg")  # fmt: skip
+    filtered = same_as_in_memory(tmp_path, src, "-k", "emboss", "--border", "mirror")
+    expected = np.clip(
+        np.stack(
+            [
+                ndi.correlate(plane, convtool.parse_kernel("emboss"), mode="mirror")
+                for plane in np.moveaxis(tifffile.imread(src).astype(np.float64), 2, 0)
+            ],
+            axis=2,
+        ),
+        0,
+        255,
+    )
+    assert np.abs(filtered.astype(float) - expected).max() <= 0.5 + 1e-9
 
 
 @pytest.mark.parametrize(

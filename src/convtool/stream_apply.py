@@ -42,6 +42,7 @@ from convtool.imaging import (
     plan_output,
     stored_samples,
     tiff_options,
+    tiff_photometric,
     tiff_planes,
     to_gray,
 )
@@ -215,7 +216,7 @@ def _open_source(source: str, gray: bool, premultiply: bool) -> _Source:
 def _open_tiff(source: str, gray: bool, premultiply: bool) -> _Source:
     reader = TiffReader(source)
     page = reader.page
-    photometric = int(page.photometric)
+    photometric = tiff_photometric(page)
     extrasamples = tuple(int(e) for e in page.extrasamples)
     colormap = page.colormap
     tags = {tag.code: tag.value for tag in page.tags.values()}
