@@ -190,3 +190,22 @@ def test_read_only_samples() -> None:
     x = np.random.default_rng(6).integers(0, 256, (9, 11, 3), dtype=np.uint8)
     x.flags.writeable = False
     np.testing.assert_array_equal(decode(pngwrite.encode_png8(x, 4)), x)
+
+
+def test_threads_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``threads`` caps the writer's pool (``apply --threads``); the bytes stay the same."""
+    monkeypatch.setattr(pngwrite, "PIECE_BYTES", 256)
+    pools = []
+    real = pngwrite.ThreadPoolExecutor
+
+    def recording(workers: int) -> object:
+        pools.append(workers)
+        return real(workers)
+
+    monkeypatch.setattr(pngwrite, "ThreadPoolExecutor", recording)
+    x = np.random.default_rng(8).integers(0, 256, (50, 20, 3), dtype=np.uint8)
+    one = pngwrite.encode_png8(x, 4, threads=1)
+    two = pngwrite.encode_png8(x, 4, threads=2)
+    assert pools == [1, 2]
+    assert one == two
+    np.testing.assert_array_equal(decode(one), x)

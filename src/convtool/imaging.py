@@ -1264,8 +1264,10 @@ def encode(
     *,
     quality: int = DEFAULT_QUALITY,
     compress_level: int = DEFAULT_COMPRESS_LEVEL,
+    threads: int | None = None,
 ) -> bytes:
-    """The bytes of ``picture`` written as ``plan`` says: map, round to nearest, clamp, encode."""
+    """The bytes of ``picture`` written as ``plan`` says: map, round to nearest, clamp, encode.
+    ``threads``: how many a large PNG is written on (default: every core)."""
     if plan.is_matrix:
         return _encode_matrix(picture, plan)
     stored = stored_samples(picture, plan)
@@ -1274,7 +1276,7 @@ def encode(
         return _encode_tiff(stored, plan, metadata, compress_level)
     if plan.format == "PNG" and plan.depth == 16 and stored.ndim == 3 and stored.shape[2] > 1:
         return _encode_png16(stored, metadata, compress_level)
-    return _encode_pillow(stored, plan, metadata, quality, compress_level)
+    return _encode_pillow(stored, plan, metadata, quality, compress_level, threads)
 
 
 def stored_samples(
@@ -1472,14 +1474,20 @@ def _colour_alpha_gif(stored: np.ndarray) -> tuple[Any, int]:
 
 
 def _encode_pillow(
-    stored: np.ndarray, plan: OutputPlan, metadata: Metadata, quality: int, compress_level: int
+    stored: np.ndarray,
+    plan: OutputPlan,
+    metadata: Metadata,
+    quality: int,
+    compress_level: int,
+    threads: int | None = None,
 ) -> bytes:
     if (
         plan.format == "PNG"
         and stored.dtype == np.uint8
         and stored.size >= pngwrite.PARALLEL_SAMPLES
     ):
-        return pngwrite.encode_png8(stored, compress_level, _png_metadata_chunks(metadata))
+        chunks = _png_metadata_chunks(metadata)
+        return pngwrite.encode_png8(stored, compress_level, chunks, threads=threads)
     im = _pillow_image(stored, plan.colors)
     options: dict[str, Any] = {}
     fmt = plan.format

@@ -31,13 +31,17 @@ _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # grey, grey + alpha, RGB, RGBA
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def encode_png8(stored: np.ndarray, level: int, chunks: bytes = b"") -> bytes:
+def encode_png8(
+    stored: np.ndarray, level: int, chunks: bytes = b"", *, threads: int | None = None
+) -> bytes:
     """The PNG of ``stored`` (H, W) or (H, W, C) uint8, C = 1..4 (grey, grey + alpha, RGB,
     RGBA), zlib ``level`` 0..9, with the ancillary ``chunks`` (whole, CRCs included) after
-    IHDR. The strategy is ``Z_RLE`` where a sample of the filtered rows shows it no larger."""
+    IHDR, on ``threads`` threads (default: every core). The strategy is ``Z_RLE`` where a
+    sample of the filtered rows shows it no larger."""
     h, w = stored.shape[:2]
     planes = 1 if stored.ndim == 2 else stored.shape[2]
-    body = _zlib_stream(np.ascontiguousarray(stored).reshape(h, w * planes), planes, level)
+    rows = np.ascontiguousarray(stored).reshape(h, w * planes)
+    body = _zlib_stream(rows, planes, level, threads or os.cpu_count() or 1)
     ihdr = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[planes], 0, 0, 0)
     parts = [_SIGNATURE, *_chunk(b"IHDR", ihdr), chunks]
     for data in body:  # one IDAT chunk per piece
@@ -46,7 +50,7 @@ def encode_png8(stored: np.ndarray, level: int, chunks: bytes = b"") -> bytes:
     return b"".join(parts)
 
 
-def _zlib_stream(rows: np.ndarray, planes: int, level: int) -> list[bytes]:
+def _zlib_stream(rows: np.ndarray, planes: int, level: int, threads: int) -> list[bytes]:
     """The filtered ``rows`` as one zlib stream in pieces: the header and the first piece, the
     pieces deflated on threads, the last one with the Adler-32 of all."""
     from convtool import _jit
@@ -68,7 +72,7 @@ def _zlib_stream(rows: np.ndarray, planes: int, level: int) -> list[bytes]:
             zlib.Z_FINISH if bottom == h else zlib.Z_SYNC_FLUSH
         )
 
-    with ThreadPoolExecutor(min(len(pieces), os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(min(len(pieces), threads)) as pool:
         list(pool.map(filter_rows, pieces))
         strategy = choose_strategy(filtered, level)
         body = list(pool.map(deflate, pieces))

@@ -442,7 +442,11 @@ def _encode(job: Job, picture: Picture, plan: OutputPlan, settings: _Settings) -
 
     try:
         return encode(
-            picture, plan, quality=settings.quality, compress_level=settings.compress_level
+            picture,
+            plan,
+            quality=settings.quality,
+            compress_level=settings.compress_level,
+            threads=settings.recipe.threads,
         )
     except ImageError as exc:  # the encoder's refusal, about the output: name it
         raise ImageError(f"{job.target or 'standard output'}: {exc}") from None
