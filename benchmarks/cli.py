@@ -582,29 +582,31 @@ class Bench:
 
     def cold(self) -> list[Row]:
         """The first run on the 512×512 PNG (the issue's case); and, since a small picture may
-        be filtered without numba, the same with ``--threads``, which asks for numba's core."""
-        options: list[list[str]] = [[]]
+        be filtered without numba, the same with ``--threads``, which asks for numba's core;
+        and the 4K PNG → PNG, which compiles the core and the PNG writer's row filter."""
+        cases: list[tuple[str, Callable[[], Path], list[str]]] = [("512×512", self.small, [])]
         if self.cold_threads:
-            options.append(["--threads", str(os.cpu_count() or 1)])
+            cases.append(("512×512", self.small, ["--threads", str(os.cpu_count() or 1)]))
+            cases.append(("3840×2160", self.big_png, []))
         rows = []
-        for extra in options:
-            label = "512×512" + (f" `{shlex.join(extra)}`" if extra else "")
+        for size, source, extra in cases:
+            label = size + (f" `{shlex.join(extra)}`" if extra else "")
             try:
-                rows.append(self.cold_row(label, extra))
+                rows.append(self.cold_row(label, extra, source()))
             except RuntimeError as e:
                 rows.append(failed(f"first `apply` {label}, empty numba cache", e))
         return rows
 
-    def cold_row(self, label: str, extra: list[str]) -> Row:
+    def cold_row(self, label: str, extra: list[str], source: Path) -> Row:
         caches: list[Path] = []
 
         def fresh() -> None:
             caches.append(Path(tempfile.mkdtemp(prefix="numba-cold-", dir=self.tmp)))
             ours.env = self.env(caches[-1])
 
-        ours = self.apply(self.small(), self.tmp / "cold.png", extra=extra)
+        ours = self.apply(source, self.tmp / "cold.png", extra=extra)
         ours.name, ours.before = f"convtool apply {label}, empty cache", fresh
-        warm = self.apply(self.small(), self.tmp / "warm.png", extra=extra)
+        warm = self.apply(source, self.tmp / "warm.png", extra=extra)
         warm.name = f"convtool apply {label}, warm cache"
         self.commands.append("NUMBA_CACHE_DIR=$(mktemp -d) " + shlex.join(ours.argv))
         runs, changed = self.measure([ours, warm], self.cold_rounds, warm=[warm])
