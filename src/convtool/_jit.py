@@ -344,29 +344,6 @@ def _fill2(dst, value):
 
 
 @_serial
-def _fill_padded_row(src, r, channels, left, mode, cval, dst):
-    """``dst`` = source row ``r`` (−1: cval) extended by ``mode``, starting ``left`` pixels
-    before the row and running to the end of ``dst``; converted to ``dst``'s float type."""
-    w = src.shape[1] // channels
-    if r < 0:
-        _fill(dst, cval)
-        return
-    row = src[r]
-    right = dst.shape[0] // channels - left - w
-    body = dst[left * channels : left * channels + w * channels]
-    for q in range(w * channels):
-        body[q] = row[q]
-    for x in range(-left, 0):
-        m = map_index(x, w, mode)
-        for c in range(channels):
-            dst[(x + left) * channels + c] = cval if m < 0 else row[m * channels + c]
-    for x in range(w, w + right):
-        m = map_index(x, w, mode)
-        for c in range(channels):
-            dst[(x + left) * channels + c] = cval if m < 0 else row[m * channels + c]
-
-
-@_serial
 def _fill_strip(src, r, channels, x0, x1, mode, cval, dst):
     """Pixels [x0, x1) of source row ``r`` extended by ``mode`` into ``dst`` (r = −1: cval)."""
     w = src.shape[1] // channels
@@ -607,8 +584,17 @@ def separable_rows(
     size = kh + 1
     ring = np.empty((size, no), hw.dtype)
     slots = np.empty(size, np.int64)
-    padded = np.empty((1, no + (kw - 1) * channels), hw.dtype)
     tmp = np.empty((2, no), hw.dtype)
+    # rows are filtered from the source itself over the interior [x0, x1) (all taps inside),
+    # from strips extended by the border mode over the left [0, e) and the right [x1, wo)
+    w = src.shape[1] // channels
+    wo = no // channels
+    x0 = min(pw, wo)
+    x1 = max(x0, min(wo, w - kw + 1 + pw))
+    e = x0 if x1 > 0 else wo
+    left = np.empty((1, (e + kw - 1) * channels), hw.dtype)
+    right = np.empty((1, (wo - x1 + kw - 1) * channels), hw.dtype)
+    row = np.zeros(1, np.int64)
     filtered = r0 - ph  # the next source row to filter into the ring
     for i in range(r0, r1, 2):
         pair = i + 1 < r1
@@ -619,9 +605,32 @@ def separable_rows(
             if r < 0:
                 _fill(hrow, hcval)
             else:
-                _fill_padded_row(src, r, channels, pw, mode, cval, padded[0])
+                row[0] = r
+                q = x0 * channels
                 for k in range(0, hb.shape[0], 8):
-                    _taps8(hrow, k == 0, padded, zeros, zeros, hb, 0, hw, k, no)
+                    if x1 > x0:
+                        _taps8(hrow[q:], k == 0, src, row, zeros, hb, q - pw * channels, hw, k,
+                               (x1 - x0) * channels)  # fmt: skip
+                if e > 0:
+                    _fill_strip(src, r, channels, -pw, e - pw + kw - 1, mode, cval, left[0])
+                    for k in range(0, hb.shape[0], 8):
+                        _taps8(hrow, k == 0, left, zeros, zeros, hb, 0, hw, k, e * channels)
+                if 0 < x1 < wo:
+                    q = x1 * channels
+                    _fill_strip(src, r, channels, x1 - pw, wo - pw + kw - 1, mode, cval, right[0])
+                    for k in range(0, hb.shape[0], 8):
+                        _taps8(
+                            hrow[q:],
+                            k == 0,
+                            right,
+                            zeros,
+                            zeros,
+                            hb,
+                            0,
+                            hw,
+                            k,
+                            (wo - x1) * channels,
+                        )
             filtered += 1
         for a in range(size):
             slots[a] = (i + a) % size
