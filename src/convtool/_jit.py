@@ -67,6 +67,25 @@ def _by_output(
     overload(stub, jit_options={"fastmath": _FASTMATH, "nogil": True}, inline="never")(choose)
 
 
+def _by_source(
+    stub: Callable[..., object], in_place: Callable[..., object], converted: Callable[..., object]
+) -> None:
+    """Implement ``stub`` in jitted code by ``in_place`` when its argument ``src`` has the
+    dtype of its argument ``w`` (float samples, read where they are), else by ``converted``
+    (integer samples, converted to floats first): chosen by type when numba compiles, so that
+    the integer path does not compile the loops over integer rows (about a second more of a
+    cold start) for the little the conversion costs."""
+    signature = inspect.signature(stub)
+    names = list(signature.parameters)
+    src, w = names.index("src"), names.index("w")
+
+    def choose(*args: Any) -> Any:
+        return in_place if args[src].dtype == args[w].dtype else converted
+
+    choose.__signature__ = signature  # type: ignore[attr-defined]
+    overload(stub, jit_options={"fastmath": _FASTMATH, "nogil": True}, inline="never")(choose)
+
+
 def _leaf(fn: Callable[..., object]) -> Any:
     """Compile a helper on its own, called (not inlined): an innermost vector loop gets its
     registers to itself, and a chunk of work is compiled once (numba's parallel passes, slow on
@@ -561,6 +580,46 @@ def correlate_direct(
 # --- separable correlation ------------------------------------------------------------------
 
 
+def _row_pass(src, r, channels, pw, mode, cval, x0, x1, e, kw, w, hb, zeros, row, left, right,
+              whole, hrow):  # fmt: skip
+    """Source row ``r`` filtered along the row (taps ``hb``, weights ``w``) into ``hrow``: float
+    samples straight from ``src`` over the interior [x0, x1), from strips extended by the
+    border mode over [0, e) and [x1, wo); integer ones through one converted strip, ``whole``
+    (see ``_by_source``)."""
+    raise NotImplementedError("only called from jitted code")
+
+
+def _row_pass_in_place(src, r, channels, pw, mode, cval, x0, x1, e, kw, w, hb, zeros, row, left,
+                       right, whole, hrow):  # fmt: skip
+    wo = hrow.shape[0] // channels
+    row[0] = r
+    q = x0 * channels
+    if x1 > x0:
+        for k in range(0, hb.shape[0], 8):
+            _taps8(hrow[q:], k == 0, src, row, zeros, hb, q - pw * channels, w, k,
+                   (x1 - x0) * channels)  # fmt: skip
+    if e > 0:
+        _fill_strip(src, r, channels, -pw, e - pw + kw - 1, mode, cval, left[0])
+        for k in range(0, hb.shape[0], 8):
+            _taps8(hrow, k == 0, left, zeros, zeros, hb, 0, w, k, e * channels)
+    if 0 < x1 < wo:
+        q = x1 * channels
+        _fill_strip(src, r, channels, x1 - pw, wo - pw + kw - 1, mode, cval, right[0])
+        for k in range(0, hb.shape[0], 8):
+            _taps8(hrow[q:], k == 0, right, zeros, zeros, hb, 0, w, k, (wo - x1) * channels)
+
+
+def _row_pass_converted(src, r, channels, pw, mode, cval, x0, x1, e, kw, w, hb, zeros, row,
+                        left, right, whole, hrow):  # fmt: skip
+    wo = hrow.shape[0] // channels
+    _fill_strip(src, r, channels, -pw, wo - pw + kw - 1, mode, cval, whole[0])
+    for k in range(0, hb.shape[0], 8):
+        _taps8(hrow, k == 0, whole, zeros, zeros, hb, 0, w, k, wo * channels)
+
+
+_by_source(_row_pass, _row_pass_in_place, _row_pass_converted)
+
+
 @_leaf
 def separable_rows(
     src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, vv, sj, sw, r0, r1,
@@ -585,8 +644,8 @@ def separable_rows(
     ring = np.empty((size, no), hw.dtype)
     slots = np.empty(size, np.int64)
     tmp = np.empty((2, no), hw.dtype)
-    # rows are filtered from the source itself over the interior [x0, x1) (all taps inside),
-    # from strips extended by the border mode over the left [0, e) and the right [x1, wo)
+    # float rows are filtered from the source itself over the interior [x0, x1) (all taps
+    # inside), from strips extended by the border mode over [0, e) and [x1, wo) (_row_pass)
     w = src.shape[1] // channels
     wo = no // channels
     x0 = min(pw, wo)
@@ -594,6 +653,7 @@ def separable_rows(
     e = x0 if x1 > 0 else wo
     left = np.empty((1, (e + kw - 1) * channels), hw.dtype)
     right = np.empty((1, (wo - x1 + kw - 1) * channels), hw.dtype)
+    whole = np.empty((1, (wo + kw - 1) * channels), hw.dtype)
     row = np.zeros(1, np.int64)
     filtered = r0 - ph  # the next source row to filter into the ring
     for i in range(r0, r1, 2):
@@ -605,32 +665,8 @@ def separable_rows(
             if r < 0:
                 _fill(hrow, hcval)
             else:
-                row[0] = r
-                q = x0 * channels
-                for k in range(0, hb.shape[0], 8):
-                    if x1 > x0:
-                        _taps8(hrow[q:], k == 0, src, row, zeros, hb, q - pw * channels, hw, k,
-                               (x1 - x0) * channels)  # fmt: skip
-                if e > 0:
-                    _fill_strip(src, r, channels, -pw, e - pw + kw - 1, mode, cval, left[0])
-                    for k in range(0, hb.shape[0], 8):
-                        _taps8(hrow, k == 0, left, zeros, zeros, hb, 0, hw, k, e * channels)
-                if 0 < x1 < wo:
-                    q = x1 * channels
-                    _fill_strip(src, r, channels, x1 - pw, wo - pw + kw - 1, mode, cval, right[0])
-                    for k in range(0, hb.shape[0], 8):
-                        _taps8(
-                            hrow[q:],
-                            k == 0,
-                            right,
-                            zeros,
-                            zeros,
-                            hb,
-                            0,
-                            hw,
-                            k,
-                            (wo - x1) * channels,
-                        )
+                _row_pass(src, r, channels, pw, mode, cval, x0, x1, e, kw, hw, hb, zeros, row,
+                          left, right, whole, hrow)  # fmt: skip
             filtered += 1
         for a in range(size):
             slots[a] = (i + a) % size
