@@ -1,10 +1,13 @@
-"""PNG writing for large 8-bit pictures on every core: the rows are filtered on numba's threads
-and deflated in pieces on Python threads (zlib releases the GIL), the pieces joined into one
-zlib stream as pigz does (each piece but the last ends on a byte boundary with a sync flush).
+"""PNG writing for large 8-bit pictures on every core: a pool of threads filters the rows
+(numba, without the GIL) and deflates them in pieces (zlib releases the GIL), the pieces joined
+into one zlib stream as pigz does (each piece but the last ends on a byte boundary with a sync
+flush).
 
-Pillow filters and deflates on one core: a 3840×2160 RGB picture took 0.5–0.9 s to write at
-level 4, most of a whole ``convtool apply``. The file is an ordinary PNG; only its bytes differ
-from Pillow's (the pieces do not share their 32 KiB window: ~0.1 % larger).
+Pillow filters and deflates on one core: a 3840×2160 RGB picture and its emboss took
+0.72–0.73 s to write at level 4 with Z_RLE, here 0.21–0.22 s on two cores. The file is an
+ordinary PNG; only its bytes differ from Pillow's: the filter chosen for a row (0.3–3.7 %
+smaller on those two pictures), and pieces that do not share their 32 KiB window (0.002–0.004 %
+larger than one piece).
 """
 
 from __future__ import annotations
