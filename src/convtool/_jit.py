@@ -1195,6 +1195,14 @@ def learn_residuals(
 # --- PNG row filters ------------------------------------------------------------------------
 
 
+@_serial
+def _paeth(a, b, c):
+    """PNG's Paeth predictor: of a (left), b (above) and c (above-left), the one nearest to
+    a + b − c, ties in that order."""
+    pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+    return a if (pa <= pb and pa <= pc) else (b if pb <= pc else c)
+
+
 @_leaf
 def png_filter(src, r0, r1, bpp, out):
     """Rows [r0, r1) of ``src`` (H, L uint8, ``bpp`` bytes per pixel) into the same rows of
@@ -1220,12 +1228,10 @@ def png_filter(src, r0, r1, bpp, out):
         s0 = s1 = s2 = s3 = s4 = 0
         for q in range(n):
             xi, ai, bi, ci = np.int32(x[q]), np.int32(a[q]), np.int32(b[q]), np.int32(c[q])
-            pa, pb, pc = abs(bi - ci), abs(ai - ci), abs(ai + bi - 2 * ci)
-            pred = ai if (pa <= pb and pa <= pc) else (bi if pb <= pc else ci)
             v1 = (xi - ai) & 255
             v2 = (xi - bi) & 255
             v3 = (xi - ((ai + bi) >> 1)) & 255
-            v4 = (xi - pred) & 255
+            v4 = (xi - _paeth(ai, bi, ci)) & 255
             s0 += min(xi, 256 - xi)
             s1 += min(v1, 256 - v1)
             s2 += min(v2, 256 - v2)
@@ -1245,9 +1251,7 @@ def png_filter(src, r0, r1, bpp, out):
         f = o[1:]
         for q in range(n):
             xi, ai, bi, ci = np.int32(x[q]), np.int32(a[q]), np.int32(b[q]), np.int32(c[q])
-            pa, pb, pc = abs(bi - ci), abs(ai - ci), abs(ai + bi - 2 * ci)
-            paeth = ai if (pa <= pb and pa <= pc) else (bi if pb <= pc else ci)
-            pred = 0 if kind == 0 else ai if kind == 1 else bi if kind == 2 else paeth
+            pred = 0 if kind == 0 else ai if kind == 1 else bi if kind == 2 else _paeth(ai, bi, ci)
             if kind == 3:
                 pred = (ai + bi) >> 1
             f[q] = (xi - pred) & 255
