@@ -149,3 +149,25 @@ def test_module_entry_point():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "1 -1"
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("convtool apply in.png -k sob", ["sobel-x", "sobel-y"]),
+        ("convtool apply in.png -k box -k gau", ["gaussian"]),
+        ("convtool apply in.png --kernel em", ["emboss"]),
+    ],
+)
+def test_shell_completes_builtin_names_after_k(words, expected):
+    env = {
+        "_CONVTOOL_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    code = "from convtool.cli import main; raise SystemExit(main())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == expected

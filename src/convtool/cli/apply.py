@@ -28,6 +28,7 @@ from convtool.cli._app import (
     reports_errors,
     unexpected,
 )
+from convtool.cli.kernels import complete_kernel_name
 from convtool.defaults import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from convtool.errors import ConvtoolError, ImageError, UsageError
 
@@ -101,6 +102,7 @@ def apply_command(
             help="Kernel: a built-in (sobel-x, gaussian:2...), a matrix ('0 1; 2 3') or @FILE. "
             "Repeat to apply several, in order.",
             show_default=False,
+            autocompletion=complete_kernel_name,
         ),
     ],
     output: Annotated[
