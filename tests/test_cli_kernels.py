@@ -54,17 +54,22 @@ def test_multi_line_spec_prints_a_file_that_reads_back(tmp_path):
     [("sob", ["sobel-x", "sobel-y"]), ("lap", ["laplacian", "laplacian8"]), ("", list(BUILTINS))],
 )
 def test_shell_completes_builtin_names_after_kernels(typed, expected):
+    assert shell_completion(f"convtool kernels {typed}") == expected
+
+
+def shell_completion(words: str) -> list[str]:
+    """What bash completion offers for the last of ``words`` (the command run as bash runs it)."""
     env = {
         "_CONVTOOL_COMPLETE": "complete_bash",
-        "COMP_WORDS": f"convtool kernels {typed}",
-        "COMP_CWORD": "2",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split(" ")) - 1),
     }
     code = "from convtool.cli import main; raise SystemExit(main())"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == expected
+    return result.stdout.split()
 
 
 def test_unknown_kernel_is_one_line_with_a_suggestion(capsys):
@@ -160,14 +165,4 @@ def test_module_entry_point():
     ],
 )
 def test_shell_completes_builtin_names_after_k(words, expected):
-    env = {
-        "_CONVTOOL_COMPLETE": "complete_bash",
-        "COMP_WORDS": words,
-        "COMP_CWORD": str(len(words.split()) - 1),
-    }
-    code = "from convtool.cli import main; raise SystemExit(main())"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == expected
+    assert shell_completion(words) == expected
