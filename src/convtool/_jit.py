@@ -30,6 +30,19 @@ def _serial(fn: Callable[..., object]) -> Any:
     return nb.njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")(fn)
 
 
+def _overload_by(stub: Callable[..., object], pick: Callable[[dict[str, Any]], Any]) -> None:
+    """Implement ``stub`` in jitted code by ``pick({argument name: its numba type})``, chosen
+    when numba compiles a call (the choosers below say on what)."""
+    signature = inspect.signature(stub)
+    names = list(signature.parameters)
+
+    def choose(*args: Any) -> Any:
+        return pick(dict(zip(names, args, strict=True)))
+
+    choose.__signature__ = signature  # type: ignore[attr-defined]
+    overload(stub, jit_options={"fastmath": _FASTMATH, "nogil": True}, inline="never")(choose)
+
+
 def _by_kind(stub: Callable[..., object], impls: tuple[Callable[..., object], ...]) -> None:
     """Implement ``stub`` in jitted code by ``impls[len(kind)]``, ``kind`` being its argument of
     that name: a tuple whose length, part of its type, selects the implementation when numba
@@ -37,17 +50,12 @@ def _by_kind(stub: Callable[..., object], impls: tuple[Callable[..., object], ..
     every caller it is linked into: the unused ones cost seconds for nothing). A type rather
     than a literal value: a literal makes every call from Python take numba's slow path
     (~30 ms)."""
-    signature = inspect.signature(stub)
-    position = list(signature.parameters).index("kind")
 
-    def choose(*args: Any) -> Any:
-        kind = args[position]
-        if isinstance(kind, nb.types.BaseTuple):
-            return impls[len(kind)]
-        return None
+    def pick(types: dict[str, Any]) -> Any:
+        kind = types["kind"]
+        return impls[len(kind)] if isinstance(kind, nb.types.BaseTuple) else None
 
-    choose.__signature__ = signature  # type: ignore[attr-defined]
-    overload(stub, jit_options={"fastmath": _FASTMATH, "nogil": True}, inline="never")(choose)
+    _overload_by(stub, pick)
 
 
 def _by_output(
@@ -57,14 +65,9 @@ def _by_output(
     output is the float array ``out``), else by ``to_int`` (``out`` is None, the output the
     integer array ``iout``): chosen by type when numba compiles, so that each compiles only
     what it uses (numba prunes ``x is None`` branches only where x is None)."""
-    signature = inspect.signature(stub)
-    position = list(signature.parameters).index("iout")
-
-    def choose(*args: Any) -> Any:
-        return to_float if isinstance(args[position], nb.types.NoneType) else to_int
-
-    choose.__signature__ = signature  # type: ignore[attr-defined]
-    overload(stub, jit_options={"fastmath": _FASTMATH, "nogil": True}, inline="never")(choose)
+    _overload_by(
+        stub, lambda types: to_float if isinstance(types["iout"], nb.types.NoneType) else to_int
+    )
 
 
 def _by_source(
@@ -75,15 +78,9 @@ def _by_source(
     (integer samples, converted to floats first): chosen by type when numba compiles, so that
     the integer path does not compile the loops over integer rows (about a second more of a
     cold start) for the little the conversion costs."""
-    signature = inspect.signature(stub)
-    names = list(signature.parameters)
-    src, w = names.index("src"), names.index("w")
-
-    def choose(*args: Any) -> Any:
-        return in_place if args[src].dtype == args[w].dtype else converted
-
-    choose.__signature__ = signature  # type: ignore[attr-defined]
-    overload(stub, jit_options={"fastmath": _FASTMATH, "nogil": True}, inline="never")(choose)
+    _overload_by(
+        stub, lambda types: in_place if types["src"].dtype == types["w"].dtype else converted
+    )
 
 
 def _leaf(fn: Callable[..., object]) -> Any:
