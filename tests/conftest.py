@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pytest
+
+CONVERT = "/usr/bin/convert"
+"""ImageMagick's own convert (`apt-get install imagemagick`, as `.ci/run` does); a `convert`
+found elsewhere on PATH may be a stand-in."""
+
+imagemagick = pytest.mark.skipif(
+    not os.access(CONVERT, os.X_OK), reason=f"ImageMagick's {CONVERT} is not installed"
+)
 
 
 def distinct_kernel(kh: int, kw: int, seed: int = 0) -> np.ndarray:

@@ -35,6 +35,8 @@ from PIL import Image
 
 from convtool.cli import main
 
+from conftest import CONVERT, imagemagick
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SAMPLES = ROOT / "sample_images"
@@ -150,11 +152,12 @@ class Shell:
         self.cwd = cwd
         bin_dir = cwd / ".bin"
         bin_dir.mkdir(exist_ok=True)
-        wrapper = bin_dir / "convtool"
-        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m convtool "$@"\n')
-        wrapper.chmod(0o755)
-        if not (bin_dir / "python3").exists():
-            (bin_dir / "python3").symlink_to(sys.executable)
+        # Wrapper scripts, not symlinks: Python started through a symlink outside its virtual
+        # environment does not find the environment's pyvenv.cfg and runs bare.
+        for name, args in (("convtool", ' -m convtool "$@"'), ("python3", ' "$@"')):
+            wrapper = bin_dir / name
+            wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}"{args}\n')
+            wrapper.chmod(0o755)
         self.env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
         source = Path(__import__("convtool").__file__).resolve().parent.parent
         self.env["PYTHONPATH"] = os.pathsep.join(
@@ -795,15 +798,10 @@ def test_pillow_kernel_scale_defaults_to_the_sum(image8):
         Image.new("F", (5, 5)).filter(pillow_kernel(3, SOBEL_X, scale=1))
 
 
-imagemagick = pytest.mark.skipif(
-    shutil.which("convert") is None, reason="ImageMagick's convert is not installed"
-)
-
-
 def magick(tmp_path: Path, image8: np.ndarray, *args: str) -> np.ndarray:
     Image.fromarray(image8).save(tmp_path / "in.png")
     done = subprocess.run(
-        ["convert", str(tmp_path / "in.png"), *args, "-depth", "8", "gray:-"],
+        [CONVERT, str(tmp_path / "in.png"), *args, "-depth", "8", "gray:-"],
         capture_output=True,
         check=True,
     )
@@ -952,3 +950,14 @@ def test_help_examples_are_whole_commands(command, monkeypatch):
         f"convtool {command} --help: an example is cut over two lines:\n" + "\n".join(lines)
     )
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_readme_first_command_leaves_the_checkout_clean():
+    """README's first command writes its picture where git ignores it (no untracked file)."""
+    first = re.search(r"```sh\n(.*?convtool apply sample_images/.*?)\n```", README.read_text())
+    assert first is not None
+    output = shlex.split(first.group(1))[shlex.split(first.group(1)).index("-o") + 1]
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    done = subprocess.run(["git", "check-ignore", "-q", output], cwd=ROOT, check=False)
+    assert done.returncode == 0, f"{output} (README's first command) is not ignored by git"
