@@ -49,7 +49,6 @@ ORIENTATION_TAG = 0x0112
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _NPY_MAGIC = b"\x93NUMPY"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_CODECS_HINT = "install the codecs extra: pip install 'convtool[codecs]'"
 
 
 @dataclass(frozen=True)
@@ -503,13 +502,10 @@ def _ppm_maxval(rawmode: str) -> int:
 def _read_png16(
     fp: BinaryIO, name: str, rawmode: str
 ) -> tuple[np.ndarray, np.ndarray | None, str, int, str]:
-    try:
-        import imagecodecs
-    except ImportError:
-        raise ImageError(
-            f"{name}: a 16-bit colour PNG; reading it at full depth needs imagecodecs "
-            f"(Pillow would cut it to 8 bits): {_CODECS_HINT}, or convert it to 16-bit TIFF"
-        ) from None
+    """A 16-bit colour or grey + alpha PNG at full depth, through imagecodecs (a dependency:
+    Pillow would cut it to 8 bits)."""
+    import imagecodecs
+
     fp.seek(0)
     try:
         stored = imagecodecs.png_decode(fp.read())
@@ -1130,8 +1126,6 @@ def plan_output(
         )
     if fmt == "GIF" and colors != "L":
         notes.append("GIF holds 256 colours: the colours are quantized")
-    if fmt == "PNG" and chosen == 16 and (colors != "L" or has_alpha):
-        _need_imagecodecs("writing a 16-bit colour or grey+alpha PNG", "--depth 8 or a .tif output")
     return OutputPlan(fmt, chosen, chosen_map, colors, has_alpha, tuple(notes))
 
 
@@ -1184,15 +1178,6 @@ def _holders(depth: int) -> str:
 
 def _depth_name(depth: int) -> str:
     return "float" if depth in (32, 64) else f"{depth}-bit"
-
-
-def _need_imagecodecs(what: str, alternative: str) -> None:
-    try:
-        import imagecodecs  # noqa: F401
-    except ImportError:
-        raise ImageError(
-            f"{what} needs imagecodecs: {_CODECS_HINT}; or use {alternative}"
-        ) from None
 
 
 # The map: one place -------------------------------------------------------------------------
