@@ -246,3 +246,16 @@ def test_standard_output_redirected_to_a_file_of_another_format_gets_a_note(tmp_
             f"(the input's format): name the output with -o {name}, or choose one with --format\n"
         )
         assert done.stderr.decode() == (expected if noted else "")
+
+
+def test_a_kernel_file_without_the_at_sign_asks_for_it(tmp_path):
+    """'-k ok.csv' used to say "'ok.csv' is not a number"."""
+    Image.fromarray(rgb(3)).save(tmp_path / "a.png")
+    (tmp_path / "ok.csv").write_text("0 1\n1 0\n")
+    result = apply(tmp_path / "a.png", "-k", tmp_path / "ok.csv", "-o", tmp_path / "o.png")
+    assert result.exit_code == 1, result.output
+    assert result.output == (
+        f"convtool: error: kernel '{tmp_path / 'ok.csv'}': a kernel file is named with '@'; "
+        f"did you mean -k @{tmp_path / 'ok.csv'}?\n"
+    )
+    assert not (tmp_path / "o.png").exists()

@@ -380,3 +380,22 @@ def test_an_inline_json_object_carries_its_bias():
     np.testing.assert_array_equal(k.weights, [[1, -1]])
     assert k.bias == 0.5
     assert load_kernel("[[1, -1]]").bias == 0.0
+
+
+def test_a_kernel_file_named_without_the_at_sign_is_pointed_to_it(tmp_path, monkeypatch):
+    """'-k ok.csv' used to say "'ok.csv' is not a number"; a file is named with '@'."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ok.csv").write_text("1 0\n0 1\n")
+    (tmp_path / "mine").write_text("1 -1\n")
+    for spec in ["ok.csv", "mine", "missing.npy", "k/x.json", "K.TXT"]:
+        with pytest.raises(convtool.KernelError) as info:
+            parse_kernel(spec)
+        assert str(info.value) == (
+            f"kernel {spec!r}: a kernel file is named with '@'; did you mean -k @{spec}?"
+        )
+    np.testing.assert_array_equal(parse_kernel("@ok.csv"), np.eye(2))
+    # neither a file nor a file's name: the error is about the spec itself
+    with pytest.raises(convtool.KernelError, match="'x' is not a number"):
+        parse_kernel("1 x; 2 3.txt")
+    with pytest.raises(convtool.KernelError, match="did you mean 'sobel-x'"):
+        parse_kernel("sobelx")

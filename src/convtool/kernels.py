@@ -425,6 +425,18 @@ def load_kernel(spec: str) -> Kernel:
         )
     if text.startswith("@"):
         return load_kernel_file(text[1:])
+    try:
+        return _inline_kernel(text, spec)
+    except KernelError:
+        if _names_a_file(text):
+            raise KernelError(
+                f"kernel {spec!r}: a kernel file is named with '@'; did you mean -k @{text}?"
+            ) from None
+        raise
+
+
+def _inline_kernel(text: str, spec: str) -> Kernel:
+    """A built-in or an inline matrix (``text`` is ``spec`` stripped)."""
     if text.startswith(("[", "{")):
         return _kernel_from_json(text, f"kernel {spec!r}", "inline")
     name, _, args = text.partition(":")
@@ -432,6 +444,19 @@ def load_kernel(spec: str) -> Kernel:
     if _NAME_RE.match(name) and not _NUMBER_RE.match(name):
         return _builtin(name.lower(), args, spec)
     return Kernel(parse_matrix_text(text, f"kernel {spec!r}"), "inline")
+
+
+KERNEL_FILE_SUFFIXES = (".txt", ".csv", ".npy", ".json")
+"""The extensions of kernel files (``-k @FILE``)."""
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether a spec that is neither a built-in nor a matrix names a file: an existing one, or
+    a name without spaces ending in a kernel file's extension (``ok.csv``, ``k/x.npy``)."""
+    with contextlib.suppress(OSError, ValueError):
+        if Path(text).is_file():
+            return True
+    return not re.search(r"\s", text) and text.lower().endswith(KERNEL_FILE_SUFFIXES)
 
 
 def parse_kernel(spec: str) -> np.ndarray:
