@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage
+from scipy.ndimage._filters import _gaussian_kernel1d
 
 import convtool
 from convtool.kernels import (
@@ -73,15 +75,19 @@ def gaussian_reference(sigma: float, n: int) -> np.ndarray:
 @pytest.mark.parametrize(
     ("spec", "sigma", "n"),
     [
-        ("gaussian", 1.0, 7),
-        ("gaussian:2", 2.0, 13),
+        ("gaussian", 1.0, 9),
+        ("gaussian:2", 2.0, 17),
+        ("gaussian:0.6", 0.6, 5),
         ("gaussian:sigma=2,size=9", 2.0, 9),
+        ("gaussian:sigma=2,truncate=3", 2.0, 13),
+        ("gaussian:1.1", 1.1, 9),
         ("gaussian:0.5,4", 0.5, 4),
         ("gaussian:size=6,sigma=1.2", 1.2, 6),
     ],
 )
 def test_gaussian(spec, sigma, n):
-    """Sampled at i − (N−1)/2, symmetric also for even N, N = 2⌈3σ⌉+1 by default, sum 1."""
+    """Sampled at i − (N−1)/2, symmetric also for even N, N = 2·int(4σ + 0.5)+1 by default (0.6
+    gives 5, where 2⌈4σ⌉+1 is 7), sum 1."""
     k = parse_kernel(spec)
     np.testing.assert_allclose(k, gaussian_reference(sigma, n), rtol=1e-12)
     np.testing.assert_allclose(k, k[::-1, ::-1])
@@ -90,8 +96,8 @@ def test_gaussian(spec, sigma, n):
 
 def test_log_has_negative_centre_and_sums_to_zero():
     k = parse_kernel("log:sigma=1.4")
-    assert k.shape == (11, 11)
-    assert k[5, 5] == k.min() < 0
+    assert k.shape == (13, 13)
+    assert k[6, 6] == k.min() < 0
     assert abs(k.sum()) < 1e-14
     np.testing.assert_allclose(k, k.T)
     np.testing.assert_allclose(k, k[::-1, ::-1])
@@ -100,7 +106,7 @@ def test_log_has_negative_centre_and_sums_to_zero():
 def test_unsharp_is_identity_plus_amount_times_detail():
     g = parse_kernel("gaussian:1")
     expected = -1.5 * g
-    expected[3, 3] += 2.5
+    expected[4, 4] += 2.5
     np.testing.assert_allclose(parse_kernel("unsharp:sigma=1,amount=1.5"), expected)
 
 
@@ -197,6 +203,9 @@ def test_format_round_trips_through_file_and_loadtxt(tmp_path, spec):
         ("gaussian:-1", "sigma must be > 0"),
         ("gaussian:sigma=400", "larger than the limit"),
         ("gaussian:radius=2", "has no argument 'radius'"),
+        ("gaussian:2,size=9,truncate=3", "give size=N or truncate=T, not both"),
+        ("gaussian:2,truncate=-1", "truncate must be ≥ 0"),
+        ("unsharp:2,1,truncate=inf", "must be finite"),
         ("box:3,4", "too many arguments"),
         ("box:abc", "is not a number"),
         ("sobel-x:3", "takes no arguments"),
@@ -284,8 +293,8 @@ def test_unknown_argument_shows_the_whole_usage():
     with pytest.raises(convtool.KernelError) as info:
         parse_kernel("gaussian:radius=2")
     assert str(info.value) == (
-        "kernel 'gaussian' has no argument 'radius'; its arguments are sigma, size "
-        "(e.g. gaussian:sigma=S[,size=N])"
+        "kernel 'gaussian' has no argument 'radius'; its arguments are sigma, size, truncate "
+        "(e.g. gaussian:sigma=S[,size=N|truncate=T])"
     )
     with pytest.raises(convtool.KernelError, match=r"\(e\.g\. motion:length=L,angle=A\)$"):
         parse_kernel("motion:speed=2")
@@ -293,15 +302,17 @@ def test_unknown_argument_shows_the_whole_usage():
 
 @pytest.mark.parametrize("name", ["gaussian", "log"])
 def test_default_size_limit_is_stated_for_sigma(name):
-    """sigma 171 needs 2·⌈513⌉+1 = 1027 > 1025: refused for its sigma, not a size never given."""
-    largest = (MAX_KERNEL_SIDE - 1) // 2 / 3
-    assert parse_kernel(f"{name}:{largest}").shape == (MAX_KERNEL_SIDE, MAX_KERNEL_SIDE)
+    """sigma 128.125 needs 2·int(513)+1 = 1027 > 1025: refused for its sigma, not a size never
+    given (it was 171 while the size was 2⌈3σ⌉+1)."""
+    assert parse_kernel(f"{name}:128.12").shape == (MAX_KERNEL_SIDE, MAX_KERNEL_SIDE)
     with pytest.raises(convtool.KernelError) as info:
-        parse_kernel(f"{name}:171")
-    assert str(info.value).startswith(
-        f"{name}: sigma 171 needs a kernel larger than the limit 1025"
+        parse_kernel(f"{name}:128.125")
+    assert str(info.value) == (
+        f"{name}: sigma 128.125 needs a kernel larger than the limit 1025 (its side is "
+        "2·int(4·σ + 0.5) + 1); choose a sigma below 128.125, a smaller truncate=T, or give "
+        "size=N"
     )
-    assert "choose a sigma of at most 170.667 or give size=N" in str(info.value)
+    assert parse_kernel(f"{name}:sigma=171,truncate=2").shape == (685, 685)
     assert parse_kernel(f"{name}:sigma=171,size=5").shape == (5, 5)
 
 
@@ -399,3 +410,42 @@ def test_a_kernel_file_named_without_the_at_sign_is_pointed_to_it(tmp_path, monk
         parse_kernel("1 x; 2 3.txt")
     with pytest.raises(convtool.KernelError, match="did you mean 'sobel-x'"):
         parse_kernel("sobelx")
+
+
+@pytest.mark.parametrize("sigma", [0.5, 0.6, 1.1, 2, 2.375, 5])
+def test_gaussian_weights_are_scipys(sigma):
+    """scipy.ndimage.gaussian_filter's kernel (radius int(4σ + 0.5)) per axis: the default
+    was 2⌈3σ⌉+1, up to 0.42 grey levels away at σ = 5."""
+    g1 = _gaussian_kernel1d(sigma, 0, int(4 * sigma + 0.5))
+    np.testing.assert_allclose(parse_kernel(f"gaussian:{sigma}"), np.outer(g1, g1), atol=1e-16)
+    g1 = _gaussian_kernel1d(sigma, 0, int(2.5 * sigma + 0.5))
+    np.testing.assert_allclose(
+        parse_kernel(f"gaussian:sigma={sigma},truncate=2.5"), np.outer(g1, g1), atol=1e-16
+    )
+
+
+@pytest.mark.parametrize("sigma", [0.5, 0.6, 2, 5])
+def test_gaussian_filters_as_scipy_gaussian_filter(sigma):
+    """The whole array, borders included, odd and non-square, smaller than the kernel at σ 5."""
+    x = np.random.default_rng(7).random((23, 34))
+    np.testing.assert_allclose(
+        convtool.correlate(x, f"gaussian:{sigma}", border="reflect"),
+        ndimage.gaussian_filter(x, sigma, mode="reflect"),
+        rtol=0,
+        atol=1e-14,
+    )
+    np.testing.assert_allclose(
+        convtool.correlate(x, f"gaussian:sigma={sigma},truncate=3", border="mirror"),
+        ndimage.gaussian_filter(x, sigma, mode="mirror", truncate=3),
+        rtol=0,
+        atol=1e-14,
+    )
+
+
+def test_log_and_unsharp_take_gaussians_size():
+    for spec, n in [("log:2", 17), ("log:sigma=2,truncate=3", 13), ("unsharp:0.6", 5)]:
+        assert parse_kernel(spec).shape == (n, n), spec
+    g = parse_kernel("gaussian:sigma=1.5,truncate=2")
+    expected = -2 * g
+    expected[3, 3] += 3
+    np.testing.assert_allclose(parse_kernel("unsharp:1.5,2,truncate=2"), expected)

@@ -184,28 +184,46 @@ def _positive_int(value: float, what: str) -> int:
     return int(value)
 
 
-def _default_size(sigma: float) -> int:
-    return 2 * math.ceil(3 * sigma) + 1
+GAUSSIAN_TRUNCATE = 4.0
+"""The default ``truncate`` of the Gaussian kernels, scipy.ndimage's: the kernel reaches
+``int(truncate·σ + 0.5)`` samples either side of the centre, as ``gaussian_filter``'s does."""
 
 
-def _sigma_size(name: str, sigma: float, size: float | None) -> tuple[float, int]:
+def _sigma_size(
+    name: str, sigma: float, size: float | None, truncate: float | None
+) -> tuple[float, int]:
+    """σ checked, and the side: ``size``, or 2·int(truncate·σ + 0.5) + 1 (scipy.ndimage's)."""
     if not sigma > 0:
         raise KernelError(f"{name}: sigma must be > 0; got {sigma:g}")
-    # the default side 2⌈3σ⌉ + 1 is at most MAX_KERNEL_SIDE while ⌈3σ⌉ ≤ (MAX − 1) / 2; the
-    # comparison is made before math.ceil, which an infinite 3σ (sigma=1e308) would overflow
-    if size is None and not 3 * sigma <= (MAX_KERNEL_SIDE - 1) // 2:
+    if size is not None and truncate is not None:
         raise KernelError(
-            f"{name}: sigma {sigma:g} needs a kernel larger than the limit {MAX_KERNEL_SIDE} "
-            f"(the default size is 2·⌈3σ⌉ + 1); choose a sigma of at most "
-            f"{(MAX_KERNEL_SIDE - 1) // 2 / 3:g} or give size=N"
+            f"{name}: give size=N or truncate=T, not both (truncate sets the size: "
+            "2·int(T·σ + 0.5) + 1)"
         )
-    n = _default_size(sigma) if size is None else _positive_int(size, f"{name}: size")
+    if size is not None:
+        n = _positive_int(size, f"{name}: size")
+    else:
+        n = _truncated_size(name, sigma, GAUSSIAN_TRUNCATE if truncate is None else truncate)
     if n > MAX_KERNEL_SIDE:
         raise KernelError(
-            f"{name}: size {n} is larger than the limit {MAX_KERNEL_SIDE}; choose a smaller sigma "
-            "or give size=N"
+            f"{name}: size {n} is larger than the limit {MAX_KERNEL_SIDE}; give a smaller size=N"
         )
     return sigma, n
+
+
+def _truncated_size(name: str, sigma: float, truncate: float) -> int:
+    if not truncate >= 0:
+        raise KernelError(f"{name}: truncate must be ≥ 0; got {truncate:g}")
+    # the side 2r + 1 is at most MAX_KERNEL_SIDE while r = int(T·σ + 0.5) ≤ (MAX − 1) / 2; the
+    # comparison is made before int(), which an infinite T·σ (sigma=1e308) would overflow
+    most = (MAX_KERNEL_SIDE - 1) // 2
+    if not truncate * sigma + 0.5 < most + 1:
+        raise KernelError(
+            f"{name}: sigma {sigma:g} needs a kernel larger than the limit {MAX_KERNEL_SIDE} "
+            f"(its side is 2·int({truncate:g}·σ + 0.5) + 1); choose a sigma below "
+            f"{(most + 0.5) / truncate:g}, a smaller truncate=T, or give size=N"
+        )
+    return 2 * int(truncate * sigma + 0.5) + 1
 
 
 def _centred_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,27 +245,34 @@ def box(size: float = 3) -> np.ndarray:
     return np.full((n, n), 1.0 / (n * n))
 
 
-def gaussian(sigma: float = 1.0, size: float | None = None) -> np.ndarray:
-    """exp(−(x²+y²)/2σ²) sampled at ``i − (N−1)/2``, normalised to sum 1; N = 2⌈3σ⌉+1 by default.
+def gaussian(
+    sigma: float = 1.0, size: float | None = None, truncate: float | None = None
+) -> np.ndarray:
+    """exp(−(x²+y²)/2σ²) sampled at ``i − (N−1)/2``, normalised to sum 1.
+
+    N = 2·int(truncate·σ + 0.5) + 1 with truncate 4 by default: scipy.ndimage.gaussian_filter's
+    weights (its kernel per axis, outer-multiplied), unless ``size`` is given.
 
     >>> gaussian(1, size=3).round(4)
     array([[0.0751, 0.1238, 0.0751],
            [0.1238, 0.2042, 0.1238],
            [0.0751, 0.1238, 0.0751]])
+    >>> gaussian(0.5).shape, gaussian(2).shape, gaussian(2, truncate=3).shape
+    ((5, 5), (17, 17), (13, 13))
     """
-    sigma, n = _sigma_size("gaussian", sigma, size)
+    sigma, n = _sigma_size("gaussian", sigma, size, truncate)
     y, x = _centred_grid(n)
     g = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
     return g / g.sum()
 
 
-def log(sigma: float = 1.0, size: float | None = None) -> np.ndarray:
+def log(sigma: float = 1.0, size: float | None = None, truncate: float | None = None) -> np.ndarray:
     """Laplacian of Gaussian ∇²G sampled like ``gaussian`` (negative centre), minus its mean.
 
     ∇²G(x, y) = (x² + y² − 2σ²) / (2πσ⁶) · exp(−(x²+y²)/2σ²); subtracting the mean makes the
-    kernel sum to 0 within rounding, so flat regions give 0.
+    kernel sum to 0 within rounding, so flat regions give 0. The size is ``gaussian``'s.
     """
-    sigma, n = _sigma_size("log", sigma, size)
+    sigma, n = _sigma_size("log", sigma, size, truncate)
     y, x = _centred_grid(n)
     r2 = x * x + y * y
     s2 = sigma * sigma
@@ -335,9 +360,14 @@ def directional(angle: float = 0.0) -> np.ndarray:
     return math.cos(t) * SOBEL_X + math.sin(t) * SOBEL_X.T
 
 
-def unsharp(sigma: float = 1.0, amount: float = 1.0, size: float | None = None) -> np.ndarray:
-    """Unsharp mask: identity + amount · (identity − gaussian(sigma, size)); sums to 1."""
-    g = gaussian(sigma, size)
+def unsharp(
+    sigma: float = 1.0,
+    amount: float = 1.0,
+    size: float | None = None,
+    truncate: float | None = None,
+) -> np.ndarray:
+    """Unsharp mask: identity + amount · (identity − gaussian(sigma, size, truncate)); sum 1."""
+    g = gaussian(sigma, size, truncate)
     k = -amount * g
     c = g.shape[0] // 2
     k[c, c] += 1.0 + amount
@@ -377,9 +407,15 @@ BUILTINS: dict[str, Builtin] = {
     "emboss": Builtin(_fixed(EMBOSS), (), "relief from the top left over the picture (sums to 1)"),
     "box": Builtin(box, ("size",), "box:N, N×N mean (N default 3)"),
     "gaussian": Builtin(
-        gaussian, ("sigma", "size"), "gaussian:sigma=S[,size=N], blur summing to 1"
+        gaussian,
+        ("sigma", "size", "truncate"),
+        "gaussian:sigma=S[,size=N|truncate=T], blur summing to 1, to 4σ (scipy's size)",
     ),
-    "log": Builtin(log, ("sigma", "size"), "log:sigma=S[,size=N], Laplacian of Gaussian, sum 0"),
+    "log": Builtin(
+        log,
+        ("sigma", "size", "truncate"),
+        "log:sigma=S[,size=N|truncate=T], Laplacian of Gaussian, sum 0",
+    ),
     "motion": Builtin(
         motion, ("length", "angle"), "motion:length=L,angle=A, linear motion blur (degrees, CCW)"
     ),
@@ -393,7 +429,9 @@ BUILTINS: dict[str, Builtin] = {
         directional, ("angle",), "directional:angle=A, cos A·sobel-x + sin A·sobel-y"
     ),
     "unsharp": Builtin(
-        unsharp, ("sigma", "amount", "size"), "unsharp:sigma=S,amount=A, unsharp mask, sum 1"
+        unsharp,
+        ("sigma", "amount", "size", "truncate"),
+        "unsharp:sigma=S,amount=A[,size=N|truncate=T], unsharp mask, sum 1",
     ),
 }
 
