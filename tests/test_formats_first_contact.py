@@ -6,15 +6,21 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image, JpegImagePlugin
 from typer.testing import CliRunner
 
 from convtool.cli import app
+from convtool.defaults import DEFAULT_QUALITY
+
+from conftest import CONVERT, imagemagick
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,3 +63,97 @@ def test_16bit_colour_png_round_trips_through_the_command_as_opencv_reads_it(tmp
     assert same.dtype == np.uint16 and shifted.dtype == np.uint16
     np.testing.assert_array_equal(same[..., bgr], stored)
     np.testing.assert_array_equal(shifted[..., bgr], stored[:, 1:])
+
+
+# JPEG written as the input was ---------------------------------------------------------------
+
+
+def photo(seed: int = 0, shape: tuple[int, ...] = (48, 64, 3)) -> np.ndarray:
+    """Smooth colour gradients with a little noise: something a JPEG encoder works on."""
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    channels = shape[2] if len(shape) == 3 else 1
+    smooth = np.stack([(rows * (2 + c) + cols * (3 - c)) % 200 for c in range(channels)], -1)
+    noise = np.random.default_rng(seed).integers(0, 40, shape)
+    return (smooth.reshape(shape) + noise).astype(np.uint8)
+
+
+def jpeg_tables(path: Path) -> tuple[dict[int, list[int]], int]:
+    """A JPEG's quantization tables and Pillow's subsampling (0 4:4:4, 1 4:2:2, 2 4:2:0)."""
+    with Image.open(path) as im:
+        return dict(im.quantization), JpegImagePlugin.get_sampling(im)
+
+
+def pillow_tables(quality: int, mode: str = "RGB") -> dict[int, list[int]]:
+    """The quantization tables Pillow (libjpeg) writes at ``quality``."""
+    buffer = io.BytesIO()
+    Image.new(mode, (8, 8)).save(buffer, format="JPEG", quality=quality)
+    with Image.open(buffer) as im:
+        return dict(im.quantization)
+
+
+@pytest.mark.parametrize(("quality", "subsampling"), [(90, 2), (75, 1), (95, 0), (60, 2)])
+def test_jpeg_from_jpeg_keeps_the_inputs_tables_and_subsampling(tmp_path, quality, subsampling):
+    """A regression: a sharpened q90 4:2:0 photo came out at q95 4:4:4, 2.9× larger."""
+    src = tmp_path / "in.jpg"
+    Image.fromarray(photo()).save(src, quality=quality, subsampling=subsampling)
+    ok(src, "-k", "sharpen", "-o", tmp_path / "out.jpg")
+    tables, sampling = jpeg_tables(tmp_path / "out.jpg")
+    assert tables == jpeg_tables(src)[0] == pillow_tables(quality)
+    assert sampling == subsampling
+
+
+def test_jpeg_with_quality_given_uses_that_quality(tmp_path):
+    src = tmp_path / "in.jpg"
+    Image.fromarray(photo()).save(src, quality=90, subsampling=2)
+    ok(src, "-k", "sharpen", "--quality", "95", "-o", tmp_path / "q95.jpg")
+    ok(src, "-k", "sharpen", "--quality", "80", "-o", tmp_path / "q80.jpg")
+    assert jpeg_tables(tmp_path / "q95.jpg") == (pillow_tables(95), 0)  # 4:4:4 at Q ≥ 90
+    assert jpeg_tables(tmp_path / "q80.jpg") == (pillow_tables(80), 2)
+
+
+def test_jpeg_from_another_format_is_written_at_the_default_quality(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(photo()).save(src)
+    ok(src, "-k", "sharpen", "-o", tmp_path / "out.jpg")
+    assert jpeg_tables(tmp_path / "out.jpg") == (pillow_tables(DEFAULT_QUALITY), 0)
+
+
+def test_grey_jpeg_keeps_its_table(tmp_path):
+    src = tmp_path / "grey.jpg"
+    Image.fromarray(photo(shape=(40, 56))).save(src, quality=70)
+    ok(src, "-k", "box", "-o", tmp_path / "out.jpg")
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert im.mode == "L" and dict(im.quantization) == pillow_tables(70, "L")
+
+
+def test_a_batch_keeps_each_inputs_jpeg_compression(tmp_path):
+    """Each file of a batch (read and encoded on threads) keeps its own tables and sampling."""
+    made = {"a.jpg": (90, 2), "b.jpg": (70, 1), "c.jpg": (97, 0)}
+    for seed, (name, (quality, subsampling)) in enumerate(made.items()):
+        Image.fromarray(photo(seed)).save(tmp_path / name, quality=quality, subsampling=subsampling)
+    ok(*(tmp_path / name for name in made), "-k", "sharpen", "--out-dir", tmp_path / "out")
+    for name, (quality, subsampling) in made.items():
+        assert jpeg_tables(tmp_path / "out" / name) == (pillow_tables(quality), subsampling)
+
+
+@imagemagick
+def test_jpeg_quality_and_sampling_as_imagemagick_reads_them(tmp_path):
+    """ImageMagick's estimate of the quality and its sampling factors, input against output."""
+    src = tmp_path / "in.jpg"
+    Image.fromarray(photo()).save(src, quality=90, subsampling=2)
+    ok(src, "-k", "sharpen", "-o", tmp_path / "out.jpg")
+
+    def identify(path: Path) -> str:
+        args = [CONVERT, str(path), "-format", "%Q %[jpeg:sampling-factor]", "info:"]
+        return subprocess.run(args, capture_output=True, text=True, check=True).stdout
+
+    assert identify(tmp_path / "out.jpg") == identify(src) == "90 2x2,1x1,1x1"
+
+
+def test_jpeg_through_a_pipe_keeps_its_tables(tmp_path):
+    src = tmp_path / "in.jpg"
+    Image.fromarray(photo()).save(src, quality=85, subsampling=1)
+    result = runner.invoke(app, ["apply", "-", "-k", "sharpen"], input=src.read_bytes())
+    assert result.exit_code == 0, result.output
+    (tmp_path / "out.jpg").write_bytes(result.stdout_bytes)
+    assert jpeg_tables(tmp_path / "out.jpg") == (pillow_tables(85), 1)

@@ -6,7 +6,8 @@ DEFAULT_MAX_PIXELS = 100_000_000
 are decoded — a guard against decompression bombs. ``--max-pixels`` raises it."""
 
 DEFAULT_QUALITY = 95
-"""JPEG/WebP quality when none is given; at 90 and above JPEG is written 4:4:4."""
+"""JPEG/WebP quality when none is given (a JPEG written from a JPEG keeps the input's
+quantization tables and subsampling instead); at 90 and above JPEG is written 4:4:4."""
 
 DEFAULT_COMPRESS_LEVEL = 4
 """zlib level for PNG (and deflate TIFF). Measured on a 3840×2160 RGB photograph and its Sobel

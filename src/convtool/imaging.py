@@ -52,18 +52,33 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
+class JpegCompression:
+    """How a JPEG input was compressed, for a JPEG output written without ``--quality``.
+
+    ``qtables``: its quantization tables as Pillow reads them (``im.quantization``, in table
+    order); ``subsampling``: Pillow's ``JpegImagePlugin.get_sampling``: 0 4:4:4, 1 4:2:2,
+    2 4:2:0, -1 none (grey, CMYK) or another.
+    """
+
+    qtables: tuple[tuple[int, ...], ...]
+    subsampling: int
+
+
+@dataclass(frozen=True)
 class Metadata:
     """What convtool carries from input to output besides the pixels.
 
     ``exif`` is the EXIF block as Pillow writes it, with the orientation already applied to the
     pixels and therefore reset (the tag removed); ``dpi`` is (x, y) dots per inch; ``xmp`` the
-    XMP packet (ratings, keywords, captions...), its ``tiff:Orientation`` removed likewise.
+    XMP packet (ratings, keywords, captions...), its ``tiff:Orientation`` removed likewise;
+    ``jpeg`` a JPEG input's compression (see :class:`JpegCompression`).
     """
 
     icc_profile: bytes | None = None
     dpi: tuple[float, float] | None = None
     exif: bytes | None = None
     xmp: bytes | None = None
+    jpeg: JpegCompression | None = None
 
     @property
     def icc_color_space(self) -> str | None:
@@ -381,7 +396,18 @@ def _pillow_metadata(im: Any) -> tuple[Metadata, int]:
     xmp = im.info.get("xmp") or None
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
-    return Metadata(icc, dpi, exif_bytes, _xmp_upright(xmp)), orientation
+    return Metadata(icc, dpi, exif_bytes, _xmp_upright(xmp), _jpeg_compression(im)), orientation
+
+
+def _jpeg_compression(im: Any) -> JpegCompression | None:
+    """A JPEG's quantization tables and chroma subsampling; None for other formats."""
+    from PIL import JpegImagePlugin
+
+    tables = getattr(im, "quantization", None)
+    if not isinstance(im, JpegImagePlugin.JpegImageFile) or not tables:
+        return None
+    qtables = tuple(tuple(int(v) for v in tables[key]) for key in sorted(tables))
+    return JpegCompression(qtables, int(JpegImagePlugin.get_sampling(im)))
 
 
 _XMP_ORIENTATION = re.compile(
@@ -1247,12 +1273,15 @@ def encode(
     picture: Picture,
     plan: OutputPlan,
     *,
-    quality: int = DEFAULT_QUALITY,
+    quality: int | None = None,
     compress_level: int = DEFAULT_COMPRESS_LEVEL,
     threads: int | None = None,
 ) -> bytes:
     """The bytes of ``picture`` written as ``plan`` says: map, round to nearest, clamp, encode.
-    ``threads``: how many a large PNG is written on (default: every core)."""
+    ``quality``: for JPEG, WebP and AVIF; None writes a JPEG read from a JPEG with the input's
+    quantization tables and subsampling, anything else at :data:`DEFAULT_QUALITY` (see
+    :func:`_quality_options`). ``threads``: how many a large PNG is written on (default: every
+    core)."""
     if plan.is_matrix:
         return _encode_matrix(picture, plan)
     stored = stored_samples(picture, plan)
@@ -1462,7 +1491,7 @@ def _encode_pillow(
     stored: np.ndarray,
     plan: OutputPlan,
     metadata: Metadata,
-    quality: int,
+    quality: int | None,
     compress_level: int,
     threads: int | None = None,
 ) -> bytes:
@@ -1502,10 +1531,7 @@ def _encode_pillow(
                 f"is {im.width}x{im.height} (Pillow would shrink it); write PNG"
             )
         options["sizes"] = [im.size]
-    if fmt in ("JPEG", "WEBP", "AVIF"):
-        options["quality"] = quality
-    if fmt == "JPEG" and quality >= 90:
-        options["subsampling"] = 0  # 4:4:4, as ImageMagick does at quality ≥ 90
+    options.update(_quality_options(fmt, quality, metadata.jpeg))
     buffer = io.BytesIO()
     try:
         im.save(buffer, format="PPM" if fmt == _PGM else fmt, **options)
@@ -1515,6 +1541,35 @@ def _encode_pillow(
             "PNG or TIFF, which hold every layout"
         ) from None
     return buffer.getvalue()
+
+
+_QUALITY_FORMATS = ("JPEG", "WEBP", "AVIF")
+"""The formats ``--quality`` applies to."""
+
+
+def _quality_options(
+    fmt: str, quality: int | None, jpeg: JpegCompression | None = None
+) -> dict[str, Any]:
+    """Pillow's save options for ``--quality`` (None: not given) when writing ``fmt``.
+
+    A JPEG from a JPEG input (``jpeg``, its compression) without ``--quality`` is written with
+    the input's quantization tables and chroma subsampling, so that filtering does not make
+    it larger or smaller by a change of quality (and no ``quality``: Pillow would scale the
+    tables by it). Otherwise quality Q, default :data:`DEFAULT_QUALITY`; JPEG at Q ≥ 90 is
+    4:4:4 (no chroma subsampling), as ImageMagick writes it.
+    """
+    if fmt not in _QUALITY_FORMATS:
+        return {}
+    if fmt == "JPEG" and quality is None and jpeg is not None:
+        options: dict[str, Any] = {"qtables": [list(table) for table in jpeg.qtables]}
+        if jpeg.subsampling != -1:
+            options["subsampling"] = jpeg.subsampling
+        return options
+    quality = DEFAULT_QUALITY if quality is None else quality
+    options = {"quality": quality}
+    if fmt == "JPEG" and quality >= 90:
+        options["subsampling"] = 0
+    return options
 
 
 Z_DEFAULT_STRATEGY, Z_RLE = -1, 3

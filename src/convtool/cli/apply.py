@@ -187,11 +187,17 @@ def apply_command(
         ),
     ] = AlphaChoice.keep,
     quality: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--quality", metavar="Q", min=1, max=100, help="JPEG/WebP/AVIF quality (1-100)."
+            "--quality",
+            metavar="Q",
+            min=1,
+            max=100,
+            help=f"JPEG/WebP/AVIF quality (1-100). [default: {DEFAULT_QUALITY}; a JPEG "
+            "written from a JPEG keeps its quantization tables and subsampling]",
+            show_default=False,
         ),
-    ] = DEFAULT_QUALITY,
+    ] = None,
     compress_level: Annotated[
         int,
         typer.Option(
@@ -327,7 +333,7 @@ class _Settings:
     depth: int | None
     map: str | None
     gray: bool
-    quality: int
+    quality: int | None
     compress_level: int
     max_pixels: int
     memory: int | None = None
