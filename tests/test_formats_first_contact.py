@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, JpegImagePlugin
 from typer.testing import CliRunner
 
-from convtool.cli import app
+from convtool.cli import app, main
 from convtool.defaults import DEFAULT_QUALITY
 
 from conftest import CONVERT, imagemagick
@@ -157,3 +157,68 @@ def test_jpeg_through_a_pipe_keeps_its_tables(tmp_path):
     assert result.exit_code == 0, result.output
     (tmp_path / "out.jpg").write_bytes(result.stdout_bytes)
     assert jpeg_tables(tmp_path / "out.jpg") == (pillow_tables(85), 1)
+
+
+# Lossless WebP -------------------------------------------------------------------------------
+
+
+def webp_and_png(tmp_path: Path, src: Path, *options: str) -> tuple[np.ndarray, np.ndarray]:
+    """What one command writes as WebP and as PNG, decoded."""
+    ok(src, "-k", "sharpen", *options, "-o", tmp_path / "out.webp")
+    ok(src, "-k", "sharpen", "-o", tmp_path / "out.png")
+    with Image.open(tmp_path / "out.webp") as webp, Image.open(tmp_path / "out.png") as png:
+        return np.asarray(webp), np.asarray(png)
+
+
+def test_lossless_webp_is_the_8bit_result_exactly(tmp_path):
+    """A regression: even --quality 100 was lossy (levels off by up to 78 on a photo)."""
+    src = tmp_path / "in.png"
+    Image.fromarray(photo()).save(src)
+    webp, png = webp_and_png(tmp_path, src, "--lossless")
+    np.testing.assert_array_equal(webp, png)
+    webp, png = webp_and_png(tmp_path, src, "--quality", "100")
+    assert not np.array_equal(webp, png)
+
+
+def test_lossless_webp_keeps_alpha_and_the_colour_under_transparent_pixels(tmp_path):
+    rgba = np.concatenate([photo(1), photo(2, (48, 64, 1))], axis=2)
+    rgba[::3, ::2, 3] = 0  # transparent pixels, each with its own colour
+    src = tmp_path / "in.png"
+    Image.fromarray(rgba).save(src)
+    webp, png = webp_and_png(tmp_path, src, "--lossless", "--quality", "10")  # fast effort
+    np.testing.assert_array_equal(webp, png)
+
+
+def test_lossless_webp_of_a_grey_image_is_its_grey_in_rgb(tmp_path):
+    src = tmp_path / "grey.png"
+    Image.fromarray(photo(shape=(40, 56))).save(src)
+    webp, png = webp_and_png(tmp_path, src, "--lossless")
+    np.testing.assert_array_equal(webp, np.repeat(png[..., np.newaxis], 3, axis=2))
+
+
+@pytest.mark.parametrize(
+    ("output", "advice"),
+    [
+        ("out.png", "PNG has no lossy mode to turn off: leave --lossless out"),
+        ("out.tif", "TIFF has no lossy mode to turn off"),
+        ("out.npy", "NPY has no lossy mode to turn off"),
+        ("out.jpg", "JPEG has no lossless mode: write .webp, or .png or .tif"),
+    ],
+)
+def test_lossless_is_refused_for_formats_without_the_two_modes(tmp_path, capsys, output, advice):
+    src = tmp_path / "in.png"
+    Image.fromarray(photo()).save(src)
+    assert main(["apply", str(src), "-k", "box", "--lossless", "-o", str(tmp_path / output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"convtool: error: --lossless is WebP's lossless mode, and {advice}")
+    assert err.count("\n") == 1 and not (tmp_path / output).exists()
+
+
+def test_lossless_is_refused_for_an_image_filtered_in_bands(tmp_path, capsys):
+    np.save(tmp_path / "big.npy", np.zeros((64, 64)))
+    args = ["apply", str(tmp_path / "big.npy"), "-k", "box", "--memory", "16K"]
+    assert main([*args, "-o", str(tmp_path / "out.npy")]) == 0
+    assert "filtered in bands" in capsys.readouterr().err
+    assert main([*args, "--lossless", "-o", str(tmp_path / "lossless.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convtool: error: --lossless is WebP's") and err.count("\n") == 1

@@ -1033,6 +1033,8 @@ class OutputPlan:
     colors: str
     alpha: bool
     notes: tuple[str, ...] = ()
+    lossless: bool = False
+    """A format of :data:`LOSSLESS_MODES` written in its lossless mode (``--lossless``)."""
 
     @property
     def is_matrix(self) -> bool:
@@ -1095,7 +1097,12 @@ def _pillow_extensions() -> dict[str, str]:
 
 
 def plan_output(
-    picture: Picture, format: str, *, depth: int | None = None, map: str | None = None
+    picture: Picture,
+    format: str,
+    *,
+    depth: int | None = None,
+    map: str | None = None,
+    lossless: bool = False,
 ) -> OutputPlan:
     """Decide how ``picture`` is written as ``format``; UsageError for impossible requests.
 
@@ -1106,6 +1113,9 @@ def plan_output(
     fmt = format_by_name(format)
     if map is not None and map not in MAPS:
         raise UsageError(f"unknown map {map!r}; choose one of {', '.join(MAPS)}")
+    if lossless:  # the lossless mode of a format that has two (WebP); refused for the others
+        check_lossless(fmt)
+        return replace(plan_output(picture, fmt, depth=depth, map=map), lossless=True)
     notes: list[str] = []
     source_depth = picture.depth
     if fmt in MATRIX_FORMATS.values():
@@ -1153,6 +1163,24 @@ def plan_output(
     if fmt == "GIF" and colors != "L":
         notes.append("GIF holds 256 colours: the colours are quantized")
     return OutputPlan(fmt, chosen, chosen_map, colors, has_alpha, tuple(notes))
+
+
+LOSSLESS_MODES = ("WEBP",)
+"""Formats with a lossy and a lossless mode; ``--lossless`` picks the lossless one."""
+
+_LOSSY_ONLY = ("JPEG", "AVIF")
+"""Formats Pillow writes lossy only."""
+
+
+def check_lossless(fmt: str) -> None:
+    """``--lossless`` is refused for a format without the two modes, saying what to do."""
+    if fmt in LOSSLESS_MODES:
+        return
+    if fmt in _LOSSY_ONLY:
+        advice = "has no lossless mode: write .webp, or .png or .tif, for an exact result"
+    else:
+        advice = "has no lossy mode to turn off: leave --lossless out"
+    raise UsageError(f"--lossless is WebP's lossless mode, and {fmt} {advice}")
 
 
 def _plan_matrix(picture: Picture, fmt: str, depth: int | None, map: str | None) -> OutputPlan:
@@ -1531,7 +1559,7 @@ def _encode_pillow(
                 f"is {im.width}x{im.height} (Pillow would shrink it); write PNG"
             )
         options["sizes"] = [im.size]
-    options.update(_quality_options(fmt, quality, metadata.jpeg))
+    options.update(_quality_options(fmt, quality, metadata.jpeg, lossless=plan.lossless))
     buffer = io.BytesIO()
     try:
         im.save(buffer, format="PPM" if fmt == _PGM else fmt, **options)
@@ -1548,7 +1576,7 @@ _QUALITY_FORMATS = ("JPEG", "WEBP", "AVIF")
 
 
 def _quality_options(
-    fmt: str, quality: int | None, jpeg: JpegCompression | None = None
+    fmt: str, quality: int | None, jpeg: JpegCompression | None = None, *, lossless: bool = False
 ) -> dict[str, Any]:
     """Pillow's save options for ``--quality`` (None: not given) when writing ``fmt``.
 
@@ -1556,10 +1584,15 @@ def _quality_options(
     the input's quantization tables and chroma subsampling, so that filtering does not make
     it larger or smaller by a change of quality (and no ``quality``: Pillow would scale the
     tables by it). Otherwise quality Q, default :data:`DEFAULT_QUALITY`; JPEG at Q ≥ 90 is
-    4:4:4 (no chroma subsampling), as ImageMagick writes it.
+    4:4:4 (no chroma subsampling), as ImageMagick writes it. ``lossless`` WebP keeps every
+    sample, the colour under transparent pixels too (``exact``); a quality given is then
+    libwebp's effort (100: smallest, slowest; Pillow's default 80 otherwise).
     """
     if fmt not in _QUALITY_FORMATS:
         return {}
+    if fmt == "WEBP" and lossless:
+        effort = {} if quality is None else {"quality": quality}
+        return {"lossless": True, "exact": True, **effort}
     if fmt == "JPEG" and quality is None and jpeg is not None:
         options: dict[str, Any] = {"qtables": [list(table) for table in jpeg.qtables]}
         if jpeg.subsampling != -1:

@@ -39,6 +39,7 @@ from convtool.imaging import (
     _matrix_picture,
     _tiff_metadata,
     atomic_file,
+    check_lossless,
     plan_output,
     stored_samples,
     tiff_options,
@@ -324,13 +325,17 @@ def run_streamed(
     compress_level: int,
     memory: int | None,
     notes: Callable[[str, str], None],
+    lossless: bool = False,
 ) -> None:
-    """Filter ``source`` into ``target`` band by band (what ``convtool apply`` does in memory)."""
+    """Filter ``source`` into ``target`` band by band (what ``convtool apply`` does in memory).
+    ``lossless`` is ``--lossless``, refused as in memory (no streamed format has two modes)."""
     if target is None:
         raise UsageError(
             f"{source}: the image is filtered in bands (it is too large for memory, or "
             "--memory asks for it), which needs an output file: give -o FILE.tif or FILE.npy"
         )
+    if lossless:
+        check_lossless(fmt)
     if fmt not in STREAM_FORMATS:
         raise ImageError(
             f"{target}: the image is filtered in bands (it is too large for memory, or --memory "

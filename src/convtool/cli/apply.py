@@ -198,6 +198,14 @@ def apply_command(
             show_default=False,
         ),
     ] = None,
+    lossless: Annotated[
+        bool,
+        typer.Option(
+            "--lossless",
+            help="WebP in its lossless mode: every sample as filtered (--quality is then the "
+            "effort). Refused for other formats.",
+        ),
+    ] = False,
     compress_level: Annotated[
         int,
         typer.Option(
@@ -293,6 +301,7 @@ def apply_command(
         map=map.value if map is not None else None,
         gray=gray,
         quality=quality,
+        lossless=lossless,
         compress_level=compress_level,
         max_pixels=max_pixels,
         memory=parse_bytes(memory) if memory is not None else None,
@@ -337,6 +346,7 @@ class _Settings:
     compress_level: int
     max_pixels: int
     memory: int | None = None
+    lossless: bool = False
 
 
 class _Notes:
@@ -403,7 +413,9 @@ def _filter(job: Job, settings: _Settings, picture: Picture) -> tuple[Picture, O
                 f"--format {settings.stdout_format.lower()} contradicts the output file "
                 f"{str(job.target)!r}; the extension picks a file's format (--format is for -o -)"
             )
-    plan = plan_output(picture, fmt, depth=settings.depth, map=settings.map)
+    plan = plan_output(
+        picture, fmt, depth=settings.depth, map=settings.map, lossless=settings.lossless
+    )
     if job.target is None and settings.stdout_format is None:
         redirected = _redirected_elsewhere(plan.format)
         if redirected is not None:
@@ -494,6 +506,7 @@ def _run_streamed(job: Job, settings: _Settings, notes: _Notes) -> None:
         compress_level=settings.compress_level,
         memory=settings.memory,
         notes=notes,
+        lossless=settings.lossless,
     )
 
 
