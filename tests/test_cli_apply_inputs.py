@@ -259,3 +259,141 @@ def test_a_kernel_file_without_the_at_sign_asks_for_it(tmp_path):
         f"did you mean -k @{tmp_path / 'ok.csv'}?\n"
     )
     assert not (tmp_path / "o.png").exists()
+
+
+# Directories, patterns and {dir} ---------------------------------------------------------------
+
+
+def shots(root: Path) -> dict[str, np.ndarray]:
+    """A folder of pictures as a camera card or a download leaves it: images at two depths,
+    notes, hidden files (a macOS '._' twin is not a picture), a hidden folder."""
+    made = {}
+    for seed, name in enumerate(["b.png", "a.png", "2024/c.png", "2024/deep/d.png"]):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        made[name] = rgb(seed)
+        Image.fromarray(made[name]).save(root / name)
+    (root / "notes.txt").write_text("shot on a rainy day\n")
+    (root / "README.md").write_text("# holiday\n")
+    (root / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (root / ".cache").mkdir()
+    Image.fromarray(rgb(9)).save(root / ".cache" / "thumb.png")
+    return made
+
+
+def written(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_a_directory_is_its_images_and_out_dir_keeps_their_folders(tmp_path):
+    """It used to say "cannot tell the output format from 'out/shots'"."""
+    made = shots(tmp_path / "shots")
+    ok(tmp_path / "shots", "-k", "box:3", "--out-dir", tmp_path / "top")
+    assert written(tmp_path / "top") == ["a.png", "b.png"]
+    ok(tmp_path / "shots", "--recursive", "-k", "box:3", "--out-dir", tmp_path / "out")
+    assert written(tmp_path / "out") == sorted(made)
+    for name, stored in made.items():
+        np.testing.assert_array_equal(pixels(tmp_path / "out" / name), box3(stored))
+
+
+def test_dir_in_a_template_is_the_folder_below_the_directory_given(tmp_path):
+    made = shots(tmp_path / "shots")
+    ok(tmp_path / "shots", "-r", "-k", "box:3", "-o", tmp_path / "e" / "{dir}" / "{stem}-s.png")
+    assert written(tmp_path / "e") == sorted(
+        str(Path(name).with_name(Path(name).stem + "-s.png")) for name in made
+    )
+    np.testing.assert_array_equal(
+        pixels(tmp_path / "e" / "2024" / "deep" / "d-s.png"), box3(made["2024/deep/d.png"])
+    )
+
+
+def test_two_inputs_of_one_name_are_refused_or_kept_apart_by_their_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for seed, folder in enumerate(["a", "b"]):
+        Path(folder).mkdir()
+        Image.fromarray(rgb(seed)).save(Path(folder) / "x.png")
+    result = apply("a/x.png", "b/x.png", "-k", "box:3", "--out-dir", "out")
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        "convtool: error: inputs 'a/x.png' and 'b/x.png' would both write 'out/x.png'; nothing "
+        "was written (keep their folders with {dir} in an -o template, e.g. -o '{dir}/{name}')\n"
+    )
+    assert not Path("out").exists()
+    ok("a/x.png", "b/x.png", "-k", "box:3", "--out-dir", "out", "-o", "{dir}/{name}")
+    assert written(tmp_path / "out") == ["a/x.png", "b/x.png"]
+    for seed, folder in enumerate(["a", "b"]):
+        np.testing.assert_array_equal(pixels(Path("out") / folder / "x.png"), box3(rgb(seed)))
+    # two directories given, a picture of one name at the top of each: refused too
+    result = apply("a", "b", "-k", "box:3", "--out-dir", "again")
+    assert result.exit_code == 2 and "would both write 'again/x.png'" in result.output
+    assert "name the folder that holds both, convtool apply . --recursive" in result.output
+    assert not Path("again").exists()
+
+
+def test_a_quoted_pattern_is_expanded_as_a_shell_would(tmp_path, monkeypatch):
+    """'shots/*.png' (a Windows shell passes it as it is) used to be 'no such file'."""
+    monkeypatch.chdir(tmp_path)
+    made = shots(Path("shots"))
+    ok("shots/*.png", "-k", "box:3", "--out-dir", "flat")
+    assert written(tmp_path / "flat") == ["a.png", "b.png"]  # not ._a.png, as a shell
+    ok("shots/**/*.png", "--recursive", "-k", "box:3", "-o", "deep/{dir}/{name}")
+    assert written(tmp_path / "deep") == sorted(f"shots/{name}" for name in made)
+    np.testing.assert_array_equal(pixels("deep/shots/2024/c.png"), box3(made["2024/c.png"]))
+    result = apply("shots/**/*.png", "-k", "box:3", "--out-dir", "x")
+    assert result.exit_code == 2
+    assert result.output == (
+        "convtool: error: 'shots/**/*.png': '**' reaches into sub-folders with --recursive; "
+        "add it (or use '*')\n"
+    )
+    result = apply("shots/*.jpg", "-k", "box:3", "--out-dir", "x")
+    assert result.exit_code == 1
+    assert result.output == "convtool: error: shots/*.jpg: no file matches this pattern\n"
+    assert not Path("x").exists()
+
+
+def test_a_directory_without_images_is_one_error_and_nothing_is_made(tmp_path):
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    (tmp_path / "docs" / "notes.txt").write_text("1 2\n")
+    Image.fromarray(rgb(1)).save(tmp_path / "docs" / "sub" / "x.png")
+    result = apply(tmp_path / "docs", "-k", "box:3", "--out-dir", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    assert result.output == (
+        f"convtool: error: {tmp_path / 'docs'}: no images in this directory (convtool takes its "
+        "image files, such as .png, .jpg and .tif, and .npy matrices; .txt and .csv are named "
+        "one by one); add --recursive to look in its sub-folders\n"
+    )
+    assert not (tmp_path / "out").exists()
+    ok(tmp_path / "docs", "-r", "-k", "box:3", "--out-dir", tmp_path / "out")
+    assert written(tmp_path / "out") == ["sub/x.png"]
+
+
+def test_a_directory_needs_somewhere_to_write_its_images(tmp_path):
+    Image.fromarray(rgb(1)).save(tmp_path / "only.png")  # one image: still a batch
+    result = apply(tmp_path, "-k", "box:3", "-o", tmp_path / "o.png")
+    assert result.exit_code == 2
+    assert result.output.startswith("convtool: error: a directory's images need --out-dir DIR")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["only.png"]
+
+
+def test_a_dir_that_climbs_out_of_the_output_folder_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    Image.fromarray(rgb(1)).save(tmp_path / "up.png")
+    for given, folder in (("../up.png", ".."), (str(tmp_path / "up.png"), str(tmp_path))):
+        result = apply(given, "-k", "box:3", "-o", "out/{dir}/{name}")
+        assert result.exit_code == 2, result.output
+        assert result.output == (
+            f"convtool: error: -o template 'out/{{dir}}/{{name}}': {{dir}} of {given!r} is "
+            f"{folder!r}, which would put the result outside the output folder; name the "
+            "folder that holds the inputs instead (convtool apply DIR --recursive: {dir} is "
+            "then relative to DIR)\n"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["up.png", "work"]
+    assert list((tmp_path / "work").iterdir()) == []
+    ok("../up.png", "-k", "box:3", "-o", "out/{stem}.png")  # {stem} stays inside
+
+
+def test_an_out_dir_inside_the_directory_is_not_read_again(tmp_path):
+    made = shots(tmp_path / "shots")
+    for _ in range(2):
+        ok(tmp_path / "shots", "-r", "-k", "box:3", "--out-dir", tmp_path / "shots" / "out")
+    assert written(tmp_path / "shots" / "out") == sorted(made)

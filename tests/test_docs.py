@@ -539,14 +539,17 @@ def test_recipe_batch(recipe):
     d = recipe("batch")
     inputs = sorted(p.name for p in (d / "sample_images").glob("*.png"))
     assert sorted(p.name for p in (d / "blurred").iterdir()) == inputs
+    assert sorted(p.name for p in (d / "sharp").iterdir()) == inputs  # the directory's images
     assert sorted(p.name for p in (d / "edges").iterdir()) == [
         f"{Path(n).stem}-sobel-y.png" for n in inputs
     ]
+    sharpen = [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]
     for name in inputs:
         x = unit(d / "sample_images" / name)
         assert_within_one_level(
             pixels(d / "blurred" / name), to_8bit(corr(x, np.full((5, 5), 0.04)))
         )
+        assert_within_one_level(pixels(d / "sharp" / name), to_8bit(corr(x, sharpen)))
 
 
 def test_recipe_pipeline(recipe):

@@ -1096,6 +1096,22 @@ def _pillow_extensions() -> dict[str, str]:
     return {ext: fmt for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
 
 
+_IDENTIFIED_ONLY = ("BUFR", "GRIB", "HDF5", "WMF", "MPEG")
+"""Formats Pillow recognises without decoding their pixels (stubs, or a header reader)."""
+
+
+def image_suffixes() -> frozenset[str]:
+    """Extensions of the image files convtool decodes (``.png``, ``.jpg``, ``.tif``...): what
+    a directory given as input contributes, besides matrices."""
+    from PIL import Image
+
+    return frozenset(
+        ext
+        for ext, fmt in Image.registered_extensions().items()
+        if fmt in Image.OPEN and fmt not in _IDENTIFIED_ONLY
+    )
+
+
 def plan_output(
     picture: Picture,
     format: str,

@@ -2,13 +2,13 @@
 
 The arithmetic lives in :mod:`convtool.filtering` (the kernel chain) and
 :mod:`convtool.imaging` (reading, the pixel policy, writing); this module turns options into
-calls, decides where each result goes, and reports errors as one line each.
+calls (where each result goes is planned by :mod:`convtool.batch`) and reports errors as
+one line each.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Generator
 from contextlib import closing
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from convtool.batch import Job, make_directory, plan_jobs
 from convtool.cli._app import (
     app,
     debug_enabled,
@@ -69,18 +70,6 @@ class AlphaChoice(str, Enum):
     filter = "filter"
 
 
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_PLACEHOLDERS = ("stem", "name", "ext")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input and where its result goes (None: standard output)."""
-
-    source: str
-    target: Path | None
-
-
 @app.command("apply")
 @reports_errors
 def apply_command(
@@ -89,7 +78,8 @@ def apply_command(
         typer.Argument(
             metavar="INPUT",
             help="Images (PNG, JPEG, TIFF, BMP, WebP, GIF, PPM/PGM...), matrix files (.npy, "
-            ".txt, .csv), or - for standard input.",
+            ".txt, .csv), directories of images, quoted patterns ('shots/*.jpg'), or - for "
+            "standard input.",
             show_default=False,
         ),
     ],
@@ -112,7 +102,8 @@ def apply_command(
             "--output",
             metavar="OUTPUT",
             help="Output file (its extension picks the format), - for standard output, or "
-            "with several inputs a template with {stem}, {name}, {ext}.",
+            "with several inputs a template with {stem}, {name}, {ext}, {dir} (the input's "
+            "folder).",
             show_default=False,
         ),
     ] = None,
@@ -121,10 +112,20 @@ def apply_command(
         typer.Option(
             "--out-dir",
             metavar="DIR",
-            help="Write each result into DIR under the input's file name (created if needed).",
+            help="Write each result into DIR under the input's file name (created if needed); "
+            "a directory's sub-folders are kept.",
             show_default=False,
         ),
     ] = None,
+    recursive: Annotated[
+        bool,
+        typer.Option(
+            "--recursive",
+            "-r",
+            help="Take the images of directories' sub-folders too (and let '**' in a quoted "
+            "pattern reach into them).",
+        ),
+    ] = False,
     format: Annotated[
         str | None,
         typer.Option(
@@ -268,6 +269,8 @@ def apply_command(
 
       convtool apply shots/*.png -k sobel-y -o 'edges/{stem}-sobel.png'
 
+      convtool apply shots --recursive -k sharpen --out-dir sharp/
+
       convtool apply - -k box:3 <a.png | convtool apply - -k laplacian >b.png
 
       convtool apply x.txt -k '0 1; 2 3' --border valid -o -
@@ -293,7 +296,9 @@ def apply_command(
         threads=threads,
     )
     stdout_format = format_by_name(format) if format is not None else None
-    jobs = plan_jobs(inputs, output, Path(out_dir) if out_dir is not None else None)
+    jobs = plan_jobs(
+        inputs, output, Path(out_dir) if out_dir is not None else None, recursive=recursive
+    )
     settings = _Settings(
         recipe=recipe,
         stdout_format=stdout_format,
@@ -476,7 +481,7 @@ def _write(job: Job, payload: bytes, plan: OutputPlan, notes: _Notes) -> None:
     from convtool.imaging import write_output
 
     if job.target is not None:
-        _make_directory(job.target.parent)
+        make_directory(job.target.parent)
     write_output(payload, job.target)
     for message in plan.notes:
         notes(job.source, message)
@@ -494,7 +499,7 @@ def _run_streamed(job: Job, settings: _Settings, notes: _Notes) -> None:
             f"{str(job.target)!r}; the extension picks a file's format (--format is for -o -)"
         )
     if job.target is not None:
-        _make_directory(job.target.parent)
+        make_directory(job.target.parent)
     run_streamed(
         job.source,
         job.target,
@@ -665,7 +670,7 @@ def _run_on_cluster(jobs: list[Job], settings: _Settings, address: str) -> None:
                 "--scheduler sends files to a cluster: standard input and output cannot go "
                 "there; name input files and -o FILE, --out-dir or an -o template"
             )
-        _make_directory(job.target.parent)
+        make_directory(job.target.parent)
         remote.append(Job(os.path.abspath(job.source), job.target.absolute()))
     failed: list[str] = []
     notes = _Notes(batch=len(jobs) > 1)
@@ -720,139 +725,3 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
-
-
-def plan_jobs(inputs: list[str], output: str | None, out_dir: Path | None) -> list[Job]:
-    """Where each input's result goes; UsageError (before anything is written) when unclear.
-
-    One input: ``-o FILE``, ``-o -`` (standard output), ``--out-dir DIR``, an ``-o`` template,
-    or nothing (standard output when it is not a terminal). Several inputs: ``--out-dir`` and/or
-    an ``-o`` template with ``{stem}``, ``{name}``, ``{ext}``. Two inputs writing the same file,
-    or an output that is another input, are refused.
-    """
-    if not inputs:
-        raise UsageError("no input given; name image or matrix files, or - for standard input")
-    several = len(inputs) > 1
-    template = output is not None and output != "-" and _PLACEHOLDER.search(output) is not None
-    if several:
-        if output == "-":
-            raise UsageError("-o - (standard output) takes one input; got several")
-        if "-" in inputs:
-            raise UsageError("standard input (-) can only be filtered alone, not in a batch")
-        if not template and out_dir is None:
-            last = inputs[-1]
-            if output is None and len(inputs) == 2 and not os.path.lexists(last):
-                # ImageMagick's habit, 'convert in.png out.png'
-                raise UsageError(
-                    f"{last!r} is no input file; the output is named with -o: convtool apply "
-                    f"{inputs[0]} ... -o {last}"
-                )
-            raise UsageError(
-                "several inputs need --out-dir DIR or an -o template with {stem}, {name} or "
-                "{ext} (e.g. -o 'edges/{stem}-sobel.png')"
-            )
-    if output == "-" and out_dir is not None:
-        raise UsageError("-o - writes to standard output; it cannot be combined with --out-dir")
-    if output is not None and output != "-" and not template and out_dir is not None:
-        raise UsageError(
-            f"-o {output} names one output file and --out-dir {out_dir} a directory for the "
-            "results: give one of the two (an -o template with {stem} may go with --out-dir)"
-        )
-    jobs = []
-    for source in inputs:
-        if source == "-" and (template or out_dir is not None):
-            raise UsageError(
-                "standard input has no file name for --out-dir or an -o template; use -o FILE"
-            )
-        if output == "-":
-            target = None
-        elif output is not None:
-            name = _expand(output, source) if template else output
-            target = out_dir / name if out_dir is not None else Path(name)
-        elif out_dir is not None:
-            target = out_dir / Path(source).name
-        else:
-            if sys.stdout.isatty():
-                raise UsageError(
-                    "standard output is a terminal, and an image there is garbage; give an "
-                    "output file with -o FILE (or -o - to write to standard output anyway)"
-                )
-            target = None
-        jobs.append(Job(source, target))
-    _check_targets(jobs, plain_output=output is not None and not template and out_dir is None)
-    if out_dir is not None:
-        _make_directory(out_dir)
-    return jobs
-
-
-def _make_directory(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ImageError(
-            f"{directory}: cannot create the directory ({exc.strerror or exc})"
-        ) from None
-
-
-def _expand(template: str, source: str) -> str:
-    path = Path(source)
-    values = {"stem": path.stem, "name": path.name, "ext": path.suffix.lstrip(".")}
-
-    def substitute(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in values:
-            raise UsageError(
-                f"-o template {template!r}: unknown placeholder {{{key}}}; use {{stem}}, "
-                "{name} or {ext}"
-            )
-        return values[key]
-
-    return _PLACEHOLDER.sub(substitute, template)
-
-
-def _check_targets(jobs: list[Job], *, plain_output: bool) -> None:
-    from convtool.imaging import format_for_path
-
-    seen: dict[str, str] = {}
-    inputs = {_identity(job.source): job.source for job in jobs if job.source != "-"}
-    for job in jobs:
-        if job.target is None:
-            continue
-        key = _identity(str(job.target))
-        if key in seen:
-            raise UsageError(
-                f"inputs {seen[key]!r} and {job.source!r} would both write {str(job.target)!r}; "
-                "nothing was written (use {stem} in the -o template to tell them apart)"
-            )
-        seen[key] = job.source
-        other = inputs.get(key)
-        if other is not None and other != job.source:
-            raise UsageError(
-                f"the output of {job.source!r} would overwrite the input {other!r} before it "
-                "is read; choose another output name"
-            )
-        if job.target.is_dir():
-            raise ImageError(
-                f"{job.target}: is a directory; give a file name for the output (or "
-                f"--out-dir {job.target} to write into it under the input's name)"
-            )
-        try:
-            format_for_path(job.target)  # an unknown extension is refused before any work
-        except UsageError:
-            suffix = job.target.suffix
-            if plain_output or not suffix or suffix.lower() != Path(job.source).suffix.lower():
-                raise
-            raise UsageError(
-                f"{job.target}: convtool cannot write {suffix} files, and this name comes from "
-                f"the input {job.source!r}; give the results another extension with an -o "
-                "template, e.g. -o '{stem}.png' (or .tif)"
-            ) from None
-        if plain_output and not job.target.parent.is_dir():
-            raise ImageError(
-                f"{job.target}: directory {str(job.target.parent)!r} does not exist; create "
-                "it first (--out-dir and -o templates create theirs)"
-            )
-
-
-def _identity(path: str) -> str:
-    return os.path.normcase(os.path.realpath(path))
