@@ -257,7 +257,7 @@ def test_16bit_png_and_tiff_round_trip_through_the_command(tmp_path):
 def test_image_to_npy_and_txt_hold_unit_values(tmp_path):
     src = save(tmp_path / "x.png", TEXTBOOK)
     ok(src, "-k", "identity", "-o", tmp_path / "x.npy")
-    np.testing.assert_array_equal(np.load(tmp_path / "x.npy")[..., 0], TEXTBOOK / np.float32(255))
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), TEXTBOOK / np.float32(255))
     ok(src, "-k", "edge", "--border", "valid", "-o", tmp_path / "e.txt")
     row = "0 1 0 0 0 -1 0"
     assert (tmp_path / "e.txt").read_text() == (row + "\n") * 6
@@ -303,7 +303,7 @@ def test_format_for_standard_output(tmp_path):
     src = save(tmp_path / "x.png", TEXTBOOK)
     result = ok(src, "-k", "identity", "-o", "-", "--format", "npy")
     np.testing.assert_array_equal(
-        np.load(io.BytesIO(result.stdout_bytes))[..., 0], TEXTBOOK / np.float32(255)
+        np.load(io.BytesIO(result.stdout_bytes)), TEXTBOOK / np.float32(255)
     )
     result = ok(src, "-k", "identity")  # no -o, stdout not a terminal: the input's format
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(result.stdout_bytes))), TEXTBOOK)

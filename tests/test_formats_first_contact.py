@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image, JpegImagePlugin
 from typer.testing import CliRunner
 
@@ -222,3 +223,44 @@ def test_lossless_is_refused_for_an_image_filtered_in_bands(tmp_path, capsys):
     assert main([*args, "--lossless", "-o", str(tmp_path / "lossless.npy")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("convtool: error: --lossless is WebP's") and err.count("\n") == 1
+
+
+# Grey images as (H, W) .npy ------------------------------------------------------------------
+
+
+def test_a_grey_image_is_written_to_npy_as_h_by_w(tmp_path):
+    """A regression: a grey image came out (H, W, 1); as a 2-D matrix, it is (H, W)."""
+    grey = photo(shape=(5, 7))
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    ok(tmp_path / "grey.png", "-k", "identity", "-o", tmp_path / "grey.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "grey.npy"), grey / np.float32(255))
+    Image.fromarray(photo()).save(tmp_path / "rgb.png")
+    ok(tmp_path / "rgb.png", "-k", "identity", "--gray", "-o", tmp_path / "luma.npy")
+    assert np.load(tmp_path / "luma.npy").shape == (48, 64)
+
+
+def test_colour_and_alpha_keep_their_planes_in_npy(tmp_path):
+    rgb = photo(shape=(5, 7, 3))
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(rgb[..., :2]).convert("LA").save(tmp_path / "la.png")
+    ok(tmp_path / "rgb.png", "-k", "identity", "-o", tmp_path / "rgb.npy")
+    ok(tmp_path / "la.png", "-k", "identity", "-o", tmp_path / "la.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "rgb.npy"), rgb / np.float32(255))
+    assert np.load(tmp_path / "la.npy").shape == (5, 7, 2)  # grey + alpha as the last plane
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (5, 7, 1), (5, 7, 3)])
+def test_a_matrix_keeps_its_shape_in_npy(tmp_path, shape):
+    matrix = np.random.default_rng(0).standard_normal(shape)
+    np.save(tmp_path / "m.npy", matrix)
+    ok(tmp_path / "m.npy", "-k", "identity", "-o", tmp_path / "out.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), matrix)
+
+
+def test_a_grey_tiff_filtered_in_bands_is_written_as_h_by_w(tmp_path, capsys):
+    grey = np.random.default_rng(1).integers(0, 65536, (128, 96)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "grey.tif", grey)
+    args = [tmp_path / "grey.tif", "-k", "identity", "--memory", "16K", "-o", tmp_path / "grey.npy"]
+    assert main(["apply", *map(str, args)]) == 0
+    assert "filtered in bands" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(tmp_path / "grey.npy"), grey / np.float32(65535))

@@ -1343,7 +1343,8 @@ def stored_samples(
     """The samples ``plan`` stores for ``picture``: mapped, colour-converted, rounded, clamped.
 
     Images: (H, W, C [+ alpha]) of uint8, uint16 or float32. Matrices: the mapped values as
-    float32 or float64, alpha merged as the last plane (.npy). Pixel by pixel, so a band of
+    float32 or float64, alpha merged as the last plane (.npy), a grey image without alpha as
+    (H, W). Pixel by pixel, so a band of
     rows gives that band of the file; ``extent`` is the whole result's (min, max) for
     ``rescale`` (see :func:`map_values`).
     """
@@ -1357,6 +1358,8 @@ def stored_samples(
         if picture.alpha is not None and plan.format == "NPY":
             planes = values if values.ndim == 3 else values[..., np.newaxis]
             values = _merge_alpha(planes, map_alpha(picture.alpha, plan.map))
+        elif not picture.is_matrix and values.ndim == 3 and values.shape[2] == 1:
+            values = values[..., 0]  # a grey image is (H, W), as a grey matrix; colour (H, W, C)
         return np.ascontiguousarray(values, dtype=dtype)
     colour, alpha = _image_planes(picture)
     if not plan.alpha:
