@@ -1123,8 +1123,9 @@ def plan_output(
     """Decide how ``picture`` is written as ``format``; UsageError for impossible requests.
 
     ``depth`` defaults to the input's when the format can hold it, else the nearest it can
-    (float → 16-bit PNG, 16-bit → 8-bit JPEG), with a note. ``map`` defaults to ``clip`` for
-    image outputs and ``none`` for matrix outputs; ``none`` needs a float output.
+    (float → 16-bit PNG, 16-bit → 8-bit JPEG), with a note. ``map`` defaults to ``none`` for
+    float outputs (a float TIFF, ``.npy``: they hold every value) and ``clip`` for 8- and
+    16-bit images; ``none`` needs a float output.
     """
     fmt = format_by_name(format)
     if map is not None and map not in MAPS:
@@ -1170,7 +1171,7 @@ def plan_output(
                 f"{_describe(fmt, colors)} holds {_depths(allowed)}: writing {chosen}-bit "
                 f"(the input is {_depth_name(wanted)}; --depth chooses)"
             )
-    chosen_map = map or "clip"
+    chosen_map = map or ("none" if chosen == 32 else "clip")
     if chosen_map == "none" and chosen != 32:
         raise UsageError(
             f"--map none keeps raw values, which only a float output holds (--depth 32 with "

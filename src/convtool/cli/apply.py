@@ -163,8 +163,8 @@ def apply_command(
         typer.Option(
             "--map",
             help="How results become stored values: clip, abs (magnitude), rescale (min..max "
-            "to full range), none (raw, float outputs). [default: clip for images, none for "
-            "matrices]",
+            "to full range), none (raw, float outputs). [default: none for float outputs "
+            "and matrices, clip for 8/16-bit images]",
             show_default=False,
         ),
     ] = None,
