@@ -1,19 +1,25 @@
 """First contact with the pixel policy: defaults that lose nothing and look right.
 
-Float data keeps its values in float outputs.
+Float data keeps its values in float outputs; clipping more than 1 % of a result is never
+silent.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 from PIL import Image
 from scipy import ndimage
 from typer.testing import CliRunner
 
 from convtool.cli import app
+from convtool.clipping import filter_for_output
+from convtool.filtering import Recipe, fused_kernel
+from convtool.imaging import Picture, plan_output
 from convtool.kernels import load_kernel
 
 runner = CliRunner()
@@ -33,6 +39,19 @@ def notes(result) -> list[str]:
 
 def clipping_notes(result) -> list[str]:
     return [line for line in notes(result) if "written clipped" in line]
+
+
+def counted(note: str) -> tuple[int, int, int]:
+    """(below 0, above 1, all samples) as a clipping note states them."""
+    total = int(re.search(r" of (\d+) samples", note)[1])
+    below, above = (re.search(rf"(\d+) {side}", note) for side in ("below 0", "above 1"))
+    return (int(below[1]) if below else 0), (int(above[1]) if above else 0), total
+
+
+def levels_out_of_range(values: np.ndarray, top: int = 255) -> tuple[int, int]:
+    """numpy's own count on a float result: levels below 0 and above ``top`` once rounded."""
+    levels = np.rint(values * top)
+    return int((levels < 0).sum()), int((levels > top).sum())
 
 
 def camera() -> np.ndarray:
@@ -60,3 +79,128 @@ def test_depth_32_keeps_signed_responses_of_an_8bit_input(tmp_path):
     apply(CAMERA, "-k", "sobel-x", "--depth", "32", "-o", tmp_path / "g.tif")
     expected = ndimage.correlate(camera(), load_kernel("sobel-x").weights, mode="reflect")
     np.testing.assert_allclose(tifffile.imread(tmp_path / "g.tif"), expected, atol=1e-5)
+
+
+def test_float_into_an_integer_format_maps_as_before_with_a_note(tmp_path):
+    """Float −200…800 into PNG: 16-bit, clipped to [0, 1] as before, and one note says so."""
+    tifffile.imwrite(tmp_path / "f32.tif", WIDE)
+    result = apply(tmp_path / "f32.tif", "-k", "identity", "-o", tmp_path / "x.png")
+    written = np.asarray(Image.open(tmp_path / "x.png"))
+    np.testing.assert_array_equal(written, np.rint(np.clip(WIDE, 0, 1) * 65535))
+    (note,) = clipping_notes(result)
+    assert counted(note) == (*levels_out_of_range(WIDE, 65535), WIDE.size)
+    assert "the input holds -200 to 800" in note
+    assert "a float output (.tif with --depth 32, or .npy)" in note
+
+
+def test_float_input_slightly_out_of_range_is_noted_below_1_percent(tmp_path):
+    """A float input beyond [0, 1] is data: even one clipped sample is noted."""
+    x = np.full((20, 20), 0.5, np.float32)
+    x[3, 4] = 1.5
+    tifffile.imwrite(tmp_path / "f.tif", x)
+    (note,) = clipping_notes(apply(tmp_path / "f.tif", "-k", "identity", "-o", tmp_path / "x.png"))
+    assert counted(note) == (0, 1, 400)
+
+
+def test_an_asked_map_clips_without_a_note(tmp_path):
+    """--map clip is the way to say clipping is meant: the same samples, no note."""
+    tifffile.imwrite(tmp_path / "f32.tif", WIDE)
+    result = apply(
+        tmp_path / "f32.tif", "-k", "identity", "--map", "clip", "-o", tmp_path / "c.tif"
+    )
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "c.tif"), np.clip(WIDE, 0, 1))
+    assert clipping_notes(result) == []
+    assert (
+        clipping_notes(apply(CAMERA, "-k", "edge", "--map", "clip", "-o", tmp_path / "e.png")) == []
+    )
+
+
+def test_float_tiff_in_bands_keeps_values_and_notes_as_in_memory(tmp_path):
+    """The streamed path: the same kept values, and the same note for an integer output."""
+    big = np.linspace(-3, 4, 200 * 60, dtype=np.float32).reshape(200, 60)
+    tifffile.imwrite(tmp_path / "big.tif", big, rowsperstrip=16)
+    streamed = apply(tmp_path / "big.tif", "-k", "identity", "--memory", "100K",
+                     "-o", tmp_path / "same.tif")  # fmt: skip
+    assert "filtered in bands" in streamed.stderr
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "same.tif"), big)
+    found = []
+    for memory in ([], ["--memory", "100K"]):
+        result = apply(tmp_path / "big.tif", "-k", "identity", "--depth", "16", *memory,
+                       "-o", tmp_path / "x16.tif")  # fmt: skip
+        found.append(clipping_notes(result))
+    assert found[0] == found[1] and len(found[0]) == 1
+    assert counted(found[0][0]) == (*levels_out_of_range(big, 65535), big.size)
+
+
+# 2. Clipping is never silent ------------------------------------------------------------------
+
+
+def test_unnormalized_blur_turning_the_camera_white_is_noted_with_the_exact_count(tmp_path):
+    k = "1 2 1; 2 4 2; 1 2 1"
+    (note,) = clipping_notes(apply(CAMERA, "-k", k, "-o", tmp_path / "b.png"))
+    values = ndimage.correlate(camera(), load_kernel(k).weights, mode="reflect")
+    assert counted(note) == (*levels_out_of_range(values), values.size)
+    assert counted(note)[1] > 0.9 * values.size  # 94 % white
+    assert "--normalize (the kernel sums to 16)" in note and "--map rescale" in note
+    assert "--map abs" not in note  # nothing below 0
+
+
+def test_edge_into_png_notes_the_lost_negative_responses(tmp_path):
+    (note,) = clipping_notes(apply(CAMERA, "-k", "edge", "-o", tmp_path / "e.png"))
+    values = ndimage.correlate(camera(), load_kernel("edge").weights, mode="reflect")
+    assert counted(note) == (*levels_out_of_range(values), values.size)
+    assert "--map abs (their magnitude)" in note and "--normalize" not in note
+
+
+@pytest.mark.parametrize("kernel", ["sobel-x", "laplacian", "sharpen", "3 -1; 0 -1", "box:3"])
+@pytest.mark.parametrize("border", ["reflect", "constant", "valid"])
+@pytest.mark.parametrize(("dtype", "fmt"), [(np.uint8, "PNG"), (np.uint16, "TIFF")])
+def test_counts_are_exact_on_the_fused_and_float_paths(kernel, border, dtype, fmt):
+    """The note's count is numpy's on the float result, whichever path filtered (integer
+    kernels are fused, box:3 is not)."""
+    top = int(np.iinfo(dtype).max)
+    samples = np.random.default_rng(5).integers(0, top + 1, (23, 31, 3)).astype(dtype)
+    picture = Picture(data=samples, integer_stored=True, depth=top.bit_length(), colors="RGB")
+    k = load_kernel(kernel)
+    recipe = Recipe((k,), border=border, cval=1.0)
+    plan = plan_output(picture, fmt)
+    assert (fused_kernel(picture, recipe, plan) is None) == (kernel == "box:3")
+    mode = border if border != "valid" else "reflect"
+    values = ndimage.correlate(samples / top, k.weights[..., np.newaxis], mode=mode, cval=1.0)
+    if border == "valid":
+        (kh, kw), (h, w) = k.shape, samples.shape[:2]
+        values = values[kh // 2 : kh // 2 + h - kh + 1, kw // 2 : kw // 2 + w - kw + 1]
+    _, noted = filter_for_output(picture, recipe, plan)
+    below, above = levels_out_of_range(values, top)
+    if below + above > values.size / 100:
+        (note,) = noted.notes
+        assert counted(note) == (below, above, values.size)
+    else:
+        assert noted.notes == ()
+
+
+def test_within_1_percent_is_quiet_and_beyond_it_noted(tmp_path):
+    """100 of 10 000 samples pushed past white is 1 %: no note; 101 is more: a note."""
+    for pushed, noted in ((100, False), (101, True)):
+        x = np.full((100, 100), 128, np.uint8)
+        x.flat[:pushed] = 255
+        Image.fromarray(x).save(tmp_path / "x.png")
+        for float_path in ([], ["--border", "constant", "--cval", "0.5"]):  # 127.5: not fused
+            result = apply(tmp_path / "x.png", "-k", "identity", "--bias", str(1 / 255),
+                           *float_path, "-o", tmp_path / "y.png")  # fmt: skip
+            found = clipping_notes(result)
+            assert (found != []) == noted, (pushed, float_path, found)
+            if noted:
+                assert counted(found[0]) == (0, pushed, 10_000)
+    blurred = apply(CAMERA, "-k", "gaussian:2", "-o", tmp_path / "g.png")
+    assert clipping_notes(blurred) == []
+
+
+def test_a_batch_notes_each_file_that_clips(tmp_path):
+    dark = np.full((10, 10), 10, np.uint8)
+    Image.fromarray(dark).save(tmp_path / "dark.png")
+    Image.open(CAMERA).save(tmp_path / "cam.png")
+    result = apply(tmp_path / "dark.png", tmp_path / "cam.png", "-k", "1 2 1; 2 4 2; 1 2 1",
+                   "--out-dir", tmp_path / "out")  # fmt: skip
+    (note,) = clipping_notes(result)
+    assert note.startswith(f"convtool: note: {tmp_path / 'cam.png'}: ")

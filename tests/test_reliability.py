@@ -272,7 +272,8 @@ CASES = [
     Case(
         "input-directory",
         apply("adir", *KERNEL, *TO_OLD),
-        r"adir: is a directory",
+        r"a directory's images need --out-dir DIR",  # a directory stands for its images
+        code=2,
         files={"adir": _mkdir()},
     ),
     Case(

@@ -180,24 +180,42 @@ def filter_picture(picture: Picture, recipe: Recipe, plan: OutputPlan) -> Pictur
         picture = to_unit(picture)
         data, alpha = filter_planes(picture.data, picture.alpha, recipe)
         return picture.with_planes(data, alpha)
+    samples = fused_samples(picture, recipe, fused, plan.map)
+    alpha = picture.alpha if plan.alpha else None
+    if alpha is not None:
+        alpha = _crop(alpha, (fused[0],), recipe)
+    return picture.with_planes(samples, alpha)
+
+
+def fused_samples(
+    picture: Picture,
+    recipe: Recipe,
+    fused: tuple[Kernel, int, int],
+    map: str,
+    *,
+    shift: int = 0,
+) -> np.ndarray:
+    """The colour samples of the fused pass (``fused`` from :func:`fused_kernel`), ``shift``
+    output levels added before the clamp: with ``shift=1`` a 0 is a result below 0 (see
+    :mod:`convtool.clipping`). Exact like the pass itself: the shifted bias is a whole number of
+    levels too, and :func:`fused_kernel` leaves a level of headroom below 2²⁴."""
     kernel, in_max, out_max = fused
-    samples = correlate_to_integer(
+    bias = kernel.bias * recipe.scale + recipe.bias
+    if shift:
+        bias = (round(bias * out_max) + shift) / out_max
+    return correlate_to_integer(
         picture.data,
         kernel.weights,
         border=recipe.border,
         cval=recipe.cval * in_max,
         scale=recipe.scale,
-        bias=kernel.bias * recipe.scale + recipe.bias,
-        map=plan.map,
+        bias=bias,
+        map=map,
         in_max=in_max,
         out_max=out_max,
         method="auto" if picture.data.size <= NUMPY_SAMPLES else "direct",
         threads=recipe.threads,
     )
-    alpha = picture.alpha if plan.alpha else None
-    if alpha is not None:
-        alpha = _crop(alpha, (kernel,), recipe)
-    return picture.with_planes(samples, alpha)
 
 
 NUMPY_SAMPLES = 1 << 22
@@ -253,7 +271,7 @@ def fused_kernel(
     if not (_integral(folded) and _integral(bias) and _integral(outside)):
         return None
     largest = float(np.abs(folded).sum()) * max(in_max, abs(outside)) + abs(bias)
-    if not largest < EXACT_INTEGERS:
+    if not largest + 1 < EXACT_INTEGERS:  # + 1: a level shifted for counting clipped samples
         return None
     if not _rounding_bound(w, kernel.bias, recipe, out_max) < 0.5:
         return None

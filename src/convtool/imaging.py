@@ -11,8 +11,10 @@ Reading turns every source into float planes:
 * a **matrix** (``.npy``, ``.txt``, ``.csv``) becomes ``data`` float64 (H, W) — or (H, W, C)
   for a 3-D ``.npy`` — holding the raw numbers, never scaled or clipped.
 
-Writing converts back in one place (:func:`encode`): ``--map`` (clip, abs, rescale, none),
-then round to nearest, then clamp to the stored range. Across kinds the [0, 1] scale is the
+Writing converts back in one place (:func:`encode`): ``--map`` (clip, abs, rescale, none;
+by default none for float outputs, which hold every value, and clip for 8- and 16-bit ones),
+then round to nearest, then clamp to the stored range (:func:`clipped_samples` counts what
+the clamp loses). Across kinds the [0, 1] scale is the
 bridge: an image written to ``.npy``/``.txt`` holds its [0, 1] values, a matrix written as an
 image maps [0, 1] to 0..max.
 """
@@ -1024,7 +1026,8 @@ class OutputPlan:
     """What will be written: format, sample depth, map, colour layout, and notes for the user.
 
     ``colors``: ``L``, ``RGB`` or ``CMYK`` for images, ``matrix`` for matrix files;
-    ``alpha``: whether an alpha channel is written.
+    ``alpha``: whether an alpha channel is written; ``map_given``: whether the map was asked
+    for (``--map``) rather than defaulted — a map asked for clips without a note.
     """
 
     format: str
@@ -1033,6 +1036,7 @@ class OutputPlan:
     colors: str
     alpha: bool
     notes: tuple[str, ...] = ()
+    map_given: bool = False
     lossless: bool = False
     """A format of :data:`LOSSLESS_MODES` written in its lossless mode (``--lossless``)."""
 
@@ -1179,7 +1183,9 @@ def plan_output(
         )
     if fmt == "GIF" and colors != "L":
         notes.append("GIF holds 256 colours: the colours are quantized")
-    return OutputPlan(fmt, chosen, chosen_map, colors, has_alpha, tuple(notes))
+    return OutputPlan(
+        fmt, chosen, chosen_map, colors, has_alpha, tuple(notes), map_given=map is not None
+    )
 
 
 LOSSLESS_MODES = ("WEBP",)
@@ -1215,7 +1221,9 @@ def _plan_matrix(picture: Picture, fmt: str, depth: int | None, map: str | None)
             f"{what}; write .npy, or use --gray"
             + (" and an image without alpha" if picture.alpha is not None else "")
         )
-    return OutputPlan(fmt, chosen, map or "none", "matrix", picture.alpha is not None)
+    return OutputPlan(
+        fmt, chosen, map or "none", "matrix", picture.alpha is not None, map_given=map is not None
+    )
 
 
 def _image_layout(picture: Picture) -> tuple[str, bool]:
@@ -1309,6 +1317,31 @@ def quantize(values: np.ndarray, depth: int) -> np.ndarray:
     np.fmax(scaled, 0, out=scaled)  # fmax and fmin turn NaN into the bound: NaN → 0
     np.fmin(scaled, maxval, out=scaled)
     return scaled.astype(np.uint8 if depth == 8 else np.uint16)
+
+
+def clipped_samples(picture: Picture, plan: OutputPlan) -> tuple[int, int, int]:
+    """(below 0, above the maximum, all) of the colour samples that writing ``picture`` as
+    ``plan`` says clamps, counted as :func:`quantize` rounds: the samples lost to clipping.
+
+    A sample is clipped when its level rint(v · max) (after ``abs`` with that map) lies outside
+    0..max: −0.4 levels is written as 0 either way and is not counted. For the odd max of 8 and
+    16 bits, rint(x) < 0 exactly when x < −0.5, and rint(x) > max when x ≥ max + 0.5 (half to
+    even rounds max + 0.5 up). ``rescale``, ``none`` and float outputs clip nothing; NaN is not
+    counted. Pixel by pixel, so the counts of bands add up to the picture's.
+    """
+    colour, _ = _image_planes(to_unit(picture))
+    below = above = 0
+    if plan.is_matrix or plan.depth not in (8, 16) or plan.map not in ("clip", "abs"):
+        return below, above, colour.size
+    maxval = np.float32((1 << plan.depth) - 1)
+    for top in range(0, colour.shape[0], STORED_BAND_ROWS):
+        scaled = np.multiply(colour[top : top + STORED_BAND_ROWS], maxval, dtype=np.float32)
+        if plan.map == "abs":
+            np.abs(scaled, out=scaled)
+        else:
+            below += int(np.count_nonzero(scaled < -0.5))
+        above += int(np.count_nonzero(scaled >= maxval + np.float32(0.5)))
+    return below, above, colour.size
 
 
 # Encoding -----------------------------------------------------------------------------------

@@ -9,20 +9,22 @@ to [0, 1] (``tiff_planes``), ``--gray`` (``to_gray``), then map, round, clamp
 kernel chain is :mod:`convtool.filtering`'s: each kernel, its file's bias, then ``--scale`` and
 ``--bias``; a kept alpha channel rides along unfiltered (cropped for ``valid``), and with
 ``--alpha filter`` each band carries the premultiplied colour, its coverage and the filtered
-alpha through ``filtering``'s own steps. The result is the in-memory one: stored integers
-within one level (float rounding), floats within 1e-6.
+alpha through ``filtering``'s own steps. The clipping note (:mod:`convtool.clipping`) adds up
+the bands' counts and comes after the file is written. The result is the in-memory one:
+stored integers within one level (float rounding), floats within 1e-6.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from convtool.clipping import Clipping
 from convtool.correlate import correlate
 from convtool.errors import ImageError, UsageError
 from convtool.filtering import (
@@ -197,20 +199,26 @@ class _Source:
     picture: Picture  # a one-row picture: format, depth, colours, metadata for plan_output
     prepare: Callable[[np.ndarray], np.ndarray]  # file rows → colour planes (+ alpha last)
     colour: int  # colour channels; an alpha channel follows when picture.alpha is set
+    observers: list[Callable[[Picture], None]] = field(default_factory=list)
+    """Called with each band of rows as the pixel policy reads it, before it is filtered."""
 
 
 def _open_source(source: str, gray: bool, premultiply: bool) -> _Source:
     path = Path(source)
     if path.suffix.lower() == ".npy":
         reader = NpyReader(path)
+        observers: list[Callable[[Picture], None]] = []
 
         def matrix_rows(rows: np.ndarray) -> np.ndarray:
             picture = _matrix_picture(rows, "NPY", source)
-            return (to_gray(picture) if gray else picture).data
+            picture = to_gray(picture) if gray else picture
+            for observe in observers:
+                observe(picture)
+            return picture.data
 
         first = _matrix_picture(reader.read_rows(0, 1), "NPY", source)
         first = to_gray(first) if gray else first
-        return _Source(reader, first, matrix_rows, first.channels)
+        return _Source(reader, first, matrix_rows, first.channels, observers)
     return _open_tiff(source, gray, premultiply)
 
 
@@ -240,8 +248,12 @@ def _open_tiff(source: str, gray: bool, premultiply: bool) -> _Source:
         )
         return to_gray(picture) if gray else picture
 
+    observers: list[Callable[[Picture], None]] = []
+
     def tiff_rows(rows: np.ndarray) -> np.ndarray:
         picture = picture_of(rows)
+        for observe in observers:
+            observe(picture)
         if picture.alpha is None:
             return picture.data
         if premultiply:  # P, coverage, filtered alpha: see filtering.premultiplied_planes
@@ -254,7 +266,7 @@ def _open_tiff(source: str, gray: bool, premultiply: bool) -> _Source:
     except Exception:
         reader.close()
         raise
-    return _Source(reader, first, tiff_rows, first.channels)
+    return _Source(reader, first, tiff_rows, first.channels, observers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,6 +378,7 @@ def _run(
     alpha = picture.alpha is not None
     premultiplied = alpha and recipe.alpha == "filter"
     plan = plan_output(picture, fmt, depth=depth, map=map)
+    clipping = Clipping.of(recipe, plan)
     stages = _stages(recipe, src.colour, alpha)
     shape = tuple(src.reader.shape)
     channels = src.colour + alpha + premultiplied
@@ -399,6 +412,9 @@ def _run(
     for message in plan.notes:
         notes(source, message)
 
+    if clipping is not None:  # the input's range, for the clipping note
+        src.observers.append(clipping.see_input)
+
     def bands() -> Iterator[tuple[int, np.ndarray]]:
         return iter_stage_bands(
             src.reader, stages, border=recipe.border, band_rows=band_rows, prepare=src.prepare
@@ -419,6 +435,8 @@ def _run(
     def stored() -> Iterator[tuple[int, np.ndarray]]:
         for start, rows in bands():
             band = picture.with_planes(*planes_of(rows))
+            if clipping is not None:
+                clipping.count(band, plan)
             samples = stored_samples(band, plan, extent=extent)
             if fmt == "TIFF" and samples.ndim == 3 and samples.shape[2] == 1:
                 samples = samples[..., 0]
@@ -447,6 +465,9 @@ def _run(
                 if writer is None:
                     writer = NpyWriter(fp, (height, *samples.shape[1:]), samples.dtype)
                 writer.write_rows(start, samples)
+    note = None if clipping is None else clipping.note()
+    if note is not None:
+        notes(source, note)
 
 
 def _stored_channels(plan: OutputPlan, colour: int, alpha: bool) -> int:

@@ -164,7 +164,7 @@ def apply_command(
             "--map",
             help="How results become stored values: clip, abs (magnitude), rescale (min..max "
             "to full range), none (raw, float outputs). [default: none for float outputs "
-            "and matrices, clip for 8/16-bit images]",
+            "and matrices, clip for 8/16-bit images, with a note when it clips >1%]",
             show_default=False,
         ),
     ] = None,
@@ -404,7 +404,7 @@ def _is_file(source: str) -> bool:
 
 def _filter(job: Job, settings: _Settings, picture: Picture) -> tuple[Picture, OutputPlan]:
     """The output planned, and the picture filtered for it (the input's planes dropped)."""
-    from convtool.filtering import filter_picture
+    from convtool.clipping import filter_for_output
     from convtool.imaging import format_for_path, plan_output
 
     if job.target is None:
@@ -425,7 +425,7 @@ def _filter(job: Job, settings: _Settings, picture: Picture) -> tuple[Picture, O
         redirected = _redirected_elsewhere(plan.format)
         if redirected is not None:
             plan = replace(plan, notes=(*plan.notes, redirected))
-    return filter_picture(picture, settings.recipe, plan), plan
+    return filter_for_output(picture, settings.recipe, plan)
 
 
 def _redirected_elsewhere(fmt: str) -> str | None:
