@@ -263,20 +263,21 @@ def test_image_to_npy_and_txt_hold_unit_values(tmp_path):
     assert (tmp_path / "e.txt").read_text() == (row + "\n") * 6
 
 
-def test_alpha_keep_and_filter(tmp_path):
+def test_alpha_auto_keep_and_filter(tmp_path):
+    """A blur: the default (auto) and filter premultiply; keep lets the hidden green bleed in."""
     stored = np.zeros((1, 4, 4), np.uint8)
     stored[0, :2] = [255, 0, 0, 255]  # opaque red
     stored[0, 2:] = [0, 255, 0, 0]  # transparent green
     src = save(tmp_path / "a.png", stored)
-    ok(src, "-k", "1 1 1", "--normalize", "--border", "nearest", "-o", tmp_path / "keep.png")
+    blur = ["-k", "1 1 1", "--normalize", "--border", "nearest"]
+    ok(src, *blur, "--alpha", "keep", "-o", tmp_path / "keep.png")
     keep = pixels(tmp_path / "keep.png")
     np.testing.assert_array_equal(keep[..., 3], stored[..., 3])  # alpha as it was
     np.testing.assert_array_equal(keep[0, 1], [170, 85, 0, 255])  # green bled in
-    args = ["-k", "1 1 1", "--normalize", "--border", "nearest", "--alpha", "filter"]
-    ok(src, *args, "-o", tmp_path / "filter.png")
-    filtered = pixels(tmp_path / "filter.png")
     expected = np.array([[[255, 0, 0, 255], [255, 0, 0, 170], [255, 0, 0, 85], [0, 0, 0, 0]]])
-    np.testing.assert_array_equal(filtered, expected)
+    for mode in ("filter", None):
+        ok(src, *blur, *(["--alpha", mode] if mode else []), "-o", tmp_path / "out.png")
+        np.testing.assert_array_equal(pixels(tmp_path / "out.png"), expected)
 
 
 def test_quality_and_444(tmp_path):

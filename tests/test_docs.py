@@ -903,7 +903,7 @@ def test_help_offers_shell_completion():
         ("convtool apply x.png --map ", "clip abs rescale none"),
         ("convtool learn a.png b.png --method ", "lstsq gd"),
         ("convtool apply x.png --depth ", "8 16 32"),
-        ("convtool apply x.png --alpha ", "keep filter"),
+        ("convtool apply x.png --alpha ", "auto keep filter"),
         ("convtool ap", "apply"),
     ],
 )

@@ -47,8 +47,8 @@ def test_normalize_leaves_a_zero_sum_kernel_alone():
 def test_valid_chain_shrinks_and_crops_a_kept_alpha_to_the_centres():
     colour = np.zeros((6, 8, 1), np.float32)
     alpha = np.arange(48, dtype=np.float32).reshape(6, 8)
-    recipe = Recipe((load_kernel("3 3 3; 3 3 3; 3 3 3"), load_kernel("1 1 1 1")), border="valid")
-    out, kept = filter_planes(colour, alpha, recipe)
+    kernels = (load_kernel("3 3 3; 3 3 3; 3 3 3"), load_kernel("1 1 1 1"))
+    out, kept = filter_planes(colour, alpha, Recipe(kernels, border="valid", alpha="keep"))
     # 3×3 then 1×4: 6×8 → 4×6 → 4×3; centres at rows 1 + 0, columns 1 + 2
     assert out.shape == (4, 3, 1)
     np.testing.assert_array_equal(kept, alpha[1:5, 3:6])
@@ -66,7 +66,9 @@ def test_premultiplied_alpha_does_not_bleed_hidden_colour():
     np.testing.assert_allclose(out[0, :3], [[1, 0, 0]] * 3, rtol=1e-6)
     np.testing.assert_array_equal(out[0, 3], [0, 0, 0])  # nothing opaque in reach
     # without premultiplying the hidden green bleeds in
-    kept, _ = filter_planes(colour, alpha, Recipe(recipe.kernels, "nearest", normalize=True))
+    kept, _ = filter_planes(
+        colour, alpha, Recipe(recipe.kernels, "nearest", normalize=True, alpha="keep")
+    )
     np.testing.assert_allclose(kept[0, 1], [2 / 3, 1 / 3, 0], rtol=1e-6)
 
 
@@ -86,7 +88,9 @@ def test_alpha_filter_on_an_opaque_image_gives_keeps_colour_for_any_kernel():
     colour = rng.random((9, 11, 3)).astype(np.float32)
     opaque = np.ones((9, 11), np.float32)
     kernels = (load_kernel("sobel-x"), Kernel(distinct_kernel(2, 2), bias=0.1))
-    keep, _ = filter_planes(colour, opaque, Recipe(kernels, "mirror", scale=2, bias=0.5))
+    keep, _ = filter_planes(
+        colour, opaque, Recipe(kernels, "mirror", scale=2, bias=0.5, alpha="keep")
+    )
     filt, out_alpha = filter_planes(
         colour, opaque, Recipe(kernels, "mirror", scale=2, bias=0.5, alpha="filter")
     )
@@ -182,7 +186,7 @@ FIVE = Kernel(np.arange(25.0).reshape(5, 5) % 7 - 3, "five")  # rank > 1: direct
 @pytest.mark.parametrize("kernel", [ASYMMETRIC, WIDE, EVEN, FIVE, Kernel(SOBEL_X.T, "sobel-y")])
 def test_fused_8bit_equals_the_float_path(border, map, colors, alpha, kernel, core):
     picture = _stored_picture(colors, 8, alpha)
-    recipe = Recipe((kernel,), border=border, cval=1.0)
+    recipe = Recipe((kernel,), border=border, cval=1.0, alpha="keep")
     plan = plan_output(picture, "PNG", map=map)
     np.testing.assert_array_equal(_fused(picture, recipe, plan), _unfused(picture, recipe, plan))
 
@@ -196,7 +200,7 @@ def test_fused_scale_bias_kernel_bias_and_cval(scale, bias, kernel_bias, cval, c
     picture = _stored_picture("RGB", 8, True, seed=1)
     kernel = Kernel(ASYMMETRIC.weights, "k", bias=kernel_bias)
     recipe = Recipe((kernel,), border="constant", cval=cval, scale=scale, bias=bias,
-                    convolve=convolve)  # fmt: skip
+                    convolve=convolve, alpha="keep")  # fmt: skip
     for map in ("clip", "abs"):
         plan = plan_output(picture, "PNG", map=map)
         np.testing.assert_array_equal(
@@ -209,7 +213,7 @@ def test_fused_scale_bias_kernel_bias_and_cval(scale, bias, kernel_bias, cval, c
 @pytest.mark.parametrize(("colors", "alpha"), [("L", False), ("RGB", True)])
 def test_fused_16bit_equals_the_float_path(border, kernel, colors, alpha, core):
     picture = _stored_picture(colors, 16, alpha, seed=2)
-    recipe = Recipe((load_kernel(kernel),), border=border, cval=1.0)
+    recipe = Recipe((load_kernel(kernel),), border=border, cval=1.0, alpha="keep")
     for map in ("clip", "abs"):
         plan = plan_output(picture, "TIFF", map=map)
         np.testing.assert_array_equal(
@@ -220,7 +224,7 @@ def test_fused_16bit_equals_the_float_path(border, kernel, colors, alpha, core):
 def test_fused_8bit_into_16bit_and_without_alpha():
     """8-bit samples written 16-bit (K' = 257·K), and alpha dropped by the format."""
     picture = _stored_picture("RGB", 8, True, seed=3)
-    recipe = Recipe((Kernel(SOBEL_X),), border="mirror")
+    recipe = Recipe((Kernel(SOBEL_X),), border="mirror", alpha="keep")
     for plan in (plan_output(picture, "TIFF", depth=16), plan_output(picture, "JPEG")):
         np.testing.assert_array_equal(
             _fused(picture, recipe, plan), _unfused(picture, recipe, plan)

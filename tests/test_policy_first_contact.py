@@ -1,12 +1,13 @@
 """First contact with the pixel policy: defaults that lose nothing and look right.
 
 Float data keeps its values in float outputs; clipping more than 1 % of a result is never
-silent.
+silent; a transparent image's hidden colour never bleeds into a blur.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,11 @@ from typer.testing import CliRunner
 
 from convtool.cli import app
 from convtool.clipping import filter_for_output
-from convtool.filtering import Recipe, fused_kernel
+from convtool.filtering import Recipe, filter_planes, fused_kernel
 from convtool.imaging import Picture, plan_output
-from convtool.kernels import load_kernel
+from convtool.kernels import Kernel, load_kernel
+
+from conftest import CONVERT, imagemagick
 
 runner = CliRunner()
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
@@ -204,3 +207,133 @@ def test_a_batch_notes_each_file_that_clips(tmp_path):
                    "--out-dir", tmp_path / "out")  # fmt: skip
     (note,) = clipping_notes(result)
     assert note.startswith(f"convtool: note: {tmp_path / 'cam.png'}: ")
+
+
+# 3. Transparent images: no hidden colour, alpha filtered with it --------------------------------
+
+
+def logo(shape=(48, 64)) -> np.ndarray:
+    """RGBA 8-bit: a disc with an anti-aliased edge, red to blue, a half-transparent stripe
+    across it, and a fully transparent surround that holds green."""
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w]
+    alpha = np.clip(16 - np.hypot(x - 30.3, y - 22.7), 0, 1)
+    alpha[20:24] *= 0.5
+    rgba = np.zeros((h, w, 4))
+    rgba[..., 0], rgba[..., 2] = x / w, 1 - x / w
+    rgba[alpha == 0, :3] = [0, 1, 0]
+    rgba[..., 3] = alpha
+    return np.rint(rgba * 255).astype(np.uint8)
+
+
+def premultiplied(rgba: np.ndarray) -> np.ndarray:
+    """RGBA samples as (α·R, α·G, α·B, α) in levels: what a picture looks like composited."""
+    a = rgba.astype(np.float64)
+    return np.concatenate([a[..., :3] * a[..., 3:] / 255, a[..., 3:]], axis=2)
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGBA") if im.mode != "RGBA" else im)
+
+
+def test_blur_of_a_logo_shows_no_hidden_green_and_a_soft_alpha_edge(tmp_path):
+    Image.fromarray(logo()).save(tmp_path / "logo.png")
+    apply(tmp_path / "logo.png", "-k", "gaussian:4", "-o", tmp_path / "auto.png")
+    auto = pixels(tmp_path / "auto.png")
+    visible = auto[..., 3] > 0
+    assert auto[visible, 1].max() == 0  # no green wherever anything shows
+    assert 0 < auto[0, 40, 3] < 255 and len(np.unique(auto[..., 3])) > 100  # alpha blurred
+    apply(tmp_path / "logo.png", "-k", "gaussian:4", "--alpha", "keep", "-o", tmp_path / "k.png")
+    kept = pixels(tmp_path / "k.png")
+    assert kept[kept[..., 3] > 0, 1].max() > 100  # the green halo of the old default
+    np.testing.assert_array_equal(kept[..., 3], logo()[..., 3])  # and its hard alpha edge
+
+
+@imagemagick
+def test_blur_is_imagemagicks_blur(tmp_path):
+    """``-k gaussian:4`` is ``convert -blur 0x4`` within 2 levels, composited, borders too."""
+    Image.fromarray(logo()).save(tmp_path / "logo.png")
+    apply(
+        tmp_path / "logo.png", "-k", "gaussian:4", "--border", "nearest", "-o", tmp_path / "c.png"
+    )
+    subprocess.run([CONVERT, tmp_path / "logo.png", "-virtual-pixel", "edge", "-blur", "0x4",
+                    f"PNG32:{tmp_path / 'm.png'}"], check=True)  # fmt: skip
+    diff = np.abs(
+        premultiplied(pixels(tmp_path / "c.png")) - premultiplied(pixels(tmp_path / "m.png"))
+    )
+    assert diff.max() <= 2, diff.max(axis=(0, 1))
+
+
+@imagemagick
+def test_sharpen_is_imagemagicks_morphology_convolve(tmp_path):
+    """A kernel with negative weights that sums to 1: ImageMagick's alpha-weighted
+    ``-morphology Correlate`` (colour Σ αKC / Σ αK, alpha α ⋆ K) within a level."""
+    Image.fromarray(logo()).save(tmp_path / "logo.png")
+    apply(tmp_path / "logo.png", "-k", "sharpen", "--border", "nearest", "-o", tmp_path / "c.png")
+    subprocess.run([CONVERT, tmp_path / "logo.png", "-virtual-pixel", "edge", "-morphology",
+                    "Correlate", "3x3: 0,-1,0 -1,5,-1 0,-1,0", f"PNG32:{tmp_path / 'm.png'}"],
+                   check=True)  # fmt: skip
+    diff = np.abs(
+        premultiplied(pixels(tmp_path / "c.png")) - premultiplied(pixels(tmp_path / "m.png"))
+    )
+    assert diff.max() <= 1, diff.max(axis=(0, 1))
+
+
+@imagemagick
+def test_sobel_of_a_logo_is_visible_and_is_the_sobel_of_the_composited_logo(tmp_path):
+    """A zero-sum kernel: the colour is the derivative of the premultiplied colour, alpha the
+    opaque share of the kernel's footprint. Composited, that is ImageMagick's Sobel of the
+    logo flattened on black (within 2 levels; ``--scale 1/8`` keeps it within [−1, 1]).
+    ImageMagick's own -morphology on the RGBA logo turns the transparent surround opaque."""
+    Image.fromarray(logo()).save(tmp_path / "logo.png")
+    sobel = ["-k", "sobel-x", "--scale", "0.125", "--border", "nearest"]
+    apply(tmp_path / "logo.png", *sobel, "-o", tmp_path / "c.png")
+    ours = pixels(tmp_path / "c.png")
+    correlate = ["-virtual-pixel", "edge", "-define", "convolve:scale=0.125", "-morphology",
+                 "Correlate", "3x3: -1,0,1 -2,0,2 -1,0,1"]  # fmt: skip
+    flatten = ["-background", "black", "-alpha", "remove", "-alpha", "off"]
+    subprocess.run([CONVERT, tmp_path / "logo.png", *flatten, *correlate,
+                    f"PNG24:{tmp_path / 'flat.png'}"], check=True)  # fmt: skip
+    diff = np.abs(premultiplied(ours)[..., :3] - pixels(tmp_path / "flat.png")[..., :3])
+    assert diff.max() <= 2, diff.max(axis=(0, 1))
+    outline = (ours[..., 0] > 30) & (ours[..., 3] > 64)
+    assert outline.sum() > 40  # the outline shows
+    assert ours[0, 0, 3] == 0  # the surround stays transparent
+    subprocess.run([CONVERT, tmp_path / "logo.png", *correlate, f"PNG32:{tmp_path / 'm.png'}"],
+                   check=True)  # fmt: skip
+    assert pixels(tmp_path / "m.png")[0, 0, 3] == 255
+
+
+def test_an_opaque_alpha_channel_filters_as_without_alpha(tmp_path):
+    """auto on an opaque RGBA image: the colour of keep, alpha stays opaque (and fused)."""
+    rgba = np.random.default_rng(2).integers(0, 256, (20, 30, 4)).astype(np.uint8)
+    rgba[..., 3] = 255
+    picture = Picture(data=rgba[..., :3], alpha=rgba[..., 3], integer_stored=True,
+                      colors="RGB")  # fmt: skip
+    recipe = Recipe((load_kernel("sobel-x"),))
+    assert fused_kernel(picture, recipe, plan_output(picture, "PNG")) is not None
+    Image.fromarray(rgba).save(tmp_path / "o.png")
+    apply(tmp_path / "o.png", "-k", "sobel-x", "-o", tmp_path / "auto.png")
+    apply(tmp_path / "o.png", "-k", "sobel-x", "--alpha", "keep", "-o", tmp_path / "keep.png")
+    np.testing.assert_array_equal(pixels(tmp_path / "auto.png"), pixels(tmp_path / "keep.png"))
+
+
+def test_auto_alpha_is_each_kernels_coverage():
+    """Alpha filtered with K/ΣK (gain-free), or |K|/Σ|K| for a zero-sum K; colour P / A."""
+    colour = np.array([[[0.2], [0.4], [0.6], [0.8]]], np.float32)
+    alpha = np.array([[1.0, 1.0, 0.5, 0.0]], np.float32)
+    blur16 = Kernel(np.array([[4.0, 8, 4]]))  # sums to 16: the gain stays in the colour
+    out, out_alpha = filter_planes(colour, alpha, Recipe((blur16,), border="nearest"))
+    a = ndimage.correlate(alpha, blur16.weights / 16, mode="nearest")
+    p = ndimage.correlate(colour[..., 0] * alpha, blur16.weights, mode="nearest")
+    np.testing.assert_allclose(out_alpha, a, rtol=1e-6)
+    np.testing.assert_allclose(
+        out[..., 0], np.where(a > 0, p / np.where(a > 0, a, 1), 0), rtol=1e-6
+    )
+    edge = load_kernel("1 0 -1")  # zero-sum: alpha from |K| / Σ|K|
+    out, out_alpha = filter_planes(colour, alpha, Recipe((edge,), border="nearest"))
+    a = ndimage.correlate(alpha, [[0.5, 0, 0.5]], mode="nearest")
+    np.testing.assert_allclose(out_alpha, a, rtol=1e-6)
+    p = ndimage.correlate(colour[..., 0] * alpha, edge.weights, mode="nearest")
+    np.testing.assert_allclose(out[..., 0], p / a, rtol=1e-6)

@@ -117,12 +117,28 @@ def test_float_tiff_stays_float(tmp_path):
 
 
 def test_alpha_is_kept_and_cropped(tmp_path):
-    """RGBA: the colour is filtered, alpha kept (and cropped with valid), as in memory."""
+    """--alpha keep: the colour is filtered, alpha kept (and cropped with valid), as in memory."""
     src = tmp_path / "in.tif"
     data = image((60, 45, 4), np.uint8, seed=3)
     tifffile.imwrite(src, data, photometric="rgb", extrasamples=["unassalpha"])
-    same_as_in_memory(tmp_path, src, "-k", "box:3", "--border", "valid", memory="100K")
-    same_as_in_memory(tmp_path, src, "-k", "sharpen", memory="100K")
+    keep = ["--alpha", "keep"]
+    same_as_in_memory(tmp_path, src, "-k", "box:3", "--border", "valid", *keep, memory="100K")
+    same_as_in_memory(tmp_path, src, "-k", "sharpen", *keep, memory="100K")
+
+
+@pytest.mark.parametrize("border", ["reflect", "constant", "valid", "wrap"])
+def test_alpha_auto_in_bands(tmp_path, border):
+    """The default --alpha auto: colour premultiplied, alpha filtered as each kernel's coverage
+    (K / ΣK, or |K| / Σ|K| for sobel-x) band by band; an opaque image as without alpha."""
+    src = tmp_path / "in.tif"
+    data = image((60, 45, 4), np.uint8, seed=8)
+    data[10:30, 5:20, 3] = 0  # a transparent hole
+    tifffile.imwrite(src, data, photometric="rgb", extrasamples=["unassalpha"])
+    same_as_in_memory(tmp_path, src, "-k", "box:3", "-k", "sobel-x", "--border", border,
+                      "--cval", "0.5", memory="100K")  # fmt: skip
+    data[..., 3] = 255
+    tifffile.imwrite(src, data, photometric="rgb", extrasamples=["unassalpha"])
+    same_as_in_memory(tmp_path, src, "-k", "sharpen", "--border", border, memory="100K")
 
 
 @pytest.mark.parametrize("border", ["reflect", "constant", "valid", "wrap"])

@@ -9,10 +9,22 @@ final ``scale`` S and ``bias`` B::
 all in floating point, with no rounding or clipping between the steps (the pixel policy in
 :mod:`convtool.imaging` maps, rounds and clamps once, when writing).
 
-Alpha (``alpha="keep"``, the default) is left as it was, only cropped with ``border="valid"``.
-With ``alpha="filter"`` alpha is filtered with the kernels alone (no bias, no scale), and the
-colour is filtered premultiplied by alpha so that the colour hidden under transparent pixels
-never bleeds into the result::
+Alpha. With ``alpha="auto"`` (the default) the colour is filtered premultiplied by alpha, so
+that the colour hidden under transparent pixels never bleeds into the result, and alpha is
+filtered as the coverage of each kernel: with K / ΣK, or with |K| / Σ|K| for a zero-sum K
+(a derivative, whose ΣK = 0 would make every flat region transparent)::
+
+    Pᵢ = Pᵢ₋₁ ⋆ Kᵢ + bᵢ · Aᵢ     P₀ = α · X    (premultiplied colour)
+    Aᵢ = Aᵢ₋₁ ⋆ Wᵢ               A₀ = α        Wᵢ = Kᵢ / ΣKᵢ, or |Kᵢ| / Σ|Kᵢ| when ΣKᵢ = 0
+    colour = S · Pₙ / Aₙ + B  (0 where Aₙ ≤ 0),    alpha = Aₙ clamped to [0, 1]
+
+For a kernel that sums to 1 this is the usual premultiplied filter (P′ / α′, as ImageMagick's
+``-blur`` and ``-morphology Convolve`` compute it); the gain of a kernel that does not sum to 1
+stays in the colour, as without alpha, and an opaque image is filtered as if it had none.
+
+``alpha="keep"`` leaves alpha as it was, only cropped with ``border="valid"``, and filters the
+colour as it is stored (the hidden colour bleeds in). With ``alpha="filter"`` alpha is filtered
+with the kernels alone (no bias, no scale), and the colour premultiplied by it::
 
     Pᵢ = Pᵢ₋₁ ⋆ Kᵢ + bᵢ · Cᵢ     P₀ = α · X    (premultiplied colour)
     Cᵢ = Cᵢ₋₁ ⋆ |Kᵢ| / Σ|Kᵢ|     C₀ = α        (opaque share of each kernel's footprint)
@@ -41,7 +53,7 @@ from convtool.errors import UsageError
 from convtool.imaging import OutputPlan, Picture, to_unit
 from convtool.kernels import Kernel
 
-ALPHA_MODES = ("keep", "filter")
+ALPHA_MODES = ("auto", "keep", "filter")
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,7 @@ class Recipe:
     normalize: bool = False
     scale: float = 1.0
     bias: float = 0.0
-    alpha: str = "keep"
+    alpha: str = "auto"
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -63,10 +75,15 @@ class Recipe:
             raise UsageError("no kernel given; name at least one with -k SPEC")
         check_border(self.border)
         if self.alpha not in ALPHA_MODES:
-            raise UsageError(f"unknown alpha mode {self.alpha!r}; choose keep or filter")
+            raise UsageError(f"unknown alpha mode {self.alpha!r}; choose auto, keep or filter")
         for name, value in (("cval", self.cval), ("scale", self.scale), ("bias", self.bias)):
             if not np.isfinite(value):
                 raise UsageError(f"--{name} must be a finite number; got {value!r}")
+
+    @property
+    def premultiplies(self) -> bool:
+        """Whether an image with alpha is filtered premultiplied (``auto`` and ``filter``)."""
+        return self.alpha != "keep"
 
     def prepared(self) -> tuple[Kernel, ...]:
         """The kernels as they are applied: normalized (if asked), then flipped (if asked)."""
@@ -87,7 +104,7 @@ def filter_planes(
     pixels each result is centred on).
     """
     kernels = recipe.prepared()
-    if alpha is None or recipe.alpha == "keep":
+    if alpha is None or keeps_alpha(alpha, recipe):
         out = data
         for k in kernels:
             out = _correlate(out, k.weights, recipe, recipe.cval)
@@ -95,6 +112,30 @@ def filter_planes(
                 out = out + out.dtype.type(k.bias)
         return _scale_bias(out, recipe), None if alpha is None else _crop(alpha, kernels, recipe)
     return _filter_premultiplied(data, alpha, kernels, recipe)
+
+
+def keeps_alpha(alpha: np.ndarray | None, recipe: Recipe) -> bool:
+    """Whether the colour is filtered as it is and alpha kept: no alpha, ``alpha="keep"``, or
+    ``auto`` on an opaque image (where premultiplying changes nothing: Aₙ = 1)."""
+    if alpha is None or recipe.alpha == "keep":
+        return True
+    if recipe.alpha != "auto":
+        return False
+    opaque = np.iinfo(alpha.dtype).max if alpha.dtype.kind == "u" else 1.0
+    return bool(np.all(alpha == opaque))
+
+
+def alpha_weights(kernel: Kernel) -> np.ndarray:
+    """Wᵢ, what ``alpha="auto"`` filters alpha with: K / ΣK, or |K| / Σ|K| for a zero-sum K.
+
+    Both sum to 1, so alpha stays the share of the kernel's footprint that is opaque.
+    """
+    weights = kernel.weights
+    if not kernel.is_zero_sum:
+        return weights / weights.sum()
+    magnitude = np.abs(weights)
+    total = magnitude.sum()
+    return magnitude / total if total else magnitude
 
 
 def _filter_premultiplied(
@@ -107,11 +148,12 @@ def _filter_premultiplied(
 
 
 Premultiplied = tuple[np.ndarray, np.ndarray, np.ndarray]
-"""(P, C, α′): premultiplied colour (H, W[, C]), coverage (H, W) and filtered alpha (H, W)."""
+"""(P, C, α′): premultiplied colour (H, W[, C]), coverage (H, W) and filtered alpha (H, W);
+with ``alpha="auto"`` C and α′ are one plane, Aᵢ."""
 
 
 def premultiplied_planes(data: np.ndarray, alpha: np.ndarray) -> Premultiplied:
-    """P₀ = α · X, C₀ = α, α′₀ = α: where ``alpha="filter"`` starts (pixel by pixel)."""
+    """P₀ = α · X, C₀ = α, α′₀ = α: where ``auto`` and ``filter`` start (pixel by pixel)."""
     a = alpha.astype(data.dtype, copy=False)
     a3 = a[..., np.newaxis] if data.ndim == 3 else a
     return data * a3, a, a
@@ -122,10 +164,13 @@ def premultiplied_step(planes: Premultiplied, k: Kernel, recipe: Recipe) -> Prem
     is already extended: the streamed path of :mod:`convtool.stream_apply` calls it so)."""
     premultiplied, coverage, filtered_alpha = planes
     premultiplied = _correlate(premultiplied, k.weights, recipe, recipe.cval)
-    magnitude = np.abs(k.weights)
-    total = magnitude.sum()
-    coverage = _correlate(coverage, magnitude / total if total else magnitude, recipe, 1.0)
-    filtered_alpha = _correlate(filtered_alpha, k.weights, recipe, 1.0)
+    if recipe.alpha == "auto":
+        coverage = filtered_alpha = _correlate(coverage, alpha_weights(k), recipe, 1.0)
+    else:
+        magnitude = np.abs(k.weights)
+        total = magnitude.sum()
+        coverage = _correlate(coverage, magnitude / total if total else magnitude, recipe, 1.0)
+        filtered_alpha = _correlate(filtered_alpha, k.weights, recipe, 1.0)
     if k.bias:
         cov3 = coverage[..., np.newaxis] if premultiplied.ndim == 3 else coverage
         premultiplied = premultiplied + premultiplied.dtype.type(k.bias) * cov3
@@ -133,11 +178,14 @@ def premultiplied_step(planes: Premultiplied, k: Kernel, recipe: Recipe) -> Prem
 
 
 def straight_planes(planes: Premultiplied, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
-    """Colour = S · P / C + B (0 where C = 0) and the filtered alpha (pixel by pixel)."""
+    """Colour = S · P / C + B (0 where C ≤ 0) and the filtered alpha (pixel by pixel); with
+    ``auto`` alpha is C clamped to [0, 1]."""
     premultiplied, coverage, filtered_alpha = planes
     cov3 = coverage[..., np.newaxis] if premultiplied.ndim == 3 else coverage
     colour = np.zeros_like(premultiplied)
     np.divide(premultiplied, cov3, out=colour, where=cov3 > 0)
+    if recipe.alpha == "auto":
+        filtered_alpha = np.clip(coverage, 0, 1)
     return _scale_bias(colour, recipe), filtered_alpha
 
 
@@ -245,7 +293,8 @@ def fused_kernel(
     bounded below, less than 0.5 away from it. So: one kernel, 8/16-bit samples in, an 8- or
     16-bit image out in the same colours, ``clip`` or ``abs``, alpha kept or absent, a kernel
     the core takes direct (not separable passes or FFTs, whose roundings are other), integers
-    as above, and the bound below 0.5.
+    as above, and the bound below 0.5. Alpha may be present when it is kept (``keep``, or
+    ``auto`` on an opaque image).
     """
     data = picture.data
     if (
@@ -256,7 +305,7 @@ def fused_kernel(
         or plan.depth not in (8, 16)
         or plan.colors != picture.colors
         or len(recipe.kernels) != 1
-        or (picture.alpha is not None and recipe.alpha != "keep")
+        or not keeps_alpha(picture.alpha, recipe)
     ):
         return None
     (kernel,) = recipe.prepared()

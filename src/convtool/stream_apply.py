@@ -8,10 +8,11 @@ to [0, 1] (``tiff_planes``), ``--gray`` (``to_gray``), then map, round, clamp
 (``stored_samples``); ``--map rescale`` takes a first pass for the global min and max. The
 kernel chain is :mod:`convtool.filtering`'s: each kernel, its file's bias, then ``--scale`` and
 ``--bias``; a kept alpha channel rides along unfiltered (cropped for ``valid``), and with
-``--alpha filter`` each band carries the premultiplied colour, its coverage and the filtered
-alpha through ``filtering``'s own steps. The clipping note (:mod:`convtool.clipping`) adds up
-the bands' counts and comes after the file is written. The result is the in-memory one:
-stored integers within one level (float rounding), floats within 1e-6.
+``--alpha auto`` (the default) or ``filter`` each band carries the premultiplied colour, its
+coverage and the filtered alpha through ``filtering``'s own steps. The clipping note
+(:mod:`convtool.clipping`) adds up the bands' counts and comes after the file is written. The
+result is the in-memory one: stored integers within one level (float rounding), floats within
+1e-6.
 """
 
 from __future__ import annotations
@@ -277,7 +278,7 @@ def _stages(recipe: Recipe, colour: int, alpha: bool) -> list[Stage]:
     """Each kernel of the recipe on the colour planes (plus its file's bias); alpha cropped, or
     with ``--alpha filter`` the premultiplied step on (P, coverage, alpha)."""
     stages = []
-    premultiplied = alpha and recipe.alpha == "filter"
+    premultiplied = alpha and recipe.premultiplies
     valid = replace(recipe, border="valid")
     for kernel in recipe.prepared():
         kh, kw = (int(n) for n in kernel.weights.shape)
@@ -353,7 +354,7 @@ def run_streamed(
             f"{target}: the image is filtered in bands (it is too large for memory, or --memory "
             f"asks for it), and {fmt} cannot be written in bands; write .tif or .npy"
         )
-    src = _open_source(source, gray, premultiply=recipe.alpha == "filter")
+    src = _open_source(source, gray, premultiply=recipe.premultiplies)
     try:
         _run(src, source, target, fmt, recipe, depth, map, compress_level, memory, notes)
     finally:
@@ -376,7 +377,7 @@ def _run(
 ) -> None:
     picture = src.picture
     alpha = picture.alpha is not None
-    premultiplied = alpha and recipe.alpha == "filter"
+    premultiplied = alpha and recipe.premultiplies
     plan = plan_output(picture, fmt, depth=depth, map=map)
     clipping = Clipping.of(recipe, plan)
     stages = _stages(recipe, src.colour, alpha)

@@ -66,6 +66,7 @@ class DepthChoice(str, Enum):
 
 
 class AlphaChoice(str, Enum):
+    auto = "auto"
     keep = "keep"
     filter = "filter"
 
@@ -184,9 +185,10 @@ def apply_command(
         AlphaChoice,
         typer.Option(
             "--alpha",
-            help="keep: alpha as it was; filter: filter alpha too, colour premultiplied by it.",
+            help="auto: colour premultiplied by alpha, alpha filtered as each kernel's "
+            "coverage; keep: alpha as it was; filter: alpha filtered with the kernels as they are.",
         ),
-    ] = AlphaChoice.keep,
+    ] = AlphaChoice.auto,
     quality: Annotated[
         int | None,
         typer.Option(
