@@ -17,12 +17,24 @@ import numba as nb
 import numpy as np
 from numba.extending import overload
 
-_FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+_FASTMATH: set[str] = set()
+"""IEEE arithmetic as written: no reassociation, no fused multiply-adds, so that every sum is
+exactly the one its numpy twin (``convtool.npcore``) computes and a run with an empty cache
+writes the bytes a warm one does."""
+
+_FASTMATH_REDUCTIONS = {"nsz", "arcp", "contract", "reassoc"}
+"""For learn's sums over whole images, which vectorise only when they may be reassociated
+(learn has no twin: its results are compared within rounding)."""
 
 
 def _parallel(fn: Callable[..., object]) -> Any:
     """Compile ``fn`` for the thread pool: ``prange`` loops run on every core."""
     return nb.njit(parallel=True, cache=True, fastmath=_FASTMATH, nogil=True)(fn)
+
+
+def _parallel_reductions(fn: Callable[..., object]) -> Any:
+    """``_parallel`` for loops that sum over whole images (``_FASTMATH_REDUCTIONS``)."""
+    return nb.njit(parallel=True, cache=True, fastmath=_FASTMATH_REDUCTIONS, nogil=True)(fn)
 
 
 def _serial(fn: Callable[..., object]) -> Any:
@@ -1049,7 +1061,7 @@ def _learn_target_row(trow, start, lo, hi, used, value):
     return left_out
 
 
-@_parallel
+@_parallel_reductions
 def learn_normal_equations(src, channels, target, oy, ox, kh, kw, lo, hi, nchunks, gram, counts):
     """Add one pair's normal equations to ``gram`` and its sample counts to ``counts``.
 
@@ -1115,7 +1127,7 @@ def learn_normal_equations(src, channels, target, oy, ox, kh, kw, lo, hi, nchunk
             gram[p, r] = gram[r, p]
 
 
-@_parallel
+@_parallel_reductions
 def learn_residuals(
     src, channels, target, oy, ox, kernel, bias, lo, hi, shift, gradient, nchunks, out
 ):

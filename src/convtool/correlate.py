@@ -24,6 +24,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from convtool import compiled, npcore
 from convtool.errors import ImageError, KernelError, UsageError
 from convtool.kernels import Kernel, load_kernel, validate_weights
 
@@ -428,10 +429,8 @@ def _numpy_takes(shape: tuple[int, ...], weights: np.ndarray) -> bool:
 
 
 def _core() -> ModuleType:
-    """The numba core, ``convtool._jit``, imported on first use."""
-    from convtool import _jit
-
-    return _jit
+    """The numba core, ``convtool._jit``, imported on first use (``compiled.core``)."""
+    return compiled.core()
 
 
 _NUMPY_PAD = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wrap": "wrap"}
@@ -548,8 +547,6 @@ def _direct(
     integer: _IntegerOutput | None,
     threads: int | None,
 ) -> None:
-    _jit = _core()
-
     channels = _channels(src)
     h, w = src.shape[:2]
     kern: np.ndarray = np.ascontiguousarray(weights, dtype=out_dtype)
@@ -568,30 +565,31 @@ def _direct(
     kind = (0,) if (kh, kw) == (3, 3) else ()  # the 3×3 written out, or tap tables (_segment)
     ph, pw, mode = _extension(border, kh, kw)
     fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
+    args: tuple[object, ...] = (
+        src.reshape(h, w * channels),
+        channels,
+        ph,
+        pw,
+        mode,
+        out_dtype(cval),
+        kind,
+        kern,
+        tj,
+        tb,
+        tw.astype(out_dtype),
+        tv.astype(out_dtype),
+        sj,
+        sb,
+        sw.astype(out_dtype),
+        _nchunks(shape[0], 4),
+        _rows(fout),
+        _rows(iout),
+        bias,
+        absolute,
+        top,
+    )
     with _threads(threads):
-        _jit.correlate_direct(
-            src.reshape(h, w * channels),
-            channels,
-            ph,
-            pw,
-            mode,
-            out_dtype(cval),
-            kind,
-            kern,
-            tj,
-            tb,
-            tw.astype(out_dtype),
-            tv.astype(out_dtype),
-            sj,
-            sb,
-            sw.astype(out_dtype),
-            _nchunks(shape[0], 4),
-            _rows(fout),
-            _rows(iout),
-            bias,
-            absolute,
-            top,
-        )
+        compiled.run("correlate_direct", args, npcore.correlate_direct, now=threads is not None)
 
 
 def _extension(border: str, kh: int, kw: int) -> tuple[int, int, int]:
@@ -612,8 +610,6 @@ def _separable(
     integer: _IntegerOutput | None,
     threads: int | None,
 ) -> None:
-    _jit = _core()
-
     u, v = factors
     channels = _channels(src)
     h, w = src.shape[:2]
@@ -632,30 +628,33 @@ def _separable(
     ph, pw, mode = _extension(border, kh, kw)
     hcval = out_dtype(cval * float(v.sum()))
     fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
+    args: tuple[object, ...] = (
+        src.reshape(h, w * channels),
+        channels,
+        kh,
+        kw,
+        ph,
+        pw,
+        mode,
+        out_dtype(cval),
+        hcval,
+        hb,
+        hw.astype(out_dtype),
+        vj,
+        vw.astype(out_dtype),
+        vv.astype(out_dtype),
+        sj,
+        sw.astype(out_dtype),
+        _nchunks(shape[0], 2),
+        _rows(fout),
+        _rows(iout),
+        bias,
+        absolute,
+        top,
+    )
     with _threads(threads):
-        _jit.correlate_separable(
-            src.reshape(h, w * channels),
-            channels,
-            kh,
-            kw,
-            ph,
-            pw,
-            mode,
-            out_dtype(cval),
-            hcval,
-            hb,
-            hw.astype(out_dtype),
-            vj,
-            vw.astype(out_dtype),
-            vv.astype(out_dtype),
-            sj,
-            sw.astype(out_dtype),
-            _nchunks(shape[0], 2),
-            _rows(fout),
-            _rows(iout),
-            bias,
-            absolute,
-            top,
+        compiled.run(
+            "correlate_separable", args, npcore.correlate_separable, now=threads is not None
         )
 
 

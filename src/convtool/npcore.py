@@ -1,0 +1,304 @@
+"""numpy twins of the jitted direct and separable paths and of the PNG row filter.
+
+A twin takes the arguments of its jitted namesake in ``convtool._jit`` and computes the same
+result bit for bit: the same taps in the same groups and sums, each operation in the same float
+type (numba's promotion of a weight times a sample, which is not always numpy's). It runs while
+the compiled core is not in numba's cache yet, so that the first run of a command writes the
+same bytes as every later one without waiting for numba to compile; the jitted code is compiled
+without fastmath's reassociation and contraction so that its sums are exactly the ones here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+REFLECT, MIRROR, NEAREST, WRAP, CONSTANT = 0, 1, 2, 3, 4
+
+BAND = 32
+"""Output rows a twin computes at a time: the gathered rows of a band stay in the cache."""
+
+
+def extend_index(n: int, start: int, count: int, mode: int) -> np.ndarray:
+    """Indices into [0, n) that positions ``start .. start + count − 1`` of a line extended by
+    border ``mode`` read; −1 means cval. The vector form of ``_jit.map_index``."""
+    x = np.arange(start, start + count, dtype=np.int64)
+    inside = (x >= 0) & (x < n)
+    if mode == REFLECT:
+        p = 2 * n
+        y = x % p
+        y = np.where(y >= n, p - 1 - y, y)
+    elif mode == MIRROR:
+        if n == 1:
+            y = np.zeros_like(x)
+        else:
+            p = 2 * n - 2
+            y = x % p
+            y = np.where(y >= n, p - y, y)
+    elif mode == NEAREST:
+        y = np.clip(x, 0, n - 1)
+    elif mode == WRAP:
+        y = x % n
+    else:
+        y = np.full_like(x, -1)
+    return np.where(inside, x, y)
+
+
+def _product_type(sample: np.dtype, weight: np.dtype) -> type:
+    """numba's type of a weight times a sample read from the image: its own promotion rules,
+    which make float32 × uint16 a float64 (numpy's would keep float32)."""
+    if weight == np.float64 or sample == np.float64 or sample == np.uint16:
+        return np.float64
+    return np.float32
+
+
+def _gather(
+    src: np.ndarray, rows: np.ndarray, cols: np.ndarray, channels: int, cval: object, dtype: type
+) -> np.ndarray:
+    """Rows ``rows`` and pixels ``cols`` of ``src`` (H, W·C) in ``dtype``; −1 gives cval."""
+    elements = (np.maximum(cols, 0)[:, None] * channels + np.arange(channels)).ravel()
+    block = src[np.maximum(rows, 0)][:, elements].astype(dtype)
+    block[rows < 0] = cval
+    block[:, np.repeat(cols < 0, channels)] = cval
+    return block
+
+
+def _add(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """a + b into a's memory; None stands for a sum of zero products (see ``_groups``)."""
+    if a is None:
+        return b
+    if b is not None:
+        a += b
+    return a
+
+
+def _groups(
+    view: Callable[[int, int], np.ndarray],
+    taps: tuple[np.ndarray, np.ndarray, np.ndarray],
+    wide: type,
+    dtype: type,
+    skip_zeros: bool,
+) -> np.ndarray:
+    """Σ weight · view(row, offset) over the taps as ``_jit._taps8`` sums them: groups of eight
+    as ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)), products and sums in ``wide``, the
+    first group stored, each later one added to the stored row, the row kept in ``dtype``.
+
+    With ``skip_zeros`` (finite samples, integer output) zero weights are left out: a product
+    0·x is ±0, and adding it changes at most the sign of a zero sum, which no integer shows."""
+    rows, offsets, weights = taps
+    acc: np.ndarray | None = None
+    for k in range(0, len(rows), 8):
+        p: list[np.ndarray | None] = []
+        for t in range(k, k + 8):
+            if skip_zeros and weights[t] == 0:
+                p.append(None)
+            else:
+                p.append(np.multiply(view(rows[t], offsets[t]), wide(weights[t]), dtype=wide))
+        g = _add(_add(_add(p[0], p[1]), _add(p[2], p[3])), _add(_add(p[4], p[5]), _add(p[6], p[7])))
+        if g is None:
+            continue
+        if acc is None:
+            acc = g.astype(dtype, copy=False)
+        elif wide is dtype:
+            acc += g
+        else:
+            acc = (acc.astype(wide) + g).astype(dtype)
+    if acc is None:  # every weight zero
+        acc = np.zeros(view(0, 0).shape, dtype)
+    return acc
+
+
+def _k3x3(
+    view: Callable[[int, int], np.ndarray], k: np.ndarray, wide: type, tree: str, skip_zeros: bool
+) -> np.ndarray:
+    """The written-out 3×3 of ``_jit._k3x3*``: rows R_a = (k[a,0]·x0 + k[a,1]·x1) + k[a,2]·x2,
+    then R0 + (R1 + R2) (``tree`` "right": the upper row of a pair) or (R0 + R1) + R2."""
+
+    def p(a: int, b: int) -> np.ndarray | None:
+        if skip_zeros and k[a, b] == 0:
+            return None
+        return np.multiply(view(a, b), wide(k[a, b]), dtype=wide)
+
+    r = [_add(_add(p(a, 0), p(a, 1)), p(a, 2)) for a in range(3)]
+    total = _add(r[0], _add(r[1], r[2])) if tree == "right" else _add(_add(r[0], r[1]), r[2])
+    return np.zeros(view(0, 0).shape, wide) if total is None else total
+
+
+def _to_integer(acc: np.ndarray, bias: Any, absolute: bool, top: Any) -> np.ndarray:
+    """``_jit._to_integer`` in the float type of ``acc`` (``bias``, ``top`` of that type)."""
+    t = acc + bias
+    t = np.abs(t) if absolute else np.maximum(t, t.dtype.type(0))
+    return np.rint(np.minimum(t, top))
+
+
+def _run_bands(ho: int, work: Callable[[int, int], None], band: int = BAND) -> None:
+    """``work(r0, r1)`` over bands of an even number of output rows, on a few threads (numpy
+    releases the GIL in its loops; every band writes its own rows)."""
+    starts = range(0, ho, band)
+    workers = min(len(starts), os.cpu_count() or 1)
+    if workers <= 1:
+        for r0 in starts:
+            work(r0, min(ho, r0 + band))
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda r0: work(r0, min(ho, r0 + band)), starts))
+
+
+def correlate_direct(
+    src, channels, ph, pw, mode, cval, kind, kern, tj, tb, tw, tv, sj, sb, sw, nchunks,
+    out, iout, bias, absolute, top,
+):  # fmt: skip
+    """The twin of ``_jit.correlate_direct`` (``nchunks`` does not change the result)."""
+    target = out if out is not None else iout
+    ho, no = target.shape
+    h, w = src.shape[0], src.shape[1] // channels
+    kh, kw = kern.shape
+    wo = no // channels
+    dtype = kern.dtype.type
+    wide = _product_type(src.dtype, kern.dtype)
+    x0 = min(pw, wo)
+    x1 = max(x0, min(wo, w - kw + 1 + pw))
+    cols = extend_index(w, -pw, wo + kw - 1, mode)
+    three = len(kind) == 1
+    skip_zeros = iout is not None and src.dtype.kind == "u"
+
+    def write(rows: np.ndarray, values: np.ndarray, q0: int, q1: int, converted: bool) -> None:
+        if iout is None:
+            out[rows, q0:q1] = values
+        elif converted:
+            iout[rows, q0:q1] = values
+        else:
+            iout[rows, q0:q1] = _to_integer(values.astype(dtype), bias, absolute, top)
+
+    def segment(block, j0s, role, rows, q0, q1, prec):
+        """Output rows ``rows``, elements [q0, q1), from ``block`` rows ``j0s`` on."""
+        n = q1 - q0
+        if n <= 0 or len(rows) == 0:
+            return
+        shift = 1 if (three and role == "lower") else 0
+        scale = channels if three else 1
+
+        first, step = int(j0s[0]), int(j0s[1] - j0s[0]) if len(j0s) > 1 else 1
+        regular = bool(np.all(np.diff(j0s) == step)) and step > 0
+
+        def view(j: int, off: int) -> np.ndarray:
+            q = q0 + off * scale
+            if regular:
+                r = first + j + shift
+                return block[r : r + step * (len(j0s) - 1) + 1 : step, q : q + n]
+            return block[j0s + j + shift, q : q + n]
+
+        if three:
+            tree = "right" if role == "upper" else "left"
+            v = _k3x3(view, kern, prec, tree, skip_zeros)
+            if iout is not None and role != "single":
+                # a pair is converted straight from its sums (``_k3x3_pair_int``)
+                write(rows, _to_integer(v, prec(bias), absolute, prec(top)), q0, q1, True)
+            else:
+                write(rows, v.astype(dtype), q0, q1, False)
+            return
+        taps = (sj, sb, sw) if role == "single" else (tj, tb, tw if role == "upper" else tv)
+        write(rows, _groups(view, taps, prec, dtype, skip_zeros), q0, q1, False)
+
+    def work(r0: int, r1: int) -> None:
+        rows = extend_index(h, r0 - ph, r1 - r0 + kh + 1, mode)
+        block = _gather(src, rows, cols, channels, cval, dtype)
+        if kh > 1:  # rows in pairs, as the jitted loop does them; a last odd row alone
+            starts = np.arange(r0, r1, 2)
+            paired = starts + 1 < ho
+            roles = [("upper", starts[paired], 0), ("lower", starts[paired], 1)]
+            roles.append(("single", starts[~paired], 0))
+        else:
+            roles = [("single", np.arange(r0, r1), 0)]
+        for role, first, down in roles:
+            used = kh if role == "single" else kh + 1
+            span = (first - r0)[:, None] + np.arange(used)
+            inside = np.all(rows[span] >= 0, axis=1)
+            for flag in (True, False):
+                chosen = first[inside == flag]
+                j0s = chosen - r0
+                a, b = (x0, x1) if flag else (0, 0)
+                e = a if b > 0 else wo
+                if b > a:
+                    segment(block, j0s, role, chosen + down, a * channels, b * channels, wide)
+                segment(block, j0s, role, chosen + down, 0, e * channels, dtype)
+                if 0 < b < wo:
+                    segment(block, j0s, role, chosen + down, b * channels, wo * channels, dtype)
+
+    _run_bands(ho, work)
+
+
+def correlate_separable(
+    src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, vv, sj, sw, nchunks,
+    out, iout, bias, absolute, top,
+):  # fmt: skip
+    """The twin of ``_jit.correlate_separable``: every row filtered along the row, then the
+    columns, all in the float type of the weights."""
+    target = out if out is not None else iout
+    ho, no = target.shape
+    h, w = src.shape[0], src.shape[1] // channels
+    wo = no // channels
+    dtype = hw.dtype.type
+    cols = extend_index(w, -pw, wo + kw - 1, mode)
+    zeros = np.zeros(len(hb), np.int64)
+    skip_zeros = iout is not None and src.dtype.kind == "u"
+
+    def work(r0: int, r1: int) -> None:
+        rows = extend_index(h, r0 - ph, r1 - r0 + kh + 1, mode)
+        block = _gather(src, rows, cols, channels, cval, dtype)
+        filtered = _groups(
+            lambda j, off: block[:, off : off + no], (zeros, hb, hw), dtype, dtype, skip_zeros
+        )
+        filtered[rows < 0] = hcval
+        starts = np.arange(r0, r1, 2)
+        paired = starts + 1 < ho
+        count = int(paired.sum())
+        roles = [(r0, count, (vj, vw)), (r0 + 1, count, (vj, vv))]
+        if not paired.all():  # the last, odd row alone
+            roles.append((ho - 1, 1, (sj, sw)))
+        for first, n, (taps, weights) in roles:
+            if n == 0:
+                continue
+            j0 = (r0 if first == r0 + 1 else first) - r0
+
+            def view(j: int, off: int, j0: int = j0, n: int = n) -> np.ndarray:
+                return filtered[j0 + j : j0 + j + 2 * (n - 1) + 1 : 2]
+
+            acc = _groups(view, (taps, np.zeros(len(taps), np.int64), weights), dtype, dtype,
+                          skip_zeros)  # fmt: skip
+            rows_out = slice(first, first + 2 * (n - 1) + 1, 2)
+            if iout is None:
+                out[rows_out] = acc
+            else:
+                iout[rows_out] = _to_integer(acc, bias, absolute, top)
+
+    _run_bands(ho, work)
+
+
+def png_filter(src: np.ndarray, r0: int, r1: int, bpp: int, out: np.ndarray) -> None:
+    """The twin of ``_jit.png_filter``: rows [r0, r1) of ``src`` filtered into ``out``, each by
+    the PNG filter type whose bytes have the least sum of magnitudes as signed bytes."""
+    for s in range(r0, r1, 64):
+        e = min(r1, s + 64)
+        x = src[s:e].astype(np.int32)
+        b = (
+            src[s - 1 : e - 1].astype(np.int32)
+            if s > 0
+            else np.vstack([np.zeros((1, src.shape[1]), np.int32), src[s : e - 1].astype(np.int32)])
+        )
+        a = np.zeros_like(x)
+        a[:, bpp:] = x[:, :-bpp]
+        c = np.zeros_like(b)
+        c[:, bpp:] = b[:, :-bpp]
+        pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+        filters = np.stack([x, (x - a) & 255, (x - b) & 255, (x - ((a + b) >> 1)) & 255,
+                            (x - paeth) & 255])  # fmt: skip
+        cost = np.minimum(filters, 256 - filters).sum(axis=2, dtype=np.int64)
+        kind = np.argmin(cost, axis=0)  # the first least: ties go to the lower type
+        out[s:e, 0] = kind
+        out[s:e, 1:] = np.take_along_axis(filters, kind[None, :, None], axis=0)[0]

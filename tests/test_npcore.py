@@ -1,0 +1,130 @@
+"""The numpy twins give the jitted paths' results bit for bit (the bytes of a first run)."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+
+import numpy as np
+import pytest
+
+from convtool import compiled, npcore
+
+from conftest import distinct_kernel
+
+C = importlib.import_module("convtool.correlate")
+JIT = compiled.core()
+OUTPUTS = {"correlate_direct": (16, 17), "correlate_separable": (17, 18)}
+
+KERNELS = {
+    "edge 1x2": np.array([[1.0, -1.0]]),
+    "sobel 3x3": np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]),
+    "distinct 3x3": distinct_kernel(3, 3, seed=1),
+    "distinct 5x5": distinct_kernel(5, 5, seed=2) / 50,
+    "distinct 2x4": distinct_kernel(2, 4, seed=3),
+    "distinct 4x1": distinct_kernel(4, 1, seed=4),
+    "distinct 7x5": distinct_kernel(7, 5, seed=5) / 40,
+    "rank-1 5x7": np.outer([1, -2, 3, 0.5, 4], [0.25, 1, -1, 2, 3, -0.5, 1]) / 7,
+    "box 5x5": np.ones((5, 5)) / 25,
+}
+SHAPES = [(17, 23, 3), (9, 8), (5, 31, 4), (4, 5, 3), (1, 7)]
+
+
+def image(shape: tuple[int, ...], dtype: type, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if dtype == np.uint8:
+        return rng.integers(0, 256, shape).astype(dtype)
+    if dtype == np.uint16:
+        return rng.integers(0, 65536, shape).astype(dtype)
+    return (rng.standard_normal(shape) * 100).astype(dtype)
+
+
+def calls(monkeypatch, run) -> list[tuple[str, tuple]]:
+    """The (name, arguments) of every jitted filter call ``run()`` makes."""
+    seen: list[tuple[str, tuple]] = []
+
+    def record(name, args, twin, *, now):
+        seen.append((name, args))
+        getattr(JIT, name)(*args)
+
+    monkeypatch.setattr(compiled, "run", record)
+    run()
+    return seen
+
+
+def assert_twins_agree(name: str, args: tuple) -> None:
+    jit, twin = list(args), list(args)
+    for i in OUTPUTS[name]:
+        if args[i] is not None:
+            jit[i], twin[i] = np.full_like(args[i], 7), np.full_like(args[i], 7)
+    getattr(JIT, name)(*jit)
+    getattr(npcore, name)(*twin)
+    for i in OUTPUTS[name]:
+        if args[i] is not None:  # the same bytes, the sign of zero included
+            np.testing.assert_array_equal(jit[i].view(np.uint8), twin[i].view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("kernel", list(KERNELS))
+@pytest.mark.parametrize("border", C.BORDERS)
+def test_twins_equal_the_jitted_paths(monkeypatch, dtype, kernel, border):
+    """Float and integer outputs, every border, both paths, odd and even sizes."""
+    k = KERNELS[kernel]
+    methods = ["direct"] + (["separable"] if C.separable_factors(k) is not None else [])
+    for shape, method in itertools.product(SHAPES, methods):
+        if border == "valid" and (k.shape[0] > shape[0] or k.shape[1] > shape[1]):
+            continue
+        x = image(shape, dtype, seed=sum(shape))
+
+        def run(x=x, method=method):
+            C.correlate(x, k, border=border, cval=3.5, method=method)
+            if x.dtype.kind == "u":
+                C.correlate_to_integer(x, k, border=border, cval=3.5, method=method, bias=0.1)
+                C.correlate_to_integer(
+                    x, k, border=border, cval=3.5, method=method, map="abs", scale=3.7
+                )
+
+        for name, args in calls(monkeypatch, run):
+            assert_twins_agree(name, args)
+
+
+@pytest.mark.parametrize("mode", range(5))
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_extend_index_is_map_index(mode, n):
+    """The vector border mapping equals the jitted one far beyond both ends."""
+    got = npcore.extend_index(n, -23, 50, mode)
+    expected = [JIT.map_index(x, n, mode) for x in range(-23, 27)]
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("bpp", [1, 3, 4, 6])
+def test_png_filter_twin(bpp):
+    """The PNG row filter's choice and bytes, on rows where every filter type wins somewhere."""
+    rng = np.random.default_rng(bpp)
+    noisy = rng.integers(0, 256, (20, 12 * bpp), dtype=np.uint8)
+    smooth = np.cumsum(rng.integers(0, 3, (20, 12 * bpp)), axis=1).astype(np.uint8)
+    src = np.vstack([noisy, smooth, smooth.T[: 12 * bpp, :20].repeat(bpp, 1)[:, : 12 * bpp]])
+    src = np.ascontiguousarray(src)
+    jit = np.zeros((src.shape[0], src.shape[1] + 1), np.uint8)
+    twin = jit.copy()
+    for r0, r1 in [(0, 7), (7, 30), (30, src.shape[0])]:
+        JIT.png_filter(src, r0, r1, bpp, jit)
+        npcore.png_filter(src, r0, r1, bpp, twin)
+    np.testing.assert_array_equal(jit, twin)
+    assert len(set(jit[:, 0])) >= 3
+
+
+def test_uncached_call_runs_the_twin_and_schedules(monkeypatch):
+    """With an empty cache and the background policy, a call runs the twin and asks for the
+    specialisation to be compiled; the bytes are the compiled core's."""
+    monkeypatch.setenv("CONVTOOL_COMPILE", "background")
+    monkeypatch.setattr(compiled, "ready", lambda function, types: False)
+    scheduled = []
+    monkeypatch.setattr(compiled, "schedule", lambda name, types: scheduled.append(name))
+    x = image((40, 33, 3), np.uint8, seed=9)
+    k = KERNELS["distinct 5x5"]
+    got = C.correlate(x, k, method="direct", border="mirror")
+    assert scheduled == ["correlate_direct"]
+    monkeypatch.setenv("CONVTOOL_COMPILE", "now")
+    expected = C.correlate(x, k, method="direct", border="mirror")
+    np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))
