@@ -1,11 +1,12 @@
 """When numba's compiled core runs, and what runs while it is not compiled yet.
 
 numba compiles a jitted function for each new combination of argument types, seconds for the
-bigger loops, and keeps the machine code in its cache. A call whose specialisation is neither
-in this process nor in the cache runs its numpy twin (``convtool.npcore``: the same bytes) and
-has the specialisation compiled by a background process at the lowest priority, so that the
-first run of a command is about as fast as the later ones. ``CONVTOOL_COMPILE=now`` compiles
-in the foreground instead, as plain numba does.
+bigger loops, and keeps the machine code in its cache. Under the ``background`` policy (the
+command's) a call whose specialisation is neither in this process nor in the cache runs its
+numpy twin (``convtool.npcore``: the same bytes) and has the specialisation compiled into the
+cache by a background process at the lowest priority once this one has ended, so that the
+first run of a command is about as fast as the later ones. Under ``now`` (the Python API's
+default, plain numba) the first call compiles. ``CONVTOOL_COMPILE`` chooses either.
 
 The cache itself: numba keeps it beside the code, else in ``~/.cache/numba``
 (``NUMBA_CACHE_DIR`` chooses another place). Where neither is writable (a system-wide install
@@ -15,8 +16,10 @@ directory is used instead, so that no run fails for want of a cache.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import stat
 import subprocess
 import sys
 import tempfile
@@ -35,13 +38,23 @@ terminal)."""
 
 _lock = threading.Lock()
 _scheduled: set[tuple[str, tuple[Any, ...]]] = set()
+_child: subprocess.Popen[bytes] | None = None
+_default = "now"
 _noted = False
 
 
 def policy() -> str:
-    """``background`` (the default) or ``now``, from ``CONVTOOL_COMPILE``."""
-    value = os.environ.get(POLICY_VARIABLE, "background").strip().lower() or "background"
-    return value if value in POLICIES else "background"
+    """``CONVTOOL_COMPILE`` when it names a policy, else the process's default: ``now`` (plain
+    numba: compile on the first call) unless :func:`compile_in_background` was called."""
+    value = os.environ.get(POLICY_VARIABLE, "").strip().lower()
+    return value if value in POLICIES else _default
+
+
+def compile_in_background() -> None:
+    """Make ``background`` this process's default policy (the command does, at its start: a
+    process that ends soon gains nothing from waiting for numba)."""
+    global _default
+    _default = "background"
 
 
 def core() -> ModuleType:
@@ -81,15 +94,28 @@ def _probe() -> None:
 
 
 def private_cache_dir() -> Path:
-    """``<tmp>/convtool-numba-<uid>``, created mode 0700 and owned by this user (another user's
-    directory of that name is refused, not shared)."""
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    path = Path(tempfile.gettempdir()) / f"convtool-numba-{uid}"
-    path.mkdir(mode=0o700, exist_ok=True)
-    info = path.lstat()
-    if not path.is_dir() or path.is_symlink() or (hasattr(os, "getuid") and info.st_uid != uid):
+    """``<tmp>/convtool-numba-<uid>``, created mode 0700 and owned by this user.
+
+    A cache directory others can write to would run their code in this process, so that name
+    is used only when it is a real directory of this user's that no one else can enter: one
+    made by another user (or a symlink, a file, a directory opened to others) is refused, and
+    a fresh directory from ``tempfile.mkdtemp`` (mode 0700) serves this run instead.
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    path = Path(tempfile.gettempdir()) / f"convtool-numba-{0 if uid is None else uid}"
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    if not _private(path.lstat(), uid):
         path = Path(tempfile.mkdtemp(prefix="convtool-numba-"))
     return path
+
+
+def _private(info: os.stat_result, uid: int | None) -> bool:
+    """Whether ``info`` is a directory of user ``uid`` with no access for anyone else
+    (``uid`` None: a system without owners, any directory)."""
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    return uid is None or (info.st_uid == uid and not info.st_mode & 0o077)
 
 
 def argument_types(function: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -122,8 +148,9 @@ def choose(
     jit = core()
     function = getattr(jit, name)
     types = argument_types(function, args)
-    if now or policy() == "now" or ready(function, types):
-        if types not in function.overloads:
+    is_ready = ready(function, types)  # asked first: loaded from the cache, nothing compiles
+    if is_ready or now or policy() == "now":
+        if not is_ready:
             notify_compiling()
         return function
     schedule(name, types)
@@ -149,40 +176,52 @@ def notify_compiling() -> None:
 
 
 def schedule(name: str, types: tuple[Any, ...]) -> None:
-    """Compile ``_jit.<name>`` for ``types`` in a background process (once per process)."""
+    """Have ``_jit.<name>`` compiled for ``types`` once this process has ended, by a background
+    process (one per process, started with the first request: it reads the requests from a
+    pipe and starts compiling when the pipe closes, so that it never shares the cores with
+    the run that asked)."""
+    global _child
     with _lock:
         if (name, types) in _scheduled:
             return
         _scheduled.add((name, types))
-    env = dict(os.environ)
+        try:
+            if _child is None:
+                _child = _start_child()
+            assert _child.stdin is not None
+            _child.stdin.write(pickle.dumps((name, types)))
+            _child.stdin.flush()
+        except (OSError, pickle.PicklingError):
+            pass  # no background compile: a later run asks again
+
+
+def _start_child() -> subprocess.Popen[bytes]:
     import numba
 
-    env["NUMBA_CACHE_DIR"] = str(numba.config.CACHE_DIR or "")  # type: ignore[attr-defined]
-    if not env["NUMBA_CACHE_DIR"]:
-        del env["NUMBA_CACHE_DIR"]
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "convtool.compiled"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-        assert child.stdin is not None
-        child.stdin.write(pickle.dumps([(name, types)]))
-        child.stdin.close()
-    except (OSError, pickle.PicklingError):
-        pass  # no background compile: the next run tries again
+    env = dict(os.environ)
+    cache = numba.config.CACHE_DIR  # type: ignore[attr-defined]
+    if cache:
+        env["NUMBA_CACHE_DIR"] = str(cache)  # the private fallback, if core() chose it
+    return subprocess.Popen(
+        [sys.executable, "-m", "convtool.compiled"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,  # a Ctrl-C or hang-up of the run does not reach it
+        close_fds=True,
+    )
 
 
 def _compile_from_stdin() -> None:
-    """The background process: compile what the parent sent, one compile at a time per user."""
+    """The background process: read the requests until the parent's end closes the pipe, then
+    compile them, one compiling process at a time per user."""
     import fcntl
 
-    os.nice(19)
-    jobs = pickle.loads(sys.stdin.buffer.read())
+    jobs = []
+    with contextlib.suppress(EOFError, pickle.UnpicklingError):
+        while True:
+            jobs.append(pickle.load(sys.stdin.buffer))
     lock = Path(tempfile.gettempdir()) / f"convtool-compile-{os.getuid()}.lock"
     with open(lock, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -191,5 +230,22 @@ def _compile_from_stdin() -> None:
             getattr(jit, name).compile(types)
 
 
+def _lowest_priority() -> None:
+    """Give the cores to everything else: nice 19 and, since the child leads a session of its
+    own and Linux shares the cores between sessions first (autogroups), the session's nice too;
+    then the idle scheduling class where there is one."""
+    with _quiet():
+        os.nice(19)
+    with _quiet():
+        Path("/proc/self/autogroup").write_text("19")
+    with _quiet():
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def _quiet() -> Any:
+    return contextlib.suppress(OSError, AttributeError, ValueError)
+
+
 if __name__ == "__main__":
+    _lowest_priority()
     _compile_from_stdin()

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import typer
 
+from convtool import compiled
 from convtool.cli import apply as _apply  # noqa: F401  (registers the command)
 from convtool.cli import kernels as _kernels  # noqa: F401  (registers the command)
 from convtool.cli import learn as _learn  # noqa: F401  (registers the command)
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     usage error; 130 Ctrl-C (SIGINT); 143 SIGTERM. A closed pipe on stdout ends quietly with 0.
     """
     _reopen_closed_streams()
+    compiled.compile_in_background()
     try:
         with _signals_end_the_run(), warnings.catch_warnings(), _library_logs_silenced():
             if not _debug_asked(argv):
