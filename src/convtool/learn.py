@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from convtool import compiled
 from convtool.defaults import DEFAULT_EPOCHS
 from convtool.errors import KernelError, LearnError, UsageError
 from convtool.kernels import MAX_KERNEL_SIDE, Kernel, format_kernel
@@ -590,7 +591,7 @@ def _normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Normal, np
     (c_p, d_p) band by band (float64 copies of at most :data:`BAND_VALUES` values) for the
     jitted pass; otherwise the pass reads the pairs' own arrays, whole.
     """
-    from convtool import _jit
+    _jit = compiled.core()
 
     n = kh * kw
     m = n + 2
@@ -637,7 +638,7 @@ def _normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Normal, np
 
 def _residuals(pairs: list[_Pair], weights: np.ndarray, b: float, gradient: bool) -> np.ndarray:
     """Per pair ``_jit.learn_residuals`` outputs, one row each (see there for the layout)."""
-    from convtool import _jit
+    _jit = compiled.core()
 
     kernel = np.ascontiguousarray(weights, dtype=np.float64)
     n = kernel.size

@@ -142,3 +142,15 @@ def _main(
 ) -> None:
     if debug:
         _state["debug"] = True
+    from convtool import compiled  # here, not above: ``convtool --help`` goes without it
+
+    # numba compiling in the foreground takes seconds: a person at a terminal is told why;
+    # a script's or a log's stderr gets no line it did not ask for
+    compiled.compiling_note = note if _stderr_is_terminal() else None
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (ValueError, OSError):  # closed
+        return False
