@@ -128,3 +128,24 @@ def test_uncached_call_runs_the_twin_and_schedules(monkeypatch):
     monkeypatch.setenv("CONVTOOL_COMPILE", "now")
     expected = C.correlate(x, k, method="direct", border="mirror")
     np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))
+
+
+@pytest.mark.parametrize("special", ["signed zeros", "non-finite"])
+@pytest.mark.parametrize("kernel", ["sobel 3x3", "distinct 7x5", "rank-1 5x7", "edge 1x2"])
+@pytest.mark.parametrize("border", ["reflect", "constant", "valid"])
+def test_twins_keep_the_sign_of_zero(monkeypatch, special, kernel, border):
+    """Float outputs of flat black regions (+0 and −0 samples, negative and zero weights) have
+    the jitted path's zero signs; inf and NaN samples give its NaNs and infinities."""
+    k = KERNELS[kernel].copy()
+    k[0, 0] = -abs(k[0, 0]) or -1.0
+    rng = np.random.default_rng(len(kernel))
+    x = rng.choice(np.array([0.0, -0.0, 0.0, 1.5, -2.0], np.float32), (13, 17, 2))
+    x[3:9, 4:12] = -0.0  # a region where every product is a zero
+    if special == "non-finite":
+        x[5, 5, 0], x[2, 8, 1], x[10, 1, 0] = np.inf, np.nan, -np.inf
+    methods = ["direct"] + (["separable"] if C.separable_factors(k) is not None else [])
+    for method in methods:
+        for dtype in (np.float32, np.float64):
+            run = lambda: C.correlate(x.astype(dtype), k, border=border, cval=-0.0, method=method)  # noqa: E731, B023
+            for name, args in calls(monkeypatch, run):
+                assert_twins_agree(name, args)

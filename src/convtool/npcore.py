@@ -11,8 +11,9 @@ without fastmath's reassociation and contraction so that its sums are exactly th
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -82,38 +83,70 @@ def _groups(
     wide: type,
     dtype: type,
     skip_zeros: bool,
+    signed_zeros: bool = False,
 ) -> np.ndarray:
     """Σ weight · view(row, offset) over the taps as ``_jit._taps8`` sums them: groups of eight
     as ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)), products and sums in ``wide``, the
     first group stored, each later one added to the stored row, the row kept in ``dtype``.
 
-    With ``skip_zeros`` (finite samples, integer output) zero weights are left out: a product
-    0·x is ±0, and adding it changes at most the sign of a zero sum, which no integer shows."""
+    With ``skip_zeros`` (finite samples) zero weights are left out: a product 0·x is ±0, and
+    adding it changes at most the sign of a zero sum, which no integer output shows and which
+    ``signed_zeros`` (float output, ``wide`` the stored type) restores."""
     rows, offsets, weights = taps
+    buffers: list[np.ndarray | None] = [None] * 8
     acc: np.ndarray | None = None
     for k in range(0, len(rows), 8):
         p: list[np.ndarray | None] = []
         for t in range(k, k + 8):
             if skip_zeros and weights[t] == 0:
                 p.append(None)
-            else:
-                p.append(np.multiply(view(rows[t], offsets[t]), wide(weights[t]), dtype=wide))
+                continue
+            x = view(rows[t], offsets[t])
+            buffer = buffers[t - k]
+            if buffer is None:
+                buffer = buffers[t - k] = np.empty(x.shape, wide)
+            p.append(np.multiply(x, wide(weights[t]), out=buffer))
         g = _add(_add(_add(p[0], p[1]), _add(p[2], p[3])), _add(_add(p[4], p[5]), _add(p[6], p[7])))
         if g is None:
             continue
         if acc is None:
-            acc = g.astype(dtype, copy=False)
+            acc = g.astype(dtype)  # a copy: g is a buffer, used again by the next group
         elif wide is dtype:
             acc += g
         else:
             acc = (acc.astype(wide) + g).astype(dtype)
     if acc is None:  # every weight zero
         acc = np.zeros(view(0, 0).shape, dtype)
+    if skip_zeros and signed_zeros:
+        terms = [(partial(view, r, o), w) for r, o, w in zip(rows, offsets, weights, strict=True)]
+        _zero_signs(acc, terms, wide)
     return acc
 
 
+def _zero_signs(
+    acc: np.ndarray, terms: Sequence[tuple[Callable[..., np.ndarray], Any]], wide: type
+) -> None:
+    """Give ``acc``'s exact zeros the sign the full sum has when zero weights were skipped: a
+    sum of zeros is −0 only when every term is, and a cancellation gives +0."""
+    where = np.nonzero(acc == 0)
+    if not len(where[0]):
+        return
+    negative = np.ones(len(where[0]), bool)
+    for x, weight in terms:
+        t = np.multiply(x()[where], wide(weight), dtype=wide)
+        negative &= (t == 0) & np.signbit(t)
+        if not negative.any():
+            break
+    acc[where] = np.where(negative, acc.dtype.type(-0.0), acc.dtype.type(0.0))
+
+
 def _k3x3(
-    view: Callable[[int, int], np.ndarray], k: np.ndarray, wide: type, tree: str, skip_zeros: bool
+    view: Callable[[int, int], np.ndarray],
+    k: np.ndarray,
+    wide: type,
+    tree: str,
+    skip_zeros: bool,
+    signed_zeros: bool = False,
 ) -> np.ndarray:
     """The written-out 3×3 of ``_jit._k3x3*``: rows R_a = (k[a,0]·x0 + k[a,1]·x1) + k[a,2]·x2,
     then R0 + (R1 + R2) (``tree`` "right": the upper row of a pair) or (R0 + R1) + R2."""
@@ -125,7 +158,11 @@ def _k3x3(
 
     r = [_add(_add(p(a, 0), p(a, 1)), p(a, 2)) for a in range(3)]
     total = _add(r[0], _add(r[1], r[2])) if tree == "right" else _add(_add(r[0], r[1]), r[2])
-    return np.zeros(view(0, 0).shape, wide) if total is None else total
+    total = np.zeros(view(0, 0).shape, wide) if total is None else total
+    if skip_zeros and signed_zeros:
+        terms = [(partial(view, a, b), k[a, b]) for a in range(3) for b in range(3)]
+        _zero_signs(total, terms, wide)
+    return total
 
 
 def _to_integer(acc: np.ndarray, bias: Any, absolute: bool, top: Any) -> np.ndarray:
@@ -135,17 +172,28 @@ def _to_integer(acc: np.ndarray, bias: Any, absolute: bool, top: Any) -> np.ndar
     return np.rint(np.minimum(t, top))
 
 
+def _may_skip_zeros(src: np.ndarray) -> bool:
+    """Whether zero weights may be left out: every sample finite (0·inf is NaN)."""
+    return src.dtype.kind in "ui" or bool(np.isfinite(src).all())
+
+
 def _run_bands(ho: int, work: Callable[[int, int], None], band: int = BAND) -> None:
     """``work(r0, r1)`` over bands of an even number of output rows, on a few threads (numpy
-    releases the GIL in its loops; every band writes its own rows)."""
+    releases the GIL in its loops; every band writes its own rows). No floating-point warnings:
+    inf and NaN samples give what the jitted loops give, silently."""
+
+    def one(r0: int) -> None:
+        with np.errstate(all="ignore"):
+            work(r0, min(ho, r0 + band))
+
     starts = range(0, ho, band)
     workers = min(len(starts), os.cpu_count() or 1)
     if workers <= 1:
         for r0 in starts:
-            work(r0, min(ho, r0 + band))
+            one(r0)
         return
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda r0: work(r0, min(ho, r0 + band)), starts))
+        list(pool.map(one, starts))
 
 
 def correlate_direct(
@@ -164,7 +212,7 @@ def correlate_direct(
     x1 = max(x0, min(wo, w - kw + 1 + pw))
     cols = extend_index(w, -pw, wo + kw - 1, mode)
     three = len(kind) == 1
-    skip_zeros = iout is not None and src.dtype.kind == "u"
+    skip_zeros = _may_skip_zeros(src)
 
     def write(rows: np.ndarray, values: np.ndarray, q0: int, q1: int, converted: bool) -> None:
         if iout is None:
@@ -194,7 +242,8 @@ def correlate_direct(
 
         if three:
             tree = "right" if role == "upper" else "left"
-            v = _k3x3(view, kern, prec, tree, skip_zeros)
+            signed = iout is None and prec is dtype
+            v = _k3x3(view, kern, prec, tree, skip_zeros and (signed or iout is not None), signed)
             if iout is not None and role != "single":
                 # a pair is converted straight from its sums (``_k3x3_pair_int``)
                 write(rows, _to_integer(v, prec(bias), absolute, prec(top)), q0, q1, True)
@@ -202,7 +251,9 @@ def correlate_direct(
                 write(rows, v.astype(dtype), q0, q1, False)
             return
         taps = (sj, sb, sw) if role == "single" else (tj, tb, tw if role == "upper" else tv)
-        write(rows, _groups(view, taps, prec, dtype, skip_zeros), q0, q1, False)
+        signed = iout is None and prec is dtype
+        skip = skip_zeros and (signed or iout is not None)
+        write(rows, _groups(view, taps, prec, dtype, skip, signed), q0, q1, False)
 
     def work(r0: int, r1: int) -> None:
         rows = extend_index(h, r0 - ph, r1 - r0 + kh + 1, mode)
@@ -245,38 +296,42 @@ def correlate_separable(
     dtype = hw.dtype.type
     cols = extend_index(w, -pw, wo + kw - 1, mode)
     zeros = np.zeros(len(hb), np.int64)
-    skip_zeros = iout is not None and src.dtype.kind == "u"
+    skip = _may_skip_zeros(src)
+    signed = iout is None  # float output: zero signs matter
+    rows = extend_index(h, -ph, ho + kh + 1, mode)  # every source row the output reads
+    filtered = np.empty((len(rows), no), dtype)
 
-    def work(r0: int, r1: int) -> None:
-        rows = extend_index(h, r0 - ph, r1 - r0 + kh + 1, mode)
-        block = _gather(src, rows, cols, channels, cval, dtype)
-        filtered = _groups(
-            lambda j, off: block[:, off : off + no], (zeros, hb, hw), dtype, dtype, skip_zeros
+    def along_rows(r0: int, r1: int) -> None:
+        block = _gather(src, rows[r0:r1], cols, channels, cval, dtype)
+        filtered[r0:r1] = _groups(
+            lambda j, off: block[:, off : off + no], (zeros, hb, hw), dtype, dtype, skip, signed
         )
-        filtered[rows < 0] = hcval
+        filtered[r0:r1][rows[r0:r1] < 0] = hcval
+
+    def along_columns(r0: int, r1: int) -> None:
         starts = np.arange(r0, r1, 2)
         paired = starts + 1 < ho
         count = int(paired.sum())
-        roles = [(r0, count, (vj, vw)), (r0 + 1, count, (vj, vv))]
+        roles = [(r0, r0, count, vj, vw), (r0 + 1, r0, count, vj, vv)]
         if not paired.all():  # the last, odd row alone
-            roles.append((ho - 1, 1, (sj, sw)))
-        for first, n, (taps, weights) in roles:
+            roles.append((ho - 1, ho - 1, 1, sj, sw))
+        for first, j0, n, taps, weights in roles:
             if n == 0:
                 continue
-            j0 = (r0 if first == r0 + 1 else first) - r0
 
             def view(j: int, off: int, j0: int = j0, n: int = n) -> np.ndarray:
                 return filtered[j0 + j : j0 + j + 2 * (n - 1) + 1 : 2]
 
-            acc = _groups(view, (taps, np.zeros(len(taps), np.int64), weights), dtype, dtype,
-                          skip_zeros)  # fmt: skip
+            offsets = np.zeros(len(taps), np.int64)
+            acc = _groups(view, (taps, offsets, weights), dtype, dtype, skip, signed)
             rows_out = slice(first, first + 2 * (n - 1) + 1, 2)
             if iout is None:
                 out[rows_out] = acc
             else:
                 iout[rows_out] = _to_integer(acc, bias, absolute, top)
 
-    _run_bands(ho, work)
+    _run_bands(len(rows), along_rows)
+    _run_bands(ho, along_columns)
 
 
 def png_filter(src: np.ndarray, r0: int, r1: int, bpp: int, out: np.ndarray) -> None:
