@@ -692,7 +692,7 @@ def wait_for_background_compiles(limit: float = 300.0) -> None:
         busy = False
         for proc in Path("/proc").glob("[0-9]*"):
             with contextlib.suppress(OSError):
-                if b"convtool.compiled" in (proc / "cmdline").read_bytes():
+                if b"\0-m\0convtool.compiled\0" in (proc / "cmdline").read_bytes():
                     busy = True
                     break
         if not busy:

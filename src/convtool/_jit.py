@@ -891,13 +891,6 @@ def fft_kernel_spectrum(kern, c0, s0, c1, s1, scale, kre, kim):
 
 
 @_leaf
-def border_indices(n, start, mode, out):
-    """``out[t]`` = the index of [0, n) that position start + t of the extended line reads."""
-    for t in range(out.shape[0]):
-        out[t] = map_index(start + t, n, mode)
-
-
-@_leaf
 def _fft_gather(src, channels, rmap, cmap, cval, plane, t0, t1, across, dst):
     """The input window of ``plane`` (tile·C + channel) into ``dst`` (n0, n1), zero around it:
     window row r, column c read ``src[rmap[y0 + r], cmap[x0 + c]·C + ch]`` (−1: cval)."""

@@ -157,6 +157,15 @@ def choose(
     return twin
 
 
+def call(name: str, args: tuple[Any, ...]) -> Any:
+    """``_jit.<name>(*args)`` for the jitted code that has no twin (the FFT path, learn):
+    compiled now when it must be, with the note."""
+    function = getattr(core(), name)
+    if not ready(function, argument_types(function, args)):
+        notify_compiling()
+    return function(*args)
+
+
 def run(name: str, args: tuple[Any, ...], twin: Callable[..., None], *, now: bool) -> None:
     """``choose(name, args, twin, now=now)(*args)``."""
     choose(name, args, twin, now=now)(*args)

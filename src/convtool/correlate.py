@@ -697,8 +697,6 @@ def _fft(
 ) -> None:
     """Correlation through the FFT (``_jit.correlate_fft``: overlap-save tiles of the output,
     each the valid correlation of its window of the extended image)."""
-    _jit = _core()
-
     channels = _channels(x)
     h, w = x.shape[:2]
     kh, kw = weights.shape
@@ -711,8 +709,8 @@ def _fft(
         rmap[:] = np.arange(h)
         cmap[:] = np.arange(w)
     else:
-        _jit.border_indices(h, -(kh // 2), BORDER_CODES[border], rmap)
-        _jit.border_indices(w, -(kw // 2), BORDER_CODES[border], cmap)
+        rmap[:] = npcore.extend_index(h, -(kh // 2), len(rmap), BORDER_CODES[border])
+        cmap[:] = npcore.extend_index(w, -(kw // 2), len(cmap), BORDER_CODES[border])
     tables: list[np.ndarray] = [
         f(2 * np.pi * np.arange(n) / n).astype(out_dtype)
         for n in (n0, n1)
@@ -722,10 +720,11 @@ def _fft(
     kre: np.ndarray = np.empty((n1, n0), out_dtype)
     kim: np.ndarray = np.empty((n1, n0), out_dtype)
     kern: np.ndarray = np.ascontiguousarray(weights, dtype=out_dtype)
-    _jit.fft_kernel_spectrum(kern, c0, s0, c1, s1, out_dtype(1 / (n0 * n1)), kre, kim)
+    spectrum = (kern, c0, s0, c1, s1, out_dtype(1 / (n0 * n1)), kre, kim)
+    compiled.call("fft_kernel_spectrum", spectrum)
     pairs = (-(-ho // t0) * -(-wo // t1) * channels + 1) // 2
     fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
-    _jit.correlate_fft(
+    args = (
         x.reshape(h, w * channels),
         channels,
         rmap,
@@ -746,6 +745,7 @@ def _fft(
         absolute,
         top,
     )
+    compiled.call("correlate_fft", args)
 
 
 class _threads:

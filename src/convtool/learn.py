@@ -591,8 +591,6 @@ def _normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Normal, np
     (c_p, d_p) band by band (float64 copies of at most :data:`BAND_VALUES` values) for the
     jitted pass; otherwise the pass reads the pairs' own arrays, whole.
     """
-    _jit = compiled.core()
-
     n = kh * kw
     m = n + 2
     counts = np.zeros(2, dtype=np.int64)
@@ -621,9 +619,10 @@ def _normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Normal, np
                 target = target.astype(np.float64)
                 target -= d_p
             chunks = _nchunks(r1 - r0, n)
-            _jit.learn_normal_equations(
-                src, p.channels, target, 0, p.ox, kh, kw, p.lo - d_p, p.hi - d_p, chunks,
-                part, counts,
+            compiled.call(
+                "learn_normal_equations",
+                (src, p.channels, target, 0, p.ox, kh, kw, p.lo - d_p, p.hi - d_p, chunks, part,
+                 counts),
             )  # fmt: skip
         parts.append((part, c_p, d_p, int(counts[0]) - kept))
     total = sum(k for *_, k in parts)
@@ -638,27 +637,28 @@ def _normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Normal, np
 
 def _residuals(pairs: list[_Pair], weights: np.ndarray, b: float, gradient: bool) -> np.ndarray:
     """Per pair ``_jit.learn_residuals`` outputs, one row each (see there for the layout)."""
-    _jit = compiled.core()
-
     kernel = np.ascontiguousarray(weights, dtype=np.float64)
     n = kernel.size
     out = np.zeros((len(pairs), n + 7))
     for k, p in enumerate(pairs):
         chunks = _nchunks(p.src.shape[0] - kernel.shape[0] + 1, n)
-        _jit.learn_residuals(
-            p.src,
-            p.channels,
-            p.target,
-            p.oy,
-            p.ox,
-            kernel,
-            float(b),
-            p.lo,
-            p.hi,
-            p.shift,
-            gradient,
-            chunks,
-            out[k],
+        compiled.call(
+            "learn_residuals",
+            (
+                p.src,
+                p.channels,
+                p.target,
+                p.oy,
+                p.ox,
+                kernel,
+                float(b),
+                p.lo,
+                p.hi,
+                p.shift,
+                gradient,
+                chunks,
+                out[k],
+            ),
         )
     return out
 

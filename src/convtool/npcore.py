@@ -24,10 +24,11 @@ BAND = 32
 """Output rows a twin computes at a time: the gathered rows of a band stay in the cache."""
 
 
-def extend_index(n: int, start: int, count: int, mode: int) -> np.ndarray:
-    """Indices into [0, n) that positions ``start .. start + count − 1`` of a line extended by
-    border ``mode`` read; −1 means cval. The vector form of ``_jit.map_index``."""
-    x = np.arange(start, start + count, dtype=np.int64)
+def border_index(positions: np.ndarray, n: int, mode: int) -> np.ndarray:
+    """The index into [0, n) that each position of a line extended by border ``mode`` reads;
+    −1 means cval. The vector form of ``_jit.map_index`` (tested against it), and the one
+    owner of the border rules in numpy."""
+    x = np.asarray(positions, dtype=np.int64)
     inside = (x >= 0) & (x < n)
     if mode == REFLECT:
         p = 2 * n
@@ -47,6 +48,11 @@ def extend_index(n: int, start: int, count: int, mode: int) -> np.ndarray:
     else:
         y = np.full_like(x, -1)
     return np.where(inside, x, y)
+
+
+def extend_index(n: int, start: int, count: int, mode: int) -> np.ndarray:
+    """``border_index`` of the positions ``start .. start + count − 1``."""
+    return border_index(np.arange(start, start + count, dtype=np.int64), n, mode)
 
 
 def _product_type(sample: np.dtype, weight: np.dtype) -> type:

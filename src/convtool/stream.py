@@ -43,7 +43,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from convtool import npcore
 from convtool.correlate import (
+    BORDER_CODES,
     BORDERS,
     KernelLike,
     _weights,
@@ -504,28 +506,16 @@ def _as_chain(kernels: Any) -> list[Any]:
 def extend_index(positions: np.ndarray, n: int, border: str) -> np.ndarray:
     """The source index in [0, n) that each position of the extended line reads; −1 = fill.
 
-    The same mapping as ``_jit.map_index`` (scipy.ndimage's definitions), vectorised.
+    ``npcore.border_index`` by border name; ``valid`` reads no position outside.
     """
     x = np.asarray(positions, dtype=np.int64)
-    if border == "reflect":
-        m = x % (2 * n)
-        return np.where(m >= n, 2 * n - 1 - m, m)
-    if border == "mirror":
-        if n == 1:
-            return np.zeros_like(x)
-        m = x % (2 * n - 2)
-        return np.where(m >= n, 2 * n - 2 - m, m)
-    if border == "nearest":
-        return np.clip(x, 0, n - 1)
-    if border == "wrap":
-        return x % n
-    if border == "constant":
-        return np.where((x >= 0) & (x < n), x, -1)
     if border == "valid":
         if x.size and (x.min() < 0 or x.max() >= n):
             raise AssertionError("valid bands read only rows inside the image")
         return x
-    raise UsageError(f"unknown border {border!r}; choose one of {', '.join(BORDERS)}")
+    if border not in BORDER_CODES:
+        raise UsageError(f"unknown border {border!r}; choose one of {', '.join(BORDERS)}")
+    return npcore.border_index(x, n, BORDER_CODES[border])
 
 
 def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
