@@ -149,3 +149,35 @@ def test_twins_keep_the_sign_of_zero(monkeypatch, special, kernel, border):
             run = lambda: C.correlate(x.astype(dtype), k, border=border, cval=-0.0, method=method)  # noqa: E731, B023
             for name, args in calls(monkeypatch, run):
                 assert_twins_agree(name, args)
+
+
+FFT_OUTPUTS = {"fft_kernel_spectrum": (6, 7), "correlate_fft": (14, 15)}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("kshape", [(9, 9), (12, 7), (17, 16)])
+@pytest.mark.parametrize("border", ["reflect", "mirror", "constant", "wrap", "valid"])
+def test_fft_twins_equal_the_jitted_path(monkeypatch, dtype, kshape, border):
+    """The FFT path's kernel spectrum and tiles, float and integer outputs, odd and even
+    transform sizes (a radix-2 pass), tiles cut at the edges."""
+    for shape in [(40, 37, 3), (19, 70), (70, 33, 2)]:
+        if border == "valid" and (kshape[0] > shape[0] or kshape[1] > shape[1]):
+            continue
+        x = image(shape, dtype, seed=sum(shape) + kshape[0])
+        k = distinct_kernel(*kshape, seed=kshape[1]) / (kshape[0] * kshape[1])
+
+        def run(x=x, k=k):
+            C.correlate(x, k, border=border, method="fft", cval=2.5)
+            if x.dtype.kind == "u":
+                C.correlate_to_integer(x, k, border=border, method="fft", bias=0.2, map="abs")
+
+        for name, args in calls(monkeypatch, run):
+            jit, twin = list(args), list(args)
+            for i in FFT_OUTPUTS[name]:
+                if args[i] is not None:
+                    jit[i], twin[i] = np.full_like(args[i], 7), np.full_like(args[i], 7)
+            getattr(JIT, name)(*jit)
+            getattr(npcore, name)(*twin)
+            for i in FFT_OUTPUTS[name]:
+                if args[i] is not None:
+                    np.testing.assert_array_equal(jit[i].view(np.uint8), twin[i].view(np.uint8))

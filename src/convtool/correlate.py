@@ -382,7 +382,7 @@ def _run(
             chosen = choose_method(x.shape, (kh, kw), "nonseparable")
     if chosen == "fft":
         with _threads(threads):
-            _fft(x, weights, border, cval, out_dtype, out, integer)
+            _fft(x, weights, border, cval, out_dtype, out, integer, now=threads is not None)
     elif factors is not None:
         _separable(x, factors, border, cval, out_dtype, out, integer, threads)
     else:
@@ -694,6 +694,8 @@ def _fft(
     out_dtype: type,
     out: np.ndarray,
     integer: _IntegerOutput | None,
+    *,
+    now: bool,
 ) -> None:
     """Correlation through the FFT (``_jit.correlate_fft``: overlap-save tiles of the output,
     each the valid correlation of its window of the extended image)."""
@@ -721,7 +723,7 @@ def _fft(
     kim: np.ndarray = np.empty((n1, n0), out_dtype)
     kern: np.ndarray = np.ascontiguousarray(weights, dtype=out_dtype)
     spectrum = (kern, c0, s0, c1, s1, out_dtype(1 / (n0 * n1)), kre, kim)
-    compiled.call("fft_kernel_spectrum", spectrum)
+    compiled.run("fft_kernel_spectrum", spectrum, npcore.fft_kernel_spectrum, now=now)
     pairs = (-(-ho // t0) * -(-wo // t1) * channels + 1) // 2
     fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
     args = (
@@ -745,7 +747,7 @@ def _fft(
         absolute,
         top,
     )
-    compiled.call("correlate_fft", args)
+    compiled.run("correlate_fft", args, npcore.correlate_fft, now=now)
 
 
 class _threads:
