@@ -216,16 +216,17 @@ def test_a_pytorch_batch_is_refused_with_the_index_to_take():
 
 def test_read_only_arrays_reach_the_jitted_passes_writeable(monkeypatch):
     """numba compiles read-only arrays as another type: every pass again, ~15 s cold."""
-    from convtool import _jit
+    from convtool import compiled
 
     seen = []
-    original = _jit.learn_normal_equations
+    original = compiled.call
 
-    def spy(src, channels, target, *args):
-        seen.append((src.flags.writeable, target.flags.writeable))
-        return original(src, channels, target, *args)
+    def spy(name, args):
+        if name == "learn_normal_equations":
+            seen.append((args[0].flags.writeable, args[2].flags.writeable))
+        return original(name, args)
 
-    monkeypatch.setattr(_jit, "learn_normal_equations", spy)
+    monkeypatch.setattr(compiled, "call", spy)
     x, y = textbook()
     x.setflags(write=False)
     y.setflags(write=False)

@@ -23,8 +23,9 @@ exactly the one its numpy twin (``convtool.npcore``) computes and a run with an 
 writes the bytes a warm one does."""
 
 _FASTMATH_REDUCTIONS = {"nsz", "arcp", "contract", "reassoc"}
-"""For learn's sums over whole images, which vectorise only when they may be reassociated
-(learn has no twin: its results are compared within rounding)."""
+"""For learn's sums over whole images, which vectorise only when they may be reassociated. Over
+stored integer samples every product and partial sum of the normal equations is an integer
+below 2**53, exact in any order, which is what learn's twin (``convtool.nplearn``) relies on."""
 
 
 def _parallel(fn: Callable[..., object]) -> Any:
@@ -1192,6 +1193,43 @@ def learn_residuals(
                 out[p] = max(out[p], partial[t, p])
             else:
                 out[p] += partial[t, p]
+
+
+@_parallel
+def learn_largest_error(src, channels, target, oy, ox, kernel, bias, lo, hi, nchunks, out):
+    """``out[0]`` = max(itself, max |X ⋆ K + bias − Y|) over one pair's kept samples.
+
+    Each residual is bias + Σ_p K_p·x_p − y, the taps added in order, without fastmath (no
+    fused multiply-adds): the same rounding as its numpy twin, and a maximum is the same in
+    any order, so the figure is the same bytes with a cold cache as with a warm one.
+    """
+    kh, kw = kernel.shape
+    ho = src.shape[0] - kh + 1
+    length = (src.shape[1] // channels - kw + 1) * channels
+    n = kh * kw
+    step = (ho + nchunks - 1) // nchunks
+    partial = np.zeros(nchunks)
+    res = np.empty((nchunks, length))
+    for t in nb.prange(nchunks):
+        r = res[t]
+        big = 0.0
+        for i in range(t * step, min(ho, (t + 1) * step)):
+            for q in range(length):
+                r[q] = bias
+            for p in range(n):
+                col = (p % kw) * channels
+                xp = src[i + p // kw, col : col + length]
+                wt = kernel[p // kw, p % kw]
+                for q in range(length):
+                    r[q] += wt * np.float64(xp[q])
+            trow = target[i + oy]
+            for q in range(length):
+                y = np.float64(trow[ox * channels + q])
+                if lo < y < hi:
+                    big = max(big, abs(r[q] - y))
+        partial[t] = big
+    for t in range(nchunks):
+        out[0] = max(out[0], partial[t])
 
 
 # --- PNG row filters ------------------------------------------------------------------------

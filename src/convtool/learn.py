@@ -179,6 +179,19 @@ class _Pair:
     hi: float
     shift: float
     input_name: str
+    raw: _Raw | None = None
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """A pair's stored samples, for the exact normal equations (see :func:`_exact_parts`)."""
+
+    src: np.ndarray  # (H, W·C), uint8 or uint16
+    target: np.ndarray  # (Ht, Wt·C), uint8 or uint16
+    top_x: int  # 255 or 65535: the input is src / top_x
+    top_y: int
+    lo: float  # the target's clip limits in stored units
+    hi: float
 
 
 def learn_kernel(
@@ -264,7 +277,11 @@ def learn_kernel(
     normal: _Normal | None = None
     rank: int | None = None
     history: list[float] = []
-    if method == "lstsq" or lr is None:
+    exact = method == "lstsq" and all(p.raw is not None for p in pairs)
+    raw_parts: list[_RawPart] = []
+    if exact:
+        normal, raw_parts = _exact_normal_equations(pairs, kh, kw)
+    elif method == "lstsq" or lr is None:
         normal, _counts = _normal_equations(pairs, kh, kw)
     if method == "lstsq":
         assert normal is not None
@@ -278,7 +295,7 @@ def learn_kernel(
             rank = _rank(normal, n, bias)
         assert lr is not None
         weights, b = _descend(pairs, kh, kw, bias, lr, int(epochs), seed, progress, history)
-    figures = _figures(pairs, weights, b)
+    figures = _exact_figures(pairs, raw_parts, weights, b) if exact else _figures(pairs, weights, b)
     used, clipped = figures["used"], figures["clipped"]
     aligned = used + clipped
     if clipped and clipped > MOST_CLIPPED * aligned:
@@ -478,7 +495,7 @@ def _prepare_pair(
     names: tuple[str, str],
 ) -> _Pair:
     input_name, target_name = names
-    xp, _ = _planes(x, input_name)
+    xp, x_integer = _planes(x, input_name)
     yp, integer_stored = _planes(y, target_name)
     kh, kw = ksize
     h, w, c = xp.shape
@@ -506,11 +523,22 @@ def _prepare_pair(
     dtype = np.float64 if np.float64 in (xp.dtype, yp.dtype) else np.float32
     src = _writeable(np.ascontiguousarray(xp, dtype=dtype).reshape(h, w * c))
     target = _writeable(np.ascontiguousarray(yp, dtype=dtype).reshape(th, tw * c))
+    raw = None
+    if x_integer and integer_stored and (keep_clipped or limits in (None, (0.0, 1.0))):
+        top_y = int(np.iinfo(y.dtype).max)
+        raw = _Raw(
+            _writeable(np.ascontiguousarray(x).reshape(h, w * c)),
+            _writeable(np.ascontiguousarray(y).reshape(th, tw * c)),
+            int(np.iinfo(x.dtype).max),
+            top_y,
+            -math.inf if keep_clipped else 0.0,
+            math.inf if keep_clipped else float(top_y),
+        )
     if limits is None and integer_stored:
         limits = (0.0, 1.0)
     lo, hi = (-math.inf, math.inf) if keep_clipped or limits is None else limits
     shift = float(np.mean(target, dtype=np.float64))
-    return _Pair(src, target, c, oy, ox, float(lo), float(hi), shift, input_name)
+    return _Pair(src, target, c, oy, ox, float(lo), float(hi), shift, input_name, raw)
 
 
 def _shape_hint(h: int, w: int, th: int, tw: int, kh: int, kw: int) -> str:
@@ -625,6 +653,11 @@ def _normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Normal, np
                  counts),
             )  # fmt: skip
         parts.append((part, c_p, d_p, int(counts[0]) - kept))
+    return _combine(parts, m), counts
+
+
+def _combine(parts: list[tuple[np.ndarray, float, float, int]], m: int) -> _Normal:
+    """The :class:`_Normal` of the pairs' parts (augmented matrix, c_p, d_p, samples kept)."""
     total = sum(k for *_, k in parts)
     c = sum(c_p * k for _, c_p, _, k in parts) / total if total else 0.0
     d = sum(d_p * k for _, _, d_p, k in parts) / total if total else 0.0
@@ -632,7 +665,7 @@ def _normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Normal, np
     for part, c_p, d_p, _ in parts:
         shift = _shift_matrix(m, c_p, d_p)
         gram += shift.T @ part @ shift
-    return _Normal(tuple((g, c_p, d_p) for g, c_p, d_p, _ in parts), c, d, gram), counts
+    return _Normal(tuple((g, c_p, d_p) for g, c_p, d_p, _ in parts), c, d, gram)
 
 
 def _residuals(pairs: list[_Pair], weights: np.ndarray, b: float, gradient: bool) -> np.ndarray:
@@ -685,6 +718,137 @@ def _figures(pairs: list[_Pair], weights: np.ndarray, b: float) -> dict[str, Any
         "max_error": float(out[:, n + 2].max()),
         "r2": 1.0 - sse / sst if sst > 0 else None,
     }
+
+
+# --- the exact route for stored samples ---------------------------------------------------
+
+
+EXACT_SUM = 1 << 53
+"""float64 holds every integer below this exactly: no sum of one pass may reach it."""
+
+
+@dataclass(frozen=True)
+class _RawPart:
+    """One pair's normal equations in stored units, exact: Σ v vᵀ of v = (x − c, 1, y − d)
+    over its kept samples, as Python ints, with the integer centres c, d (0 when uncentred)."""
+
+    gram: np.ndarray  # (n + 2, n + 2), dtype object
+    c: int
+    d: int
+    top_x: int
+    top_y: int
+    kept: int
+    left_out: int
+
+
+def _exact_normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Normal, list[_RawPart]]:
+    """The normal equations summed over the stored integers, exact, then in [0, 1] units.
+
+    Every product and partial sum of integers is an integer, the same in any order while it
+    stays below 2**53: so the jitted pass and its numpy twin (``convtool.nplearn``, run while
+    numba's cache is cold) give the same bytes. One pass sums at most 2**53 / top² samples;
+    the passes are added as Python ints. Centring (:data:`CENTRE_RATIO`) is by the rounded
+    means, which keeps the centred samples integers.
+    """
+    from convtool import nplearn
+
+    n = kh * kw
+    m = n + 2
+    raws = [p.raw for p in pairs]
+    assert all(r is not None for r in raws)
+    means = [float(np.mean(r.src, dtype=np.float64)) for r in raws if r is not None]
+    centre = any(
+        abs(mean) > CENTRE_RATIO * float(np.ptp(r.src))
+        for mean, r in zip(means, raws, strict=True)
+        if r is not None
+    )
+    exact: list[_RawPart] = []
+    parts = []
+    for p, r, mean in zip(pairs, raws, means, strict=True):
+        assert r is not None
+        c_p = round(mean) if centre else 0
+        d_p = round(float(np.mean(r.target, dtype=np.float64))) if centre else 0
+        total = np.zeros((m, m), dtype=object)
+        counts = np.zeros(2, dtype=np.int64)
+        rows = r.src.shape[0] - kh + 1
+        length = (r.src.shape[1] // p.channels - kw + 1) * p.channels
+        band = max(1, EXACT_SUM // (max(r.top_x, r.top_y) ** 2 * length))
+        if centre:
+            band = min(band, max(1, BAND_VALUES // r.src.shape[1]))
+        for r0 in range(0, rows, band):
+            r1 = min(rows, r0 + band)
+            src, target = r.src[r0 : r1 + kh - 1], r.target[r0 + p.oy : r1 + p.oy]
+            if centre:  # float64 copies of the band, still integers
+                src = src.astype(np.float64) - c_p
+                target = target.astype(np.float64) - d_p
+            part = np.zeros((m, m))
+            args = (src, p.channels, target, 0, p.ox, kh, kw, r.lo - d_p, r.hi - d_p,
+                    _nchunks(r1 - r0, n), part, counts)  # fmt: skip
+            compiled.run("learn_normal_equations", args, nplearn.learn_normal_equations, now=False)
+            total += part.astype(np.int64).astype(object)
+        kept = int(counts[0])
+        exact.append(_RawPart(total, c_p, d_p, r.top_x, r.top_y, kept, int(counts[1])))
+        scale = np.array([1.0 / r.top_x] * n + [1.0, 1.0 / r.top_y])
+        unit = total.astype(np.float64) * np.outer(scale, scale)
+        parts.append((unit, c_p / r.top_x, d_p / r.top_y, kept))
+    return _combine(parts, m), exact
+
+
+def _exact_figures(
+    pairs: list[_Pair], parts: list[_RawPart], weights: np.ndarray, b: float
+) -> dict[str, Any]:
+    """The figures of :func:`_figures` from the exact normal equations: Σr² as the quadratic
+    form of the fit over them, in exact rational arithmetic (correctly rounded, and 0 for an
+    exact fit), Σy and Σy² likewise, and the largest error from a pass of its own."""
+    from fractions import Fraction
+
+    used = sum(q.kept for q in parts)
+    clipped = sum(q.left_out for q in parts)
+    if used == 0:
+        return {"used": 0, "clipped": clipped, "rmse": None, "max_error": None, "r2": None}
+    n = weights.size
+    k = [Fraction(float(v)) for v in weights.ravel()]
+    bias = Fraction(float(b))
+    sum_k = sum(k, Fraction(0))
+    sse = s1 = s2 = Fraction(0)
+    for q in parts:
+        sx, sy = q.top_x, q.top_y
+        # sx·sy·r = w · v for v = (x − c, 1, y − d) and r = K·x/sx + b − y/sy
+        w = [kp * sy for kp in k]
+        w += [sy * q.c * sum_k + bias * sx * sy - sx * q.d, Fraction(-sx)]
+        den = math.lcm(*(f.denominator for f in w))
+        wi = np.array([int(f * den) for f in w], dtype=object)
+        sse += Fraction(int(wi @ (q.gram @ wi)), (den * sx * sy) ** 2)
+        count, sum_y, sum_yy = q.gram[n, n], q.gram[n, n + 1], q.gram[n + 1, n + 1]
+        s1 += Fraction(sum_y + count * q.d, sy)
+        s2 += Fraction(sum_yy + 2 * q.d * sum_y + count * q.d**2, sy**2)
+    sst = s2 - s1 * s1 / used
+    return {
+        "used": used,
+        "clipped": clipped,
+        "rmse": math.sqrt(float(sse / used)),
+        "max_error": _largest_error(pairs, weights, b),
+        "r2": float(1 - sse / sst) if sst > 0 else None,
+    }
+
+
+def _largest_error(pairs: list[_Pair], weights: np.ndarray, b: float) -> float:
+    """max |r| over the kept samples, from the stored integers in the target's stored units."""
+    from convtool import nplearn
+
+    largest = 0.0
+    kh = weights.shape[0]
+    for p in pairs:
+        r = p.raw
+        assert r is not None
+        kernel = np.ascontiguousarray(weights * (r.top_y / r.top_x), dtype=np.float64)
+        out = np.zeros(1)
+        chunks = _nchunks(r.src.shape[0] - kh + 1, weights.size)
+        args = (r.src, p.channels, r.target, p.oy, p.ox, kernel, float(b) * r.top_y, r.lo, r.hi,
+                chunks, out)  # fmt: skip
+        compiled.run("learn_largest_error", args, nplearn.learn_largest_error, now=False)
+        largest = max(largest, float(out[0]) / r.top_y)
+    return largest
 
 
 # --- least squares ------------------------------------------------------------------------

@@ -158,7 +158,7 @@ def learn_command(
 
       convtool learn a.png A.png b.png B.png --size 3 --bias -o k.json --json
     """
-    from convtool.imaging import read_picture, write_output
+    from convtool.imaging import read_picture, to_unit, write_output
     from convtool.kernels import format_kernel
     from convtool.learn import check_options, learn_kernel, parse_size, save_kernel
 
@@ -195,9 +195,14 @@ def learn_command(
                 f"-o {output} is also one of the files to learn from; choose another name for "
                 "the kernel file"
             )
-    pictures = [read_picture(f, gray=gray, max_pixels=max_pixels) for f in files]
+    # 8- and 16-bit pairs as their stored samples: learn then sums them exactly (the same
+    # bytes with numba's cache cold or warm); a pair with a float side in [0, 1] floats
+    pictures = [read_picture(f, gray=gray, max_pixels=max_pixels, samples=not gray) for f in files]
     for message in dict.fromkeys(m for p in pictures for m in p.notes):
         note(message)
+    for i in range(0, len(pictures), 2):
+        if not all(p.data.dtype.kind == "u" for p in pictures[i : i + 2]):
+            pictures[i : i + 2] = [to_unit(pictures[i]), to_unit(pictures[i + 1])]
     inputs, targets = pictures[0::2], pictures[1::2]
     with numba_without_scipy():
         result = learn_kernel(
