@@ -18,6 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -378,3 +379,41 @@ def test_the_compiling_note_is_shown_on_a_terminal_only(tmp_path):
     for name in ("t.png", "w.png", "p.png"):
         with Image.open(tmp_path / name) as im:
             np.testing.assert_array_equal(np.asarray(im), box3(pixels))
+
+
+def background_compiles_running() -> bool:
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if b"\0-m\0convtool.compiled\0" in (proc / "cmdline").read_bytes():
+                return True
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to watch the compile")
+def test_first_run_twin_then_background_compile_same_bytes(tmp_path):
+    """An empty cache: the first run writes its output at once (numpy twin), the background
+    compile fills the cache after it, and the second run, compiled, writes the same bytes."""
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (600, 720, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    np.savetxt(tmp_path / "k.txt", rng.standard_normal((5, 4)) / 5)
+    env = {k: v for k, v in os.environ.items() if k != "CONVTOOL_COMPILE"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "cache")
+    outputs = []
+    for n in (1, 2):
+        out = tmp_path / f"out{n}.png"
+        done = subprocess.run(
+            [*CONVTOOL, "apply", str(tmp_path / "in.png"), "-k", f"@{tmp_path / 'k.txt'}",
+             "--map", "abs", "-o", str(out)],
+            env=env, capture_output=True, text=True, timeout=TIMEOUT,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        outputs.append(out.read_bytes())
+        if n == 1:
+            assert not numba_indexes(tmp_path / "cache"), "the first run compiled"
+            for _ in range(TIMEOUT * 5):
+                if not background_compiles_running():
+                    break
+                time.sleep(0.2)
+            assert numba_indexes(tmp_path / "cache"), "nothing compiled in the background"
+    assert outputs[0] == outputs[1]

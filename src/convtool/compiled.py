@@ -232,11 +232,19 @@ def _compile_from_stdin() -> None:
         while True:
             jobs.append(pickle.load(sys.stdin.buffer))
     lock = Path(tempfile.gettempdir()) / f"convtool-compile-{os.getuid()}.lock"
-    with open(lock, "a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    try:  # never through a link: the name is in a directory everyone writes to
+        held = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        held = -1  # compile without waiting for the others
+    try:
+        if held >= 0:
+            fcntl.flock(held, fcntl.LOCK_EX)
         jit = core()
         for name, types in jobs:
             getattr(jit, name).compile(types)
+    finally:
+        if held >= 0:
+            os.close(held)
 
 
 def _lowest_priority() -> None:
