@@ -746,9 +746,9 @@ def _exact_normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Norm
 
     Every product and partial sum of integers is an integer, the same in any order while it
     stays below 2**53: so the jitted pass and its numpy twin (``convtool.nplearn``, run while
-    numba's cache is cold) give the same bytes. One pass sums at most 2**53 / top² samples;
-    the passes are added as Python ints. Centring (:data:`CENTRE_RATIO`) is by the rounded
-    means, which keeps the centred samples integers.
+    numba's cache is cold) give the same bytes. One pass sums fewer than 2**53 / top²
+    samples; the passes are added as Python ints. Centring (:data:`CENTRE_RATIO`) is by the
+    rounded means, which keeps the centred samples integers.
     """
     from convtool import nplearn
 
@@ -772,7 +772,8 @@ def _exact_normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Norm
         counts = np.zeros(2, dtype=np.int64)
         rows = r.src.shape[0] - kh + 1
         length = (r.src.shape[1] // p.channels - kw + 1) * p.channels
-        band = max(1, EXACT_SUM // (max(r.top_x, r.top_y) ** 2 * length))
+        # rows of products per pass, with the kh − 1 rows below the last (the twin sums them)
+        band = max(1, EXACT_SUM // (max(r.top_x, r.top_y) ** 2 * length) - (kh - 1))
         if centre:
             band = min(band, max(1, BAND_VALUES // r.src.shape[1]))
         for r0 in range(0, rows, band):

@@ -20,15 +20,16 @@ from typing import TypeVar
 
 import numpy as np
 
-BLOCK = 1 << 16
-"""Samples per block of patches (with 25 taps, 14 MB of float64 per thread)."""
+BLOCK_VALUES = 1 << 21
+"""float64 values (16 MiB) a thread's block of patches holds: samples × (taps + 2)."""
 
 T = TypeVar("T")
 
 
-def _blocks(rows: int, length: int) -> list[tuple[int, int]]:
-    """Row ranges [r0, r1) of about BLOCK samples (each ``length`` long) covering ``rows``."""
-    step = max(1, BLOCK // max(1, length))
+def _blocks(rows: int, length: int, values: int) -> list[tuple[int, int]]:
+    """Row ranges [r0, r1) covering ``rows``, each of about BLOCK_VALUES / ``values`` samples
+    (rows of ``length`` samples)."""
+    step = max(1, BLOCK_VALUES // (values * max(1, length)))
     return [(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
 
 
@@ -65,36 +66,89 @@ def learn_normal_equations(
     gram: np.ndarray,
     counts: np.ndarray,
 ) -> None:
-    """The twin of ``_jit.learn_normal_equations`` (there the layout) for integer-valued data:
-    Σ z zᵀ of z = (x_0 … x_{n−1}, 1, y) over the kept samples, as ZZᵀ by blocks."""
+    """The twin of ``_jit.learn_normal_equations`` (there the layout) for integer-valued data.
+
+    Σ z zᵀ of z = (x_0 … x_{n−1}, 1, y) over every sample, less the same sum over the samples
+    left out (exact integers: the difference is exact too). Over every sample, the products of
+    taps (a, b) and (a', b') are the sums over rows r = a … a + ho − 1 of the products along
+    row r and row r + a' − a, shared by all a (:func:`_row_products`).
+    """
     ho = src.shape[0] - kh + 1
     length = (src.shape[1] // channels - kw + 1) * channels
     n = kh * kw
     m = n + 2
 
-    def block(rows: tuple[int, int]) -> tuple[np.ndarray, int, int]:
-        r0, r1 = rows
-        y, used = _target(target, r0 + oy, r1 + oy, ox * channels, length, lo, hi)
-        z = np.zeros((m, r1 - r0, length))
-        for p in range(n):
-            col = (p % kw) * channels
-            taps = src[r0 + p // kw : r1 + p // kw, col : col + length]
-            np.copyto(z[p], taps, where=used)
-        z[n] = used
-        np.copyto(z[n + 1], y, where=used)
-        flat = z.reshape(m, -1)
-        kept = int(np.count_nonzero(used))
-        return flat @ flat.T, kept, used.size - kept
+    def block(rows: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        i0, i1 = rows
+        x = src[i0 : i1 + kh - 1].astype(np.float64)
+        windows = np.stack([x[:, b * channels : b * channels + length] for b in range(kw)], 1)
+        end = i1 if i1 < ho else src.shape[0]  # the last block also has the bottom rows
+        products, sums = _row_products(windows, kh, i0, end, ho, src.shape[0])
+        y, used = _target(target, i0 + oy, i1 + oy, ox * channels, length, lo, hi)
+        xy = np.stack([np.matmul(windows[a : a + i1 - i0], y[:, :, None]).sum(axis=0)[:, 0]
+                       for a in range(kh)])  # fmt: skip
+        cross = np.concatenate([xy.ravel(), [y.sum(), (y * y).sum()]])
+        left_out = _patch_gram(x, y, ~used, kh, kw, channels)
+        return products, sums, cross, left_out, int(np.count_nonzero(~used))
 
     total = np.zeros((m, m))
-    for part, kept, left_out in _map(block, _blocks(ho, length)):
-        total += part  # integers below 2**53: exact, in any order
-        counts[0] += kept
-        counts[1] += left_out
+    excluded = 0
+    for products, sums, cross, left_out, count in _map(block, _blocks(ho, length, m)):
+        for a in range(kh):
+            total[a * kw : (a + 1) * kw, n] += sums[a]
+            for a2 in range(a, kh):
+                total[a * kw : (a + 1) * kw, a2 * kw : (a2 + 1) * kw] += products[a, a2 - a]
+        total[:n, n + 1] += cross[:n]
+        total[n, n + 1] += cross[n]
+        total[n + 1, n + 1] += cross[n + 1]
+        total -= left_out  # integers below 2**53: exact, in any order
+        excluded += int(count)
+    total[n, n] += ho * length
+    counts[0] += ho * length - excluded
+    counts[1] += excluded
     upper = np.triu_indices(m)
     gram[upper] += total[upper]
     lower = np.tril_indices(m, -1)
     gram[lower] = gram.T[lower]
+
+
+def _row_products(
+    windows: np.ndarray, kh: int, i0: int, end: int, ho: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Of the input rows r = i0 … end − 1 (``windows[r − i0, b]`` = row r from tap column b on,
+    through the rows r + kh − 1 at least where they exist): ``products[a, d, b, b']`` = Σ over
+    those r in a … a + ho − 1 of row r at b times row r + d at b', and ``sums[a, b]`` = Σ over
+    them of row r at b."""
+    kw = windows.shape[1]
+    rows = np.zeros((end - i0, kh, kw, kw))
+    for d in range(kh):
+        last = min(end, height - d) - i0
+        np.matmul(windows[:last], windows[d : last + d].transpose(0, 2, 1), out=rows[:last, d])
+    row_sums = windows[: end - i0].sum(axis=2)
+    products = np.zeros((kh, kh, kw, kw))
+    sums = np.zeros((kh, kw))
+    for a in range(kh):
+        r0, r1 = max(i0, a) - i0, min(end, a + ho) - i0
+        if r1 > r0:
+            products[a] = rows[r0:r1].sum(axis=0)
+            sums[a] = row_sums[r0:r1].sum(axis=0)
+    return products, sums
+
+
+def _patch_gram(
+    x: np.ndarray, y: np.ndarray, which: np.ndarray, kh: int, kw: int, channels: int
+) -> np.ndarray:
+    """Σ z zᵀ over the samples ``which`` (a mask over ``y``), z their patch of ``x``, 1, y."""
+    n = kh * kw
+    at = np.flatnonzero(which)
+    length = y.shape[1]
+    start = at // length * x.shape[1] + at % length  # the patches' corners in ``x``, flattened
+    z = np.empty((n + 2, at.size))
+    for p in range(n):
+        z[p] = x.ravel()[start + (p // kw * x.shape[1] + p % kw * channels)]
+    z[n] = 1.0
+    z[n + 1] = y.ravel()[at]
+    return z @ z.T
 
 
 def learn_largest_error(
@@ -133,5 +187,5 @@ def learn_largest_error(
         np.abs(r, out=r)
         return float(r.max(initial=0.0, where=used))
 
-    big = max(_map(block, _blocks(ho, length)), default=0.0)
+    big = max(_map(block, _blocks(ho, length, 2)), default=0.0)
     out[0] = max(float(out[0]), big)
