@@ -134,6 +134,17 @@ def test_learn_with_the_twins_gives_the_compiled_result(monkeypatch, dtype, chan
     assert warm["pixels_clipped"] > 0
 
 
+def test_learn_centres_a_nearly_flat_pair_and_the_twins_agree(monkeypatch):
+    """Samples far from 0 against their range are centred on integers: still exact."""
+    rng = np.random.default_rng(5)
+    x = (200 + rng.integers(0, 2, size=(30, 40))).astype(np.uint8)
+    y = x - np.uint8(1)
+    warm = learn_kernel(x, y, 2, bias=True).as_dict()
+    twins_only(monkeypatch)
+    assert learn_kernel(x, y, 2, bias=True).as_dict() == warm
+    assert warm["rank"] == 5
+
+
 def test_learn_sums_in_bands_without_changing_a_bit(monkeypatch):
     """Passes over bands of rows (how 16-bit sums stay below 2**53) give the same fit."""
     x, y = photo_pair(np.uint16, 3)
