@@ -20,8 +20,8 @@ from typing import TypeVar
 
 import numpy as np
 
-BLOCK_VALUES = 1 << 21
-"""float64 values (16 MiB) a thread's block of patches holds: samples × (taps + 2)."""
+BLOCK_VALUES = 1 << 22
+"""float64 values (32 MiB) a thread's block of patches holds at most: samples × (taps + 2)."""
 
 T = TypeVar("T")
 
@@ -173,19 +173,18 @@ def learn_largest_error(
 
     def block(rows: tuple[int, int]) -> float:
         r0, r1 = rows
+        x = src[r0 : r1 + kh - 1].astype(np.float64)
         r = np.full((r1 - r0, length), np.float64(bias))
         tap = np.empty_like(r)
         for p in range(n):
             col = (p % kw) * channels
-            np.multiply(
-                kernel[p // kw, p % kw], src[r0 + p // kw : r1 + p // kw, col : col + length],
-                out=tap, dtype=np.float64,
-            )  # fmt: skip
+            np.multiply(kernel[p // kw, p % kw], x[p // kw : r1 - r0 + p // kw, col : col + length],
+                        out=tap)  # fmt: skip
             r += tap
         y, used = _target(target, r0 + oy, r1 + oy, ox * channels, length, lo, hi)
         r -= y
         np.abs(r, out=r)
         return float(r.max(initial=0.0, where=used))
 
-    big = max(_map(block, _blocks(ho, length, 2)), default=0.0)
+    big = max(_map(block, _blocks(ho, length, 16)), default=0.0)  # in the cache
     out[0] = max(float(out[0]), big)
