@@ -15,7 +15,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from convtool.filtering import Recipe, filter_picture, fused_kernel, fused_samples
+from convtool.filtering import (
+    NUMPY_SAMPLES,
+    Recipe,
+    filter_picture,
+    fused_kernel,
+    fused_levels,
+    fused_samples,
+)
 from convtool.imaging import OutputPlan, Picture, clipped_samples
 from convtool.kernels import Kernel
 
@@ -118,9 +125,10 @@ def filter_for_output(
     to its notes when one is due.
 
     On the fused path (integer samples out, no float result) the count is exact too: when more
-    than 1 % of the samples are 0 or the maximum — else no note can be due — the pass runs
-    again one level up (a 0 then is a result below 0) and one level down (a maximum is one
-    above it), each as exact as the pass itself.
+    than 1 % of the samples are 0 or the maximum — else no note can be due — the unclamped
+    sums are formed once more in float32, exact (:func:`~convtool.filtering.fused_levels`); a
+    large picture, whose float32 sums would cost 4 bytes a sample, runs the integer pass again
+    one level up (a 0 then is a result below 0) and one level down (a maximum is one above it).
     """
     clipping = Clipping.of(recipe, plan)
     if clipping is None:
@@ -150,7 +158,10 @@ def _fused_clipped(
     zeros, tops = int(np.count_nonzero(samples == 0)), int(np.count_nonzero(samples == top))
     if not clipping.due(zeros + tops, samples.size):
         return 0, 0, samples.size
-    below = above = 0
+    if samples.size <= NUMPY_SAMPLES:  # one float pass: the sums themselves
+        levels = fused_levels(picture, recipe, fused)
+        return int(np.count_nonzero(levels < 0)), int(np.count_nonzero(levels > top)), samples.size
+    below = above = 0  # two integer passes, each a byte a sample
     if zeros:
         below = int(np.count_nonzero(fused_samples(picture, recipe, fused, "clip", shift=1) == 0))
     if tops:

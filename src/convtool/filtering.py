@@ -266,6 +266,24 @@ def fused_samples(
     )
 
 
+def fused_levels(picture: Picture, recipe: Recipe, fused: tuple[Kernel, int, int]) -> np.ndarray:
+    """The fused pass's sums before it rounds and clamps them, in output levels: whole numbers
+    (``fused_kernel`` keeps them below 2²⁴, where float32 holds every integer), so that one
+    pass tells the samples clamped at either end apart (float32: 4 bytes a sample)."""
+    kernel, in_max, out_max = fused
+    folded = kernel.weights * (recipe.scale * out_max / in_max)
+    levels = correlate(
+        picture.data,
+        folded,
+        border=recipe.border,
+        cval=recipe.cval * in_max,
+        method="auto",  # direct sums or numpy's for small work (``fused_kernel`` saw to it)
+        threads=recipe.threads,
+    )
+    levels += round((kernel.bias * recipe.scale + recipe.bias) * out_max)
+    return levels
+
+
 NUMPY_SAMPLES = 1 << 22
 """Above this many samples the fused pass asks for the numba core (``method="direct"``, the
 sums ``auto`` would take there) rather than let ``auto`` use numpy for small work: numpy's
