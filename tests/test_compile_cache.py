@@ -18,7 +18,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,8 @@ from PIL import Image
 from scipy import ndimage
 
 from convtool import compiled
+
+from conftest import stop_background_compilers
 
 SRC = Path(compiled.__file__).resolve().parent
 CONVTOOL = [sys.executable, "-m", "convtool"]
@@ -381,19 +382,11 @@ def test_the_compiling_note_is_shown_on_a_terminal_only(tmp_path):
             np.testing.assert_array_equal(np.asarray(im), box3(pixels))
 
 
-def background_compiles_running() -> bool:
-    for proc in Path("/proc").glob("[0-9]*"):
-        with contextlib.suppress(OSError):
-            if b"\0-m\0convtool.compiled\0" in (proc / "cmdline").read_bytes():
-                return True
-    return False
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to watch the compile")
 def test_first_run_twin_then_background_compile_same_bytes(tmp_path):
-    """An empty cache: the first run writes its output at once (numpy twin), the background
-    compile fills the cache after it, and the second run, compiled, writes the same bytes."""
+    """An empty cache: the first run writes its output at once (numpy twin) and asks for a
+    background compile; the second run, compiled, writes the same bytes."""
     rng = np.random.default_rng(3)
     Image.fromarray(rng.integers(0, 256, (600, 720, 3), dtype=np.uint8)).save(tmp_path / "in.png")
     np.savetxt(tmp_path / "k.txt", rng.standard_normal((5, 4)) / 5)
@@ -411,9 +404,7 @@ def test_first_run_twin_then_background_compile_same_bytes(tmp_path):
         outputs.append(out.read_bytes())
         if n == 1:
             assert not numba_indexes(tmp_path / "cache"), "the first run compiled"
-            for _ in range(TIMEOUT * 5):
-                if not background_compiles_running():
-                    break
-                time.sleep(0.2)
-            assert numba_indexes(tmp_path / "cache"), "nothing compiled in the background"
+            assert stop_background_compilers(tmp_path / "cache") == 1, "no compile was asked for"
+            env["CONVTOOL_COMPILE"] = "now"  # compiled here, at the tests' priority
+    assert numba_indexes(tmp_path / "cache")
     assert outputs[0] == outputs[1]

@@ -1121,6 +1121,21 @@ def learn_normal_equations(src, channels, target, oy, ox, kh, kw, lo, hi, nchunk
             gram[p, r] = gram[r, p]
 
 
+@_serial
+def _prediction_row(src, i, channels, kernel, bias, r):
+    """``r`` = output row i of X ⋆ K + bias (valid correlation, float64), tap by tap."""
+    kh, kw = kernel.shape
+    length = r.shape[0]
+    for q in range(length):
+        r[q] = bias
+    for p in range(kh * kw):
+        col = (p % kw) * channels
+        xp = src[i + p // kw, col : col + length]
+        wt = kernel[p // kw, p % kw]
+        for q in range(length):
+            r[q] += wt * np.float64(xp[q])
+
+
 @_parallel_reductions
 def learn_residuals(
     src, channels, target, oy, ox, kernel, bias, lo, hi, shift, gradient, nchunks, out
@@ -1149,14 +1164,7 @@ def learn_residuals(
         r = res[t]
         for i in range(t * step, min(ho, (t + 1) * step)):
             acc[n + 4] += _learn_target_row(target[i + oy], ox * channels, lo, hi, u, y)
-            for q in range(length):
-                r[q] = bias
-            for p in range(n):
-                col = (p % kw) * channels
-                xp = src[i + p // kw, col : col + length]
-                wt = kernel[p // kw, p % kw]
-                for q in range(length):
-                    r[q] += wt * np.float64(xp[q])
+            _prediction_row(src, i, channels, kernel, bias, r)
             s = 0.0
             ss = 0.0
             big = acc[n + 2]
@@ -1206,7 +1214,6 @@ def learn_largest_error(src, channels, target, oy, ox, kernel, bias, lo, hi, nch
     kh, kw = kernel.shape
     ho = src.shape[0] - kh + 1
     length = (src.shape[1] // channels - kw + 1) * channels
-    n = kh * kw
     step = (ho + nchunks - 1) // nchunks
     partial = np.zeros(nchunks)
     res = np.empty((nchunks, length))
@@ -1214,14 +1221,7 @@ def learn_largest_error(src, channels, target, oy, ox, kernel, bias, lo, hi, nch
         r = res[t]
         big = 0.0
         for i in range(t * step, min(ho, (t + 1) * step)):
-            for q in range(length):
-                r[q] = bias
-            for p in range(n):
-                col = (p % kw) * channels
-                xp = src[i + p // kw, col : col + length]
-                wt = kernel[p // kw, p % kw]
-                for q in range(length):
-                    r[q] += wt * np.float64(xp[q])
+            _prediction_row(src, i, channels, kernel, bias, r)
             trow = target[i + oy]
             for q in range(length):
                 y = np.float64(trow[ox * channels + q])
