@@ -116,6 +116,42 @@ def _copy_read_only(site: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
+RUNTIME_PACKAGES = (
+    "numpy", "numpy.libs", "numba", "llvmlite", "PIL", "pillow.libs", "typer", "click", "rich",
+    "shellingham", "tifffile", "imagecodecs", "imagecodecs.libs", "annotated_doc",
+    "markdown_it", "mdurl", "pygments", "typing_extensions.py",
+)  # fmt: skip
+"""What ``convtool apply`` imports from this environment (and what those import)."""
+
+
+def _link_packages(site: Path) -> bool:
+    """This environment's runtime packages beside convtool's copy, hard-linked (copied across
+    file systems), for when the environment's own folders are closed to uid 65534."""
+    try:
+        for root in SITE_PACKAGES:
+            for name in RUNTIME_PACKAGES:
+                source, target = Path(root) / name, site / name
+                if target.exists() or not source.exists():
+                    continue
+                if source.is_dir():
+                    shutil.copytree(source, target, copy_function=_link_or_copy)
+                else:
+                    _link_or_copy(str(source), str(target))
+        for path in [site, *site.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)
+    except OSError:
+        return False
+    return True
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 _PROBE = (
     "import os, sys, numba, numpy, PIL, typer, convtool\n"
     "where = os.path.dirname(convtool.__file__)\n"
@@ -155,6 +191,9 @@ def install() -> Iterator[Install]:
         probe.mkdir()
         os.chown(probe, NOBODY, NOBODY)
         python, tried = _interpreter(Install(base, base / "site", python=""), probe)
+        if python is None and _link_packages(base / "site"):  # the venv sits out of its reach
+            python, more = _interpreter(Install(base, base / "site", python=""), probe)
+            tried += more
         if python is None:
             pytest.skip(
                 f"uid {NOBODY} cannot run convtool from {base} with this environment's packages "
