@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
 import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +73,24 @@ def stop_background_compilers(cache: Path) -> int:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     return len(pids)
+
+
+def stderr_on_a_terminal(
+    command: list[str], *, env: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, bytes]:
+    """Run ``command`` with stderr on a pseudo-terminal; its exit code and what it showed."""
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            command, stdin=subprocess.DEVNULL, stderr=terminal, env=env, timeout=timeout
+        )
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once everything written has been read
+            while chunk := os.read(controller, 4096):
+                shown += chunk
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(terminal)
+        os.close(controller)
+    return done.returncode, shown

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import platform
@@ -24,6 +23,7 @@ from typer.testing import CliRunner
 from convtool.cli import app, main
 from convtool.kernels import load_kernel
 
+from conftest import stderr_on_a_terminal
 from naive import corr2d
 
 runner = CliRunner()
@@ -501,21 +501,10 @@ def test_no_output_on_a_terminal_is_refused(tmp_path):
 
 def test_a_batch_shows_progress_on_a_terminal_only(tmp_path):
     inputs = [str(save(tmp_path / f"{n}.png", TEXTBOOK)) for n in "abc"]
-    controller, terminal = pty.openpty()
-    try:
-        done = subprocess.run(
-            [*CONVTOOL, "apply", *inputs, "-k", "box", "--out-dir", str(tmp_path / "o")],
-            stderr=terminal,
-            timeout=60,
-        )
-        os.close(terminal)
-        shown = b""
-        with contextlib.suppress(OSError):  # EIO once everything written has been read
-            while chunk := os.read(controller, 4096):
-                shown += chunk
-    finally:
-        os.close(controller)
-    assert done.returncode == 0
+    code, shown = stderr_on_a_terminal(
+        [*CONVTOOL, "apply", *inputs, "-k", "box", "--out-dir", str(tmp_path / "o")]
+    )
+    assert code == 0
     assert b"filtering" in shown and b"100%" in shown
     quiet = apply(*inputs, "-k", "box", "--out-dir", tmp_path / "p")  # stderr not a terminal
     assert quiet.exit_code == 0 and quiet.stderr == ""

@@ -9,9 +9,7 @@ here are real processes of an unprivileged user on a read-only copy of the packa
 from __future__ import annotations
 
 import ast
-import contextlib
 import os
-import pty
 import shutil
 import stat
 import subprocess
@@ -29,7 +27,7 @@ from scipy import ndimage
 
 from convtool import compiled
 
-from conftest import stop_background_compilers
+from conftest import stderr_on_a_terminal, stop_background_compilers
 
 SRC = Path(compiled.__file__).resolve().parent
 CONVTOOL = [sys.executable, "-m", "convtool"]
@@ -369,21 +367,8 @@ def test_the_note_is_shown_once_per_process(monkeypatch):
 
 def _stderr_on_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str]:
     """Run ``command`` with stderr on a pseudo-terminal; its exit code and what it showed."""
-    controller, terminal = pty.openpty()
-    try:
-        done = subprocess.run(
-            command, stdin=subprocess.DEVNULL, stderr=terminal, env=env, timeout=TIMEOUT
-        )
-        os.close(terminal)
-        shown = b""
-        with contextlib.suppress(OSError):  # EIO once everything written has been read
-            while chunk := os.read(controller, 4096):
-                shown += chunk
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(terminal)
-        os.close(controller)
-    return done.returncode, shown.decode().replace("\r\n", "\n")
+    code, shown = stderr_on_a_terminal(command, env=env, timeout=TIMEOUT)
+    return code, shown.decode().replace("\r\n", "\n")
 
 
 @pytest.mark.slow
