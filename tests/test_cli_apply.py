@@ -24,7 +24,7 @@ from convtool.cli import app, main
 from convtool.kernels import load_kernel
 
 from conftest import stderr_on_a_terminal
-from naive import corr2d
+from references import corr2d
 
 runner = CliRunner()
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"

@@ -141,11 +141,11 @@ def test_lazy_api_names():
 
 
 def test_defaults_are_the_libraries():
-    """The numbers --help shows (from convtool.defaults) are the ones the library uses."""
-    from convtool import defaults, imaging, learn
+    """The numbers --help shows (from convtool.choices) are the ones the library uses."""
+    from convtool import choices, imaging, learn
 
-    assert learn.DEFAULT_EPOCHS is defaults.DEFAULT_EPOCHS
-    assert imaging.DEFAULT_MAX_PIXELS is defaults.DEFAULT_MAX_PIXELS
+    assert learn.DEFAULT_EPOCHS is choices.DEFAULT_EPOCHS
+    assert imaging.DEFAULT_MAX_PIXELS is choices.DEFAULT_MAX_PIXELS
 
 
 def test_module_entry_point():

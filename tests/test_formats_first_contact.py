@@ -18,8 +18,8 @@ import tifffile
 from PIL import Image, JpegImagePlugin
 from typer.testing import CliRunner
 
+from convtool.choices import DEFAULT_QUALITY
 from convtool.cli import app, main
-from convtool.defaults import DEFAULT_QUALITY
 
 from conftest import CONVERT, imagemagick
 

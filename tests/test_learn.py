@@ -20,7 +20,7 @@ from convtool import LearnError, UsageError, convolve, correlate, learn_kernel, 
 from convtool.errors import KernelError
 from convtool.learn import DEFAULT_EPOCHS, INIT_STD, parse_size, save_kernel
 
-from naive import corr2d
+from references import corr2d
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 BORDERS = ("reflect", "mirror", "nearest", "wrap", "constant")

@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from convtool import LearnError, UsageError, convolve, correlate, learn_kernel
 
-from naive import corr2d
+from references import corr2d
 
 BORDERS = ("reflect", "mirror", "nearest", "wrap", "constant")
 # powers of two in a 2x3: any flip, transpose or shift gives another matrix

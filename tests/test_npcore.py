@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from convtool import compiled, npcore
+from convtool.choices import BORDERS
 
 from conftest import distinct_kernel
 
@@ -72,7 +73,7 @@ def assert_twins_agree(name: str, args: tuple) -> None:
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 @pytest.mark.parametrize("kernel", list(KERNELS))
-@pytest.mark.parametrize("border", C.BORDERS)
+@pytest.mark.parametrize("border", BORDERS)
 def test_twins_equal_the_jitted_paths(monkeypatch, dtype, kernel, border):
     """Float and integer outputs, every border, both paths, odd and even sizes."""
     k = KERNELS[kernel]

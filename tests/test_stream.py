@@ -27,7 +27,7 @@ from convtool.stream import (
     write_tiff,
 )
 
-import naive
+import references
 from conftest import assert_close, distinct_kernel, random_image
 
 MODES = ["reflect", "mirror", "nearest", "wrap", "constant"]
@@ -88,7 +88,7 @@ def test_kernels_larger_than_the_image(mode, ksize, band_rows):
     got = streamed(x, k, border=mode, cval=-1.5, band_rows=band_rows)
     assert got.dtype == np.float64
     assert_close(got, scipy_reference(x, k, mode, -1.5), k, x)
-    assert_close(got, naive.correlate(x, k, mode, -1.5), k, x)
+    assert_close(got, references.correlate(x, k, mode, -1.5), k, x)
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
@@ -100,7 +100,7 @@ def test_single_pixel_and_single_row_images(mode):
         x = random_image(shape, np.float64, seed=4)
         k = distinct_kernel(*ksize, seed=5)
         got = streamed(x, k, border=mode, cval=2.0, band_rows=1)
-        assert_close(got, naive.correlate(x, k, mode, 2.0), k, x)
+        assert_close(got, references.correlate(x, k, mode, 2.0), k, x)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -437,12 +437,12 @@ def test_only_npy_and_tiff_files_stream(tmp_path):
 
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_extend_index_matches_the_plain_loop_reference(mode):
-    """The vectorised index mapping is naive.extend_index, far beyond the image too."""
+    """The vectorised index mapping is references.extend_index, far beyond the image too."""
     for n in [1, 2, 3, 5]:
         positions = np.arange(-13, n + 13) if mode != "valid" else np.arange(n)
         got = extend_index(positions, n, mode)
         for p, g in zip(positions, got, strict=True):
-            want = p if mode == "valid" else naive.extend_index(int(p), n, mode)
+            want = p if mode == "valid" else references.extend_index(int(p), n, mode)
             assert g == (-1 if want is None else want), (mode, n, p)
 
 

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from convtool.errors import ConvtoolError, ImageError, KernelError, LearnError, UsageError
 
 if TYPE_CHECKING:
-    from convtool.correlate import BORDERS, convolve, correlate
+    from convtool.choices import BORDERS
+    from convtool.correlate import convolve, correlate
     from convtool.distributed import correlate_dask
     from convtool.kernels import BUILTINS, Kernel, format_kernel, load_kernel, parse_kernel
     from convtool.learn import LearnResult, learn_kernel
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "BORDERS": "convtool.correlate",
+    "BORDERS": "convtool.choices",
     "convolve": "convtool.correlate",
     "correlate": "convtool.correlate",
     "correlate_dask": "convtool.distributed",

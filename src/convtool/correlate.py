@@ -25,13 +25,11 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from convtool import compiled, npcore
+from convtool.choices import BORDER_CODES, BORDERS, INTEGER_MAPS, METHODS
 from convtool.errors import ImageError, KernelError, UsageError
 from convtool.kernels import Kernel, load_kernel, validate_weights
 
 Border = Literal["reflect", "mirror", "nearest", "wrap", "constant", "valid"]
-BORDER_CODES = {"reflect": 0, "mirror": 1, "nearest": 2, "wrap": 3, "constant": 4}
-BORDERS: tuple[str, ...] = (*BORDER_CODES, "valid")
-METHODS = ("auto", "direct", "separable", "fft")
 
 SEPARABLE_RTOL = 1e-13
 """A kernel is applied as two 1-D passes when ``max|K − u vᵀ| ≤ SEPARABLE_RTOL · max|K|``."""
@@ -109,10 +107,6 @@ def convolve(
     return _correlate(image, weights[::-1, ::-1], border, cval, method, threads, output)
 
 
-MAPS = ("clip", "abs")
-"""How ``correlate_to_integer`` maps a result to the output range before clamping it."""
-
-
 def correlate_to_integer(
     image: np.ndarray,
     kernel: KernelLike,
@@ -158,8 +152,8 @@ def correlate_to_integer(
     array([[100]], dtype=uint8)
     """
     weights = _weights(kernel)
-    if map not in MAPS:
-        raise UsageError(f"unknown map {map!r}; choose one of {', '.join(MAPS)}")
+    if map not in INTEGER_MAPS:
+        raise UsageError(f"unknown map {map!r}; choose one of {', '.join(INTEGER_MAPS)}")
     x, cval = _prepare(image, weights, border, cval, method)
     if x.dtype == np.float64:
         x = x.astype(np.float32)

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convtool.choices import ALPHA_MODES
 from convtool.correlate import (
     check_border,
     choose_method,
@@ -52,8 +53,6 @@ from convtool.correlate import (
 from convtool.errors import UsageError
 from convtool.imaging import OutputPlan, Picture, to_unit
 from convtool.kernels import Kernel
-
-ALPHA_MODES = ("auto", "keep", "filter")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,12 @@ from typing import IO, Any, BinaryIO
 import numpy as np
 
 from convtool import pngwrite
-from convtool.defaults import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
+from convtool.choices import (
+    DEFAULT_COMPRESS_LEVEL,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_QUALITY,
+    OUTPUT_MAPS,
+)
 from convtool.errors import ImageError, UsageError
 from convtool.npyfile import read_npy_header
 
@@ -992,8 +997,6 @@ def cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Writing
 
-MAPS = ("clip", "abs", "rescale", "none")
-"""How results become stored values (``--map``): see :func:`map_values`."""
 
 _IMAGE_DEPTHS: dict[str, tuple[int, ...]] = {
     "PNG": (8, 16),
@@ -1132,8 +1135,8 @@ def plan_output(
     16-bit images; ``none`` needs a float output.
     """
     fmt = format_by_name(format)
-    if map is not None and map not in MAPS:
-        raise UsageError(f"unknown map {map!r}; choose one of {', '.join(MAPS)}")
+    if map is not None and map not in OUTPUT_MAPS:
+        raise UsageError(f"unknown map {map!r}; choose one of {', '.join(OUTPUT_MAPS)}")
     if lossless:  # the lossless mode of a format that has two (WebP); refused for the others
         check_lossless(fmt)
         return replace(plan_output(picture, fmt, depth=depth, map=map), lossless=True)
@@ -1298,7 +1301,7 @@ def map_values(
         return out
     if map == "clip":
         return np.clip(values, 0, 1)
-    raise UsageError(f"unknown map {map!r}; choose one of {', '.join(MAPS)}")
+    raise UsageError(f"unknown map {map!r}; choose one of {', '.join(OUTPUT_MAPS)}")
 
 
 def map_alpha(alpha: np.ndarray, map: str) -> np.ndarray:

@@ -45,11 +45,9 @@ from typing import Any
 import numpy as np
 
 from convtool import compiled
-from convtool.defaults import DEFAULT_EPOCHS
+from convtool.choices import DEFAULT_EPOCHS, LEARN_METHODS
 from convtool.errors import KernelError, LearnError, UsageError
 from convtool.kernels import MAX_KERNEL_SIDE, Kernel, format_kernel
-
-METHODS = ("lstsq", "gd")
 
 INIT_STD = 0.01
 """Gradient descent starts from weights drawn from N(0, INIT_STD²) and a bias of 0."""
@@ -341,8 +339,8 @@ def check_options(
     """Raise a UsageError for an unknown method, gradient-descent options given to ``lstsq``,
     a learning rate that is not a finite number > 0, or epochs that are not a whole number ≥ 1.
     """
-    if method not in METHODS:
-        raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method not in LEARN_METHODS:
+        raise UsageError(f"unknown method {method!r}; choose one of {', '.join(LEARN_METHODS)}")
     if method != "gd":
         given = [
             f"--{name}"

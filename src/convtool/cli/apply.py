@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from convtool.batch import Job, make_directory, plan_jobs
+from convtool.choices import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from convtool.cli._app import (
     app,
     debug_enabled,
@@ -30,7 +31,6 @@ from convtool.cli._app import (
     unexpected,
 )
 from convtool.cli.kernels import complete_kernel_name
-from convtool.defaults import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from convtool.errors import ConvtoolError, ImageError, UsageError
 
 if TYPE_CHECKING:
