@@ -136,7 +136,7 @@ def test_errors():
 def test_import_convtool_does_not_import_dask():
     """Without asking for Dask, nothing of it is loaded (the base install has no Dask)."""
     code = (
-        "import sys, convtool, convtool.cli, convtool.stream, convtool.distributed;"
+        "import sys, convtool, convtool.cli, convtool.stream, convtool.dask;"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'zarr')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -22,7 +22,7 @@ from convtool import compiled
 from convtool.cli import apply as _apply  # noqa: F401  (registers the command)
 from convtool.cli import kernels as _kernels  # noqa: F401  (registers the command)
 from convtool.cli import learn as _learn  # noqa: F401  (registers the command)
-from convtool.cli._app import app, debug_enabled, echo_error, unexpected
+from convtool.cli.app import app, debug_enabled, echo_error, unexpected
 
 __all__ = ["app", "entry", "main"]
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from convtool.batch import Job, make_directory, plan_jobs
+from convtool.batch.jobs import Job, make_directory, plan_jobs
 from convtool.choices import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
-from convtool.cli._app import (
+from convtool.cli.app import (
     app,
     debug_enabled,
     echo_error,
@@ -663,7 +663,7 @@ def _renamed(message: str, names: tuple[tuple[str, str], ...]) -> str:
 
 def _run_on_cluster(jobs: list[Job], settings: _Settings, address: str) -> None:
     """The batch on a Dask cluster: one task per file, reported as the local batch reports."""
-    from convtool.distributed import map_on_cluster
+    from convtool.dask import map_on_cluster
 
     remote = []
     for job in jobs:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from convtool.cli._app import app, reports_errors
+from convtool.cli.app import app, reports_errors
 
 
 def complete_kernel_name(incomplete: str) -> list[str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from convtool.choices import DEFAULT_EPOCHS, DEFAULT_MAX_PIXELS
-from convtool.cli._app import app, note, numba_without_scipy, reports_errors
+from convtool.cli.app import app, note, numba_without_scipy, reports_errors
 from convtool.errors import UsageError
 
 if TYPE_CHECKING:

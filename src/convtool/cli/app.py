@@ -12,10 +12,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from convtool import __version__
-from convtool.cli import _quick
+from convtool.cli import coercion
 from convtool.errors import ConvtoolError
 
-_quick.install()
+coercion.install()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
