@@ -97,6 +97,47 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class BatchReport:
+    """A batch's failures told as the command tells them: one error line per input (named
+    when there are several), a summary line, then exit code 1; a progress bar on a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def failed(self, source: str, error: Exception | str) -> None:
+        """One input failed: an exception raised here, or a worker's message."""
+        from convtool.batch.pipeline import about
+
+        if isinstance(error, Exception):
+            if debug_enabled():
+                raise error
+            # a ConvtoolError says it all; else out of memory, or a bug: the others run
+            error = str(error) if isinstance(error, ConvtoolError) else unexpected(error)
+        echo_error(about(source, error) if self.total > 1 else error)
+
+    def finish(self, failed: list[str]) -> None:
+        """Exit 1 if any input failed, after a summary line naming the first few."""
+        if not failed:
+            return
+        if self.total > 1:
+            shown = ", ".join(failed[:3]) + (", ..." if len(failed) > 3 else "")
+            echo_error(f"{len(failed)} of {self.total} inputs failed ({shown})")
+        raise typer.Exit(1)
+
+    @contextmanager
+    def progress(self) -> Iterator[Callable[[], None]]:
+        """A rich progress bar on stderr when it is a terminal (else nothing); its advance."""
+        if not _stderr_is_terminal():
+            yield lambda: None
+            return
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=False) as bar:
+            task = bar.add_task("filtering", total=self.total)
+            yield lambda: bar.advance(task)
+
+
 @contextmanager
 def numba_without_scipy() -> Iterator[None]:
     """Within: scipy is hidden, so that numba, if the core loads it, loads 0.25–0.3 s sooner.
