@@ -15,7 +15,7 @@ from PIL import Image
 from typer.models import OptionInfo
 
 from convtool.cli import coercion, main
-from convtool.cli.apply import BorderChoice, DepthChoice
+from convtool.cli.options import BorderChoice, DepthChoice
 
 RUN_ENTRY = "import sys; from convtool.cli import entry; sys.argv[0] = 'convtool'; entry()"
 

@@ -6,7 +6,6 @@ settings and reports notes and failures as one line each.
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,37 +15,17 @@ from convtool.batch.jobs import plan_jobs
 from convtool.choices import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from convtool.cli.app import BatchReport, app, note, numba_without_scipy, reports_errors
 from convtool.cli.kernels import complete_kernel_name
+from convtool.cli.options import (
+    DEFAULT_ALPHA,
+    DEFAULT_BORDER,
+    AlphaChoice,
+    BorderChoice,
+    DepthChoice,
+    MapChoice,
+)
 
 # numpy, Pillow and the core are imported inside the functions that run a filter, so that
 # ``convtool --help`` and the other commands do not load them.
-
-
-class BorderChoice(str, Enum):
-    reflect = "reflect"
-    mirror = "mirror"
-    nearest = "nearest"
-    wrap = "wrap"
-    constant = "constant"
-    valid = "valid"
-
-
-class MapChoice(str, Enum):
-    clip = "clip"
-    abs = "abs"
-    rescale = "rescale"
-    none = "none"
-
-
-class DepthChoice(str, Enum):
-    d8 = "8"
-    d16 = "16"
-    d32 = "32"
-
-
-class AlphaChoice(str, Enum):
-    auto = "auto"
-    keep = "keep"
-    filter = "filter"
 
 
 @app.command("apply")
@@ -118,7 +97,7 @@ def apply_command(
     border: Annotated[
         BorderChoice,
         typer.Option("--border", help="How the image is extended past its edges."),
-    ] = BorderChoice.reflect,
+    ] = DEFAULT_BORDER,
     cval: Annotated[
         float,
         typer.Option("--cval", metavar="V", help="The value outside for --border constant."),
@@ -166,7 +145,7 @@ def apply_command(
             help="auto: colour premultiplied by alpha, alpha filtered as each kernel's "
             "coverage; keep: alpha as it was; filter: alpha filtered with the kernels as they are.",
         ),
-    ] = AlphaChoice.auto,
+    ] = DEFAULT_ALPHA,
     quality: Annotated[
         int | None,
         typer.Option(

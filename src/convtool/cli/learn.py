@@ -8,7 +8,6 @@ module turns options into calls, writes the kernel where ``-o`` says and the rep
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +15,7 @@ import typer
 
 from convtool.choices import DEFAULT_EPOCHS, DEFAULT_MAX_PIXELS
 from convtool.cli.app import app, note, numba_without_scipy, reports_errors
+from convtool.cli.options import DEFAULT_METHOD, MethodChoice
 from convtool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -30,11 +30,6 @@ IMAGE_SUFFIXES = frozenset(
     | {".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".heic", ".avif"}
 )
 """Extensions of image files: ``-o`` with one of them is a mistake (learn writes kernels)."""
-
-
-class MethodChoice(str, Enum):
-    lstsq = "lstsq"
-    gd = "gd"
 
 
 @app.command("learn")
@@ -79,7 +74,7 @@ def learn_command(
             "--method",
             help="lstsq: exact least squares; gd: the textbook's gradient descent.",
         ),
-    ] = MethodChoice.lstsq,
+    ] = DEFAULT_METHOD,
     lr: Annotated[
         float | None,
         typer.Option(
@@ -217,7 +212,7 @@ def learn_command(
             lr=lr,
             epochs=epochs,
             seed=seed,
-            progress=_print_epoch if method is MethodChoice.gd else None,
+            progress=_print_epoch if method.value == "gd" else None,
             names=[(_name(a), _name(b)) for a, b in zip(files[0::2], files[1::2], strict=True)],
         )
     if to_stdout:
