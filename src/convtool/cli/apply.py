@@ -13,7 +13,8 @@ import typer
 
 from convtool.batch.jobs import plan_jobs
 from convtool.choices import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
-from convtool.cli.app import BatchReport, app, note, numba_without_scipy, reports_errors
+from convtool.cli.app import BatchReport, command
+from convtool.cli.env import env_of
 from convtool.cli.kernels import complete_kernel_name
 from convtool.cli.options import (
     DEFAULT_ALPHA,
@@ -23,14 +24,15 @@ from convtool.cli.options import (
     DepthChoice,
     MapChoice,
 )
+from convtool.cli.process import numba_without_scipy
 
 # numpy, Pillow and the core are imported inside the functions that run a filter, so that
 # ``convtool --help`` and the other commands do not load them.
 
 
-@app.command("apply")
-@reports_errors
+@command("apply")
 def apply_command(
+    ctx: typer.Context,
     inputs: Annotated[
         list[str],
         typer.Argument(
@@ -238,8 +240,6 @@ def apply_command(
 
       convtool apply *.tif -k sobel-x --out-dir out/ --scheduler tcp://head:8786
     """
-    import sys
-
     from convtool.batch.pipeline import Notes, Settings, file_behind, run_batch, run_one
     from convtool.filtering import Recipe
     from convtool.imaging import format_by_name
@@ -259,8 +259,9 @@ def apply_command(
     )
     stdout_format = format_by_name(format) if format is not None else None
     target_dir = Path(out_dir) if out_dir is not None else None
+    env = env_of(ctx)
     jobs = plan_jobs(
-        inputs, output, target_dir, recursive=recursive, stdout_is_terminal=sys.stdout.isatty()
+        inputs, output, target_dir, recursive=recursive, stdout_is_terminal=env.stdout_isatty
     )
     settings = Settings(
         recipe=recipe,
@@ -273,17 +274,17 @@ def apply_command(
         compress_level=compress_level,
         max_pixels=max_pixels,
         memory=parse_bytes(memory) if memory is not None else None,
-        stdout_file=file_behind(sys.stdout) if jobs[0].target is None else None,
+        stdout_file=file_behind(env.stdout) if jobs[0].target is None else None,
     )
     if normalize:
         for k in recipe.kernels:
             if k.is_zero_sum:
-                note(
+                env.note(
                     f"kernel {k.name!r} sums to 0, so --normalize leaves it as it is (dividing "
                     "by its sum would be dividing by zero)"
                 )
-    report = BatchReport(len(jobs))
-    notes = Notes(note, batch=len(jobs) > 1)
+    report = BatchReport(env, len(jobs))
+    notes = Notes(env.note, batch=len(jobs) > 1)
     if scheduler:
         from convtool.batch.cluster import run_on_cluster
 
@@ -293,8 +294,8 @@ def apply_command(
             )
         report.finish(failed)
         return
-    if jobs[0].source == "-" and _stdin_is_terminal():
-        note(
+    if jobs[0].source == "-" and env.stdin_isatty:
+        env.note(
             "reading standard input from the terminal: type a matrix, rows of numbers, and end "
             "with Ctrl-D (an image is piped: convtool apply - ... < in.png)"
         )
@@ -305,12 +306,3 @@ def apply_command(
         with report.progress() as advance:
             failed = run_batch(jobs, settings, notes=notes, failed=report.failed, advance=advance)
     report.finish(failed)
-
-
-def _stdin_is_terminal() -> bool:
-    import sys
-
-    try:
-        return sys.stdin is not None and sys.stdin.isatty()
-    except (ValueError, OSError):  # closed
-        return False

@@ -8,14 +8,17 @@ module turns options into calls, writes the kernel where ``-o`` says and the rep
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from convtool.choices import DEFAULT_EPOCHS, DEFAULT_MAX_PIXELS
-from convtool.cli.app import app, note, numba_without_scipy, reports_errors
+from convtool.cli.app import command
+from convtool.cli.env import Env, env_of
 from convtool.cli.options import DEFAULT_METHOD, MethodChoice
+from convtool.cli.process import numba_without_scipy
 from convtool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -32,9 +35,9 @@ IMAGE_SUFFIXES = frozenset(
 """Extensions of image files: ``-o`` with one of them is a mistake (learn writes kernels)."""
 
 
-@app.command("learn")
-@reports_errors
+@command("learn")
 def learn_command(
+    ctx: typer.Context,
     files: Annotated[
         list[str],
         typer.Argument(
@@ -193,8 +196,9 @@ def learn_command(
     # 8- and 16-bit pairs as their stored samples: learn then sums them exactly (the same
     # bytes with numba's cache cold or warm); a pair with a float side in [0, 1] floats
     pictures = [read_picture(f, gray=gray, max_pixels=max_pixels, samples=not gray) for f in files]
+    env = env_of(ctx)
     for message in dict.fromkeys(m for p in pictures for m in p.notes):
-        note(message)
+        env.note(message)
     for i in range(0, len(pictures), 2):
         if not all(p.data.dtype.kind == "u" for p in pictures[i : i + 2]):
             pictures[i : i + 2] = [to_unit(pictures[i]), to_unit(pictures[i + 1])]
@@ -212,7 +216,7 @@ def learn_command(
             lr=lr,
             epochs=epochs,
             seed=seed,
-            progress=_print_epoch if method.value == "gd" else None,
+            progress=_epochs_to(env) if method.value == "gd" else None,
             names=[(_name(a), _name(b)) for a, b in zip(files[0::2], files[1::2], strict=True)],
         )
     if to_stdout:
@@ -221,11 +225,11 @@ def learn_command(
         assert output is not None
         save_kernel(result.kernel, output)
     if json_report:
-        typer.echo(json.dumps({**result.as_dict(), "output": output}, indent=2))
+        typer.echo(json.dumps({**result.as_dict(), "output": output}, indent=2), file=env.stdout)
         for warning in result.warnings:
-            typer.echo(f"warning: {warning}", err=True)
+            typer.echo(f"warning: {warning}", file=env.stderr)
     else:
-        typer.echo(report(result), err=True, nl=False)
+        typer.echo(report(result), file=env.stderr, nl=False)
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -236,8 +240,13 @@ def _name(path: str) -> str:
     return "standard input" if path == "-" else path
 
 
-def _print_epoch(epoch: int, loss: float) -> None:
-    typer.echo(f"epoch {epoch}, loss {loss:.6g}", err=True)
+def _epochs_to(env: Env) -> Callable[[int, float], None]:
+    """What gradient descent reports after each epoch: one line on stderr."""
+
+    def show(epoch: int, loss: float) -> None:
+        typer.echo(f"epoch {epoch}, loss {loss:.6g}", file=env.stderr)
+
+    return show
 
 
 def report(result: LearnResult) -> str:
