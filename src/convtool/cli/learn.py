@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from convtool.choices import DEFAULT_EPOCHS, DEFAULT_MAX_PIXELS
+from convtool.choices import DEFAULT_MAX_PIXELS
+from convtool.cli import learn_options as opts
 from convtool.cli.app import command
 from convtool.cli.env import Env, env_of
-from convtool.cli.options import DEFAULT_METHOD, MethodChoice
+from convtool.cli.options import DEFAULT_METHOD
 from convtool.cli.process import numba_without_scipy
 from convtool.errors import UsageError
 
@@ -38,105 +39,19 @@ IMAGE_SUFFIXES = frozenset(
 @command("learn")
 def learn_command(
     ctx: typer.Context,
-    files: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="INPUT TARGET",
-            help="Pairs of images or matrix files: each TARGET is what a filter made of INPUT "
-            "(same size, or smaller by the kernel size − 1). - reads one of them from standard "
-            "input.",
-            show_default=False,
-        ),
-    ],
-    size: Annotated[
-        str,
-        typer.Option(
-            "--size",
-            metavar="HxW|N",
-            help="Kernel size to fit: 3x3, 1x2, 5 (= 5x5)...",
-            show_default=False,
-        ),
-    ],
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "-o",
-            "--output",
-            metavar="KERNEL_FILE",
-            help="Where the kernel goes: .txt (default format), .json, .npy (weights only), or "
-            "- for standard output (also when absent).",
-            show_default=False,
-        ),
-    ] = None,
-    bias: Annotated[
-        bool, typer.Option("--bias", help="Fit a constant b as well: Y ≈ X ⋆ K + b.")
-    ] = False,
-    method: Annotated[
-        MethodChoice,
-        typer.Option(
-            "--method",
-            help="lstsq: exact least squares; gd: the textbook's gradient descent.",
-        ),
-    ] = DEFAULT_METHOD,
-    lr: Annotated[
-        float | None,
-        typer.Option(
-            "--lr",
-            metavar="RATE",
-            help="gd learning rate [default: 1/L, L the largest eigenvalue of the loss's "
-            "Hessian, a step that always descends].",
-            show_default=False,
-        ),
-    ] = None,
-    epochs: Annotated[
-        int | None,
-        typer.Option(
-            "--epochs",
-            metavar="N",
-            help=f"gd steps [default: {DEFAULT_EPOCHS}].",
-            show_default=False,
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            "--seed",
-            metavar="S",
-            help="gd: seed of the random start N(0, 0.01²) [default: a fresh one].",
-            show_default=False,
-        ),
-    ] = None,
-    convolve: Annotated[
-        bool,
-        typer.Option(
-            "--convolve", help="Give the kernel in convolution orientation (for apply --convolve)."
-        ),
-    ] = False,
-    gray: Annotated[
-        bool,
-        typer.Option("--gray", help="Convert both images to one luminance channel first."),
-    ] = False,
-    keep_clipped: Annotated[
-        bool,
-        typer.Option(
-            "--keep-clipped",
-            help="Keep target samples at 0 or the maximum of 8/16-bit images (left out by "
-            "default as clipped).",
-        ),
-    ] = False,
-    json_report: Annotated[
-        bool,
-        typer.Option("--json", help="Print the report as JSON on stdout (needs -o FILE)."),
-    ] = False,
-    max_pixels: Annotated[
-        int,
-        typer.Option(
-            "--max-pixels",
-            metavar="N",
-            min=1,
-            help="Refuse images with more pixels than N before decoding them.",
-        ),
-    ] = DEFAULT_MAX_PIXELS,
+    files: opts.Files,
+    size: opts.Size,
+    output: opts.Output = None,
+    bias: opts.Bias = False,
+    method: opts.Method = DEFAULT_METHOD,
+    lr: opts.Lr = None,
+    epochs: opts.Epochs = None,
+    seed: opts.Seed = None,
+    convolve: opts.Convolve = False,
+    gray: opts.Gray = False,
+    keep_clipped: opts.KeepClipped = False,
+    json_report: opts.JsonReport = False,
+    max_pixels: opts.MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Fit the kernel K (and with --bias a constant b) that best turns each INPUT into its TARGET.
 
