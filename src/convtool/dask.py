@@ -56,6 +56,8 @@ def correlate_dask(
     """
     import dask.array as da
 
+    # TODO(merge): the finite-cval check and the "kernel larger than the image" rule below are
+    # the core's (correlate._prepare); use the public checks core/borders.py will own.
     check_border(border)
     cval = float(cval)
     if not np.isfinite(cval):
