@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from typer.models import OptionInfo
 
-from convtool.cli import _quick, main
-from convtool.cli.apply import BorderChoice, DepthChoice
+from convtool.cli import coercion, main
+from convtool.cli.options import BorderChoice, DepthChoice
 
 RUN_ENTRY = "import sys; from convtool.cli import entry; sys.argv[0] = 'convtool'; entry()"
 
@@ -79,8 +79,8 @@ DEFERRED = [
 @pytest.mark.parametrize(("annotation", "value", "info"), QUICK)
 def test_quick_values_are_typers(annotation, value, info):
     """A plain value is converted without pydantic to exactly what Typer's adapters give."""
-    quick = _quick.quick_value(annotation, OptionInfo(**info), value, multiple=False, ctx=None)
-    assert quick is not _quick.DEFER
+    quick = coercion.quick_value(annotation, OptionInfo(**info), value, multiple=False, ctx=None)
+    assert quick is not coercion.DEFER
     expected = _typer_coercion(annotation, value, False, **info)
     assert (type(quick), quick) == (type(expected), expected)
 
@@ -88,17 +88,17 @@ def test_quick_values_are_typers(annotation, value, info):
 @pytest.mark.parametrize(("annotation", "value", "info"), DEFERRED)
 def test_other_values_go_to_typer(annotation, value, info):
     """Invalid and unusual values are left to Typer, whose error messages stay as they are."""
-    quick = _quick.quick_value(annotation, OptionInfo(**info), value, multiple=False, ctx=None)
-    assert quick is _quick.DEFER
+    quick = coercion.quick_value(annotation, OptionInfo(**info), value, multiple=False, ctx=None)
+    assert quick is coercion.DEFER
 
 
 def test_quick_lists_of_strings():
     for value in (("a.png", "b.png"), ["-k"], ()):
-        quick = _quick.quick_value(list[str], OptionInfo(), value, multiple=True, ctx=None)
+        quick = coercion.quick_value(list[str], OptionInfo(), value, multiple=True, ctx=None)
         assert quick == _typer_coercion(list[str], value, True) == list(value)
-    assert _quick.quick_value(list[str], OptionInfo(), None, multiple=True, ctx=None) == ()
-    assert _quick.quick_value(list[int], OptionInfo(), ("1",), multiple=True, ctx=None) is (
-        _quick.DEFER
+    assert coercion.quick_value(list[str], OptionInfo(), None, multiple=True, ctx=None) == ()
+    assert coercion.quick_value(list[int], OptionInfo(), ("1",), multiple=True, ctx=None) is (
+        coercion.DEFER
     )
 
 

@@ -358,10 +358,10 @@ def test_a_taken_name_is_not_used(temporary, monkeypatch, squat):
 
 def test_the_note_is_shown_once_per_process(monkeypatch):
     shown: list[str] = []
-    monkeypatch.setattr(compiled, "compiling_note", shown.append)
     monkeypatch.setattr(compiled, "_noted", False)
-    compiled.notify_compiling()
-    compiled.notify_compiling()
+    with compiled.configured(policy="now", note=shown.append):
+        compiled.notify_compiling()
+        compiled.notify_compiling()
     assert len(shown) == 1 and shown[0].startswith("compiling the filter core")
 
 

@@ -20,7 +20,7 @@ from convtool.errors import ConvtoolError, ImageError, KernelError, LearnError, 
 if TYPE_CHECKING:
     from convtool.choices import BORDERS
     from convtool.correlate import convolve, correlate
-    from convtool.distributed import correlate_dask
+    from convtool.dask import correlate_dask
     from convtool.kernels import BUILTINS, Kernel, format_kernel, load_kernel, parse_kernel
     from convtool.learn import LearnResult, learn_kernel
 
@@ -50,7 +50,7 @@ _LAZY = {
     "BORDERS": "convtool.choices",
     "convolve": "convtool.correlate",
     "correlate": "convtool.correlate",
-    "correlate_dask": "convtool.distributed",
+    "correlate_dask": "convtool.dask",
     "BUILTINS": "convtool.kernels",
     "Kernel": "convtool.kernels",
     "format_kernel": "convtool.kernels",

@@ -6,7 +6,8 @@ command's) a call whose specialisation is neither in this process nor in the cac
 numpy twin (``convtool.npcore``: the same bytes) and has the specialisation compiled into the
 cache by a background process at the lowest priority once this one has ended, so that the
 first run of a command is about as fast as the later ones. Under ``now`` (the Python API's
-default, plain numba) the first call compiles. ``CONVTOOL_COMPILE`` chooses either.
+default, plain numba) the first call compiles. ``CONVTOOL_COMPILE`` chooses either; a run
+(the command's) states its own with :func:`configured`.
 
 The cache itself: numba keeps it beside the code, else in ``~/.cache/numba``
 (``NUMBA_CACHE_DIR`` chooses another place). Where neither is writable (a system-wide install
@@ -24,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,29 +35,38 @@ from typing import Any
 POLICY_VARIABLE = "CONVTOOL_COMPILE"
 POLICIES = ("background", "now")
 
-compiling_note: Callable[[str], None] | None = None
-"""Called once per process, before numba compiles in the foreground (the CLI shows it on a
-terminal)."""
+_policy: ContextVar[str | None] = ContextVar("convtool_compile_policy", default=None)
+_note: ContextVar[Callable[[str], None] | None] = ContextVar("convtool_compiling", default=None)
 
 _lock = threading.Lock()
 _scheduled: set[tuple[str, tuple[Any, ...]]] = set()
 _child: subprocess.Popen[bytes] | None = None
-_default = "now"
 _noted = False
 
 
-def policy() -> str:
-    """``CONVTOOL_COMPILE`` when it names a policy, else the process's default: ``now`` (plain
-    numba: compile on the first call) unless :func:`compile_in_background` was called."""
+def policy_from_environment(default: str = "now") -> str:
+    """``CONVTOOL_COMPILE`` when it names a policy, else ``default``."""
     value = os.environ.get(POLICY_VARIABLE, "").strip().lower()
-    return value if value in POLICIES else _default
+    return value if value in POLICIES else default
 
 
-def compile_in_background() -> None:
-    """Make ``background`` this process's default policy (the command does, at its start: a
-    process that ends soon gains nothing from waiting for numba)."""
-    global _default
-    _default = "background"
+def policy() -> str:
+    """The policy of the run in progress (see :func:`configured`); outside one, the
+    environment's, by default ``now`` (plain numba: compile on the first call)."""
+    chosen = _policy.get()
+    return chosen if chosen is not None else policy_from_environment()
+
+
+@contextmanager
+def configured(*, policy: str, note: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Within (in this thread, and in threads started in a copy of its context): ``policy``,
+    and ``note`` called once per process before numba compiles in the foreground."""
+    tokens = (_policy.set(policy), _note.set(note))
+    try:
+        yield
+    finally:
+        _note.reset(tokens[1])
+        _policy.reset(tokens[0])
 
 
 def core() -> ModuleType:
@@ -172,13 +184,14 @@ def run(name: str, args: tuple[Any, ...], twin: Callable[..., None], *, now: boo
 
 
 def notify_compiling() -> None:
-    """Show ``compiling_note`` once per process."""
+    """Show the run's compiling note (see :func:`configured`) once per process."""
     global _noted
+    note = _note.get()
     with _lock:
-        if _noted or compiling_note is None:
+        if _noted or note is None:
             return
         _noted = True
-    compiling_note(
+    note(
         "compiling the filter core for this kind of kernel and image (once; later runs load "
         "it from numba's cache)"
     )

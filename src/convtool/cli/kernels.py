@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from convtool.cli._app import app, reports_errors
+from convtool.cli.app import command
+from convtool.cli.env import env_of
 
 
 def complete_kernel_name(incomplete: str) -> list[str]:
@@ -16,9 +17,9 @@ def complete_kernel_name(incomplete: str) -> list[str]:
     return [name for name in BUILTINS if name.startswith(incomplete.lower())]
 
 
-@app.command("kernels")
-@reports_errors
+@command("kernels")
 def kernels_command(
+    ctx: typer.Context,
     spec: Annotated[
         str | None,
         typer.Argument(
@@ -42,9 +43,11 @@ def kernels_command(
     """
     from convtool.kernels import BUILTINS, format_kernel, load_kernel
 
+    stdout = env_of(ctx).stdout
+
     if spec is None:
         width = max(len(name) for name in BUILTINS)
         for name, entry in BUILTINS.items():
-            typer.echo(f"{name:<{width}}  {entry.summary}")
+            typer.echo(f"{name:<{width}}  {entry.summary}", file=stdout)
         return
-    typer.echo(format_kernel(load_kernel(spec)), nl=False)
+    typer.echo(format_kernel(load_kernel(spec)), file=stdout, nl=False)

@@ -8,14 +8,18 @@ module turns options into calls, writes the kernel where ``-o`` says and the rep
 from __future__ import annotations
 
 import json
-from enum import Enum
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from convtool.choices import DEFAULT_EPOCHS, DEFAULT_MAX_PIXELS
-from convtool.cli._app import app, note, numba_without_scipy, reports_errors
+from convtool.choices import DEFAULT_MAX_PIXELS
+from convtool.cli import learn_options as opts
+from convtool.cli.app import command
+from convtool.cli.env import Env, env_of
+from convtool.cli.options import DEFAULT_METHOD
+from convtool.cli.process import numba_without_scipy
 from convtool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -32,113 +36,22 @@ IMAGE_SUFFIXES = frozenset(
 """Extensions of image files: ``-o`` with one of them is a mistake (learn writes kernels)."""
 
 
-class MethodChoice(str, Enum):
-    lstsq = "lstsq"
-    gd = "gd"
-
-
-@app.command("learn")
-@reports_errors
+@command("learn")
 def learn_command(
-    files: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="INPUT TARGET",
-            help="Pairs of images or matrix files: each TARGET is what a filter made of INPUT "
-            "(same size, or smaller by the kernel size − 1). - reads one of them from standard "
-            "input.",
-            show_default=False,
-        ),
-    ],
-    size: Annotated[
-        str,
-        typer.Option(
-            "--size",
-            metavar="HxW|N",
-            help="Kernel size to fit: 3x3, 1x2, 5 (= 5x5)...",
-            show_default=False,
-        ),
-    ],
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "-o",
-            "--output",
-            metavar="KERNEL_FILE",
-            help="Where the kernel goes: .txt (default format), .json, .npy (weights only), or "
-            "- for standard output (also when absent).",
-            show_default=False,
-        ),
-    ] = None,
-    bias: Annotated[
-        bool, typer.Option("--bias", help="Fit a constant b as well: Y ≈ X ⋆ K + b.")
-    ] = False,
-    method: Annotated[
-        MethodChoice,
-        typer.Option(
-            "--method",
-            help="lstsq: exact least squares; gd: the textbook's gradient descent.",
-        ),
-    ] = MethodChoice.lstsq,
-    lr: Annotated[
-        float | None,
-        typer.Option(
-            "--lr",
-            metavar="RATE",
-            help="gd learning rate [default: 1/L, L the largest eigenvalue of the loss's "
-            "Hessian, a step that always descends].",
-            show_default=False,
-        ),
-    ] = None,
-    epochs: Annotated[
-        int | None,
-        typer.Option(
-            "--epochs",
-            metavar="N",
-            help=f"gd steps [default: {DEFAULT_EPOCHS}].",
-            show_default=False,
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            "--seed",
-            metavar="S",
-            help="gd: seed of the random start N(0, 0.01²) [default: a fresh one].",
-            show_default=False,
-        ),
-    ] = None,
-    convolve: Annotated[
-        bool,
-        typer.Option(
-            "--convolve", help="Give the kernel in convolution orientation (for apply --convolve)."
-        ),
-    ] = False,
-    gray: Annotated[
-        bool,
-        typer.Option("--gray", help="Convert both images to one luminance channel first."),
-    ] = False,
-    keep_clipped: Annotated[
-        bool,
-        typer.Option(
-            "--keep-clipped",
-            help="Keep target samples at 0 or the maximum of 8/16-bit images (left out by "
-            "default as clipped).",
-        ),
-    ] = False,
-    json_report: Annotated[
-        bool,
-        typer.Option("--json", help="Print the report as JSON on stdout (needs -o FILE)."),
-    ] = False,
-    max_pixels: Annotated[
-        int,
-        typer.Option(
-            "--max-pixels",
-            metavar="N",
-            min=1,
-            help="Refuse images with more pixels than N before decoding them.",
-        ),
-    ] = DEFAULT_MAX_PIXELS,
+    ctx: typer.Context,
+    files: opts.Files,
+    size: opts.Size,
+    output: opts.Output = None,
+    bias: opts.Bias = False,
+    method: opts.Method = DEFAULT_METHOD,
+    lr: opts.Lr = None,
+    epochs: opts.Epochs = None,
+    seed: opts.Seed = None,
+    convolve: opts.Convolve = False,
+    gray: opts.Gray = False,
+    keep_clipped: opts.KeepClipped = False,
+    json_report: opts.JsonReport = False,
+    max_pixels: opts.MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Fit the kernel K (and with --bias a constant b) that best turns each INPUT into its TARGET.
 
@@ -198,8 +111,9 @@ def learn_command(
     # 8- and 16-bit pairs as their stored samples: learn then sums them exactly (the same
     # bytes with numba's cache cold or warm); a pair with a float side in [0, 1] floats
     pictures = [read_picture(f, gray=gray, max_pixels=max_pixels, samples=not gray) for f in files]
+    env = env_of(ctx)
     for message in dict.fromkeys(m for p in pictures for m in p.notes):
-        note(message)
+        env.note(message)
     for i in range(0, len(pictures), 2):
         if not all(p.data.dtype.kind == "u" for p in pictures[i : i + 2]):
             pictures[i : i + 2] = [to_unit(pictures[i]), to_unit(pictures[i + 1])]
@@ -217,7 +131,7 @@ def learn_command(
             lr=lr,
             epochs=epochs,
             seed=seed,
-            progress=_print_epoch if method is MethodChoice.gd else None,
+            progress=_epochs_to(env) if method.value == "gd" else None,
             names=[(_name(a), _name(b)) for a, b in zip(files[0::2], files[1::2], strict=True)],
         )
     if to_stdout:
@@ -226,11 +140,11 @@ def learn_command(
         assert output is not None
         save_kernel(result.kernel, output)
     if json_report:
-        typer.echo(json.dumps({**result.as_dict(), "output": output}, indent=2))
+        typer.echo(json.dumps({**result.as_dict(), "output": output}, indent=2), file=env.stdout)
         for warning in result.warnings:
-            typer.echo(f"warning: {warning}", err=True)
+            typer.echo(f"warning: {warning}", file=env.stderr)
     else:
-        typer.echo(report(result), err=True, nl=False)
+        typer.echo(report(result), file=env.stderr, nl=False)
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -241,8 +155,13 @@ def _name(path: str) -> str:
     return "standard input" if path == "-" else path
 
 
-def _print_epoch(epoch: int, loss: float) -> None:
-    typer.echo(f"epoch {epoch}, loss {loss:.6g}", err=True)
+def _epochs_to(env: Env) -> Callable[[int, float], None]:
+    """What gradient descent reports after each epoch: one line on stderr."""
+
+    def show(epoch: int, loss: float) -> None:
+        typer.echo(f"epoch {epoch}, loss {loss:.6g}", file=env.stderr)
+
+    return show
 
 
 def report(result: LearnResult) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from convtool.batch import Job, Source, expand_inputs, expand_template, plan_jobs
+from convtool.batch.jobs import Job, Source, expand_inputs, expand_template, plan_jobs
 from convtool.errors import ImageError, UsageError
 
 

@@ -27,7 +27,7 @@ from conftest import stderr_on_a_terminal
 from references import corr2d
 
 runner = CliRunner()
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 CONVTOOL = [sys.executable, "-m", "convtool"]
 
 # The textbook's 6×8 image: white, with columns 2 to 5 black.

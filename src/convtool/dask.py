@@ -1,10 +1,7 @@
-"""Dask: huge images as chunked arrays (``correlate_dask``), batches of files on a cluster.
+"""Dask: huge images as chunked arrays, filtered lazily by ``correlate_dask``.
 
-Nothing here is imported by ``import convtool`` or by ``convtool apply`` without
-``--scheduler``; Dask comes with the optional extra ``pip install 'convtool[dask]'``.
-
-``map_on_cluster`` runs ``convtool apply``'s batch on a ``dask.distributed`` cluster: one task
-per file, each calling the same per-file function the local batch calls.
+Nothing here is imported by ``import convtool`` until ``convtool.correlate_dask`` is used;
+Dask comes with the optional extra ``pip install 'convtool[dask]'``.
 
 ``correlate_dask`` filters a Dask array with ``map_overlap`` and the same numba core as
 ``correlate``. The border mode is applied once, at the true image edges only: the array is first
@@ -19,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +24,7 @@ from convtool.correlate import KernelLike, _weights, check_border, correlate
 from convtool.errors import ImageError, KernelError, UsageError
 from convtool.stream import extend_index
 
-_CORE_LOCK = threading.Lock()
+CORE_LOCK = threading.Lock()
 """One parallel core call at a time per process: the core already uses every core, and numba's
 fallback threading layer (workqueue) must not be entered from two threads at once."""
 
@@ -60,6 +56,8 @@ def correlate_dask(
     """
     import dask.array as da
 
+    # TODO(merge): the finite-cval check and the "kernel larger than the image" rule below are
+    # the core's (correlate._prepare); use the public checks core/borders.py will own.
     check_border(border)
     cval = float(cval)
     if not np.isfinite(cval):
@@ -118,56 +116,11 @@ def correlate_dask(
     )
 
 
-def map_on_cluster(
-    address: str, function: Callable[..., Any], items: Sequence[Any], *args: Any
-) -> Iterator[tuple[int, bool, Any]]:
-    """Run ``function(item, *args)`` for every item on the Dask cluster at ``address``.
-
-    Yields ``(index of the item, True, result)``, or ``(index, False, "Type: message")`` for a
-    task that raised (or whose worker died), as tasks complete. Each task is one call: for
-    ``convtool apply`` one file, read, filtered and written by a worker, which must see the
-    same paths. Raises UsageError when Dask is missing, ImageError when the scheduler cannot
-    be reached.
-    """
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise UsageError(
-            "--scheduler needs Dask's distributed scheduler: pip install 'convtool[dask]' "
-            "(on this machine and on every worker)"
-        ) from None
-    try:
-        client = Client(address, timeout="20s")
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ImageError(f"cannot reach the Dask scheduler at {address!r} ({exc})") from None
-    try:
-        futures = {
-            client.submit(_locked, function, item, *args, pure=False): index
-            for index, item in enumerate(items)
-        }
-        for future in as_completed(futures):
-            index = futures[future]
-            if future.status == "finished":
-                yield index, True, future.result()
-            else:
-                error = future.exception()
-                yield index, False, f"{type(error).__name__}: {error}"
-            future.release()
-    finally:
-        client.close()
-
-
-def _locked(function: Callable[..., Any], *args: Any) -> Any:
-    """One task's call, holding the per-process core lock (see ``_CORE_LOCK``)."""
-    with _CORE_LOCK:
-        return function(*args)
-
-
 def _correlate_block(
     block: np.ndarray, *, weights: np.ndarray, method: str, threads: int | None
 ) -> np.ndarray:
     """One block with its halo (already extended at true edges): its valid correlation."""
-    with _CORE_LOCK:
+    with CORE_LOCK:
         return correlate(block, weights, border="valid", method=method, threads=threads)
 
 
@@ -186,6 +139,7 @@ def _supported_dtype(x: Any) -> Any:
 
 
 def _holds(dtype: np.dtype, value: float) -> bool:
+    # TODO(merge): the same rule as ``_holds`` in stream.py; use the one owner H2 makes there.
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         return bool(info.min <= value <= info.max and float(int(value)) == value)
@@ -193,7 +147,11 @@ def _holds(dtype: np.dtype, value: float) -> bool:
 
 
 def _extend(x: Any, axis: int, before: int, after: int, border: str, cval: float) -> Any:
-    """``x`` with ``before``/``after`` extra lines along ``axis``, made by the border mode."""
+    """``x`` with ``before``/``after`` extra lines along ``axis``, made by the border mode.
+
+    The border extension of a Dask array: the index mapping is the one owner's
+    (``extend_index``); only the assembly from slices is Dask's.
+    """
     import dask.array as da
 
     n = int(x.shape[axis])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -129,7 +128,12 @@ def _matches(pattern: str, *, recursive: bool) -> list[Source]:
 
 
 def plan_jobs(
-    inputs: list[str], output: str | None, out_dir: Path | None, *, recursive: bool = False
+    inputs: list[str],
+    output: str | None,
+    out_dir: Path | None,
+    *,
+    recursive: bool = False,
+    stdout_is_terminal: bool = False,
 ) -> list[Job]:
     """Where each input's result goes; UsageError (before anything is written) when unclear.
 
@@ -137,7 +141,7 @@ def plan_jobs(
     or nothing (standard output when it is not a terminal). Several inputs, or a directory:
     ``--out-dir`` (a directory's sub-folders kept under it) and/or an ``-o`` template with
     ``{stem}``, ``{name}``, ``{ext}``, ``{dir}``. Two inputs writing the same file, or an output
-    that is another input, are refused.
+    that is another input, are refused; so is standard output when ``stdout_is_terminal``.
     """
     if not inputs:
         raise UsageError("no input given; name image or matrix files, or - for standard input")
@@ -159,7 +163,7 @@ def plan_jobs(
             folder = source.folder if source.found else "."
             target = out_dir / folder / Path(source.path).name
         else:
-            if sys.stdout.isatty():
+            if stdout_is_terminal:
                 raise UsageError(
                     "standard output is a terminal, and an image there is garbage; give an "
                     "output file with -o FILE (or -o - to write to standard output anyway)"

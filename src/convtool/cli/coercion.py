@@ -1,15 +1,17 @@
 """Option values coerced without pydantic, for a fast start.
 
-Typer (from 0.2x) coerces every option through a pydantic ``TypeAdapter``: importing pydantic
-and building the adapters of ``convtool apply``'s 22 options takes 0.1–0.15 s of each run, more
-than reading, filtering and writing a 512×512 PNG. The values convtool's options take are
-plain — strings, decimal integers and numbers, the exact value of a choice, None — and this
-module converts those itself, to the very values Typer's adapters give. Anything else (an
-invalid value, whose error message is Typer's, or a kind of option convtool does not use) is
-handed to Typer's own coercion, unchanged.
+Typer coerces every option through a pydantic ``TypeAdapter``: importing pydantic and building
+the adapters of ``convtool apply``'s options costs more than reading, filtering and writing a
+small PNG. The values convtool's options take are plain — strings, decimal integers and
+numbers, the exact value of a choice, None — and this module converts those itself, to the
+very values Typer's adapters give. Anything else (an invalid value, whose error message is
+Typer's, or a kind of option convtool does not use) is handed to Typer's own coercion,
+unchanged.
 
-:func:`install` wraps ``typer.core.build_runtime_param``; with a Typer that has no such hook
-(before the pydantic adapters) it does nothing.
+:class:`QuickCommand` and :class:`QuickGroup`, the classes of convtool's commands and of its
+application, give each of their parameters a :class:`QuickParam` before the command line is
+parsed; nothing of Typer is patched, so other
+Typer applications in the same process keep their own coercion.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import math
 import re
 from enum import Enum
 from typing import Any, get_args, get_origin
+
+from typer.core import TyperCommand, TyperGroup, build_runtime_param
 
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
@@ -109,18 +113,24 @@ class QuickParam:
         return getattr(self.full(), name)
 
 
-def install() -> None:
-    """Route Typer's runtime parameters through :class:`QuickParam` (once; no-op if absent)."""
-    try:
-        import typer.core as core
-    except ImportError:  # pragma: no cover - typer is a dependency
-        return
-    build = getattr(core, "build_runtime_param", None)
-    if build is None or getattr(build, "convtool_quick", False):
-        return
+def quicken(params: list[Any]) -> list[Any]:
+    """``params``, each Typer parameter given a :class:`QuickParam` (before it builds its own
+    coercion, which Typer does lazily on first use)."""
+    for param in params:
+        if getattr(param, "_runtime_param", False) is None:
+            param._runtime_param = QuickParam(param.type_descriptor, build_runtime_param)
+    return params
 
-    def build_quick(descriptor: Any) -> QuickParam:
-        return QuickParam(descriptor, build)
 
-    build_quick.convtool_quick = True  # type: ignore[attr-defined]
-    core.build_runtime_param = build_quick  # type: ignore[assignment]
+class QuickCommand(TyperCommand):
+    """A Typer command whose parameters coerce through :class:`QuickParam`."""
+
+    def get_params(self, ctx: Any) -> Any:
+        return quicken(super().get_params(ctx))
+
+
+class QuickGroup(TyperGroup):
+    """The Typer group (the global options) whose parameters coerce through QuickParam."""
+
+    def get_params(self, ctx: Any) -> Any:
+        return quicken(super().get_params(ctx))
