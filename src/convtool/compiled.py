@@ -42,6 +42,9 @@ _child: subprocess.Popen[bytes] | None = None
 _default = "now"
 _noted = False
 
+JIT_PACKAGE = Path(__file__).resolve().parent / "_jit"
+"""Where the numba package's sources are (numba caches its machine code beside them)."""
+
 
 def policy() -> str:
     """``CONVTOOL_COMPILE`` when it names a policy, else the process's default: ``now`` (plain
@@ -75,14 +78,13 @@ def _cache_locatable() -> bool:
     (as numba asks them when ``_jit`` is imported: without one, every ``cache=True`` fails)."""
     from numba.core.caching import FunctionCache
 
-    from convtool import npcore  # a module beside ``_jit``: the same locators apply
-
     if os.environ.get("NUMBA_CACHE_LOCATOR_CLASSES"):
         return True  # the user's own locators
+    source = str(JIT_PACKAGE / "__init__.py")  # named, not imported: importing it compiles
     locators: list[Any] = list(FunctionCache._impl_class._locator_classes)
     for locator in locators:
         try:
-            if locator.from_function(_probe, npcore.__file__) is not None:
+            if locator.from_function(_probe, source) is not None:
                 return True
         except Exception:  # a locator that cannot tell counts as none
             continue
