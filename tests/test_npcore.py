@@ -8,8 +8,9 @@ import itertools
 import numpy as np
 import pytest
 
-from convtool import compiled, npcore
+from convtool import compiled
 from convtool.choices import BORDERS
+from convtool.twins import direct as npcore
 
 from conftest import distinct_kernel
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convtool import _jit, compiled, learn, nplearn
+from convtool import _jit, compiled, learn
 from convtool.learn import learn_kernel
+from convtool.twins import learn as nplearn
 
 from conftest import stop_background_compilers
 

@@ -43,7 +43,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from convtool import npcore
 from convtool.correlate import (
     BORDER_CODES,
     BORDERS,
@@ -55,6 +54,7 @@ from convtool.correlate import (
 )
 from convtool.errors import ImageError, KernelError, UsageError
 from convtool.kernels import Kernel
+from convtool.twins import direct as twins_direct
 
 DEFAULT_MEMORY = 256 * 2**20
 """The band budget when none is given: 256 MiB of image data."""
@@ -515,7 +515,7 @@ def extend_index(positions: np.ndarray, n: int, border: str) -> np.ndarray:
         return x
     if border not in BORDER_CODES:
         raise UsageError(f"unknown border {border!r}; choose one of {', '.join(BORDERS)}")
-    return npcore.border_index(x, n, BORDER_CODES[border])
+    return twins_direct.border_index(x, n, BORDER_CODES[border])
 
 
 def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:

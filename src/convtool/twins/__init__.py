@@ -1,0 +1,1 @@
+"""numpy twins of the jitted code in ``convtool._jit``."""
