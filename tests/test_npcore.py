@@ -10,7 +10,7 @@ import pytest
 
 from convtool import compiled
 from convtool.choices import BORDERS
-from convtool.twins import direct as npcore
+from convtool.twins import borders, direct, fft, png, separable
 
 from conftest import distinct_kernel
 
@@ -23,6 +23,12 @@ OUTPUTS = {
     "correlate_fft": (14, 15),
 }
 """Where each jitted function's outputs are among its arguments."""
+TWINS = {
+    "correlate_direct": direct.correlate_direct,
+    "correlate_separable": separable.correlate_separable,
+    "fft_kernel_spectrum": fft.fft_kernel_spectrum,
+    "correlate_fft": fft.correlate_fft,
+}
 
 KERNELS = {
     "edge 1x2": np.array([[1.0, -1.0]]),
@@ -66,7 +72,7 @@ def assert_twins_agree(name: str, args: tuple) -> None:
         if args[i] is not None:
             jit[i], twin[i] = np.full_like(args[i], 7), np.full_like(args[i], 7)
     getattr(JIT, name)(*jit)
-    getattr(npcore, name)(*twin)
+    TWINS[name](*twin)
     for i in OUTPUTS[name]:
         if args[i] is not None:  # the same bytes, the sign of zero included
             np.testing.assert_array_equal(jit[i].view(np.uint8), twin[i].view(np.uint8))
@@ -100,7 +106,7 @@ def test_twins_equal_the_jitted_paths(monkeypatch, dtype, kernel, border):
 @pytest.mark.parametrize("n", [1, 2, 5])
 def test_extend_index_is_map_index(mode, n):
     """The vector border mapping equals the jitted one far beyond both ends."""
-    got = npcore.extend_index(n, -23, 50, mode)
+    got = borders.extend_index(n, -23, 50, mode)
     expected = [JIT.map_index(x, n, mode) for x in range(-23, 27)]
     np.testing.assert_array_equal(got, expected)
 
@@ -117,7 +123,7 @@ def test_png_filter_twin(bpp):
     twin = jit.copy()
     for r0, r1 in [(0, 7), (7, 30), (30, src.shape[0])]:
         JIT.png_filter(src, r0, r1, bpp, jit)
-        npcore.png_filter(src, r0, r1, bpp, twin)
+        png.png_filter(src, r0, r1, bpp, twin)
     np.testing.assert_array_equal(jit, twin)
     assert len(set(jit[:, 0])) >= 3
 

@@ -3,7 +3,7 @@
 numba compiles a jitted function for each new combination of argument types, seconds for the
 bigger loops, and keeps the machine code in its cache. Under the ``background`` policy (the
 command's) a call whose specialisation is neither in this process nor in the cache runs its
-numpy twin (``convtool.npcore``: the same bytes) and has the specialisation compiled into the
+numpy twin (``convtool.twins``: the same bytes) and has the specialisation compiled into the
 cache by a background process at the lowest priority once this one has ended, so that the
 first run of a command is about as fast as the later ones. Under ``now`` (the Python API's
 default, plain numba) the first call compiles. ``CONVTOOL_COMPILE`` chooses either.

@@ -28,7 +28,8 @@ from convtool import compiled
 from convtool.choices import BORDER_CODES, BORDERS, INTEGER_MAPS, METHODS
 from convtool.errors import ImageError, KernelError, UsageError
 from convtool.kernels import Kernel, load_kernel, validate_weights
-from convtool.twins import direct as twins_direct
+from convtool.twins import direct, fft, separable
+from convtool.twins.borders import extend_index
 
 Border = Literal["reflect", "mirror", "nearest", "wrap", "constant", "valid"]
 
@@ -584,9 +585,7 @@ def _direct(
         top,
     )
     with _threads(threads):
-        compiled.run(
-            "correlate_direct", args, twins_direct.correlate_direct, now=threads is not None
-        )
+        compiled.run("correlate_direct", args, direct.correlate_direct, now=threads is not None)
 
 
 def _extension(border: str, kh: int, kw: int) -> tuple[int, int, int]:
@@ -651,7 +650,7 @@ def _separable(
     )
     with _threads(threads):
         compiled.run(
-            "correlate_separable", args, twins_direct.correlate_separable, now=threads is not None
+            "correlate_separable", args, separable.correlate_separable, now=threads is not None
         )
 
 
@@ -708,8 +707,8 @@ def _fft(
         rmap[:] = np.arange(h)
         cmap[:] = np.arange(w)
     else:
-        rmap[:] = twins_direct.extend_index(h, -(kh // 2), len(rmap), BORDER_CODES[border])
-        cmap[:] = twins_direct.extend_index(w, -(kw // 2), len(cmap), BORDER_CODES[border])
+        rmap[:] = extend_index(h, -(kh // 2), len(rmap), BORDER_CODES[border])
+        cmap[:] = extend_index(w, -(kw // 2), len(cmap), BORDER_CODES[border])
     tables: list[np.ndarray] = [
         f(2 * np.pi * np.arange(n) / n).astype(out_dtype)
         for n in (n0, n1)
@@ -720,7 +719,7 @@ def _fft(
     kim: np.ndarray = np.empty((n1, n0), out_dtype)
     kern: np.ndarray = np.ascontiguousarray(weights, dtype=out_dtype)
     spectrum = (kern, c0, s0, c1, s1, out_dtype(1 / (n0 * n1)), kre, kim)
-    compiled.run("fft_kernel_spectrum", spectrum, twins_direct.fft_kernel_spectrum, now=now)
+    compiled.run("fft_kernel_spectrum", spectrum, fft.fft_kernel_spectrum, now=now)
     pairs = (-(-ho // t0) * -(-wo // t1) * channels + 1) // 2
     fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
     args = (
@@ -744,7 +743,7 @@ def _fft(
         absolute,
         top,
     )
-    compiled.run("correlate_fft", args, twins_direct.correlate_fft, now=now)
+    compiled.run("correlate_fft", args, fft.correlate_fft, now=now)
 
 
 class _threads:

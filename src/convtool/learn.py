@@ -743,7 +743,7 @@ def _exact_normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Norm
     """The normal equations summed over the stored integers, exact, then in [0, 1] units.
 
     Every product and partial sum of integers is an integer, the same in any order while it
-    stays below 2**53: so the jitted pass and its numpy twin (``convtool.nplearn``, run while
+    stays below 2**53: so the jitted pass and its numpy twin (``convtool.twins.learn``, run while
     numba's cache is cold) give the same bytes. One pass sums fewer than 2**53 / top²
     samples; the passes are added as Python ints. Centring (:data:`CENTRE_RATIO`) is by the
     rounded means, which keeps the centred samples integers.
