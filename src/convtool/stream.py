@@ -43,8 +43,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from convtool.choices import BORDER_CODES
 from convtool.correlate import (
-    BORDER_CODES,
     BORDERS,
     KernelLike,
     _weights,
