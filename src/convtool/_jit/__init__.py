@@ -1,8 +1,9 @@
 """The numba package: every jitted loop of convtool, its options set once in ``_options``.
 
 It imports nothing else of convtool, and only ``convtool.compiled.core`` imports it (after
-choosing a cache directory numba can write to). Functions take arrays, scalars and small tuples
-of them and read no globals but integer constants. Images arrive as 2-D arrays of shape
+choosing a cache directory numba can write to). Functions take arrays, scalars and the typed
+named tuples of ``convtool.bundles`` (read by field name: the classes are not imported here),
+and read no globals but integer constants. Images arrive as 2-D arrays of shape
 (H, W·C) with the C channels interleaved, so one pass over a row serves every channel; a tap at
 column offset b is the slice ``row[b·C : b·C + W·C]``, which numba vectorises (an index
 computed at run time, ``row[q + b·C]``, is not: numba must allow for it being negative).

@@ -49,12 +49,19 @@ def overload_by(stub: Callable[..., object], pick: Callable[[dict[str, Any]], An
     overload(stub, jit_options={"fastmath": FASTMATH, "nogil": True}, inline="never")(choose)
 
 
+def field(bundle: Any, name: str) -> Any:
+    """The numba type of field ``name`` of a named tuple's numba type ``bundle``."""
+    return bundle[bundle.fields.index(name)]
+
+
 def by_kind(stub: Callable[..., object], impls: tuple[Callable[..., object], ...]) -> None:
     """Implement ``stub`` in jitted code by ``impls[len(kind)]``, ``kind`` being its argument of
     that name: a tuple whose length, part of its type, selects the implementation when numba
     compiles, so that only the one in use is compiled (numba compiles a function again into
     every caller it is linked into: the unused ones cost seconds for nothing). A type rather
-    than a literal value: a literal makes every call from Python take numba's slow path."""
+    than a literal value: a literal makes every call from Python take numba's slow path. An
+    argument of its own, not a field of ``bundles.DirectTaps``: numba's parallel loops take no
+    tuple inside a tuple."""
 
     def pick(types: dict[str, Any]) -> Any:
         kind = types["kind"]
@@ -66,26 +73,33 @@ def by_kind(stub: Callable[..., object], impls: tuple[Callable[..., object], ...
 def by_output(
     stub: Callable[..., object], to_float: Callable[..., object], to_int: Callable[..., object]
 ) -> None:
-    """Implement ``stub`` in jitted code by ``to_float`` when its argument ``iout`` is None (the
-    output is the float array ``out``), else by ``to_int`` (``out`` is None, the output the
-    integer array ``iout``): chosen by type when numba compiles, so that each compiles only
-    what it uses (numba prunes ``x is None`` branches only where x is None)."""
-    overload_by(
-        stub, lambda types: to_float if isinstance(types["iout"], nb.types.NoneType) else to_int
-    )
+    """Implement ``stub`` in jitted code by ``to_float`` when ``output.iout`` is None, its
+    argument ``output`` a ``bundles.Output`` (the output is the float array ``output.out``),
+    else by ``to_int`` (``out`` is None, the output the integer array ``iout``): chosen by type
+    when numba compiles, so that each compiles only what it uses (numba prunes ``x is None``
+    branches only where x is None)."""
+
+    def pick(types: dict[str, Any]) -> Any:
+        iout = field(types["output"], "iout")
+        return to_float if isinstance(iout, nb.types.NoneType) else to_int
+
+    overload_by(stub, pick)
 
 
 def by_source(
     stub: Callable[..., object], in_place: Callable[..., object], converted: Callable[..., object]
 ) -> None:
     """Implement ``stub`` in jitted code by ``in_place`` when its argument ``src`` has the
-    dtype of its argument ``w`` (float samples, read where they are), else by ``converted``
-    (integer samples, converted to floats first): chosen by type when numba compiles, so that
-    the integer path does not compile the loops over integer rows (a slower cold start) for the
-    little the conversion costs."""
-    overload_by(
-        stub, lambda types: in_place if types["src"].dtype == types["w"].dtype else converted
-    )
+    dtype of the weights ``taps.hw`` (float samples, read where they are), else by
+    ``converted`` (integer samples, converted to floats first): chosen by type when numba
+    compiles, so that the integer path does not compile the loops over integer rows (a slower
+    cold start) for the little the conversion costs."""
+
+    def pick(types: dict[str, Any]) -> Any:
+        same = types["src"].dtype == field(types["taps"], "hw").dtype
+        return in_place if same else converted
+
+    overload_by(stub, pick)
 
 
 def leaf(fn: Callable[..., object]) -> Any:

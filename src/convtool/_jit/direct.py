@@ -115,151 +115,127 @@ def _k3x3_pair_int(i0, i1, rows, sel, at, c, k, bias, absolute, top, n):
         i1[q] = np.rint(min(max(v1, zero), top))
 
 
-def _segment(rows, sel, at, c, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, o0, o1, m):
+def _segment(rows, sel, at, c, kind, taps, pair, o0, o1, m):
     """``o0[:m]`` (and ``o1[:m]`` when ``pair``): output rows i (and i + 1) from source rows
-    ``rows[sel[j]]``, read from element ``at``. ``kind`` (a tuple, see ``by_kind``) has length
-    0 for the tap tables, 1 for the 3×3 kernel written out."""
+    ``rows[sel[j]]``, read from element ``at`` (``c`` channels), by ``taps`` (a
+    ``bundles.DirectTaps``): its tap tables (``kind`` ()), or its 3×3 kernel written out
+    (``kind`` (0,), see ``by_kind``)."""
     raise NotImplementedError("only called from jitted code")
 
 
-def _segment_taps(rows, sel, at, c, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, o0, o1, m):
+def _segment_taps(rows, sel, at, c, kind, taps, pair, o0, o1, m):
     if pair:
-        for k in range(0, tj.shape[0], 8):
-            taps8_pair(o0, o1, k == 0, rows, sel, tj, tb, at, tw, tv, k, m)
+        for k in range(0, taps.tj.shape[0], 8):
+            taps8_pair(o0, o1, k == 0, rows, sel, taps.tj, taps.tb, at, taps.tw, taps.tv, k, m)
     else:
-        for k in range(0, sj.shape[0], 8):
-            taps8(o0, k == 0, rows, sel, sj, sb, at, sw, k, m)
+        for k in range(0, taps.sj.shape[0], 8):
+            taps8(o0, k == 0, rows, sel, taps.sj, taps.sb, at, taps.sw, k, m)
 
 
-def _segment_3x3(rows, sel, at, c, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, o0, o1, m):
+def _segment_3x3(rows, sel, at, c, kind, taps, pair, o0, o1, m):
     if pair:
-        _k3x3_pair(o0, o1, rows, sel, at, c, kern, m)
+        _k3x3_pair(o0, o1, rows, sel, at, c, taps.kern, m)
     else:
-        _k3x3(o0, rows, sel, at, c, kern, m)
+        _k3x3(o0, rows, sel, at, c, taps.kern, m)
 
 
 by_kind(_segment, (_segment_taps, _segment_3x3))
 
 
-def _segment_int(
-    rows, sel, at, c, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, o0, o1, i0, i1, bias,
-    absolute, top, m,
-):  # fmt: skip
+def _segment_int(rows, sel, at, c, kind, taps, pair, o0, o1, i0, i1, output, m):
     """``_segment`` into integer rows ``i0[:m]`` (and ``i1[:m]``) through ``to_integer``, the
     float rows ``o0``, ``o1`` serving as scratch (the written-out 3×3 needs none)."""
     raise NotImplementedError("only called from jitted code")
 
 
-def _segment_int_taps(
-    rows, sel, at, c, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, o0, o1, i0, i1, bias,
-    absolute, top, m,
-):  # fmt: skip
-    _segment(rows, sel, at, c, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, o0, o1, m)
-    to_integer(o0[:m], bias, absolute, top, i0[:m])
+def _segment_int_taps(rows, sel, at, c, kind, taps, pair, o0, o1, i0, i1, output, m):
+    _segment(rows, sel, at, c, kind, taps, pair, o0, o1, m)
+    to_integer(o0[:m], output.bias, output.absolute, output.top, i0[:m])
     if pair:
-        to_integer(o1[:m], bias, absolute, top, i1[:m])
+        to_integer(o1[:m], output.bias, output.absolute, output.top, i1[:m])
 
 
-def _segment_int_3x3(
-    rows, sel, at, c, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, o0, o1, i0, i1, bias,
-    absolute, top, m,
-):  # fmt: skip
+def _segment_int_3x3(rows, sel, at, c, kind, taps, pair, o0, o1, i0, i1, output, m):
     if pair:
-        _k3x3_pair_int(i0, i1, rows, sel, at, c, kern, bias, absolute, top, m)
+        _k3x3_pair_int(
+            i0, i1, rows, sel, at, c, taps.kern, output.bias, output.absolute, output.top, m
+        )
     else:
-        _k3x3(o0, rows, sel, at, c, kern, m)
-        to_integer(o0[:m], bias, absolute, top, i0[:m])
+        _k3x3(o0, rows, sel, at, c, taps.kern, m)
+        to_integer(o0[:m], output.bias, output.absolute, output.top, i0[:m])
 
 
 by_kind(_segment_int, (_segment_int_taps, _segment_int_3x3))
 
 
 def _direct_pair(
-    src, sel, left, right, ident, pw, a, b, e, wo, channels, kind, kern, pair, tj, tb, tw, tv,
-    sj, sb, sw, tmp, out, iout, i, bias, absolute, top,
-):  # fmt: skip
+    src, sel, left, right, ident, pw, a, b, e, wo, channels, kind, taps, pair, tmp, output, i
+):
     """Output row i (and i + 1 when ``pair``) of ``direct_rows``: the interior [a, b) from the
     source rows, the left strip [0, e) and the right one [b, wo) (when 0 < b < wo)."""
     raise NotImplementedError("only called from jitted code")
 
 
 def _direct_pair_float(
-    src, sel, left, right, ident, pw, a, b, e, wo, channels, kind, kern, pair, tj, tb, tw, tv,
-    sj, sb, sw, tmp, out, iout, i, bias, absolute, top,
-):  # fmt: skip
-    o0 = out[i]
-    o1 = out[i + 1] if pair else tmp[1]
+    src, sel, left, right, ident, pw, a, b, e, wo, channels, kind, taps, pair, tmp, output, i
+):
+    o0 = output.out[i]
+    o1 = output.out[i + 1] if pair else tmp[1]
     if b > a:
         q = a * channels
-        _segment(
-            src, sel, q - pw * channels, channels, kind, kern, pair, tj, tb, tw, tv, sj, sb,
-            sw, o0[q:], o1[q:], (b - a) * channels,
-        )  # fmt: skip
+        at = q - pw * channels
+        _segment(src, sel, at, channels, kind, taps, pair, o0[q:], o1[q:], (b - a) * channels)
     if e > 0:
-        _segment(
-            left, ident, 0, channels, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, o0, o1,
-            e * channels,
-        )  # fmt: skip
+        _segment(left, ident, 0, channels, kind, taps, pair, o0, o1, e * channels)
     if 0 < b < wo:
         q = b * channels
-        _segment(
-            right, ident, 0, channels, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, o0[q:],
-            o1[q:], (wo - b) * channels,
-        )  # fmt: skip
+        _segment(right, ident, 0, channels, kind, taps, pair, o0[q:], o1[q:], (wo - b) * channels)
 
 
 def _direct_pair_int(
-    src, sel, left, right, ident, pw, a, b, e, wo, channels, kind, kern, pair, tj, tb, tw, tv,
-    sj, sb, sw, tmp, out, iout, i, bias, absolute, top,
-):  # fmt: skip
-    i0 = iout[i]
-    i1 = iout[i + 1] if pair else iout[i]
+    src, sel, left, right, ident, pw, a, b, e, wo, channels, kind, taps, pair, tmp, output, i
+):
+    i0 = output.iout[i]
+    i1 = output.iout[i + 1] if pair else output.iout[i]
     t0 = tmp[0]
     t1 = tmp[1]
     if b > a:
         q = a * channels
-        _segment_int(
-            src, sel, q - pw * channels, channels, kind, kern, pair, tj, tb, tw, tv, sj, sb,
-            sw, t0[q:], t1[q:], i0[q:], i1[q:], bias, absolute, top, (b - a) * channels,
-        )  # fmt: skip
+        at = q - pw * channels
+        _segment_int(src, sel, at, channels, kind, taps, pair, t0[q:], t1[q:], i0[q:], i1[q:],
+                     output, (b - a) * channels)  # fmt: skip
     if e > 0:
-        _segment_int(
-            left, ident, 0, channels, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, t0, t1, i0,
-            i1, bias, absolute, top, e * channels,
-        )  # fmt: skip
+        _segment_int(left, ident, 0, channels, kind, taps, pair, t0, t1, i0, i1, output,
+                     e * channels)  # fmt: skip
     if 0 < b < wo:
         q = b * channels
-        _segment_int(
-            right, ident, 0, channels, kind, kern, pair, tj, tb, tw, tv, sj, sb, sw, t0[q:],
-            t1[q:], i0[q:], i1[q:], bias, absolute, top, (wo - b) * channels,
-        )  # fmt: skip
+        _segment_int(right, ident, 0, channels, kind, taps, pair, t0[q:], t1[q:], i0[q:], i1[q:],
+                     output, (wo - b) * channels)  # fmt: skip
 
 
 by_output(_direct_pair, _direct_pair_float, _direct_pair_int)
 
 
 @leaf
-def direct_rows(
-    src, channels, ph, pw, mode, cval, kind, kern, tj, tb, tw, tv, sj, sb, sw, r0, r1,
-    out, iout, bias, absolute, top,
-):  # fmt: skip
-    """Output rows [r0, r1) of the direct correlation of ``src`` (H, W·C) into ``out``
+def direct_rows(src, geometry, border, kind, taps, r0, r1, output):
+    """Output rows [r0, r1) of the direct correlation of ``src`` (H, W·C) into ``output``
     (Ho, Wo·C), two at a time (one at a time for a one-row kernel); see above.
     ``correlate_direct`` runs chunks of an even number of rows on numba's threads.
 
-    ``kern`` is the (kh, kw) kernel (read by the written-out 3×3, ``kind`` a tuple of length 1,
-    see ``_segment``; the tap tables by the empty one), in the float type of the computation.
-    Integer output: ``out`` is None and ``iout`` (uint8 or uint16) gets the rows through
-    ``to_integer(row, bias, absolute, top)``; float output: ``iout`` is None (numba then
-    compiles only the branches each needs).
+    ``geometry``, ``border``, ``taps`` and ``output`` are the ``bundles`` of those names (``kind``
+    as in ``_segment``); the
+    kernel ``taps.kern`` has the float type of the computation. Integer output: ``output.out``
+    is None and ``output.iout`` (uint8 or uint16) gets the rows through ``to_integer``; float
+    output: ``output.iout`` is None (numba then compiles only the branches each needs).
     """
     if r0 >= r1:
         return
+    channels, kh, kw, ph, pw = geometry
+    mode, cval = border
+    dtype = taps.kern.dtype
     h = src.shape[0]
     w = src.shape[1] // channels
-    kh = kern.shape[0]
-    kw = kern.shape[1]
-    no = output_shape(out, iout)[1]
+    no = output_shape(output)[1]
     wo = no // channels
     x0 = min(pw, wo)  # interior columns [x0, x1)
     x1 = max(x0, min(wo, w - kw + 1 + pw))
@@ -267,9 +243,9 @@ def direct_rows(
     sel = np.empty(kh + 1, np.int64)
     ident = np.arange(kh + 1)
     # strips: the left edge, the right edge, or (constant mode, rows of cval) the whole width
-    left = np.empty((kh + 1, ((wo if mode == CONSTANT else x0) + kw - 1) * channels), kern.dtype)
-    right = np.empty((kh + 1, nr * channels), kern.dtype)
-    tmp = np.empty((2, no), kern.dtype)
+    left = np.empty((kh + 1, ((wo if mode == CONSTANT else x0) + kw - 1) * channels), dtype)
+    right = np.empty((kh + 1, nr * channels), dtype)
+    tmp = np.empty((2, no), dtype)
     step = 2 if kh > 1 else 1  # a one-row kernel: rows of a pair share no source row
     for i in range(r0, r1, step):
         pair = kh > 1 and i + 1 < r1
@@ -288,24 +264,34 @@ def direct_rows(
             for j in range(rows):
                 fill_strip(src, sel[j], channels, b - pw, b - pw + nr, mode, cval, right[j])
         _direct_pair(
-            src, sel, left, right, ident, pw, a, b, e, wo, channels, kind, kern, pair, tj, tb,
-            tw, tv, sj, sb, sw, tmp, out, iout, i, bias, absolute, top,
-        )  # fmt: skip
+            src,
+            sel,
+            left,
+            right,
+            ident,
+            pw,
+            a,
+            b,
+            e,
+            wo,
+            channels,
+            kind,
+            taps,
+            pair,
+            tmp,
+            output,
+            i,
+        )
 
 
 @parallel
-def correlate_direct(
-    src, channels, ph, pw, mode, cval, kind, kern, tj, tb, tw, tv, sj, sb, sw, nchunks,
-    out, iout, bias, absolute, top,
-):  # fmt: skip
+def correlate_direct(src, geometry, border, kind, taps, nchunks, output):
     """``direct_rows`` over ``nchunks`` chunks of an even number of output rows, on numba's
     threads (its OpenMP-style workers scale better than a pool of Python threads running the
     chunks, whose second thread starts slower)."""
-    ho = output_shape(out, iout)[0]
+    ho = output_shape(output)[0]
     step = (ho + nchunks - 1) // nchunks
     step += step % 2
     for t in nb.prange(nchunks):
-        direct_rows(
-            src, channels, ph, pw, mode, cval, kind, kern, tj, tb, tw, tv, sj, sb, sw,
-            t * step, min(ho, t * step + step), out, iout, bias, absolute, top,
-        )  # fmt: skip
+        r0 = t * step
+        direct_rows(src, geometry, border, kind, taps, r0, min(ho, r0 + step), output)

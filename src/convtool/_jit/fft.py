@@ -179,9 +179,11 @@ def _fft_inverse(ret, imt, re, im, c0, s0, c1, s1):
 
 
 @leaf
-def fft_kernel_spectrum(kern, c0, s0, c1, s1, scale, kre, kim):
-    """``kre + i·kim`` (n1, n0): scale · the conjugate spectrum of ``kern`` zero-padded to
-    n0 × n1, laid out as ``_fft_forward`` leaves a spectrum."""
+def fft_kernel_spectrum(kern, scale, spectrum):
+    """``spectrum.kre + i·spectrum.kim`` (n1, n0) = scale · the conjugate spectrum of ``kern``
+    zero-padded to n0 × n1, laid out as ``_fft_forward`` leaves a spectrum (``spectrum`` a
+    ``bundles.Spectrum``, its twiddle tables filled)."""
+    kre, kim, c0, s0, c1, s1 = spectrum
     n0 = c0.shape[0]
     n1 = c1.shape[0]
     re = np.zeros((n0, n1), kre.dtype)
@@ -197,9 +199,10 @@ def fft_kernel_spectrum(kern, c0, s0, c1, s1, scale, kre, kim):
 
 
 @leaf
-def _fft_gather(src, channels, rmap, cmap, cval, plane, t0, t1, across, dst):
+def _fft_gather(src, channels, extension, plane, t0, t1, across, dst):
     """The input window of ``plane`` (tile·C + channel) into ``dst`` (n0, n1), zero around it:
     window row r, column c read ``src[rmap[y0 + r], cmap[x0 + c]·C + ch]`` (−1: cval)."""
+    rmap, cmap, cval = extension
     tile = plane // channels
     ch = plane % channels
     y0 = (tile // across) * t0
@@ -227,17 +230,18 @@ def _fft_gather(src, channels, rmap, cmap, cval, plane, t0, t1, across, dst):
     fill2(dst[rows:], 0)
 
 
-def _fft_scatter(acc, channels, plane, t0, t1, across, out, iout, bias, absolute, top):
+def _fft_scatter(acc, channels, plane, t0, t1, across, output):
     """The tile of ``plane`` from ``acc`` into ``out`` (or, converted, ``iout``)."""
     raise NotImplementedError("only called from jitted code")
 
 
-def _fft_scatter_float(acc, channels, plane, t0, t1, across, out, iout, bias, absolute, top):
-    _fft_scatter_to_float(acc, channels, plane, t0, t1, across, out)
+def _fft_scatter_float(acc, channels, plane, t0, t1, across, output):
+    _fft_scatter_to_float(acc, channels, plane, t0, t1, across, output.out)
 
 
-def _fft_scatter_int(acc, channels, plane, t0, t1, across, out, iout, bias, absolute, top):
-    _fft_scatter_to_int(acc, channels, plane, t0, t1, across, iout, bias, absolute, top)
+def _fft_scatter_int(acc, channels, plane, t0, t1, across, output):
+    bias, absolute, top = output.bias, output.absolute, output.top
+    _fft_scatter_to_int(acc, channels, plane, t0, t1, across, output.iout, bias, absolute, top)
 
 
 @leaf
@@ -272,21 +276,18 @@ by_output(_fft_scatter, _fft_scatter_float, _fft_scatter_int)
 
 
 @parallel
-def correlate_fft(
-    src, channels, rmap, cmap, cval, kre, kim, c0, s0, c1, s1, t0, t1, nchunks,
-    out, iout, bias, absolute, top,
-):  # fmt: skip
-    """FFT correlation of ``src`` (H, W·C) into ``out`` (Ho, Wo·C); see the comment above.
+def correlate_fft(src, channels, extension, spectrum, t0, t1, nchunks, output):
+    """FFT correlation of ``src`` (H, W·C) into ``output`` (Ho, Wo·C); see the module's text.
 
-    ``rmap``, ``cmap`` give the source row and column of every position of the extended image
-    (Ho + kh − 1 and Wo + kw − 1 of them, −1 for cval); ``kre + i·kim`` is the kernel's
-    spectrum from ``fft_kernel_spectrum``, scaled by 1/(n0·n1). ``out``/``iout`` (one of them
-    None), ``bias``, ``absolute``, ``top`` as in ``direct_rows``. Pairs of planes are cut
-    into ``nchunks``.
+    ``extension`` (a ``bundles.Extension``) gives the source row and column of every position
+    of the extended image (Ho + kh − 1 and Wo + kw − 1 of them, −1 for cval); ``spectrum``
+    holds the kernel's spectrum from ``fft_kernel_spectrum``, scaled by 1/(n0·n1). ``output``
+    as in ``direct_rows``. Tiles are t0 × t1; pairs of planes are cut into ``nchunks``.
     """
-    n0 = c0.shape[0]
-    n1 = c1.shape[0]
-    ho, no = output_shape(out, iout)
+    n0 = spectrum.c0.shape[0]
+    n1 = spectrum.c1.shape[0]
+    dtype = spectrum.kre.dtype
+    ho, no = output_shape(output)
     wo = no // channels
     across = (wo + t1 - 1) // t1
     planes = (ho + t0 - 1) // t0 * across * channels
@@ -294,26 +295,24 @@ def correlate_fft(
     step = (pairs + nchunks - 1) // nchunks
     for t in nb.prange(nchunks):
         _fft_pairs(
-            src, channels, rmap, cmap, cval, kre, kim, c0, s0, c1, s1, t0, t1, across,
-            planes, 2 * t * step, min(planes, 2 * (t * step + step)),
-            np.empty((n0, n1), kre.dtype), np.empty((n0, n1), kre.dtype),
-            np.empty((n1, n0), kre.dtype), np.empty((n1, n0), kre.dtype),
-            out, iout, bias, absolute, top,
+            src, channels, extension, spectrum, t0, t1, across, planes, 2 * t * step,
+            min(planes, 2 * (t * step + step)), np.empty((n0, n1), dtype),
+            np.empty((n0, n1), dtype), np.empty((n1, n0), dtype), np.empty((n1, n0), dtype),
+            output,
         )  # fmt: skip
 
 
 @leaf
-def _fft_pairs(
-    src, channels, rmap, cmap, cval, kre, kim, c0, s0, c1, s1, t0, t1, across, planes,
-    p0, p1, re, im, ret, imt, out, iout, bias, absolute, top,
-):  # fmt: skip
+def _fft_pairs(src, channels, extension, spectrum, t0, t1, across, planes, p0, p1, re, im, ret,
+               imt, output):  # fmt: skip
     """Planes [p0, p1) of ``correlate_fft``, two at a time, in the buffers given."""
+    kre, kim, c0, s0, c1, s1 = spectrum
     n0 = c0.shape[0]
     n1 = c1.shape[0]
     for p in range(p0, p1, 2):
-        _fft_gather(src, channels, rmap, cmap, cval, p, t0, t1, across, re)
+        _fft_gather(src, channels, extension, p, t0, t1, across, re)
         if p + 1 < planes:
-            _fft_gather(src, channels, rmap, cmap, cval, p + 1, t0, t1, across, im)
+            _fft_gather(src, channels, extension, p + 1, t0, t1, across, im)
         else:
             fill2(im, 0)
         _fft_forward(re, im, ret, imt, c0, s0, c1, s1)
@@ -326,6 +325,6 @@ def _fft_pairs(
                 a[j] = xr * kr[j] - xi * ki[j]
                 b[j] = xr * ki[j] + xi * kr[j]
         _fft_inverse(ret, imt, re, im, c0, s0, c1, s1)
-        _fft_scatter(re, channels, p, t0, t1, across, out, iout, bias, absolute, top)
+        _fft_scatter(re, channels, p, t0, t1, across, output)
         if p + 1 < planes:
-            _fft_scatter(im, channels, p + 1, t0, t1, across, out, iout, bias, absolute, top)
+            _fft_scatter(im, channels, p + 1, t0, t1, across, output)

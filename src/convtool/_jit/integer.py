@@ -8,17 +8,17 @@ import numpy as np
 from convtool._jit._options import by_output, leaf
 
 
-def output_shape(out, iout):
-    """(rows, elements per row) of the output, ``out`` or ``iout`` (see ``by_output``)."""
+def output_shape(output):
+    """(rows, elements per row) of ``output.out`` or ``output.iout`` (see ``by_output``)."""
     raise NotImplementedError("only called from jitted code")
 
 
-def _output_shape_float(out, iout):
-    return out.shape[0], out.shape[1]
+def _output_shape_float(output):
+    return output.out.shape[0], output.out.shape[1]
 
 
-def _output_shape_int(out, iout):
-    return iout.shape[0], iout.shape[1]
+def _output_shape_int(output):
+    return output.iout.shape[0], output.iout.shape[1]
 
 
 by_output(output_shape, _output_shape_float, _output_shape_int)

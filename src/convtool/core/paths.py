@@ -9,6 +9,15 @@ from typing import NamedTuple
 import numpy as np
 
 from convtool import compiled
+from convtool.bundles import (
+    Border,
+    DirectTaps,
+    Extension,
+    Geometry,
+    Output,
+    SeparableTaps,
+    Spectrum,
+)
 from convtool.choices import BORDER_CODES
 from convtool.errors import KernelError, UsageError
 from convtool.twins import direct, fft, separable
@@ -189,29 +198,17 @@ def _direct(
     sj, sb, sw = _pad8([j, b * channels], [weights[j, b]])
     kind = (0,) if (kh, kw) == (3, 3) else ()  # the 3×3 written out, or tap tables (_segment)
     ph, pw, mode = _extension(border, kh, kw)
-    fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
+    taps = DirectTaps(
+        kern, tj, tb, tw.astype(out_dtype), tv.astype(out_dtype), sj, sb, sw.astype(out_dtype)
+    )
     args: tuple[object, ...] = (
         src.reshape(h, w * channels),
-        channels,
-        ph,
-        pw,
-        mode,
-        out_dtype(cval),
+        Geometry(channels, kh, kw, ph, pw),
+        Border(mode, out_dtype(cval)),
         kind,
-        kern,
-        tj,
-        tb,
-        tw.astype(out_dtype),
-        tv.astype(out_dtype),
-        sj,
-        sb,
-        sw.astype(out_dtype),
+        taps,
         _nchunks(shape[0], 4),
-        _rows(fout),
-        _rows(iout),
-        bias,
-        absolute,
-        top,
+        _outputs(out, out_dtype, integer),
     )
     with _threads(threads):
         compiled.run("correlate_direct", args, direct.correlate_direct, now=threads is not None)
@@ -252,17 +249,7 @@ def _separable(
     sj, sw = _pad8([a], [u[a]])
     ph, pw, mode = _extension(border, kh, kw)
     hcval = out_dtype(cval * float(v.sum()))
-    fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
-    args: tuple[object, ...] = (
-        src.reshape(h, w * channels),
-        channels,
-        kh,
-        kw,
-        ph,
-        pw,
-        mode,
-        out_dtype(cval),
-        hcval,
+    taps = SeparableTaps(
         hb,
         hw.astype(out_dtype),
         vj,
@@ -270,12 +257,15 @@ def _separable(
         vv.astype(out_dtype),
         sj,
         sw.astype(out_dtype),
+        hcval,
+    )
+    args: tuple[object, ...] = (
+        src.reshape(h, w * channels),
+        Geometry(channels, kh, kw, ph, pw),
+        Border(mode, out_dtype(cval)),
+        taps,
         _nchunks(shape[0], 2),
-        _rows(fout),
-        _rows(iout),
-        bias,
-        absolute,
-        top,
+        _outputs(out, out_dtype, integer),
     )
     with _threads(threads):
         compiled.run(
@@ -283,16 +273,16 @@ def _separable(
         )
 
 
-def _outputs(
-    out: np.ndarray, out_dtype: type, integer: IntegerOutput | None
-) -> tuple[np.ndarray | None, np.ndarray | None, object, bool, object]:
-    """``out`` as the float output or the integer one (the other None, so that numba compiles
-    only the branch in use), and the conversion's scalars in the float type. Outputs are
-    allocated in numpy, which backs big arrays with huge pages: an output allocated inside the
-    jitted code took five times longer to fill."""
+def _outputs(out: np.ndarray, out_dtype: type, integer: IntegerOutput | None) -> Output:
+    """``out`` as the (H, W·C) rows of the float output or of the integer one (the other None,
+    so that numba compiles only the branch in use), and the conversion's scalars in the float
+    type. Outputs are allocated in numpy, which backs big arrays with huge pages: an output
+    allocated inside the jitted code was much slower to fill."""
     if integer is None:
-        return out, None, out_dtype(0), False, out_dtype(0)
-    return None, out, out_dtype(integer.bias), integer.absolute, out_dtype(integer.top)
+        return Output(_rows(out), None, out_dtype(0), False, out_dtype(0))
+    return Output(
+        None, _rows(out), out_dtype(integer.bias), integer.absolute, out_dtype(integer.top)
+    )
 
 
 def pow2(n: int) -> int:
@@ -347,30 +337,19 @@ def _fft(
     kre: np.ndarray = np.empty((n1, n0), out_dtype)
     kim: np.ndarray = np.empty((n1, n0), out_dtype)
     kern: np.ndarray = np.ascontiguousarray(weights, dtype=out_dtype)
-    spectrum = (kern, c0, s0, c1, s1, out_dtype(1 / (n0 * n1)), kre, kim)
-    compiled.run("fft_kernel_spectrum", spectrum, fft.fft_kernel_spectrum, now=now)
+    spectrum = Spectrum(kre, kim, c0, s0, c1, s1)
+    scale = out_dtype(1 / (n0 * n1))
+    compiled.run("fft_kernel_spectrum", (kern, scale, spectrum), fft.fft_kernel_spectrum, now=now)
     pairs = (-(-ho // t0) * -(-wo // t1) * channels + 1) // 2
-    fout, iout, bias, absolute, top = _outputs(out, out_dtype, integer)
     args = (
         x.reshape(h, w * channels),
         channels,
-        rmap,
-        cmap,
-        out_dtype(cval),
-        kre,
-        kim,
-        c0,
-        s0,
-        c1,
-        s1,
+        Extension(rmap, cmap, out_dtype(cval)),
+        spectrum,
         t0,
         t1,
         _nchunks(pairs, 4),
-        _rows(fout),
-        _rows(iout),
-        bias,
-        absolute,
-        top,
+        _outputs(out, out_dtype, integer),
     )
     compiled.run("correlate_fft", args, fft.correlate_fft, now=now)
 

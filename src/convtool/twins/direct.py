@@ -45,11 +45,13 @@ def _k3x3(
     return total
 
 
-def correlate_direct(
-    src, channels, ph, pw, mode, cval, kind, kern, tj, tb, tw, tv, sj, sb, sw, nchunks,
-    out, iout, bias, absolute, top,
-):  # fmt: skip
-    """The twin of ``_jit.correlate_direct`` (``nchunks`` does not change the result)."""
+def correlate_direct(src, geometry, border, kind, taps, nchunks, output):
+    """The twin of ``_jit.direct.correlate_direct`` (``nchunks`` does not change the
+    result)."""
+    channels, _, _, ph, pw = geometry
+    mode, cval = border
+    kern, tj, tb, tw, tv, sj, sb, sw = taps
+    out, iout, bias, absolute, top = output
     target = out if out is not None else iout
     ho, no = target.shape
     h, w = src.shape[0], src.shape[1] // channels

@@ -120,8 +120,9 @@ def _run_of(indices: np.ndarray) -> bool:
     )
 
 
-def fft_kernel_spectrum(kern, c0, s0, c1, s1, scale, kre, kim):
-    """The twin of ``_jit.fft_kernel_spectrum``."""
+def fft_kernel_spectrum(kern, scale, spectrum):
+    """The twin of ``_jit.fft.fft_kernel_spectrum``."""
+    kre, kim, c0, s0, c1, s1 = spectrum
     n0, n1 = c0.shape[0], c1.shape[0]
     x = np.zeros((1, n0, n1), kre.dtype)
     y = np.zeros((1, n0, n1), kre.dtype)
@@ -132,12 +133,12 @@ def fft_kernel_spectrum(kern, c0, s0, c1, s1, scale, kre, kim):
         kim[...] = yt[0] * -scale
 
 
-def correlate_fft(
-    src, channels, rmap, cmap, cval, kre, kim, c0, s0, c1, s1, t0, t1, nchunks,
-    out, iout, bias, absolute, top,
-):  # fmt: skip
+def correlate_fft(src, channels, extension, spectrum, t0, t1, nchunks, output):
     """The twin of ``_jit.correlate_fft``: the same planes, paired the same way, transformed
     in batches."""
+    rmap, cmap, cval = extension
+    kre, kim, c0, s0, c1, s1 = spectrum
+    out, iout, bias, absolute, top = output
     n0, n1 = c0.shape[0], c1.shape[0]
     target = out if out is not None else iout
     ho, no = target.shape

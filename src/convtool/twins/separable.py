@@ -9,12 +9,13 @@ from convtool.twins.integer import to_integer
 from convtool.twins.rows import groups, may_skip_zeros, run_bands
 
 
-def correlate_separable(
-    src, channels, kh, kw, ph, pw, mode, cval, hcval, hb, hw, vj, vw, vv, sj, sw, nchunks,
-    out, iout, bias, absolute, top,
-):  # fmt: skip
+def correlate_separable(src, geometry, border, taps, nchunks, output):
     """The twin of ``_jit.correlate_separable``: every row filtered along the row, then the
     columns, all in the float type of the weights."""
+    channels, kh, kw, ph, pw = geometry
+    mode, cval = border
+    hb, hw, vj, vw, vv, sj, sw, hcval = taps
+    out, iout, bias, absolute, top = output
     target = out if out is not None else iout
     ho, no = target.shape
     h, w = src.shape[0], src.shape[1] // channels
