@@ -312,7 +312,7 @@ def _fft(
     *,
     now: bool,
 ) -> None:
-    """Correlation through the FFT (``_jit.correlate_fft``: overlap-save tiles of the output,
+    """Correlation through the FFT (``_jit.fft.correlate_fft``: overlap-save tiles of the output,
     each the valid correlation of its window of the extended image)."""
     channels = _channels(x)
     h, w = x.shape[:2]

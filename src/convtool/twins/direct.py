@@ -28,8 +28,9 @@ def _k3x3(
     skip_zeros: bool,
     signed_zeros: bool = False,
 ) -> np.ndarray:
-    """The written-out 3×3 of ``_jit._k3x3*``: rows R_a = (k[a,0]·x0 + k[a,1]·x1) + k[a,2]·x2,
-    then R0 + (R1 + R2) (``tree`` "right": the upper row of a pair) or (R0 + R1) + R2."""
+    """The written-out 3×3 of ``_jit.direct._k3x3*``: rows R_a = (k[a,0]·x0 + k[a,1]·x1) +
+    k[a,2]·x2, then R0 + (R1 + R2) (``tree`` "right": the upper row of a pair) or
+    (R0 + R1) + R2."""
 
     def p(a: int, b: int) -> np.ndarray | None:
         if skip_zeros and k[a, b] == 0:

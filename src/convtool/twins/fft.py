@@ -1,6 +1,6 @@
 """The twin of the jitted FFT path (``convtool._jit.fft``).
 
-``_jit._fft_dif`` and ``_fft_dit`` run one butterfly per group of rows, a vector loop along the
+``_jit.fft._fft_dif`` and ``_fft_dit`` run one butterfly per group of rows, a vector loop along the
 rows; here every group and every plane of a batch at once. numba types ``sign`` (a float64)
 times a float32 as a float64, and so do these sums: the twiddles' sine parts are float64.
 """
@@ -28,7 +28,7 @@ def _twiddles(cos: np.ndarray, sin: np.ndarray, s: int, st: int, sign: float):
 
 
 def _fft_dif(x: np.ndarray, y: np.ndarray, cos: np.ndarray, sin: np.ndarray, sign: float):
-    """``_jit._fft_dif`` along axis 1 of (P, n, m) arrays ``x`` (real), ``y`` (imaginary)."""
+    """``_jit.fft._fft_dif`` along axis 1 of (P, n, m) arrays ``x`` (real), ``y`` (imaginary)."""
     n = x.shape[1]
     size = n
     sg = np.float64(sign)
@@ -56,7 +56,7 @@ def _fft_dif(x: np.ndarray, y: np.ndarray, cos: np.ndarray, sin: np.ndarray, sig
 
 
 def _fft_dit(x: np.ndarray, y: np.ndarray, cos: np.ndarray, sin: np.ndarray, sign: float):
-    """``_jit._fft_dit`` along axis 1 of (P, n, m) arrays."""
+    """``_jit.fft._fft_dit`` along axis 1 of (P, n, m) arrays."""
     n = x.shape[1]
     s = 1
     while 4 * s <= n:
@@ -89,7 +89,7 @@ def _fft_dit(x: np.ndarray, y: np.ndarray, cos: np.ndarray, sin: np.ndarray, sig
 
 
 def _fft_radix2(x: np.ndarray, y: np.ndarray) -> None:
-    """``_jit._fft_radix2``: neighbouring rows, twiddle 1."""
+    """``_jit.fft._fft_radix2``: neighbouring rows, twiddle 1."""
     for z in (x, y):
         a, b = z[:, 0::2], z[:, 1::2]
         t = a.copy()
@@ -98,7 +98,7 @@ def _fft_radix2(x: np.ndarray, y: np.ndarray) -> None:
 
 
 def _fft_forward(x, y, c0, s0, c1, s1):
-    """``_jit._fft_forward`` of (P, n0, n1): the spectrum transposed, (P, n1, n0)."""
+    """``_jit.fft._fft_forward`` of (P, n0, n1): the spectrum transposed, (P, n1, n0)."""
     _fft_dif(x, y, c0, s0, -1.0)
     xt, yt = np.ascontiguousarray(x.transpose(0, 2, 1)), np.ascontiguousarray(y.transpose(0, 2, 1))
     _fft_dif(xt, yt, c1, s1, -1.0)
@@ -106,7 +106,7 @@ def _fft_forward(x, y, c0, s0, c1, s1):
 
 
 def _fft_inverse(xt, yt, c0, s0, c1, s1):
-    """``_jit._fft_inverse`` of a spectrum laid out as ``_fft_forward`` leaves it."""
+    """``_jit.fft._fft_inverse`` of a spectrum laid out as ``_fft_forward`` leaves it."""
     _fft_dit(xt, yt, c1, s1, 1.0)
     x, y = np.ascontiguousarray(xt.transpose(0, 2, 1)), np.ascontiguousarray(yt.transpose(0, 2, 1))
     _fft_dit(x, y, c0, s0, 1.0)
@@ -134,7 +134,7 @@ def fft_kernel_spectrum(kern, scale, spectrum):
 
 
 def correlate_fft(src, channels, extension, spectrum, t0, t1, nchunks, output):
-    """The twin of ``_jit.correlate_fft``: the same planes, paired the same way, transformed
+    """The twin of ``_jit.fft.correlate_fft``: the same planes, paired the same way, transformed
     in batches."""
     rmap, cmap, cval = extension
     kre, kim, c0, s0, c1, s1 = spectrum

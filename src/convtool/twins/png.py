@@ -6,7 +6,7 @@ import numpy as np
 
 
 def png_filter(src: np.ndarray, r0: int, r1: int, bpp: int, out: np.ndarray) -> None:
-    """The twin of ``_jit.png_filter``: rows [r0, r1) of ``src`` filtered into ``out``, each by
+    """The twin of ``_jit.png.png_filter``: rows [r0, r1) of ``src`` filtered into ``out``, each by
     the PNG filter type whose bytes have the least sum of magnitudes as signed bytes. Filtered
     bytes are differences modulo 256, which uint8 arithmetic gives as it wraps."""
     for s in range(r0, r1, 64):

@@ -10,8 +10,8 @@ from convtool.twins.rows import groups, may_skip_zeros, run_bands
 
 
 def correlate_separable(src, geometry, border, taps, nchunks, output):
-    """The twin of ``_jit.correlate_separable``: every row filtered along the row, then the
-    columns, all in the float type of the weights."""
+    """The twin of ``_jit.separable.correlate_separable``: every row filtered along the row,
+    then the columns, all in the float type of the weights."""
     channels, kh, kw, ph, pw = geometry
     mode, cval = border
     hb, hw, vj, vw, vv, sj, sw, hcval = taps
