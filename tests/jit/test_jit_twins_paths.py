@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import itertools
 
+import numba
 import numpy as np
 import pytest
 
@@ -193,3 +194,30 @@ def test_fft_twins_equal_the_jitted_path(monkeypatch, dtype, kshape, border):
 
         for name, args in calls(monkeypatch, run):
             assert_twins_agree(name, args)
+
+
+def array_types(numba_type) -> list:
+    """The array types in a numba type, inside tuples and named tuples too."""
+    if isinstance(numba_type, numba.types.Array):
+        return [numba_type]
+    if hasattr(numba_type, "types"):
+        return [a for t in numba_type.types for a in array_types(t)]
+    if hasattr(numba_type, "dtype") and hasattr(numba_type, "count"):  # a uniform tuple
+        return array_types(numba_type.dtype)
+    return []
+
+
+@pytest.mark.parametrize("method", ["direct", "separable", "fft"])
+def test_read_only_images_reach_the_bundles_writeable(method):
+    """A read-only image (``np.asarray`` of a Pillow image) is typed as a writeable array, in
+    the bundles too: numba would otherwise compile the core again for it."""
+    x = image((12, 10, 3), np.uint8, seed=4)
+    x.flags.writeable = False
+    k = KERNELS["rank-1 5x7"] if method == "separable" else KERNELS["distinct 3x3"]
+    C.correlate(x, k, method=method, threads=1)
+    C.correlate_to_integer(x, k, method=method, threads=1)
+    for name in ("correlate_direct", "correlate_separable", "correlate_fft"):
+        for signature in getattr(JIT, name).signatures:
+            arrays = [a for t in signature for a in array_types(t)]
+            assert arrays, signature
+            assert all(a.mutable for a in arrays), signature
