@@ -24,6 +24,7 @@ import references
 from conftest import assert_close, distinct_kernel, random_image
 
 cc = importlib.import_module("convtool.correlate")  # the module (the package exports the function)
+paths = importlib.import_module("convtool.core.paths")
 
 MODES = ["reflect", "mirror", "nearest", "wrap", "constant"]
 # every dtype once gray and once with channels, across the tests
@@ -166,7 +167,7 @@ def test_fft_tiles_match_direct(mode, ksize):
     """Overlap-save tiles across the image, the last ones cut short, equal the direct path."""
     x = random_image((70, 51, 3), np.float32, seed=13)
     k = distinct_kernel(*ksize, seed=7)
-    _, (t0, t1) = cc._fft_tiles(70, 51, *ksize)
+    _, (t0, t1) = paths.fft_tiles(70, 51, *ksize)
     assert t0 < 60 and t1 < 45  # several tiles each way
     fft = convtool.correlate(x, k, border=mode, cval=2.0, method="fft")
     direct = convtool.correlate(x, k, border=mode, cval=2.0, method="direct")
@@ -177,7 +178,7 @@ def test_fft_large_kernel_on_larger_image():
     """A 31×31 kernel across several 512-point tiles, against scipy."""
     x = random_image((600, 70), np.float32, seed=14)
     k = np.random.default_rng(8).standard_normal((31, 31))
-    _, (t0, _) = cc._fft_tiles(600, 70, 31, 31)
+    _, (t0, _) = paths.fft_tiles(600, 70, 31, 31)
     assert t0 < 600
     got = convtool.correlate(x, k, border="mirror", method="fft")
     fft_close(got, reference(x, k, "mirror"), k, x)
@@ -444,9 +445,10 @@ import numpy as np
 import convtool
 from convtool import correlate as _
 cc = sys.modules["convtool.correlate"]
+paths = sys.modules["convtool.core.paths"]
 numpy_calls = []
-numpy_direct = cc._numpy_direct
-cc._numpy_direct = lambda *args: numpy_calls.append(1) or numpy_direct(*args)
+numpy_direct = paths.numpy_direct
+paths.numpy_direct = lambda *args: numpy_calls.append(1) or numpy_direct(*args)
 x = np.random.default_rng(0).random((64, 48, 3)).astype(np.float32)
 k = np.random.default_rng(1).uniform(-1, 1, (5, 4))
 u8 = (x * 255).astype(np.uint8)
@@ -489,8 +491,8 @@ def test_numpy_work_covers_a_512_rgb_picture_with_a_5x5_kernel():
     """``NUMPY_WORK`` is a number of multiply-adds: 512×512×3 values × 25 taps stay on numpy,
     one more row of work goes to numba; zero taps do not count."""
     k = np.ones((5, 5))
-    assert cc._numpy_takes((512, 512, 3), k)
+    assert paths.numpy_takes((512, 512, 3), k)
     side = int(cc.NUMPY_WORK // 25) + 1
-    assert not cc._numpy_takes((side, 1), k)
+    assert not paths.numpy_takes((side, 1), k)
     k[0] = 0.0
-    assert cc._numpy_takes((int(cc.NUMPY_WORK // 20), 1), k)
+    assert paths.numpy_takes((int(cc.NUMPY_WORK // 20), 1), k)

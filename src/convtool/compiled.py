@@ -3,7 +3,7 @@
 numba compiles a jitted function for each new combination of argument types, seconds for the
 bigger loops, and keeps the machine code in its cache. Under the ``background`` policy (the
 command's) a call whose specialisation is neither in this process nor in the cache runs its
-numpy twin (``convtool.npcore``: the same bytes) and has the specialisation compiled into the
+numpy twin (``convtool.twins``: the same bytes) and has the specialisation compiled into the
 cache by a background process at the lowest priority once this one has ended, so that the
 first run of a command is about as fast as the later ones. Under ``now`` (the Python API's
 default, plain numba) the first call compiles. ``CONVTOOL_COMPILE`` chooses either; a run
@@ -42,6 +42,9 @@ _lock = threading.Lock()
 _scheduled: set[tuple[str, tuple[Any, ...]]] = set()
 _child: subprocess.Popen[bytes] | None = None
 _noted = False
+
+JIT_PACKAGE = Path(__file__).resolve().parent / "_jit"
+"""Where the numba package's sources are (numba caches its machine code beside them)."""
 
 
 def policy_from_environment(default: str = "now") -> str:
@@ -87,14 +90,13 @@ def _cache_locatable() -> bool:
     (as numba asks them when ``_jit`` is imported: without one, every ``cache=True`` fails)."""
     from numba.core.caching import FunctionCache
 
-    from convtool import npcore  # a module beside ``_jit``: the same locators apply
-
     if os.environ.get("NUMBA_CACHE_LOCATOR_CLASSES"):
         return True  # the user's own locators
+    source = str(JIT_PACKAGE / "__init__.py")  # named, not imported: importing it compiles
     locators: list[Any] = list(FunctionCache._impl_class._locator_classes)
     for locator in locators:
         try:
-            if locator.from_function(_probe, npcore.__file__) is not None:
+            if locator.from_function(_probe, source) is not None:
                 return True
         except Exception:  # a locator that cannot tell counts as none
             continue

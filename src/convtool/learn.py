@@ -743,12 +743,12 @@ def _exact_normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Norm
     """The normal equations summed over the stored integers, exact, then in [0, 1] units.
 
     Every product and partial sum of integers is an integer, the same in any order while it
-    stays below 2**53: so the jitted pass and its numpy twin (``convtool.nplearn``, run while
+    stays below 2**53: so the jitted pass and its numpy twin (``convtool.twins.learn``, run while
     numba's cache is cold) give the same bytes. One pass sums fewer than 2**53 / top²
     samples; the passes are added as Python ints. Centring (:data:`CENTRE_RATIO`) is by the
     rounded means, which keeps the centred samples integers.
     """
-    from convtool import nplearn
+    from convtool.twins import learn as learn_twins
 
     n = kh * kw
     m = n + 2
@@ -783,7 +783,9 @@ def _exact_normal_equations(pairs: list[_Pair], kh: int, kw: int) -> tuple[_Norm
             part = np.zeros((m, m))
             args = (src, p.channels, target, 0, p.ox, kh, kw, r.lo - d_p, r.hi - d_p,
                     _nchunks(r1 - r0, n), part, counts)  # fmt: skip
-            compiled.run("learn_normal_equations", args, nplearn.learn_normal_equations, now=False)
+            compiled.run(
+                "learn_normal_equations", args, learn_twins.learn_normal_equations, now=False
+            )
             total += part.astype(np.int64).astype(object)
         kept = int(counts[0])
         exact.append(_RawPart(total, c_p, d_p, r.top_x, r.top_y, kept, int(counts[1])))
@@ -833,7 +835,7 @@ def _exact_figures(
 
 def _largest_error(pairs: list[_Pair], weights: np.ndarray, b: float) -> float:
     """max |r| over the kept samples, from the stored integers in the target's stored units."""
-    from convtool import nplearn
+    from convtool.twins import learn as learn_twins
 
     largest = 0.0
     kh = weights.shape[0]
@@ -845,7 +847,7 @@ def _largest_error(pairs: list[_Pair], weights: np.ndarray, b: float) -> float:
         chunks = _nchunks(r.src.shape[0] - kh + 1, weights.size)
         args = (r.src, p.channels, r.target, p.oy, p.ox, kernel, float(b) * r.top_y, r.lo, r.hi,
                 chunks, out)  # fmt: skip
-        compiled.run("learn_largest_error", args, nplearn.learn_largest_error, now=False)
+        compiled.run("learn_largest_error", args, learn_twins.learn_largest_error, now=False)
         largest = max(largest, float(out[0]) / r.top_y)
     return largest
 

@@ -56,7 +56,8 @@ def encode_png8(
 def _zlib_stream(rows: np.ndarray, planes: int, level: int, threads: int) -> list[bytes]:
     """The filtered ``rows`` as one zlib stream in pieces: the header and the first piece, the
     pieces deflated on threads, the last one with the Adler-32 of all."""
-    from convtool import compiled, npcore
+    from convtool import compiled
+    from convtool.twins import png as png_twin
 
     if not rows.flags.writeable:
         rows = rows.copy()  # one compiled signature: numba types read-only arrays apart
@@ -64,7 +65,7 @@ def _zlib_stream(rows: np.ndarray, planes: int, level: int, threads: int) -> lis
     filtered = np.empty((h, rows.shape[1] + 1), np.uint8)
     step = max(1, PIECE_BYTES // filtered.shape[1])
     pieces = [(top, min(top + step, h)) for top in range(0, h, step)]
-    png_filter = compiled.choose("png_filter", (rows, 0, 1, planes, filtered), npcore.png_filter)
+    png_filter = compiled.choose("png_filter", (rows, 0, 1, planes, filtered), png_twin.png_filter)
 
     def filter_rows(piece: tuple[int, int]) -> None:
         png_filter(rows, piece[0], piece[1], planes, filtered)

@@ -43,9 +43,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from convtool import npcore
+from convtool.choices import BORDER_CODES
 from convtool.correlate import (
-    BORDER_CODES,
     BORDERS,
     KernelLike,
     _weights,
@@ -55,6 +54,7 @@ from convtool.correlate import (
 )
 from convtool.errors import ImageError, KernelError, UsageError
 from convtool.kernels import Kernel
+from convtool.twins.borders import border_index
 
 DEFAULT_MEMORY = 256 * 2**20
 """The band budget when none is given: 256 MiB of image data."""
@@ -506,7 +506,7 @@ def _as_chain(kernels: Any) -> list[Any]:
 def extend_index(positions: np.ndarray, n: int, border: str) -> np.ndarray:
     """The source index in [0, n) that each position of the extended line reads; −1 = fill.
 
-    ``npcore.border_index`` by border name; ``valid`` reads no position outside.
+    ``twins.borders.border_index`` by border name; ``valid`` reads no position outside.
     """
     x = np.asarray(positions, dtype=np.int64)
     if border == "valid":
@@ -515,7 +515,7 @@ def extend_index(positions: np.ndarray, n: int, border: str) -> np.ndarray:
         return x
     if border not in BORDER_CODES:
         raise UsageError(f"unknown border {border!r}; choose one of {', '.join(BORDERS)}")
-    return npcore.border_index(x, n, BORDER_CODES[border])
+    return border_index(x, n, BORDER_CODES[border])
 
 
 def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:

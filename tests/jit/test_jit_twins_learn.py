@@ -1,4 +1,4 @@
-"""learn's numpy twins (convtool.nplearn) give the jitted passes' bytes over stored integers."""
+"""learn's numpy twins (convtool.twins.learn) give the jitted passes' bytes over stored integers."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convtool import _jit, compiled, learn, nplearn
+from convtool import _jit, compiled, learn
 from convtool.learn import learn_kernel
+from convtool.twins import learn as nplearn
 
 from conftest import stop_background_compilers
 
@@ -105,7 +106,7 @@ def twins_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def photo_pair(dtype: type, channels: int) -> tuple[np.ndarray, np.ndarray]:
     """A crop of a real photograph and its 3x3 blur (rounded, clipped, offset to clip some)."""
-    root = Path(__file__).parent.parent / "sample_images"
+    root = Path(__file__).parents[2] / "sample_images"
     img = np.asarray(Image.open(root / "astronaut.png").convert("RGB"))[100:160, 200:270]
     x = img.astype(np.float64) * (257.0 if dtype == np.uint16 else 1.0)
     if channels == 1:

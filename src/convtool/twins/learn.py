@@ -47,7 +47,7 @@ def _target(
     target: np.ndarray, r0: int, r1: int, start: int, length: int, lo: float, hi: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Target samples ``[start, start + length)`` of rows r0..r1 − 1 as float64, and the mask
-    of those inside (lo, hi), which are kept (``_jit._learn_target_row``)."""
+    of those inside (lo, hi), which are kept (``_jit.learn._learn_target_row``)."""
     y = target[r0:r1, start : start + length].astype(np.float64)
     return y, (lo < y) & (y < hi)
 
@@ -66,7 +66,7 @@ def learn_normal_equations(
     gram: np.ndarray,
     counts: np.ndarray,
 ) -> None:
-    """The twin of ``_jit.learn_normal_equations`` (there the layout) for integer-valued data.
+    """The twin of ``_jit.learn.learn_normal_equations`` (there the layout) for integer-valued data.
 
     Σ z zᵀ of z = (x_0 … x_{n−1}, 1, y) over every sample, less the same sum over the samples
     left out (exact integers: the difference is exact too). Over every sample, the products of
@@ -164,7 +164,7 @@ def learn_largest_error(
     nchunks: int,
     out: np.ndarray,
 ) -> None:
-    """The twin of ``_jit.learn_largest_error``: ``out[0]`` = max(itself, max |X ⋆ K + bias −
+    """The twin of ``_jit.learn.learn_largest_error``: ``out[0]`` = max(itself, max |X ⋆ K + bias −
     Y|) over the kept samples, each residual rounded as there."""
     kh, kw = kernel.shape
     ho = src.shape[0] - kh + 1

@@ -5,23 +5,31 @@ from __future__ import annotations
 import importlib
 import itertools
 
+import numba
 import numpy as np
 import pytest
 
-from convtool import compiled, npcore
+from convtool import compiled
 from convtool.choices import BORDERS
+from convtool.twins import borders, direct, fft, png, separable
 
 from conftest import distinct_kernel
 
 C = importlib.import_module("convtool.correlate")
 JIT = compiled.core()
 OUTPUTS = {
-    "correlate_direct": (16, 17),
-    "correlate_separable": (17, 18),
-    "fft_kernel_spectrum": (6, 7),
-    "correlate_fft": (14, 15),
+    "correlate_direct": (6, (0, 1)),
+    "correlate_separable": (5, (0, 1)),
+    "fft_kernel_spectrum": (2, (0, 1)),
+    "correlate_fft": (7, (0, 1)),
 }
-"""Where each jitted function's outputs are among its arguments."""
+"""Where each jitted function's outputs are: the argument (a bundle) and its fields."""
+TWINS = {
+    "correlate_direct": direct.correlate_direct,
+    "correlate_separable": separable.correlate_separable,
+    "fft_kernel_spectrum": fft.fft_kernel_spectrum,
+    "correlate_fft": fft.correlate_fft,
+}
 
 KERNELS = {
     "edge 1x2": np.array([[1.0, -1.0]]),
@@ -59,16 +67,25 @@ def calls(monkeypatch, run) -> list[tuple[str, tuple]]:
     return seen
 
 
+def fresh_outputs(name: str, args: tuple) -> tuple:
+    """``args`` with new output arrays (filled with 7) in place of the ones given."""
+    position, fields = OUTPUTS[name]
+    bundle = list(args[position])
+    for i in fields:
+        if bundle[i] is not None:
+            bundle[i] = np.full_like(bundle[i], 7)
+    return (*args[:position], type(args[position])(*bundle), *args[position + 1 :])
+
+
 def assert_twins_agree(name: str, args: tuple) -> None:
-    jit, twin = list(args), list(args)
-    for i in OUTPUTS[name]:
-        if args[i] is not None:
-            jit[i], twin[i] = np.full_like(args[i], 7), np.full_like(args[i], 7)
+    jit, twin = fresh_outputs(name, args), fresh_outputs(name, args)
     getattr(JIT, name)(*jit)
-    getattr(npcore, name)(*twin)
-    for i in OUTPUTS[name]:
-        if args[i] is not None:  # the same bytes, the sign of zero included
-            np.testing.assert_array_equal(jit[i].view(np.uint8), twin[i].view(np.uint8))
+    TWINS[name](*twin)
+    position, fields = OUTPUTS[name]
+    for i in fields:
+        if jit[position][i] is not None:  # the same bytes, the sign of zero included
+            got, expected = jit[position][i], twin[position][i]
+            np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
@@ -99,7 +116,7 @@ def test_twins_equal_the_jitted_paths(monkeypatch, dtype, kernel, border):
 @pytest.mark.parametrize("n", [1, 2, 5])
 def test_extend_index_is_map_index(mode, n):
     """The vector border mapping equals the jitted one far beyond both ends."""
-    got = npcore.extend_index(n, -23, 50, mode)
+    got = borders.extend_index(n, -23, 50, mode)
     expected = [JIT.map_index(x, n, mode) for x in range(-23, 27)]
     np.testing.assert_array_equal(got, expected)
 
@@ -116,7 +133,7 @@ def test_png_filter_twin(bpp):
     twin = jit.copy()
     for r0, r1 in [(0, 7), (7, 30), (30, src.shape[0])]:
         JIT.png_filter(src, r0, r1, bpp, jit)
-        npcore.png_filter(src, r0, r1, bpp, twin)
+        png.png_filter(src, r0, r1, bpp, twin)
     np.testing.assert_array_equal(jit, twin)
     assert len(set(jit[:, 0])) >= 3
 
@@ -177,3 +194,30 @@ def test_fft_twins_equal_the_jitted_path(monkeypatch, dtype, kshape, border):
 
         for name, args in calls(monkeypatch, run):
             assert_twins_agree(name, args)
+
+
+def array_types(numba_type) -> list:
+    """The array types in a numba type, inside tuples and named tuples too."""
+    if isinstance(numba_type, numba.types.Array):
+        return [numba_type]
+    if hasattr(numba_type, "types"):
+        return [a for t in numba_type.types for a in array_types(t)]
+    if hasattr(numba_type, "dtype") and hasattr(numba_type, "count"):  # a uniform tuple
+        return array_types(numba_type.dtype)
+    return []
+
+
+@pytest.mark.parametrize("method", ["direct", "separable", "fft"])
+def test_read_only_images_reach_the_bundles_writeable(method):
+    """A read-only image (``np.asarray`` of a Pillow image) is typed as a writeable array, in
+    the bundles too: numba would otherwise compile the core again for it."""
+    x = image((12, 10, 3), np.uint8, seed=4)
+    x.flags.writeable = False
+    k = KERNELS["rank-1 5x7"] if method == "separable" else KERNELS["distinct 3x3"]
+    C.correlate(x, k, method=method, threads=1)
+    C.correlate_to_integer(x, k, method=method, threads=1)
+    for name in ("correlate_direct", "correlate_separable", "correlate_fft"):
+        for signature in getattr(JIT, name).signatures:
+            arrays = [a for t in signature for a in array_types(t)]
+            assert arrays, signature
+            assert all(a.mutable for a in arrays), signature

@@ -1,0 +1,1 @@
+"""The filter core: public correlation, validation, dispatch and the compiled paths."""
