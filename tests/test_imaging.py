@@ -16,7 +16,7 @@ import tifffile
 from PIL import Image, ImageOps, JpegImagePlugin
 
 from convtool.errors import ImageError, UsageError
-from convtool.imaging import (
+from convtool.io.read import (
     DEFAULT_MAX_PIXELS,
     LUMA_601,
     Metadata,
@@ -1110,7 +1110,7 @@ def test_writing_samples_writes_what_their_values_give(tmp_path):
 def test_png_strategy_is_tried_on_a_sample_and_never_costs_size():
     """Photograph-like noise gets zlib's Z_RLE (as small, faster); a tiled texture, whose
     repeats only long matches find, keeps the default strategy. Pixels are the same."""
-    from convtool.imaging import Z_DEFAULT_STRATEGY, Z_RLE, _png_strategy
+    from convtool.io.read import Z_DEFAULT_STRATEGY, Z_RLE, _png_strategy
 
     rng = np.random.default_rng(5)
     ramp = np.linspace(0, 200, 600)[None, :, None] + np.linspace(0, 40, 500)[:, None, None]

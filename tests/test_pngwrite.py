@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from convtool import _jit, imaging, pngwrite
+from convtool import _jit
+from convtool.io import png as pngwrite
+from convtool.io import read as imaging
 
 
 def decode(png: bytes) -> np.ndarray:

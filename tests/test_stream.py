@@ -11,7 +11,7 @@ import scipy.ndimage as ndi
 import tifffile
 
 import convtool
-from convtool.stream import (
+from convtool.stream.engine import (
     NpyReader,
     NpyWriter,
     TiffReader,
@@ -221,7 +221,7 @@ def test_npy_reader_reads_fortran_order_rows(tmp_path, shape, dtype, monkeypatch
 
     A buffer of 64 bytes makes the (300, 5) case gather its columns one at a time.
     """
-    monkeypatch.setattr(convtool.stream, "FORTRAN_BUFFER", 64)
+    monkeypatch.setattr(convtool.stream.engine, "FORTRAN_BUFFER", 64)
     x = random_image(shape, np.float64, seed=27) * 100
     x = np.asfortranarray(x.astype(dtype))
     np.save(tmp_path / "f.npy", x)

@@ -23,7 +23,7 @@ from convtool.filtering import (
     fused_levels,
     fused_samples,
 )
-from convtool.imaging import OutputPlan, Picture, clipped_samples
+from convtool.io.read import OutputPlan, Picture, clipped_samples
 from convtool.kernels import Kernel
 
 CLIPPED_SHARE = 0.01

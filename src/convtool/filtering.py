@@ -51,7 +51,7 @@ from convtool.correlate import (
     separable_factors,
 )
 from convtool.errors import UsageError
-from convtool.imaging import OutputPlan, Picture, to_unit
+from convtool.io.read import OutputPlan, Picture, to_unit
 from convtool.kernels import Kernel
 
 

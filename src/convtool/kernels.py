@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from convtool.errors import KernelError
-from convtool.npyfile import read_npy_header
+from convtool.io.matrix import read_npy_header
 
 MAX_KERNEL_SIDE = 1025
 """The largest kernel side convtool accepts, for kernel specs, files and ``learn --size``."""

@@ -35,7 +35,7 @@ from convtool.filtering import (
     premultiplied_step,
     straight_planes,
 )
-from convtool.imaging import (
+from convtool.io.read import (
     MATRIX_FORMATS,
     OutputPlan,
     Picture,
@@ -51,7 +51,7 @@ from convtool.imaging import (
     to_gray,
 )
 from convtool.kernels import Kernel
-from convtool.stream import (
+from convtool.stream.engine import (
     DEFAULT_MEMORY,
     NpyReader,
     NpyWriter,

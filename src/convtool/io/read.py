@@ -36,7 +36,6 @@ from typing import IO, Any, BinaryIO
 
 import numpy as np
 
-from convtool import pngwrite
 from convtool.choices import (
     DEFAULT_COMPRESS_LEVEL,
     DEFAULT_MAX_PIXELS,
@@ -44,7 +43,8 @@ from convtool.choices import (
     OUTPUT_MAPS,
 )
 from convtool.errors import ImageError, UsageError
-from convtool.npyfile import read_npy_header
+from convtool.io import png as pngwrite
+from convtool.io.matrix import read_npy_header
 
 MATRIX_FORMATS = {".npy": "NPY", ".txt": "TXT", ".csv": "CSV"}
 """File suffixes read and written as matrices (raw numbers), with their format names."""
