@@ -16,22 +16,13 @@ import tifffile
 from PIL import Image, ImageOps, JpegImagePlugin
 
 from convtool.errors import ImageError, UsageError
-from convtool.io.read import (
-    DEFAULT_MAX_PIXELS,
-    LUMA_601,
-    Metadata,
-    Picture,
-    encode,
-    format_by_name,
-    format_for_path,
-    map_values,
-    plan_output,
-    quantize,
-    read_picture,
-    to_unit,
-    write_atomic,
-    write_output,
-)
+from convtool.io.encode import encode
+from convtool.io.files import write_atomic, write_output
+from convtool.io.formats import format_by_name, format_for_path
+from convtool.io.picture import Metadata, Picture
+from convtool.io.pixels import LUMA_601, map_values, quantize, to_unit
+from convtool.io.plan import plan_output
+from convtool.io.read import DEFAULT_MAX_PIXELS, read_picture
 
 # A small asymmetric pattern: every value differs, so flips and transposes show.
 STORED8 = np.array([[0, 51, 102, 255], [1, 128, 200, 254], [17, 34, 68, 136]], dtype=np.uint8)
@@ -1110,7 +1101,7 @@ def test_writing_samples_writes_what_their_values_give(tmp_path):
 def test_png_strategy_is_tried_on_a_sample_and_never_costs_size():
     """Photograph-like noise gets zlib's Z_RLE (as small, faster); a tiled texture, whose
     repeats only long matches find, keeps the default strategy. Pixels are the same."""
-    from convtool.io.read import Z_DEFAULT_STRATEGY, Z_RLE, _png_strategy
+    from convtool.io.png import Z_DEFAULT_STRATEGY, Z_RLE, png_strategy
 
     rng = np.random.default_rng(5)
     ramp = np.linspace(0, 200, 600)[None, :, None] + np.linspace(0, 40, 500)[:, None, None]
@@ -1119,9 +1110,55 @@ def test_png_strategy_is_tried_on_a_sample_and_never_costs_size():
     for array, expected in ((photo, Z_RLE), (texture, Z_DEFAULT_STRATEGY)):
         picture = Picture(data=array, integer_stored=True, depth=8, colors="RGB")
         plan = plan_output(picture, "PNG")
-        assert _png_strategy(Image.fromarray(array), 4) == expected
+        assert png_strategy(Image.fromarray(array), 4) == expected
         payload = encode(picture, plan)
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(payload))), array)
         default = io.BytesIO()
         Image.fromarray(array).save(default, format="PNG", compress_level=4)
         assert len(payload) <= default.tell() * 1.01
+
+
+def test_overlapping_reads_each_keep_their_own_pixel_limit(tmp_path):
+    """Two reads at once in threads, one under a raised limit and one over the default: each
+    is judged by its own limit, and Pillow's process-wide limit does not move while they run
+    (it was toggled per read, and overlapping reads could leave it at None)."""
+    import threading
+
+    from PIL import Image as PILImage
+
+    path = save(tmp_path, "big.png", Image.new("L", (400, 300), 7))
+    read_picture(path)  # Pillow's check is turned off once, on the first read
+    before = PILImage.MAX_IMAGE_PIXELS
+    seen: set[object] = set()
+    errors: list[str] = []
+    done = threading.Event()
+    start = threading.Barrier(3)
+
+    def watch() -> None:
+        start.wait()
+        while not done.is_set():
+            seen.add(PILImage.MAX_IMAGE_PIXELS)
+
+    def raised() -> None:
+        start.wait()
+        for _ in range(30):
+            assert read_picture(path, max_pixels=120_000, samples=True).width == 400
+
+    def refused() -> None:
+        start.wait()
+        for _ in range(30):
+            with pytest.raises(ImageError, match="more than the limit of 100,000") as caught:
+                read_picture(path, max_pixels=100_000)
+            errors.append(str(caught.value))
+
+    threads = [threading.Thread(target=f) for f in (raised, refused)]
+    watcher = threading.Thread(target=watch)
+    for thread in (*threads, watcher):
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    watcher.join()
+    assert len(errors) == 30
+    assert seen == {before}
+    assert PILImage.MAX_IMAGE_PIXELS == before

@@ -75,7 +75,7 @@ def apply_command(
     """
     from convtool.batch.pipeline import Notes, Settings, file_behind, run_batch, run_one
     from convtool.filtering import Recipe
-    from convtool.io.read import format_by_name
+    from convtool.io.formats import format_by_name
     from convtool.kernels import load_kernel
     from convtool.stream.engine import parse_bytes
 

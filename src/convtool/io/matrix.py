@@ -1,11 +1,24 @@
-"""``.npy`` headers read before anything is allocated or unpickled (matrices and kernels)."""
+"""Matrix files: the one text-matrix parser, the one ``.npy`` reader and writer.
+
+A matrix (``.npy``, ``.txt``, ``.csv``) is read as float64 (H, W) — or (H, W, C) for a 3-D
+``.npy`` — holding the raw numbers, never scaled or clipped; ``.npy`` headers are checked
+before anything is allocated or unpickled (matrices and kernels alike).
+"""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from tokenize import TokenError
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
+
+from convtool.errors import ImageError
+from convtool.io.formats import MATRIX_FORMATS
+from convtool.io.picture import Metadata, Picture, check_pixels
+from convtool.io.pixels import stored_samples
+from convtool.io.plan import OutputPlan
 
 
 def read_npy_header(fp: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
@@ -22,3 +35,153 @@ def read_npy_header(fp: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
     except (ValueError, OSError, EOFError, SyntaxError, TokenError) as exc:
         raise ValueError(str(exc)) from None
     return tuple(int(n) for n in shape), dtype
+
+
+def read_matrix_file(path: Path, name: str, limit: int) -> Picture:
+    fmt = MATRIX_FORMATS[path.suffix.lower()]
+    if fmt == "NPY":
+        with open(path, "rb") as fp:
+            return matrix_picture(load_npy(fp, name, limit), fmt, name)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImageError(
+            f"{name}: not a text file; a {path.suffix} matrix is rows of numbers"
+        ) from None
+    return matrix_picture(parse_matrix(text, name, limit), fmt, name)
+
+
+def load_npy(fp: IO[bytes], name: str, limit: int) -> np.ndarray:
+    """A .npy array, checked from its header before anything is allocated: real numbers (never
+    unpickled), 2-D or 3-D, not empty, within ``limit`` pixels, and as long as the header says."""
+    try:
+        shape, dtype = read_npy_header(fp)
+    except ValueError as exc:
+        raise ImageError(f"{name}: not a numeric .npy array ({exc})") from None
+    if dtype.kind not in "biuf":
+        what = "Python objects, which convtool never unpickles" if dtype.hasobject else dtype
+        raise ImageError(
+            f"{name}: holds {what}; a matrix needs real numbers: save it with a numeric dtype "
+            "(float64, int32...)"
+        )
+    if len(shape) not in (2, 3) or 0 in shape:
+        raise ImageError(
+            f"{name}: a matrix of shape {tuple(shape)}; convtool needs a non-empty 2-D matrix "
+            "(H, W) or a 3-D stack of planes (H, W, C)"
+        )
+    check_pixels(int(shape[1]), int(shape[0]), name, limit)
+    start = fp.tell()
+    available = fp.seek(0, io.SEEK_END) - start
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if available < expected:
+        raise ImageError(
+            f"{name}: truncated .npy file: its header promises {expected:,} bytes of data for "
+            f"shape {tuple(shape)}, but only {available:,} follow"
+        )
+    try:
+        fp.seek(0)
+        data = np.load(fp, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ImageError(f"{name}: not a numeric .npy array ({exc})") from None
+    return data
+
+
+def parse_matrix(text: str, name: str, max_pixels: int | None = None) -> np.ndarray:
+    """Rows of numbers (spaces or commas between entries, ``;`` or new lines between rows,
+    ``#`` comments) as a float64 (H, W) array; ImageError for ragged rows and non-numbers.
+
+    ``;`` separates rows on one line only (``0 1; 2 3``): on several lines it is a
+    ``;``-separated CSV (where ``,`` may be the decimal mark), refused rather than read as one
+    column.
+    """
+    numbered = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0]  # comments first: a ';' in one separates no rows
+        if line.strip():
+            numbered.append((number, line))
+    semicolon = next((n for n, line in numbered if ";" in line), None)
+    if len(numbered) > 1 and semicolon is not None:
+        raise ImageError(
+            f"{name}: line {semicolon} holds ';' but each line of a matrix file is one row; "
+            "separate the numbers of a row by spaces or commas (a ';'-separated CSV: save it "
+            "with ',' between numbers and '.' as the decimal mark)"
+        )
+    lines = []
+    for _, line in numbered:
+        for row in line.split(";"):
+            row = row.replace(",", " ").strip()
+            if row:
+                lines.append(row)
+    if not lines:
+        raise ImageError(f"{name}: no numbers found; a text matrix is rows such as '0 1 2'")
+    widths = [len(line.split()) for line in lines]
+    odd = next((i for i, n in enumerate(widths) if n != widths[0]), None)
+    if odd is not None:
+        raise ImageError(
+            f"{name}: not a matrix of numbers: ragged rows (row 1 has {widths[0]} entries, "
+            f"row {odd + 1} has {widths[odd]}); every row needs the same number of entries"
+        )
+    if max_pixels is not None:
+        check_pixels(widths[0], len(lines), name, max_pixels)
+    try:
+        data = np.loadtxt(lines, dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise ImageError(
+            f"{name}: not a matrix of numbers ({exc}); write rows of numbers with the same "
+            "number of entries, separated by spaces or commas"
+        ) from None
+    if max_pixels is not None:
+        check_pixels(int(data.shape[1]), int(data.shape[0]), name, max_pixels)
+    return data
+
+
+def matrix_picture(data: np.ndarray, fmt: str, name: str) -> Picture:
+    if data.ndim not in (2, 3) or data.shape[0] == 0 or data.shape[1] == 0:
+        raise ImageError(
+            f"{name}: a matrix of shape {data.shape}; convtool needs a non-empty 2-D matrix "
+            "(H, W) or a 3-D stack of planes (H, W, C)"
+        )
+    data = np.array(data, dtype=np.float64, order="C")
+    if not np.isfinite(data).all():
+        raise ImageError(f"{name}: holds NaN or infinity; every entry must be a finite number")
+    return Picture(
+        data=data,
+        alpha=None,
+        is_matrix=True,
+        integer_stored=False,
+        depth=64,
+        format=fmt,
+        mode="matrix",
+        colors="matrix",
+        metadata=Metadata(),
+        name=name,
+    )
+
+
+def encode_matrix(picture: Picture, plan: OutputPlan) -> bytes:
+    values = stored_samples(picture, plan)
+    if plan.format == "NPY":
+        buffer = io.BytesIO()
+        np.save(buffer, values, allow_pickle=False)
+        return buffer.getvalue()
+    if values.ndim == 3:
+        values = values[..., 0]
+    return format_matrix(values, "," if plan.format == "CSV" else " ")
+
+
+def format_matrix(values: np.ndarray, sep: str = " ") -> bytes:
+    """A 2-D array as text rows, each number in its shortest round-trip form (``19``, ``0.1``)."""
+    rows = []
+    as_python = values.dtype == np.float64
+    for row in values:
+        items = row.tolist() if as_python else row
+        rows.append(sep.join(_format_number(v) for v in items))
+    return ("\n".join(rows) + "\n").encode("ascii")
+
+
+def _format_number(value: Any) -> str:
+    text = str(value)
+    if text.endswith(".0"):
+        text = text[:-2]
+    return "0" if text == "-0" else text

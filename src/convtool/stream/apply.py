@@ -1,9 +1,9 @@
 """``convtool apply`` for images larger than memory: TIFF/BigTIFF and ``.npy`` in bands.
 
 When an image would not fit (see :func:`should_stream`), ``convtool apply`` reads it band by
-band (:mod:`convtool.stream`), filters each band with its halo, and writes the result band by
+band (:mod:`convtool.stream.engine`), filters each band with its halo, and writes the result band by
 band to a TIFF (tiled when compressed, BigTIFF past 4 GB) or ``.npy`` file — atomically, as
-every output. The pixel policy is :mod:`convtool.imaging`'s own, applied to each band: samples
+every output. The pixel policy is :mod:`convtool.io.pixels`'s own, applied to each band: samples
 to [0, 1] (``tiff_planes``), ``--gray`` (``to_gray``), then map, round, clamp
 (``stored_samples``); ``--map rescale`` takes a first pass for the global min and max. The
 kernel chain is :mod:`convtool.filtering`'s: each kernel, its file's bias, then ``--scale`` and
@@ -35,21 +35,13 @@ from convtool.filtering import (
     premultiplied_step,
     straight_planes,
 )
-from convtool.io.read import (
-    MATRIX_FORMATS,
-    OutputPlan,
-    Picture,
-    _matrix_picture,
-    _tiff_metadata,
-    atomic_file,
-    check_lossless,
-    plan_output,
-    stored_samples,
-    tiff_options,
-    tiff_photometric,
-    tiff_planes,
-    to_gray,
-)
+from convtool.io.files import atomic_file
+from convtool.io.formats import MATRIX_FORMATS, check_lossless
+from convtool.io.matrix import matrix_picture
+from convtool.io.picture import Picture
+from convtool.io.pixels import stored_samples, to_gray
+from convtool.io.plan import OutputPlan, plan_output
+from convtool.io.tiff import tiff_metadata, tiff_options, tiff_photometric, tiff_planes
 from convtool.kernels import Kernel
 from convtool.stream.engine import (
     DEFAULT_MEMORY,
@@ -211,13 +203,13 @@ def _open_source(source: str, gray: bool, premultiply: bool) -> _Source:
         observers: list[Callable[[Picture], None]] = []
 
         def matrix_rows(rows: np.ndarray) -> np.ndarray:
-            picture = _matrix_picture(rows, "NPY", source)
+            picture = matrix_picture(rows, "NPY", source)
             picture = to_gray(picture) if gray else picture
             for observe in observers:
                 observe(picture)
             return picture.data
 
-        first = _matrix_picture(reader.read_rows(0, 1), "NPY", source)
+        first = matrix_picture(reader.read_rows(0, 1), "NPY", source)
         first = to_gray(first) if gray else first
         return _Source(reader, first, matrix_rows, first.channels, observers)
     return _open_tiff(source, gray, premultiply)
@@ -230,7 +222,7 @@ def _open_tiff(source: str, gray: bool, premultiply: bool) -> _Source:
     extrasamples = tuple(int(e) for e in page.extrasamples)
     colormap = page.colormap
     tags = {tag.code: tag.value for tag in page.tags.values()}
-    metadata, _ = _tiff_metadata(tags)
+    metadata, _ = tiff_metadata(tags)
 
     def picture_of(rows: np.ndarray) -> Picture:
         data, alpha, depth = tiff_planes(rows, photometric, extrasamples, colormap, source)

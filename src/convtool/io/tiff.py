@@ -1,0 +1,277 @@
+"""TIFF, through tifffile: reading a page as float planes, the write options, and the
+banded reader and writer of the streamed path."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from convtool.errors import ImageError
+from convtool.io.picture import Metadata, Picture, check_pixels, fitting_metadata, xmp_upright
+from convtool.io.pixels import split_alpha, unit, upright
+from convtool.io.plan import OutputPlan
+
+_XMP_TAG = 700
+"""TIFF's XMP tag (the packet as bytes)."""
+
+
+_TIFF_DESCRIPTIVE_TAGS = (270, 271, 272, 305, 306, 315, 33432)
+"""ImageDescription, Make, Model, Software, DateTime, Artist, Copyright: the EXIF IFD0 tags a
+TIFF carries as its own tags (kept in ``Metadata.exif`` when reading a TIFF)."""
+
+
+def read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(fp) as tif:
+            page = tif.pages.first
+            check_pixels(int(page.imagewidth), int(page.imagelength), name, limit)
+            stored = page.asarray()
+            axes = str(page.axes)
+            photometric = tiff_photometric(page)
+            bits = _bits_per_sample(page)
+            extrasamples = tuple(int(e) for e in page.extrasamples)
+            colormap = page.colormap
+            tags = {tag.code: tag.value for tag in page.tags.values()}
+            pages = len(tif.pages)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(f"{name}: broken or unsupported TIFF file ({exc})") from None
+    if axes == "SYX":
+        stored = np.moveaxis(stored, 0, -1)
+    elif axes not in ("YX", "YXS"):
+        raise ImageError(
+            f"{name}: a TIFF with axes {axes!r}; convtool reads 2-D images with samples "
+            "(one page, axes YX or YXS)"
+        )
+    data, alpha, depth = tiff_planes(stored, photometric, extrasamples, colormap, name, bits)
+    metadata, orientation = tiff_metadata(tags)
+    data, alpha = upright(data, alpha, orientation)
+    colors = {1: "L", 3: "RGB", 4: "CMYK"}[data.shape[2]]
+    mode = {8: "", 16: ";16", 32: ";F"}[depth]
+    return Picture(
+        data=data,
+        alpha=alpha,
+        is_matrix=False,
+        integer_stored=depth in (8, 16),
+        depth=depth,
+        format="TIFF",
+        mode=colors + ("A" if alpha is not None else "") + mode,
+        colors=colors,
+        metadata=metadata,
+        name=name,
+        notes=(
+            (f"{name}: a TIFF with {pages} pages; only the first page is filtered",)
+            if pages > 1
+            else ()
+        ),
+    )
+
+
+_RGB, _YCBCR, _JPEG = 2, 6, 7
+"""TIFF's photometric interpretations RGB and YCbCr, and its JPEG compression."""
+
+
+def _bits_per_sample(page: Any) -> int | None:
+    """A tifffile page's BitsPerSample (one number; None when the samples differ)."""
+    bits = page.bitspersample
+    if isinstance(bits, tuple):
+        return int(bits[0]) if len(set(bits)) == 1 else None
+    return int(bits)
+
+
+def tiff_photometric(page: Any) -> int:
+    """A tifffile page's photometric interpretation as its decoded samples have it, for
+    :func:`tiff_planes`: JPEG-compressed YCbCr (JPEG-in-TIFF, as scanners and slide scanners
+    write it) is RGB once the JPEG decoder has run."""
+    photometric = int(page.photometric)
+    if photometric == _YCBCR and int(page.compression) == _JPEG:
+        return _RGB
+    return photometric
+
+
+_PHOTOMETRIC_NAMES = {
+    0: "min-is-white",
+    1: "min-is-black",
+    2: "RGB",
+    3: "palette",
+    4: "transparency mask",
+    5: "separated (CMYK)",
+    6: "YCbCr",
+    8: "CIE L*a*b*",
+    9: "ICC L*a*b*",
+    10: "ITU L*a*b*",
+    32803: "colour filter array (raw)",
+    32844: "LogL",
+    32845: "LogLuv",
+    34892: "linear raw",
+}
+
+
+def tiff_planes(
+    stored: np.ndarray,
+    photometric: int,
+    extrasamples: tuple[int, ...],
+    colormap: Any,
+    name: str,
+    bits: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """TIFF samples (H, W[, S]) as float planes: (data (H, W, C), alpha (H, W) or None, depth).
+
+    ``bits`` is the page's BitsPerSample: integer samples of 2 to 7 or 9 to 15 bits (4-bit
+    grey, 12-bit scans) are value / (2^bits − 1), as 8 and 16 bits are / 255 and / 65535
+    (without it, the container's: a 12-bit image would read as 1/16 of its brightness).
+    Pixel by pixel, so it serves any band of rows as well as the whole image (the streamed
+    path reads TIFF in bands with :class:`TiffReader`).
+    """
+    if stored.ndim == 2:
+        stored = stored[..., np.newaxis]
+    data, depth = _tiff_samples(stored, name, bits)
+    nextra = len(extrasamples)
+    ncolour = data.shape[2] - nextra
+    has_alpha = bool(nextra) and extrasamples[0] in (1, 2)  # associated / unassociated alpha
+    data, alpha = split_alpha(data[..., : ncolour + has_alpha], "A" if has_alpha else "")
+    # photometric: 0 min-is-white, 1 min-is-black, 2 RGB, 3 palette, 5 separated (CMYK)
+    if photometric == 0 and ncolour == 1:
+        data = 1.0 - data  # in the [0, 1] scale: 0 is white
+    elif photometric == 3 and ncolour == 1 and colormap is not None:
+        index = np.asarray(stored[..., 0], dtype=np.intp)
+        depth = 8 if stored.dtype == np.uint8 else 16
+        colours = _tiff_palette(np.asarray(colormap), depth)
+        data = np.moveaxis(colours[:, index], 0, -1)
+    elif (photometric, ncolour) not in ((0, 1), (1, 1), (2, 3), (5, 4)):
+        raise ImageError(
+            f"{name}: a TIFF with photometric interpretation {photometric} "
+            f"({_PHOTOMETRIC_NAMES.get(photometric, 'unknown')}) and {ncolour} colour "
+            "samples; convtool reads grey, RGB, palette and CMYK TIFF (and JPEG-compressed "
+            "YCbCr): convert it to RGB first (e.g. convert in.tif -colorspace sRGB out.tif)"
+        )
+    if alpha is not None and extrasamples[0] == 1:
+        # associated (premultiplied) alpha: store straight colour, as every other format does
+        with np.errstate(divide="ignore", invalid="ignore"):
+            data = np.where(alpha[..., np.newaxis] > 0, data / alpha[..., np.newaxis], 0.0)
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    if alpha is not None:
+        alpha = np.ascontiguousarray(alpha, dtype=np.float32)
+    return data, alpha, depth
+
+
+def _tiff_palette(colormap: np.ndarray, depth: int) -> np.ndarray:
+    """A TIFF colormap (3, N) of 16-bit entries as float32 colours in [0, 1].
+
+    An 8-bit palette image holds 8-bit colours: each entry's high byte, as libtiff reads them
+    (writers scale a level v by 257 — ImageMagick, libtiff — or by 256 — Pillow, so v/255 is
+    entry >> 8 for both, where entry/65535 gives Pillow's white as 254); old writers that
+    stored 8-bit entries (every one below 256) are read as they are, as libtiff does.
+    """
+    entries = colormap.astype(np.uint32)
+    if depth == 8:
+        levels = entries if int(entries.max(initial=0)) < 256 else entries >> 8
+        return levels.astype(np.float32) / np.float32(255)
+    return entries.astype(np.float32) / np.float32(65535)
+
+
+def _tiff_samples(stored: np.ndarray, name: str, bits: int | None = None) -> tuple[np.ndarray, int]:
+    """TIFF samples as float32 in [0, 1] (integers: / (2^bits − 1), bits the page's or the
+    container's) or as they are (floats), and the depth."""
+    if stored.dtype == np.bool_:
+        return stored.astype(np.float32), 8
+    if stored.dtype in (np.uint8, np.uint16):
+        container = 8 * stored.dtype.itemsize
+        used = bits if bits is not None and 1 < bits < container else container
+        return unit(stored, (1 << used) - 1), container
+    if stored.dtype.kind == "f":
+        return stored.astype(np.float32), 32
+    raise ImageError(
+        f"{name}: a TIFF with {stored.dtype} samples; convtool reads 1-, 8- and 16-bit unsigned "
+        "and floating-point TIFF"
+    )
+
+
+def tiff_metadata(tags: dict[int, Any]) -> tuple[Metadata, int]:
+    from PIL import Image
+
+    icc = tags.get(34675)
+    icc = bytes(icc) if icc is not None else None
+    dpi = None
+    if 282 in tags and 283 in tags:
+        unit = int(tags.get(296, 2))
+        per_inch = {2: 1.0, 3: 2.54}.get(unit)
+        if per_inch is not None:
+            x, y = (_rational(tags[282]), _rational(tags[283]))
+            if x > 0 and y > 0:
+                dpi = (x * per_inch, y * per_inch)
+    exif = Image.Exif()
+    for code in _TIFF_DESCRIPTIVE_TAGS:
+        value = tags.get(code)
+        if isinstance(value, str) and value and not (code == 305 and value == "tifffile.py"):
+            if code == 270 and value.startswith("{"):
+                continue  # tifffile's own JSON shape description
+            exif[code] = value
+    orientation = int(tags.get(274, 1) or 1)
+    xmp = tags.get(_XMP_TAG)
+    return Metadata(icc, dpi, exif.tobytes() if len(exif) else None, xmp_upright(xmp)), orientation
+
+
+def _rational(value: Any) -> float:
+    if isinstance(value, tuple) and len(value) == 2:
+        return float(value[0]) / float(value[1]) if value[1] else 0.0
+    return float(value)
+
+
+def encode_tiff(
+    stored: np.ndarray, plan: OutputPlan, metadata: Metadata, compress_level: int
+) -> bytes:
+    import tifffile
+
+    if stored.ndim == 3 and stored.shape[2] == 1:
+        stored = stored[..., 0]
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer, np.ascontiguousarray(stored), **tiff_options(plan, metadata, compress_level)
+    )
+    return buffer.getvalue()
+
+
+def tiff_options(plan: OutputPlan, metadata: Metadata, compress_level: int) -> dict[str, Any]:
+    """``tifffile`` write options for ``plan``: photometric, alpha, metadata tags, compression.
+
+    Shared by the in-memory writer and the streamed one (:func:`convtool.stream.write_tiff`).
+    """
+    from PIL import Image
+
+    metadata = fitting_metadata(metadata, plan.colors)
+    photometric = {"L": "minisblack", "RGB": "rgb", "CMYK": "separated"}[plan.colors]
+    options: dict[str, Any] = {"photometric": photometric, "metadata": None}
+    if plan.alpha:
+        options["extrasamples"] = ["unassalpha"]
+    if metadata.icc_profile:
+        options["iccprofile"] = metadata.icc_profile
+    if metadata.dpi:
+        options["resolution"] = metadata.dpi
+        options["resolutionunit"] = "INCH"
+    extratags: list[tuple[int, str, int, str | bytes, bool]] = []
+    if metadata.exif:
+        exif = Image.Exif()
+        exif.load(metadata.exif)
+        for code in _TIFF_DESCRIPTIVE_TAGS:
+            value = exif.get(code)
+            if isinstance(value, str) and value:
+                if code == 270:
+                    options["description"] = value
+                elif code == 305:
+                    options["software"] = value
+                else:
+                    extratags.append((code, "s", 0, value, True))
+    if metadata.xmp:
+        extratags.append((_XMP_TAG, "B", len(metadata.xmp), metadata.xmp, True))
+    options.setdefault("software", "convtool")
+    if compress_level > 0:
+        options["compression"] = "zlib"
+        options["compressionargs"] = {"level": compress_level}
+    options["extratags"] = extratags
+    return options
