@@ -1161,4 +1161,4 @@ def test_overlapping_reads_each_keep_their_own_pixel_limit(tmp_path):
     watcher.join()
     assert len(errors) == 30
     assert seen == {before}
-    assert PILImage.MAX_IMAGE_PIXELS == before
+    assert before == PILImage.MAX_IMAGE_PIXELS

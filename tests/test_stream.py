@@ -11,21 +11,17 @@ import scipy.ndimage as ndi
 import tifffile
 
 import convtool
+from convtool.io.matrix import NpyReader, NpyWriter
+from convtool.io.tiff import TiffReader, write_tiff
 from convtool.stream.engine import (
-    NpyReader,
-    NpyWriter,
-    TiffReader,
     correlate_bands,
     correlate_streamed,
     correlation_stage,
     extend_index,
     extrema,
-    format_bytes,
     open_reader,
-    parse_bytes,
-    plan_band_rows,
-    write_tiff,
 )
+from convtool.stream.sizes import format_bytes, parse_bytes, plan_band_rows
 
 import references
 from conftest import assert_close, distinct_kernel, random_image
@@ -221,7 +217,7 @@ def test_npy_reader_reads_fortran_order_rows(tmp_path, shape, dtype, monkeypatch
 
     A buffer of 64 bytes makes the (300, 5) case gather its columns one at a time.
     """
-    monkeypatch.setattr(convtool.stream.engine, "FORTRAN_BUFFER", 64)
+    monkeypatch.setattr(convtool.io.matrix, "FORTRAN_BUFFER", 64)
     x = random_image(shape, np.float64, seed=27) * 100
     x = np.asfortranarray(x.astype(dtype))
     np.save(tmp_path / "f.npy", x)

@@ -10,8 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import convtool
+import convtool.io.tiff
 import convtool.stream.apply
-import convtool.stream.engine
 from convtool.cli import app
 
 runner = CliRunner()
@@ -189,7 +189,7 @@ def test_tiff_to_npy_and_npy_to_tiff(tmp_path):
 
 def test_large_output_is_bigtiff_and_tiled(tmp_path, monkeypatch):
     """Past the BigTIFF threshold the output is BigTIFF (threshold lowered for the test)."""
-    monkeypatch.setattr(convtool.stream.engine, "BIGTIFF_THRESHOLD", 1000)
+    monkeypatch.setattr(convtool.io.tiff, "BIGTIFF_THRESHOLD", 1000)
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, image((64, 64, 3), np.uint8), photometric="rgb")
     ok(src, "-k", "box", "--memory", "100K", "-o", tmp_path / "o.tif")

@@ -77,7 +77,7 @@ def apply_command(
     from convtool.filtering import Recipe
     from convtool.io.formats import format_by_name
     from convtool.kernels import load_kernel
-    from convtool.stream.engine import parse_bytes
+    from convtool.stream.sizes import parse_bytes
 
     recipe = Recipe(
         kernels=tuple(load_kernel(spec) for spec in kernel),

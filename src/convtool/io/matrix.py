@@ -8,6 +8,7 @@ before anything is allocated or unpickled (matrices and kernels alike).
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from tokenize import TokenError
 from typing import IO, Any
@@ -26,15 +27,21 @@ def read_npy_header(fp: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
 
     Raises ValueError, with numpy's reason, when the header is not a valid ``.npy`` header.
     """
+    shape, dtype, _ = read_npy_layout(fp)
+    return shape, dtype
+
+
+def read_npy_layout(fp: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, bool]:
+    """:func:`read_npy_header` with the header's ``fortran_order`` too."""
     try:
         version = np.lib.format.read_magic(fp)
         if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
         else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
     except (ValueError, OSError, EOFError, SyntaxError, TokenError) as exc:
         raise ValueError(str(exc)) from None
-    return tuple(int(n) for n in shape), dtype
+    return tuple(int(n) for n in shape), dtype, bool(fortran)
 
 
 def read_matrix_file(path: Path, name: str, limit: int) -> Picture:
@@ -185,3 +192,134 @@ def _format_number(value: Any) -> str:
     if text.endswith(".0"):
         text = text[:-2]
     return "0" if text == "-0" else text
+
+
+FORTRAN_BUFFER = 2**18
+"""Bytes of columns a Fortran-order ``.npy`` reader gathers before putting them in place."""
+
+
+class NpyReader:
+    """Rows of a ``.npy`` file, read with ``readinto`` (no memory map, no whole-file read).
+
+    An array stored in Fortran order (``numpy.save`` of a transposed or ``order="F"`` array)
+    keeps each column, not each row, together on disk: a band is gathered from a run of every
+    column (one read per column and channel; slower than C order, with the same bounded
+    memory).
+    """
+
+    slack_rows = 0
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as fp:
+                shape, dtype, fortran = read_npy_layout(fp)
+                self.offset = fp.tell()
+                size = fp.seek(0, io.SEEK_END)
+        except ValueError as exc:
+            raise ImageError(f"{self.path}: not a readable .npy file ({exc})") from None
+        # an array with at most one side longer than 1 is laid out alike in both orders
+        self.fortran = fortran and sum(n > 1 for n in shape) > 1
+        if len(shape) not in (2, 3) or dtype.hasobject or dtype.kind not in "biuf":
+            raise ImageError(
+                f"{self.path}: a {dtype} array of shape {shape} cannot be streamed; expected "
+                "a 2-D or 3-D array of numbers"
+            )
+        self.shape = shape
+        self.stored_dtype = dtype
+        if size - self.offset < int(np.prod(shape)) * dtype.itemsize:
+            raise ImageError(f"{self.path}: not a readable .npy file (it is truncated)")
+        self.dtype = dtype.newbyteorder("=")
+        self.row_bytes = int(np.prod(self.shape[1:])) * dtype.itemsize
+        self.buffer_bytes = FORTRAN_BUFFER if self.fortran else 0
+        """Memory the reader holds beside the rows it returns (see :func:`plan_band_rows`)."""
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        if self.fortran:
+            return self._read_fortran(start, stop)
+        out = np.empty((stop - start, *self.shape[1:]), dtype=self.stored_dtype)
+        with open(self.path, "rb") as fp:
+            fp.seek(self.offset + start * self.row_bytes)
+            got = fp.readinto(out.view(np.uint8).reshape(-1).data)
+        if got != out.nbytes:
+            raise ImageError(f"{self.path}: the file ends before row {stop} (truncated?)")
+        return out if out.dtype.isnative else out.astype(self.dtype)
+
+    def _read_fortran(self, start: int, stop: int) -> np.ndarray:
+        """Rows of a Fortran-order file: a run of ``stop − start`` values from every column.
+
+        Sample (h, w, c) sits at position h + H·(w + W·c) of the data; each column's run is
+        read with one ``pread`` into a small buffer of a few columns, then put in place (a
+        memory map would not do: the kernel maps whole blocks of every column around each
+        touched page, so the resident set would grow to the file's size).
+        """
+        h, w = self.shape[:2]
+        channels = self.shape[2] if len(self.shape) == 3 else 1
+        rows = stop - start
+        size = self.stored_dtype.itemsize
+        out = np.empty((rows, w, channels), dtype=self.dtype)
+        group = max(1, min(w, FORTRAN_BUFFER // max(1, rows * size)))
+        buffer = np.empty((group, rows), dtype=self.stored_dtype)
+        raw = buffer.view(np.uint8).reshape(-1).data
+        run = rows * size
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for c in range(channels):
+                for w0 in range(0, w, group):
+                    w1 = min(w, w0 + group)
+                    for col in range(w0, w1):
+                        at = self.offset + ((c * w + col) * h + start) * size
+                        piece = raw[(col - w0) * run : (col - w0 + 1) * run]
+                        if os.preadv(fd, [piece], at) != run:
+                            raise ImageError(
+                                f"{self.path}: the file ends inside the data (truncated?)"
+                            )
+                    out[:, w0:w1, c] = buffer[: w1 - w0].T
+        finally:
+            os.close(fd)
+        return out.reshape((rows, *self.shape[1:]))
+
+
+class NpyWriter:
+    """A ``.npy`` file (a path, or an open binary file) written band by band with file writes.
+
+    No memory map, so the resident set does not grow with the file.
+
+    ``write_rows(start, rows)`` may be called in any order; the file holds zeros where nothing
+    was written.
+    """
+
+    def __init__(self, path: Any, shape: tuple[int, ...], dtype: Any) -> None:
+        self.path = Path(path) if isinstance(path, (str, os.PathLike)) else None
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        header: dict[str, Any] = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": self.shape,
+        }
+        if self.path is None:  # an open binary file, left open
+            self._fp, self._owned = path, False
+        else:
+            self._fp, self._owned = open(self.path, "wb"), True  # noqa: SIM115 (see close)
+        np.lib.format.write_array_header_2_0(self._fp, header)
+        self.offset = self._fp.tell()
+        self.row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        self._fp.truncate(self.offset + self.shape[0] * self.row_bytes)
+
+    def write_rows(self, start: int, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.shape[1:] or start + rows.shape[0] > self.shape[0]:
+            raise ValueError(f"rows of shape {rows.shape} at {start} do not fit {self.shape}")
+        self._fp.seek(self.offset + start * self.row_bytes)
+        self._fp.write(rows.view(np.uint8).reshape(-1).data)
+
+    def close(self) -> None:
+        if self._owned:
+            self._fp.close()
+
+    def __enter__(self) -> NpyWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -344,3 +344,14 @@ def _image_planes(picture: Picture) -> tuple[np.ndarray, np.ndarray | None]:
         return data[..., np.newaxis], None
     layout = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[data.shape[2]]
     return split_alpha(data, layout)
+
+
+def dtype_holds(dtype: np.dtype, fill: float | np.ndarray) -> bool:
+    """Whether ``fill`` (a number, or one per channel) is stored in ``dtype`` exactly."""
+    values = np.asarray(fill, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            if values.min() < info.min or values.max() > info.max:
+                return False
+        return bool(np.all(values.astype(dtype).astype(np.float64) == values))

@@ -4,6 +4,10 @@ banded reader and writer of the streamed path."""
 from __future__ import annotations
 
 import io
+import math
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -275,3 +279,198 @@ def tiff_options(plan: OutputPlan, metadata: Metadata, compress_level: int) -> d
         options["compressionargs"] = {"level": compress_level}
     options["extratags"] = extratags
     return options
+
+
+BIGTIFF_THRESHOLD = 2**32 - 2**25
+"""Image data above this many bytes is written as BigTIFF (the classic format stops at 4 GiB)."""
+
+
+class TiffReader:
+    """Rows of the first image of a TIFF or BigTIFF file, decoded segment by segment.
+
+    Strips and tiles (any compression tifffile decodes, chunky or planar) are read only where
+    a band needs them; an uncompressed contiguous image is read with plain file reads. The
+    last row of decoded segments is kept, so the halo rows shared by two neighbouring bands
+    are decoded once. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import tifffile
+
+        self.path = Path(path)
+        try:
+            self._tif = tifffile.TiffFile(self.path)
+        except (tifffile.TiffFileError, ValueError) as exc:
+            raise ImageError(f"{self.path}: not a readable TIFF file ({exc})") from None
+        page = self._tif.pages.first
+        planes, depth, height, width, contig = (int(n) for n in page.shaped)
+        if depth != 1:
+            self.close()
+            raise ImageError(f"{self.path}: volumetric TIFF (depth {depth}) cannot be streamed")
+        if page.dtype is None or np.dtype(page.dtype).kind not in "biuf":
+            self.close()
+            raise ImageError(f"{self.path}: TIFF samples of type {page.dtype} cannot be streamed")
+        self.page = page
+        self.planes, self.contig = planes, contig
+        channels = planes * contig
+        self.shape = (height, width) if channels == 1 else (height, width, channels)
+        self.dtype = np.dtype(page.dtype).newbyteorder("=")
+        self._file_dtype = np.dtype(self._tif.byteorder + np.dtype(page.dtype).char)
+        if page.is_contiguous:
+            self._offset = int(page.dataoffsets[0])
+            self.slack_rows = 0
+            self.segment_rows = 0
+        else:
+            self.segment_rows = int(page.tilelength if page.is_tiled else page.rowsperstrip)
+            self.segment_rows = min(self.segment_rows, height)
+            self.slack_rows = 2 * self.segment_rows
+            self._across = math.ceil(width / page.tilewidth) if page.is_tiled else 1
+            self._down = math.ceil(height / self.segment_rows)
+        self._cache: tuple[int, np.ndarray] | None = None
+
+    def __enter__(self) -> TiffReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._tif.close()
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        w = self.shape[1]
+        out = np.empty((stop - start, w, self.planes, self.contig), dtype=self.dtype)
+        if self.segment_rows == 0:
+            self._read_contiguous(start, stop, out)
+        else:
+            first = start // self.segment_rows
+            last = (stop - 1) // self.segment_rows
+            for s in range(first, last + 1):
+                block = self._segment_row(s)
+                top = s * self.segment_rows
+                lo, hi = max(start, top), min(stop, top + block.shape[0])
+                out[lo - start : hi - start] = block[lo - top : hi - top]
+        return out.reshape((stop - start, *self.shape[1:]))
+
+    def _read_contiguous(self, start: int, stop: int, out: np.ndarray) -> None:
+        h, w = self.shape[:2]
+        row_bytes = w * self.contig * self._file_dtype.itemsize
+        buf = np.empty((stop - start, w, self.contig), dtype=self._file_dtype)
+        with open(self.path, "rb") as fp:
+            for p in range(self.planes):
+                fp.seek(self._offset + (p * h + start) * row_bytes)
+                if fp.readinto(buf.view(np.uint8).reshape(-1).data) != buf.nbytes:
+                    raise ImageError(
+                        f"{self.path}: the file ends inside the image data (truncated?)"
+                    )
+                out[:, :, p, :] = buf
+
+    def _segment_row(self, s: int) -> np.ndarray:
+        """Decoded rows of the s-th row of strips or tiles: (rows, W, planes, contig)."""
+        if self._cache is not None and self._cache[0] == s:
+            return self._cache[1]
+        page = self.page
+        h, w = self.shape[:2]
+        top = s * self.segment_rows
+        rows = min(self.segment_rows, h - top)
+        block = np.zeros((rows, w, self.planes, self.contig), dtype=self.dtype)
+        per_plane = self._down * self._across
+        indices = [
+            p * per_plane + s * self._across + t
+            for p in range(self.planes)
+            for t in range(self._across)
+        ]
+        kwargs: dict[str, Any] = {}
+        if page.compression in (6, 7, 34892, 33007):  # JPEG needs its tables
+            kwargs = {"jpegtables": page.jpegtables, "jpegheader": page.keyframe.jpegheader}
+        decode = page.decode
+        segments = self._tif.filehandle.read_segments(
+            [page.dataoffsets[i] for i in indices],
+            [page.databytecounts[i] for i in indices],
+            indices=indices,
+            sort=True,
+        )
+        for data, index in segments:
+            try:
+                decoded, position, _ = decode(data, index, **kwargs)
+            except Exception as exc:  # codec errors come in many types
+                raise ImageError(f"{self.path}: cannot decode segment {index}: {exc}") from None
+            if decoded is None:  # an empty segment reads as zeros
+                continue
+            plane, _, y, x, _ = position
+            dims: tuple[int, ...] = np.shape(decoded)
+            tile = np.reshape(decoded, (dims[-3], dims[-2], dims[-1]))
+            th = min(dims[-3], rows - (y - top))
+            tw = min(dims[-2], w - x)
+            block[y - top : y - top + th, x : x + tw, plane, :] = tile[:th, :tw]
+        self._cache = (s, block)
+        return block
+
+
+def write_tiff(
+    path: Any,
+    bands: Iterable[tuple[int, np.ndarray]],
+    shape: tuple[int, ...],
+    dtype: Any,
+    *,
+    compression: str | None = None,
+    tile: int = 256,
+    rows_per_strip: int = 64,
+    bigtiff: bool | None = None,
+    **tags: Any,
+) -> None:
+    """Write ``bands`` — (start row, rows) in order, covering ``shape`` — to a TIFF file.
+
+    ``path``: a file name or an open binary file.
+    Uncompressed images are written in strips of ``rows_per_strip`` rows, compressed ones
+    (``compression`` as tifffile names it, e.g. ``"zlib"``) in ``tile`` × ``tile`` tiles that
+    tifffile encodes; either way only one row of strips or tiles is held at a time. BigTIFF is
+    chosen when the data passes :data:`BIGTIFF_THRESHOLD` (unless ``bigtiff`` says otherwise).
+    ``tags`` go to ``tifffile.TiffWriter.write`` (``photometric``, ``resolution``,
+    ``iccprofile``, ``extrasamples``, ``metadata``...).
+    """
+    import tifffile
+
+    dtype = np.dtype(dtype)
+    height, width = shape[:2]
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if bigtiff is None:
+        bigtiff = nbytes > BIGTIFF_THRESHOLD
+    step = tile if compression else rows_per_strip
+    groups = _regroup(bands, step, height)
+    data: Iterator[Any]
+    if compression:
+        tiles = [(x, min(x + tile, width)) for x in range(0, width, tile)]
+        data = (rows[:, x0:x1] for rows in groups for x0, x1 in tiles)
+        layout: dict[str, Any] = {"tile": (tile, tile), "compression": compression}
+    else:
+        data = (np.ascontiguousarray(rows, dtype=dtype).tobytes() for rows in groups)
+        layout = {"rowsperstrip": rows_per_strip}
+    tags.setdefault("metadata", None)
+    with tifffile.TiffWriter(path, bigtiff=bigtiff) as tw:
+        tw.write(data, shape=shape, dtype=dtype, **layout, **tags)
+
+
+def _regroup(
+    bands: Iterable[tuple[int, np.ndarray]], step: int, height: int
+) -> Iterator[np.ndarray]:
+    """Bands of any heights, in order, as consecutive groups of ``step`` rows (the last shorter)."""
+    pending: list[np.ndarray] = []
+    have = 0
+    expected = 0
+    for start, rows in bands:
+        if start != expected:
+            raise ValueError(f"bands out of order: got row {start}, expected row {expected}")
+        expected += rows.shape[0]
+        pending.append(rows)
+        have += rows.shape[0]
+        while have >= step:
+            joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            yield joined[:step]
+            rest = joined[step:]
+            pending = [rest] if rest.shape[0] else []
+            have = rest.shape[0]
+    if have:
+        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+    if expected != height:
+        raise ValueError(f"bands cover {expected} rows; the image has {height}")

@@ -36,26 +36,22 @@ from convtool.filtering import (
     straight_planes,
 )
 from convtool.io.files import atomic_file
-from convtool.io.formats import MATRIX_FORMATS, check_lossless
-from convtool.io.matrix import matrix_picture
+from convtool.io.formats import MATRIX_FORMATS, check_lossless, starts_as
+from convtool.io.matrix import NpyReader, NpyWriter, matrix_picture
 from convtool.io.picture import Picture
 from convtool.io.pixels import stored_samples, to_gray
 from convtool.io.plan import OutputPlan, plan_output
-from convtool.io.tiff import tiff_metadata, tiff_options, tiff_photometric, tiff_planes
-from convtool.kernels import Kernel
-from convtool.stream.engine import (
-    DEFAULT_MEMORY,
-    NpyReader,
-    NpyWriter,
-    Stage,
+from convtool.io.tiff import (
     TiffReader,
-    available_memory,
-    extrema,
-    format_bytes,
-    iter_stage_bands,
-    plan_band_rows,
+    tiff_metadata,
+    tiff_options,
+    tiff_photometric,
+    tiff_planes,
     write_tiff,
 )
+from convtool.kernels import Kernel
+from convtool.stream.engine import Stage, extrema, iter_stage_bands
+from convtool.stream.sizes import DEFAULT_MEMORY, available_memory, format_bytes, plan_band_rows
 
 STREAM_FRACTION = 0.5
 """Without ``--memory``, an image is streamed when an in-memory run would need more than this
@@ -108,7 +104,7 @@ def probe(source: str) -> Probe | None:
             return Probe("NPY", h, w, int(np.prod(reader.shape[2:])), sample_bytes=8)
         with open(path, "rb") as fp:
             magic = fp.read(4)
-        if magic in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        if starts_as(magic, "TIFF"):
             return _probe_tiff(path)
         from PIL import Image
 
@@ -488,7 +484,7 @@ def _out_width(shape: tuple[int, ...], stages: list[Stage], border: str) -> int:
 
 
 def _default_band_memory() -> int:
-    """:data:`~convtool.stream.DEFAULT_MEMORY`, or less when less is available."""
+    """:data:`~convtool.stream.sizes.DEFAULT_MEMORY`, or less when less is available."""
     available = available_memory()
     if available is None:
         return DEFAULT_MEMORY
