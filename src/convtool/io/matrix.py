@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import io
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from tokenize import TokenError
 from typing import IO, Any
 
 import numpy as np
 
-from convtool.errors import ImageError
+from convtool.errors import ImageError, KernelError
 from convtool.io.formats import MATRIX_FORMATS
 from convtool.io.picture import Metadata, Picture, check_pixels
 from convtool.io.pixels import stored_samples
@@ -94,6 +96,23 @@ def load_npy(fp: IO[bytes], name: str, limit: int) -> np.ndarray:
     return data
 
 
+NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf|infinity)$", re.I)
+"""A number as a kernel entry is written: decimal, or nan/inf (refused later as not finite)."""
+
+
+def matrix_rows(lines: Iterable[str]) -> list[tuple[int, list[str]]]:
+    """The rows of a text matrix as (line number, entries): ``#`` starts a comment (a ``;`` in
+    one separates no rows), ``;`` separates rows on a line, spaces or commas entries; empty
+    rows are dropped. The one tokenizer of matrices, kernels and images alike."""
+    rows = []
+    for number, line in enumerate(lines, 1):
+        for row in line.split("#", 1)[0].split(";"):
+            entries = [entry for entry in re.split(r"[\s,]+", row) if entry]
+            if entries:
+                rows.append((number, entries))
+    return rows
+
+
 def parse_matrix(text: str, name: str, max_pixels: int | None = None) -> np.ndarray:
     """Rows of numbers (spaces or commas between entries, ``;`` or new lines between rows,
     ``#`` comments) as a float64 (H, W) array; ImageError for ragged rows and non-numbers.
@@ -102,27 +121,20 @@ def parse_matrix(text: str, name: str, max_pixels: int | None = None) -> np.ndar
     ``;``-separated CSV (where ``,`` may be the decimal mark), refused rather than read as one
     column.
     """
-    numbered = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0]  # comments first: a ';' in one separates no rows
-        if line.strip():
-            numbered.append((number, line))
-    semicolon = next((n for n, line in numbered if ";" in line), None)
-    if len(numbered) > 1 and semicolon is not None:
+    lines = text.splitlines()
+    written = [(n, line.split("#", 1)[0]) for n, line in enumerate(lines, 1)]
+    written = [(n, line) for n, line in written if line.strip()]
+    semicolon = next((n for n, line in written if ";" in line), None)
+    if len(written) > 1 and semicolon is not None:
         raise ImageError(
             f"{name}: line {semicolon} holds ';' but each line of a matrix file is one row; "
             "separate the numbers of a row by spaces or commas (a ';'-separated CSV: save it "
             "with ',' between numbers and '.' as the decimal mark)"
         )
-    lines = []
-    for _, line in numbered:
-        for row in line.split(";"):
-            row = row.replace(",", " ").strip()
-            if row:
-                lines.append(row)
-    if not lines:
+    rows = matrix_rows(lines)
+    if not rows:
         raise ImageError(f"{name}: no numbers found; a text matrix is rows such as '0 1 2'")
-    widths = [len(line.split()) for line in lines]
+    widths = [len(entries) for _, entries in rows]
     odd = next((i for i, n in enumerate(widths) if n != widths[0]), None)
     if odd is not None:
         raise ImageError(
@@ -130,9 +142,9 @@ def parse_matrix(text: str, name: str, max_pixels: int | None = None) -> np.ndar
             f"row {odd + 1} has {widths[odd]}); every row needs the same number of entries"
         )
     if max_pixels is not None:
-        check_pixels(widths[0], len(lines), name, max_pixels)
+        check_pixels(widths[0], len(rows), name, max_pixels)
     try:
-        data = np.loadtxt(lines, dtype=np.float64, ndmin=2)
+        data = np.loadtxt([" ".join(entries) for _, entries in rows], dtype=np.float64, ndmin=2)
     except ValueError as exc:
         raise ImageError(
             f"{name}: not a matrix of numbers ({exc}); write rows of numbers with the same "
@@ -141,6 +153,29 @@ def parse_matrix(text: str, name: str, max_pixels: int | None = None) -> np.ndar
     if max_pixels is not None:
         check_pixels(int(data.shape[1]), int(data.shape[0]), name, max_pixels)
     return data
+
+
+def parse_kernel_matrix(text: str, what: str) -> list[list[float]]:
+    """A kernel written as text (``1 0 -1; 2 0 -2``, or a kernel file): rows separated by ``;``
+    or new lines, entries decimal numbers (:data:`NUMBER`). KernelError for non-numbers,
+    ragged rows and an empty matrix."""
+    rows: list[list[float]] = []
+    for _, entries in matrix_rows(text.split("\n")):
+        bad = next((entry for entry in entries if not NUMBER.match(entry)), None)
+        if bad is not None:
+            raise KernelError(
+                f"{what}: {bad!r} is not a number; write rows of numbers such as "
+                "'1 0 -1; 2 0 -2; 1 0 -1'"
+            )
+        rows.append([float(entry) for entry in entries])
+    if not rows:
+        raise KernelError(f"{what}: no numbers found; write rows such as '0 1; 2 3'")
+    lengths = sorted({len(r) for r in rows})
+    if len(lengths) > 1:
+        raise KernelError(
+            f"{what}: ragged rows (lengths {lengths}); every row needs the same number of entries"
+        )
+    return rows
 
 
 def matrix_picture(data: np.ndarray, fmt: str, name: str) -> Picture:
