@@ -27,7 +27,7 @@ from convtool.kernels import Kernel, load_kernel
 from conftest import CONVERT, imagemagick
 
 runner = CliRunner()
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 CAMERA = SAMPLES / "camera.png"
 
 
