@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import convtool
 import convtool.io.tiff
-import convtool.stream.apply
+import convtool.stream.probe
 from convtool.cli import app
 
 runner = CliRunner()
@@ -202,7 +202,7 @@ def test_streams_automatically_when_memory_is_short(tmp_path, monkeypatch):
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, image((80, 60, 3), np.uint8), photometric="rgb")
     ok(src, "-k", "box", "-o", tmp_path / "whole.tif")
-    monkeypatch.setattr(convtool.stream.apply, "available_memory", lambda: 200_000)
+    monkeypatch.setattr(convtool.stream.probe, "available_memory", lambda: 200_000)
     result = ok(src, "-k", "box", "-o", tmp_path / "bands.tif")
     assert "filtered in bands of" in result.stderr
     np.testing.assert_array_equal(
@@ -215,8 +215,8 @@ def test_npy_estimate_counts_float64_copies(tmp_path, monkeypatch):
     (4 copies of 8 bytes), so it streams where 4 float32 copies would still have fit."""
     x = np.random.default_rng(8).random((100, 100))
     np.save(tmp_path / "m.npy", x)
-    monkeypatch.setattr(convtool.stream.apply, "available_memory", lambda: 2 * 200_000)
-    assert convtool.stream.apply.probe(str(tmp_path / "m.npy")).in_memory_bytes == 320_000
+    monkeypatch.setattr(convtool.stream.probe, "available_memory", lambda: 2 * 200_000)
+    assert convtool.stream.probe.probe(str(tmp_path / "m.npy")).in_memory_bytes == 320_000
     result = ok(tmp_path / "m.npy", "-k", "box:3", "-o", tmp_path / "o.npy")
     assert "filtered in bands of" in result.stderr
     expected = ndi.correlate(x, np.full((3, 3), 1 / 9), mode="reflect")

@@ -107,7 +107,7 @@ def run_job(job: Job, settings: Settings) -> tuple[list[str], str | None]:
 def read(job: Job, settings: Settings) -> Picture | None:
     """The input read (as samples where it has them); None for an input to filter in bands."""
     from convtool.io.read import read_picture
-    from convtool.stream.apply import should_stream
+    from convtool.stream.probe import should_stream
 
     if _is_file(job.source) and should_stream(
         job.source, memory=settings.memory, max_pixels=settings.max_pixels

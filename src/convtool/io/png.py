@@ -77,9 +77,9 @@ def filtered_strategy(filtered: np.ndarray, level: int) -> int:
 
 
 PARALLEL_SAMPLES = 1 << 23
-"""Pictures of at least this many samples (8-bit values: 4K grey, 2.8 MP RGB) are written
-here, smaller ones by Pillow: loading numba for the row filter, ~0.35 s when the filtering did
-not load it already, costs about what writing 8 MB on two cores saves."""
+"""Pictures of at least this many samples are written here, smaller ones by Pillow: below it,
+loading numba for the row filter (when the filtering did not load it already) costs about what
+writing on several cores saves."""
 
 PIECE_BYTES = 1 << 21
 """Filtered bytes per piece (whole rows, at least one): a fixed size, so that the file depends

@@ -1,18 +1,18 @@
 """``convtool apply`` for images larger than memory: TIFF/BigTIFF and ``.npy`` in bands.
 
-When an image would not fit (see :func:`should_stream`), ``convtool apply`` reads it band by
-band (:mod:`convtool.stream.engine`), filters each band with its halo, and writes the result band by
-band to a TIFF (tiled when compressed, BigTIFF past 4 GB) or ``.npy`` file — atomically, as
-every output. The pixel policy is :mod:`convtool.io.pixels`'s own, applied to each band: samples
-to [0, 1] (``tiff_planes``), ``--gray`` (``to_gray``), then map, round, clamp
-(``stored_samples``); ``--map rescale`` takes a first pass for the global min and max. The
-kernel chain is :mod:`convtool.filtering`'s: each kernel, its file's bias, then ``--scale`` and
-``--bias``; a kept alpha channel rides along unfiltered (cropped for ``valid``), and with
-``--alpha auto`` (the default) or ``filter`` each band carries the premultiplied colour, its
-coverage and the filtered alpha through ``filtering``'s own steps. The clipping note
-(:mod:`convtool.clipping`) adds up the bands' counts and comes after the file is written. The
-result is the in-memory one: stored integers within one level (float rounding), floats within
-1e-6.
+When an image would not fit (see :func:`convtool.stream.probe.should_stream`), ``convtool
+apply`` reads it band by band (:mod:`convtool.stream.engine`), filters each band with its halo,
+and writes the result band by band to a TIFF (tiled when compressed, BigTIFF past 4 GB) or
+``.npy`` file — atomically, as every output. The pixel policy is :mod:`convtool.io.pixels`'s
+own, applied to each band: samples to [0, 1] (``tiff_planes``), ``--gray`` (``to_gray``),
+then map, round, clamp (``stored_samples``); ``--map rescale`` takes a first pass for the
+global min and max. The kernel chain is :mod:`convtool.filtering`'s: each kernel, its file's
+bias, then ``--scale`` and ``--bias``; a kept alpha channel rides along unfiltered (cropped
+for ``valid``), and with ``--alpha auto`` (the default) or ``filter`` each band carries the
+premultiplied colour, its coverage and the filtered alpha through ``filtering``'s own steps.
+The clipping note (:mod:`convtool.clipping`) adds up the bands' counts and comes after the
+file is written. The result is the in-memory one: stored integers within one level (float
+rounding), floats within 1e-6.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from convtool.filtering import (
     straight_planes,
 )
 from convtool.io.files import atomic_file
-from convtool.io.formats import MATRIX_FORMATS, check_lossless, starts_as
+from convtool.io.formats import check_lossless
 from convtool.io.matrix import NpyReader, NpyWriter, matrix_picture
 from convtool.io.picture import Picture
 from convtool.io.pixels import stored_samples, to_gray
@@ -51,135 +51,16 @@ from convtool.io.tiff import (
 )
 from convtool.kernels import Kernel
 from convtool.stream.engine import Stage, extrema, iter_stage_bands
-from convtool.stream.sizes import DEFAULT_MEMORY, available_memory, format_bytes, plan_band_rows
-
-STREAM_FRACTION = 0.5
-"""Without ``--memory``, an image is streamed when an in-memory run would need more than this
-fraction of the available memory (``MemAvailable`` in /proc/meminfo)."""
-
-IN_MEMORY_COPIES = 4
-"""An in-memory run holds about this many float copies of the image at once (the decoded
-planes, the filtered result, a temporary of the chain, the stored samples): float32 for
-images, float64 for matrices (a 3000 × 3000 float64 ``.npy`` peaked at 4.4 copies)."""
+from convtool.stream.probe import STREAM_FORMATS, default_band_memory
+from convtool.stream.sizes import (
+    Geometry,
+    format_bytes,
+    plan_band_rows,
+)
 
 TIFF_TILE = 256
 """Streamed TIFF outputs are written in tiles of this size when compressed (smaller, down to
 16, when a row of tiles would take more than a quarter of the memory budget)."""
-
-STREAM_FORMATS = ("TIFF", "NPY")
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What an input's header says, read without decoding any pixel."""
-
-    format: str
-    height: int
-    width: int
-    samples: int
-    why_not: str | None = None
-    """Why this input cannot be read in bands (None: it can)."""
-    sample_bytes: int = 4
-    """Bytes of a sample as filtered in memory: float32 for images, float64 for matrices."""
-
-    @property
-    def in_memory_bytes(self) -> int:
-        return self.height * self.width * self.samples * self.sample_bytes * IN_MEMORY_COPIES
-
-
-def probe(source: str) -> Probe | None:
-    """The header of ``source``; None when it cannot be told cheaply (stdin, unreadable...).
-
-    The in-memory path then reads the file and reports any problem in its own words.
-    """
-    if source == "-":
-        return None
-    path = Path(source)
-    try:
-        if path.suffix.lower() in MATRIX_FORMATS:
-            if MATRIX_FORMATS[path.suffix.lower()] != "NPY":
-                return None  # text matrices are parsed whole
-            reader = NpyReader(path)
-            h, w = reader.shape[:2]
-            return Probe("NPY", h, w, int(np.prod(reader.shape[2:])), sample_bytes=8)
-        with open(path, "rb") as fp:
-            magic = fp.read(4)
-        if starts_as(magic, "TIFF"):
-            return _probe_tiff(path)
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return Probe(
-                str(im.format),
-                int(im.height),
-                int(im.width),
-                len(im.getbands()),
-                f"{im.format} cannot be read in bands",
-            )
-    except Exception:
-        return None
-
-
-def _probe_tiff(path: Path) -> Probe:
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages.first
-        samples = int(page.samplesperpixel)
-        h, w = int(page.imagelength), int(page.imagewidth)
-        why = None
-        orientation = page.tags.get(274)
-        if str(page.axes) not in ("YX", "YXS", "SYX"):
-            why = f"a TIFF with axes {page.axes} is not a plain 2-D image"
-        elif page.bitspersample not in (8, 16, 32, 64):
-            why = f"{page.bitspersample}-bit TIFF samples are read whole"
-        elif orientation is not None and int(orientation.value or 1) != 1:
-            why = f"a TIFF with orientation {orientation.value} must be turned upright whole"
-        return Probe("TIFF", h, w, samples, why)
-
-
-def should_stream(source: str, *, memory: int | None, max_pixels: int) -> bool:
-    """Whether ``source`` goes through the streamed path; ImageError when it cannot fit at all.
-
-    The budget is ``memory`` (``--memory``), or :data:`STREAM_FRACTION` of the available
-    memory. An input whose in-memory run (:data:`IN_MEMORY_COPIES` float copies) exceeds the
-    budget is streamed when its format allows (TIFF, ``.npy``); so is a TIFF or ``.npy`` with
-    more than ``max_pixels`` pixels, whose memory stays bounded by the budget. Other formats
-    that would not fit are refused with a clear error.
-    """
-    info = probe(source)
-    if info is None:
-        return False
-    budget = memory
-    if budget is None:
-        available = available_memory()
-        budget = None if available is None else int(available * STREAM_FRACTION)
-    too_big = budget is not None and info.in_memory_bytes > budget
-    over_limit = info.height * info.width > max_pixels
-    if info.why_not is None:
-        return too_big or over_limit
-    if too_big and not over_limit:  # over the limit: the in-memory path refuses it from its size
-        what = "--memory" if memory is not None else "half the available memory"
-        if info.format == "TIFF":  # a TIFF of a kind the band reader does not take
-            remedy = (
-                "rewrite it as an upright (orientation 1) 8-bit, 16-bit or float TIFF, which "
-                "convtool filters band by band (e.g. vips autorot in.tif out.tif, or vips cast)"
-            )
-        else:
-            remedy = (
-                "convert it to TIFF, which convtool filters band by band (e.g. vips tiffsave "
-                "in.png out.tif --tile --bigtiff)"
-            )
-        raise ImageError(
-            f"{source}: a {info.width}x{info.height} {info.format} image needs about "
-            f"{format_bytes(info.in_memory_bytes)} in memory, more than {what} "
-            f"({format_bytes(budget or 0)}), and {info.why_not}; {remedy}"
-        )
-    return False
-
-
-# --------------------------------------------------------------------------------------------
-# Sources: rows of the file, and rows as the pixel policy's planes
 
 
 @dataclass
@@ -258,10 +139,6 @@ def _open_tiff(source: str, gray: bool, premultiply: bool) -> _Source:
     return _Source(reader, first, tiff_rows, first.channels, observers)
 
 
-# --------------------------------------------------------------------------------------------
-# The chain as stages
-
-
 def _stages(recipe: Recipe, colour: int, alpha: bool) -> list[Stage]:
     """Each kernel of the recipe on the colour planes (plus its file's bias); alpha cropped, or
     with ``--alpha filter`` the premultiplied step on (P, coverage, alpha)."""
@@ -308,10 +185,6 @@ def _premultiplied_stage(band: np.ndarray, *, kernel: Kernel, recipe: Recipe) ->
     planes = (band[..., :-2], band[..., -2], band[..., -1])
     p, c, a = premultiplied_step(planes, kernel, recipe)
     return np.concatenate([p, c[..., np.newaxis], a[..., np.newaxis]], axis=2)
-
-
-# --------------------------------------------------------------------------------------------
-# The streamed run
 
 
 def run_streamed(
@@ -370,29 +243,11 @@ def _run(
     clipping = Clipping.of(recipe, plan)
     stages = _stages(recipe, src.colour, alpha)
     shape = tuple(src.reader.shape)
+    geo = Geometry.of(shape, stages, recipe.border)
+    height, width = geo.heights[-1], geo.widths[-1]
+    budget = memory if memory is not None else default_band_memory()
     channels = src.colour + alpha + premultiplied
-    itemsize = 8 if picture.data.dtype == np.float64 else 4
-    stored_channels = _stored_channels(plan, src.colour, alpha)
-    stored_size = {8: 1, 16: 2, 32: 4, 64: 8}[plan.depth]
-    width = _out_width(shape, stages, recipe.border)
-    budget = memory if memory is not None else _default_band_memory()
-    tile_row = 2 * width * stored_channels * stored_size  # a row of tiles, and its assembly
-    tile = TIFF_TILE
-    while tile > 16 and tile * tile_row > budget // 4:
-        tile //= 2
-    band_rows = plan_band_rows(
-        (*shape[:2], channels),
-        stages,
-        recipe.border,
-        budget,
-        channels=channels,
-        itemsize=itemsize,
-        read_itemsize=np.dtype(src.reader.dtype).itemsize + itemsize,
-        slack_rows=int(getattr(src.reader, "slack_rows", 0)),
-        row_overhead=width * channels * 8 + width * stored_channels * stored_size,
-        fixed_overhead=(tile * tile_row if fmt == "TIFF" else 0)
-        + int(getattr(src.reader, "buffer_bytes", 0)),
-    )
+    band_rows, tile = _band_layout(src, plan, stages, recipe.border, fmt, channels, width, budget)
     notes(
         source,
         f"{source}: {shape[1]}x{shape[0]} filtered in bands of {band_rows} rows "
@@ -403,6 +258,35 @@ def _run(
 
     if clipping is not None:  # the input's range, for the clipping note
         src.observers.append(clipping.see_input)
+
+    stored = _stored_bands(src, stages, recipe, plan, band_rows, clipping, fmt)  # lazy
+    stored_channels = _stored_channels(plan, src.colour, alpha)
+    with atomic_file(target) as fp:
+        if fmt == "TIFF":
+            out_shape = (height, width) + ((stored_channels,) if stored_channels > 1 else ())
+            options = tiff_options(plan, picture.metadata, compress_level)
+            write_tiff(fp, stored, out_shape, _stored_dtype(plan), tile=tile, **options)
+        else:
+            _write_npy(fp, stored, height)
+    note = None if clipping is None else clipping.note()
+    if note is not None:
+        notes(source, note)
+
+
+def _stored_bands(
+    src: _Source,
+    stages: list[Stage],
+    recipe: Recipe,
+    plan: OutputPlan,
+    band_rows: int,
+    clipping: Clipping | None,
+    fmt: str,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The stored samples of each band of the result, in order (a first pass over the bands
+    finds the extent for ``--map rescale``); the clipping counted on the way."""
+    picture = src.picture
+    alpha = picture.alpha is not None
+    premultiplied = alpha and recipe.premultiplies
 
     def bands() -> Iterator[tuple[int, np.ndarray]]:
         return iter_stage_bands(
@@ -421,42 +305,24 @@ def _run(
     if plan.map == "rescale":
         extent = extrema((start, planes_of(rows)[0]) for start, rows in bands())
 
-    def stored() -> Iterator[tuple[int, np.ndarray]]:
-        for start, rows in bands():
-            band = picture.with_planes(*planes_of(rows))
-            if clipping is not None:
-                clipping.count(band, plan)
-            samples = stored_samples(band, plan, extent=extent)
-            if fmt == "TIFF" and samples.ndim == 3 and samples.shape[2] == 1:
-                samples = samples[..., 0]
-            yield start, samples
+    for start, rows in bands():
+        band = picture.with_planes(*planes_of(rows))
+        if clipping is not None:
+            clipping.count(band, plan)
+        samples = stored_samples(band, plan, extent=extent)
+        if fmt == "TIFF" and samples.ndim == 3 and samples.shape[2] == 1:
+            samples = samples[..., 0]
+        yield start, samples
 
-    height = _out_height(shape, stages, recipe.border)
-    with atomic_file(target) as fp:
-        if fmt == "TIFF":
-            options = tiff_options(plan, picture.metadata, compress_level)
-            compression = options.pop("compression", None)
-            out_shape = (
-                (height, width) if stored_channels == 1 else (height, width, stored_channels)
-            )
-            write_tiff(
-                fp,
-                stored(),
-                out_shape,
-                _stored_dtype(plan),
-                compression=compression,
-                tile=tile,
-                **options,
-            )
-        else:
-            writer: NpyWriter | None = None
-            for start, samples in stored():
-                if writer is None:
-                    writer = NpyWriter(fp, (height, *samples.shape[1:]), samples.dtype)
-                writer.write_rows(start, samples)
-    note = None if clipping is None else clipping.note()
-    if note is not None:
-        notes(source, note)
+
+def _write_npy(fp: Any, bands: Iterator[tuple[int, np.ndarray]], height: int) -> None:
+    """Bands of stored samples into a ``.npy`` file of ``height`` rows (the first band tells
+    the width, channels and dtype)."""
+    writer: NpyWriter | None = None
+    for start, samples in bands:
+        if writer is None:
+            writer = NpyWriter(fp, (height, *samples.shape[1:]), samples.dtype)
+        writer.write_rows(start, samples)
 
 
 def _stored_channels(plan: OutputPlan, colour: int, alpha: bool) -> int:
@@ -471,21 +337,37 @@ def _stored_dtype(plan: OutputPlan) -> Any:
     return {8: np.uint8, 16: np.uint16, 32: np.float32}[plan.depth]
 
 
-def _out_height(shape: tuple[int, ...], stages: list[Stage], border: str) -> int:
-    if border != "valid":
-        return int(shape[0])
-    return int(shape[0]) - sum(st.shape[0] - 1 for st in stages)
-
-
-def _out_width(shape: tuple[int, ...], stages: list[Stage], border: str) -> int:
-    if border != "valid":
-        return int(shape[1])
-    return int(shape[1]) - sum(st.shape[1] - 1 for st in stages)
-
-
-def _default_band_memory() -> int:
-    """:data:`~convtool.stream.sizes.DEFAULT_MEMORY`, or less when less is available."""
-    available = available_memory()
-    if available is None:
-        return DEFAULT_MEMORY
-    return max(16 * 2**20, min(DEFAULT_MEMORY, int(available * STREAM_FRACTION)))
+def _band_layout(
+    src: _Source,
+    plan: OutputPlan,
+    stages: list[Stage],
+    border: str,
+    fmt: str,
+    channels: int,
+    width: int,
+    budget: int,
+) -> tuple[int, int]:
+    """(band rows, TIFF tile side) within ``budget`` bytes: the engine's bands, the stored
+    samples of a band, and a row of TIFF tiles being assembled."""
+    itemsize = 8 if src.picture.data.dtype == np.float64 else 4
+    stored_row = width * _stored_channels(plan, src.colour, src.picture.alpha is not None)
+    stored_row *= {8: 1, 16: 2, 32: 4, 64: 8}[plan.depth]
+    tile_row = 2 * stored_row  # a row of tiles, and its assembly
+    tile = TIFF_TILE
+    while tile > 16 and tile * tile_row > budget // 4:
+        tile //= 2
+    shape = tuple(src.reader.shape)
+    band_rows = plan_band_rows(
+        (*shape[:2], channels),
+        stages,
+        border,
+        budget,
+        channels=channels,
+        itemsize=itemsize,
+        read_itemsize=np.dtype(src.reader.dtype).itemsize + itemsize,
+        slack_rows=int(getattr(src.reader, "slack_rows", 0)),
+        row_overhead=width * channels * 8 + stored_row,
+        fixed_overhead=(tile * tile_row if fmt == "TIFF" else 0)
+        + int(getattr(src.reader, "buffer_bytes", 0)),
+    )
+    return band_rows, tile
