@@ -431,13 +431,13 @@ def test_gray_drops_a_colour_profile_and_keeps_a_grey_one(tmp_path):
 def test_png_strategy_is_tried_on_a_sample_and_never_costs_size():
     """Photograph-like noise gets zlib's Z_RLE (as small, faster); a tiled texture, whose
     repeats only long matches find, keeps the default strategy. Pixels are the same."""
-    from convtool.io.png import Z_DEFAULT_STRATEGY, Z_RLE, png_strategy
+    from convtool.io.png import PILLOW_DEFAULT_STRATEGY, Z_RLE, png_strategy
 
     rng = np.random.default_rng(5)
     ramp = np.linspace(0, 200, 600)[None, :, None] + np.linspace(0, 40, 500)[:, None, None]
     photo = np.clip(ramp + rng.normal(0, 6, (500, 600, 3)), 0, 255).astype(np.uint8)
     texture = np.tile(rng.integers(0, 256, (7, 5, 3)).astype(np.uint8), (72, 120, 1))
-    for array, expected in ((photo, Z_RLE), (texture, Z_DEFAULT_STRATEGY)):
+    for array, expected in ((photo, Z_RLE), (texture, PILLOW_DEFAULT_STRATEGY)):
         picture = Picture(data=array, integer_stored=True, depth=8, colors="RGB")
         plan = plan_output(picture, "PNG")
         assert png_strategy(Image.fromarray(array), 4) == expected

@@ -24,16 +24,22 @@ import numpy as np
 from convtool.io.picture import Metadata
 
 Z_DEFAULT_STRATEGY, Z_RLE = zlib.Z_DEFAULT_STRATEGY, zlib.Z_RLE
-"""zlib strategies (``compress_type`` of Pillow's PNG writer): Z_RLE matches runs only."""
+"""zlib strategies: Z_RLE matches runs only."""
+
+PILLOW_DEFAULT_STRATEGY = -1
+"""``compress_type`` leaving the strategy to Pillow's PNG writer (not zlib's default: the
+bytes differ), the alternative to Z_RLE for pictures Pillow writes."""
 
 STRATEGY_TRIAL_PIXELS = 1 << 18
 """Pictures of at least this many pixels written by Pillow get their strategy tried on a
 sample of rows (below it, the trial costs more than it can save)."""
 
 
-def choose_strategy(height: int, level: int, size: Callable[[int, int, int], int]) -> int:
+def choose_strategy(
+    height: int, level: int, size: Callable[[int, int, int], int], default: int
+) -> int:
     """``Z_RLE`` where it compresses two sample bands of the rows (1/64 of them each, at 1/4
-    and 3/4 of the height) no larger than the default strategy, else the default.
+    and 3/4 of the height) no larger than the ``default`` strategy, else ``default``.
 
     ``size(top, rows, strategy)`` is the compressed size of ``rows`` rows from ``top`` (which
     may be negative for very short pictures). On photographs and what filters make of them,
@@ -41,20 +47,18 @@ def choose_strategy(height: int, level: int, size: Callable[[int, int, int], int
     on text, tiles and screenshots it is many times larger: hence the trial.
     """
     if level == 0:
-        return Z_DEFAULT_STRATEGY
+        return default
     rows = max(16, height // 64)
     tops = (height // 4, height * 3 // 4 - rows)
-    default, rle = (
-        sum(size(top, rows, strategy) for top in tops) for strategy in (Z_DEFAULT_STRATEGY, Z_RLE)
-    )
-    return Z_RLE if rle <= default else Z_DEFAULT_STRATEGY
+    usual, rle = (sum(size(top, rows, strategy) for top in tops) for strategy in (default, Z_RLE))
+    return Z_RLE if rle <= usual else default
 
 
 def png_strategy(im: Any, compress_level: int) -> int:
     """The strategy for Pillow's writer of ``im`` (a Pillow image): the default for small
     pictures, else :func:`choose_strategy` on bands written by Pillow."""
     if im.width * im.height < STRATEGY_TRIAL_PIXELS:
-        return Z_DEFAULT_STRATEGY
+        return PILLOW_DEFAULT_STRATEGY
 
     def size(top: int, rows: int, strategy: int) -> int:
         buffer = io.BytesIO()
@@ -62,7 +66,7 @@ def png_strategy(im: Any, compress_level: int) -> int:
         band.save(buffer, format="PNG", compress_level=compress_level, compress_type=strategy)
         return buffer.tell()
 
-    return choose_strategy(im.height, compress_level, size)
+    return choose_strategy(im.height, compress_level, size, PILLOW_DEFAULT_STRATEGY)
 
 
 def filtered_strategy(filtered: np.ndarray, level: int) -> int:
@@ -73,7 +77,7 @@ def filtered_strategy(filtered: np.ndarray, level: int) -> int:
         top = max(0, top)
         return len(_deflate(filtered[top : top + rows].tobytes(), level, strategy))
 
-    return choose_strategy(filtered.shape[0], level, size)
+    return choose_strategy(filtered.shape[0], level, size, Z_DEFAULT_STRATEGY)
 
 
 PARALLEL_SAMPLES = 1 << 23
