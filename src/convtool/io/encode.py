@@ -16,7 +16,7 @@ from convtool.io import png
 from convtool.io.formats import caps
 from convtool.io.matrix import encode_matrix
 from convtool.io.picture import JpegCompression, Metadata, Picture, fitting_metadata
-from convtool.io.pixels import stored_samples
+from convtool.io.pixels import LAYOUTS, stored_samples
 from convtool.io.plan import OutputPlan
 from convtool.io.tiff import encode_tiff
 
@@ -54,7 +54,7 @@ def _pillow_image(stored: np.ndarray, colors: str) -> Any:
         return Image.fromarray(np.ascontiguousarray(stored.reshape(h, w)))  # I;16 grey
     if colors == "CMYK":
         return Image.frombytes("CMYK", (w, h), np.ascontiguousarray(stored).tobytes())
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[planes]
+    mode = LAYOUTS[planes]
     return Image.frombytes(mode, (w, h), np.ascontiguousarray(stored).tobytes())
 
 

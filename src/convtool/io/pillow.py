@@ -12,7 +12,7 @@ import numpy as np
 from convtool.errors import ImageError
 from convtool.io.formats import signature
 from convtool.io.picture import JpegCompression, Metadata, Picture, check_pixels, xmp_upright
-from convtool.io.pixels import colors_of, split_alpha, to_unit, unit, upright
+from convtool.io.pixels import LAYOUTS, colors_of, split_alpha, to_unit, unit, upright
 
 ORIENTATION_TAG = 0x0112
 
@@ -268,7 +268,7 @@ def _read_png16(
     mode = {"LA;16B": "LA", "RGB;16B": "RGB", "RGBA;16B": "RGBA"}.get(rawmode, "RGB") + ";16"
     if stored.ndim == 2:
         stored = stored[..., np.newaxis]
-    layout = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[stored.shape[2]]
+    layout = LAYOUTS[stored.shape[2]]
     data, alpha = split_alpha(stored, layout)
     depth = 16 if stored.dtype == np.uint16 else 8
     return data, alpha, colors_of(data), depth, mode

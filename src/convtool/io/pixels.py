@@ -81,8 +81,16 @@ def _unit_alpha(stored: np.ndarray | None, maxval: int) -> np.ndarray | None:
     return np.ascontiguousarray(np.asarray(stored, dtype=np.float32) / np.float32(maxval))
 
 
+COLOURS = {1: "L", 3: "RGB", 4: "CMYK"}
+"""What the channels of an image's colour planes are, by their number."""
+
+LAYOUTS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+"""How stored samples (or a matrix's planes) with alpha last are laid out, by their number."""
+
+
 def colors_of(data: np.ndarray) -> str:
-    return {1: "L", 3: "RGB", 4: "CMYK"}[data.shape[2]]
+    """``L``, ``RGB`` or ``CMYK``: what the channels of colour planes (H, W, C) are."""
+    return COLOURS[data.shape[2]]
 
 
 def upright(
@@ -342,7 +350,7 @@ def _image_planes(picture: Picture) -> tuple[np.ndarray, np.ndarray | None]:
         return (data if data.ndim == 3 else data[..., np.newaxis]), picture.alpha
     if data.ndim == 2:
         return data[..., np.newaxis], None
-    layout = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[data.shape[2]]
+    layout = LAYOUTS[data.shape[2]]
     return split_alpha(data, layout)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from convtool.errors import ImageError
 from convtool.io.picture import Metadata, Picture, check_pixels, fitting_metadata, xmp_upright
-from convtool.io.pixels import split_alpha, unit, upright
+from convtool.io.pixels import colors_of, split_alpha, unit, upright
 from convtool.io.plan import OutputPlan
 
 _XMP_TAG = 700
@@ -55,7 +55,7 @@ def read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
     data, alpha, depth = tiff_planes(stored, photometric, extrasamples, colormap, name, bits)
     metadata, orientation = tiff_metadata(tags)
     data, alpha = upright(data, alpha, orientation)
-    colors = {1: "L", 3: "RGB", 4: "CMYK"}[data.shape[2]]
+    colors = colors_of(data)
     mode = {8: "", 16: ";16", 32: ";F"}[depth]
     return Picture(
         data=data,

@@ -39,7 +39,7 @@ from convtool.io.files import atomic_file
 from convtool.io.formats import check_lossless
 from convtool.io.matrix import NpyReader, NpyWriter, matrix_picture
 from convtool.io.picture import Picture
-from convtool.io.pixels import stored_samples, to_gray
+from convtool.io.pixels import colors_of, stored_samples, to_gray
 from convtool.io.plan import OutputPlan, plan_output
 from convtool.io.tiff import (
     TiffReader,
@@ -103,7 +103,7 @@ def _open_tiff(source: str, gray: bool, premultiply: bool) -> _Source:
 
     def picture_of(rows: np.ndarray) -> Picture:
         data, alpha, depth = tiff_planes(rows, photometric, extrasamples, colormap, source)
-        colors = {1: "L", 3: "RGB", 4: "CMYK"}[data.shape[2]]
+        colors = colors_of(data)
         mode = colors + ("A" if alpha is not None else "") + {8: "", 16: ";16", 32: ";F"}[depth]
         picture = Picture(
             data=data,
