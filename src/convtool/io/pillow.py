@@ -22,14 +22,15 @@ class NotAnImage(ImageError):
 
 
 @functools.cache
-def _pillow() -> Any:
+def pillow() -> Any:
     """Pillow's ``Image`` module, with its own decompression-bomb check off.
 
     convtool checks every image against its caller's limit (:func:`check_pixels`, from the
     size in the header, before any pixel is decoded). Pillow's check reads one process-wide
     limit, which cannot serve two reads with different limits at once (threads of a batch):
     it is turned off here, once, the first time convtool opens an image with Pillow, and never
-    touched again.
+    touched again. Open images with Pillow through this, never ``PIL.Image`` directly, so
+    that every open is checked the same way.
     """
     from PIL import Image
 
@@ -44,7 +45,7 @@ def read_pillow(fp: BinaryIO, head: bytes, name: str, limit: int, samples: bool)
     from PIL import UnidentifiedImageError
 
     try:
-        im = _pillow().open(fp)
+        im = pillow().open(fp)
     except UnidentifiedImageError:
         kind = signature(head)
         if kind is not None:

@@ -10,6 +10,7 @@ import numpy as np
 from convtool.errors import ImageError
 from convtool.io.formats import MATRIX_FORMATS, starts_as
 from convtool.io.matrix import NpyReader
+from convtool.io.pillow import pillow
 from convtool.stream.sizes import DEFAULT_MEMORY, available_memory, format_bytes
 
 STREAM_FRACTION = 0.5
@@ -61,9 +62,7 @@ def probe(source: str) -> Probe | None:
             magic = fp.read(4)
         if starts_as(magic, "TIFF"):
             return _probe_tiff(path)
-        from PIL import Image
-
-        with Image.open(path) as im:
+        with pillow().open(path) as im:
             return Probe(
                 str(im.format),
                 int(im.height),
