@@ -38,6 +38,11 @@ def pillow() -> Any:
     return Image
 
 
+PILLOW_OPEN_LIMIT = 2 * (1024 * 1024 * 1024 // 4 // 3)
+"""Pixels above which Pillow, with its default limit, refuses to open an image at all (twice
+``PIL.Image.MAX_IMAGE_PIXELS``'s default)."""
+
+
 def read_pillow(fp: BinaryIO, head: bytes, name: str, limit: int, samples: bool) -> Picture:
     """An image Pillow reads, refused before decoding when it has more than ``limit`` pixels;
     ``head`` is the file's first bytes (for messages). NotAnImage when Pillow does not know
