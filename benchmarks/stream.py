@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convtool.stream import write_tiff
+from convtool.io.tiff import write_tiff
 
 KERNEL = "gaussian:sigma=2.5,size=15"
 
@@ -112,7 +112,7 @@ def main() -> None:
         with tifffile.TiffFile(a) as ta, tifffile.TiffFile(b) as tb:
             ra, rb = ta.pages.first, tb.pages.first
             # compare a few row blocks without loading either file whole
-            from convtool.stream import TiffReader
+            from convtool.io.tiff import TiffReader
 
             with TiffReader(a) as xa, TiffReader(b) as xb:
                 for r0 in np.linspace(0, options.size - 8, 5).astype(int):

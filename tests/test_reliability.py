@@ -38,7 +38,8 @@ from PIL import Image
 from scipy import ndimage
 
 from convtool.errors import ImageError, KernelError
-from convtool.imaging import DEFAULT_MAX_PIXELS, parse_matrix, read_picture
+from convtool.io.matrix import parse_matrix
+from convtool.io.read import DEFAULT_MAX_PIXELS, read_picture
 from convtool.kernels import LAPLACIAN, MAX_KERNEL_SIDE, load_kernel
 
 CONVTOOL = [sys.executable, "-m", "convtool"]

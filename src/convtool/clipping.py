@@ -23,7 +23,9 @@ from convtool.filtering import (
     fused_levels,
     fused_samples,
 )
-from convtool.imaging import OutputPlan, Picture, clipped_samples
+from convtool.io.picture import Picture
+from convtool.io.pixels import clipped_samples
+from convtool.io.plan import OutputPlan
 from convtool.kernels import Kernel
 
 CLIPPED_SHARE = 0.01

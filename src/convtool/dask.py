@@ -22,7 +22,7 @@ import numpy as np
 
 from convtool.correlate import KernelLike, _weights, check_border, correlate
 from convtool.errors import ImageError, KernelError, UsageError
-from convtool.stream import extend_index
+from convtool.stream.engine import extend_index
 
 CORE_LOCK = threading.Lock()
 """One parallel core call at a time per process: the core already uses every core, and numba's

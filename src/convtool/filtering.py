@@ -51,7 +51,9 @@ from convtool.correlate import (
     separable_factors,
 )
 from convtool.errors import UsageError
-from convtool.imaging import OutputPlan, Picture, to_unit
+from convtool.io.picture import Picture
+from convtool.io.pixels import to_unit
+from convtool.io.plan import OutputPlan
 from convtool.kernels import Kernel
 
 

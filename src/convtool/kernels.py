@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from convtool.errors import KernelError
-from convtool.npyfile import read_npy_header
+from convtool.io.matrix import NUMBER, parse_kernel_matrix, read_npy_header
 
 MAX_KERNEL_SIDE = 1025
 """The largest kernel side convtool accepts, for kernel specs, files and ``learn --size``."""
@@ -439,9 +439,6 @@ BUILTINS: dict[str, Builtin] = {
 # --- spec parsing -------------------------------------------------------------------------
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
-_NUMBER_RE = re.compile(
-    r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf|infinity)$", re.I
-)
 
 
 def load_kernel(spec: str) -> Kernel:
@@ -479,9 +476,10 @@ def _inline_kernel(text: str, spec: str) -> Kernel:
         return _kernel_from_json(text, f"kernel {spec!r}", "inline")
     name, _, args = text.partition(":")
     name = name.strip()
-    if _NAME_RE.match(name) and not _NUMBER_RE.match(name):
+    if _NAME_RE.match(name) and not NUMBER.match(name):
         return _builtin(name.lower(), args, spec)
-    return Kernel(parse_matrix_text(text, f"kernel {spec!r}"), "inline")
+    what = f"kernel {spec!r}"
+    return Kernel(validate_weights(parse_kernel_matrix(text, what), what), "inline")
 
 
 KERNEL_FILE_SUFFIXES = (".txt", ".csv", ".npy", ".json")
@@ -602,38 +600,6 @@ def _check_rows(data: object, what: str) -> object:
     raise KernelError(f"{what}: expected a list of rows of numbers")
 
 
-def parse_matrix_text(text: str, what: str) -> np.ndarray:
-    """Rows of numbers separated by ``;`` or new lines, entries by spaces or commas; ``#`` starts
-    a comment. Raises KernelError for ragged rows, non-numbers and an empty matrix."""
-    rows: list[list[float]] = []
-    # comments first: a ';' inside one ('# rows; columns') separates no rows
-    uncommented = "\n".join(line.split("#", 1)[0] for line in text.split("\n"))
-    for line in re.split(r"[;\n]", uncommented):
-        line = line.strip()
-        if not line:
-            continue
-        row = []
-        for token in re.split(r"[\s,]+", line):
-            if not token:
-                continue
-            if not _NUMBER_RE.match(token):
-                raise KernelError(
-                    f"{what}: {token!r} is not a number; write rows of numbers such as "
-                    "'1 0 -1; 2 0 -2; 1 0 -1'"
-                )
-            row.append(float(token))
-        if row:
-            rows.append(row)
-    if not rows:
-        raise KernelError(f"{what}: no numbers found; write rows such as '0 1; 2 3'")
-    lengths = sorted({len(r) for r in rows})
-    if len(lengths) > 1:
-        raise KernelError(
-            f"{what}: ragged rows (lengths {lengths}); every row needs the same number of entries"
-        )
-    return validate_weights(rows, what)
-
-
 _BIAS_RE = re.compile(r"^\s*#\s*bias\s*[:=]\s*(\S+)\s*$", re.I)
 
 
@@ -683,7 +649,7 @@ def load_kernel_file(path_text: str) -> Kernel:
             "separate the numbers of a row by spaces or commas (a ';'-separated CSV: save it "
             "with ',' between numbers and '.' as the decimal mark)"
         )
-    return Kernel(parse_matrix_text(text, what), path.name, bias)
+    return Kernel(validate_weights(parse_kernel_matrix(text, what), what), path.name, bias)
 
 
 def _load_npy_kernel(path: Path, what: str) -> np.ndarray:

@@ -1064,7 +1064,7 @@ def save_kernel(kernel: Kernel, path: str | Path) -> None:
     kernel has a bias); anything else: the text format of :func:`~convtool.kernels.format_kernel`
     (rows of numbers, ``# bias: b``), which ``numpy.loadtxt`` loads.
     """
-    from convtool.imaging import write_atomic
+    from convtool.io.files import write_atomic
 
     target = Path(path)
     suffix = target.suffix.lower()

@@ -142,10 +142,11 @@ def test_lazy_api_names():
 
 def test_defaults_are_the_libraries():
     """The numbers --help shows (from convtool.choices) are the ones the library uses."""
-    from convtool import choices, imaging, learn
+    from convtool import choices, learn
+    from convtool.io import read
 
     assert learn.DEFAULT_EPOCHS is choices.DEFAULT_EPOCHS
-    assert imaging.DEFAULT_MAX_PIXELS is choices.DEFAULT_MAX_PIXELS
+    assert read.DEFAULT_MAX_PIXELS is choices.DEFAULT_MAX_PIXELS
 
 
 def test_module_entry_point():

@@ -77,7 +77,7 @@ def _folder_as_written(path: str) -> str:
 def _directory(root: str, *, recursive: bool, skip: Path | None) -> list[Source]:
     """The files of ``root`` that convtool reads, in name order, a folder's files before its
     sub-folders'; hidden files and folders (``.thumbnails``, ``._x.jpg``) left out."""
-    from convtool.imaging import MATRIX_FORMATS, image_suffixes
+    from convtool.io.formats import MATRIX_FORMATS, image_suffixes
 
     readable = (image_suffixes() | set(MATRIX_FORMATS)) - set(SKIPPED_IN_DIRECTORIES)
     skipped = os.path.realpath(skip) if skip is not None else None
@@ -276,7 +276,7 @@ def _climbs(value: str) -> bool:
 def _check_targets(
     jobs: list[Job], sources: list[Source], *, plain_output: bool, template: str | None
 ) -> None:
-    from convtool.imaging import format_for_path
+    from convtool.io.formats import format_for_path
 
     seen: dict[str, Source] = {}
     inputs = {_identity(job.source): job.source for job in jobs if job.source != "-"}

@@ -1,7 +1,7 @@
 """Running jobs: read, filter, encode and write one input, or a batch of them in a pipeline.
 
 The arithmetic lives in :mod:`convtool.filtering` (the kernel chain) and
-:mod:`convtool.imaging` (reading, the pixel policy, writing); where each result goes is planned
+:mod:`convtool.io` (reading, the pixel policy, writing); where each result goes is planned
 by :mod:`convtool.batch.jobs`. Nothing here prints: notes and failures go to the callables the
 caller hands in, so that a command, a Dask worker or a test decides what to show.
 """
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from convtool.filtering import Recipe
-    from convtool.imaging import OutputPlan, Picture
+    from convtool.io.picture import Picture
+    from convtool.io.plan import OutputPlan
 
 # numpy, Pillow and the core are imported inside the functions that run a filter, so that
 # the commands that do not filter do not load them.
@@ -105,8 +106,8 @@ def run_job(job: Job, settings: Settings) -> tuple[list[str], str | None]:
 
 def read(job: Job, settings: Settings) -> Picture | None:
     """The input read (as samples where it has them); None for an input to filter in bands."""
-    from convtool.imaging import read_picture
-    from convtool.stream_apply import should_stream
+    from convtool.io.read import read_picture
+    from convtool.stream.probe import should_stream
 
     if _is_file(job.source) and should_stream(
         job.source, memory=settings.memory, max_pixels=settings.max_pixels
@@ -127,7 +128,8 @@ def _is_file(source: str) -> bool:
 def filter_for(job: Job, settings: Settings, picture: Picture) -> tuple[Picture, OutputPlan]:
     """The output planned, and the picture filtered for it (the input's planes dropped)."""
     from convtool.clipping import filter_for_output
-    from convtool.imaging import format_for_path, plan_output
+    from convtool.io.formats import format_for_path
+    from convtool.io.plan import plan_output
 
     if job.target is None:
         fmt = settings.stdout_format or ("TXT" if picture.is_matrix else picture.format)
@@ -168,7 +170,7 @@ def file_behind(stream: IO[Any]) -> str | None:
 def _redirected_elsewhere(target: str | None, fmt: str) -> str | None:
     """A note when standard output is a file whose extension names another format than the
     one written (``convtool apply in.png -k K > out.jpg`` writes PNG bytes into out.jpg)."""
-    from convtool.imaging import format_for_path
+    from convtool.io.formats import format_for_path
 
     if target is None:
         return None
@@ -186,7 +188,7 @@ def _redirected_elsewhere(target: str | None, fmt: str) -> str | None:
 
 def _check_writable(fmt: str, source: str) -> None:
     """Standard output takes the input's format: say so when convtool cannot write that one."""
-    from convtool.imaging import format_by_name
+    from convtool.io.formats import format_by_name
 
     try:
         format_by_name(fmt)
@@ -200,7 +202,7 @@ def _check_writable(fmt: str, source: str) -> None:
 
 def encode(job: Job, picture: Picture, plan: OutputPlan, settings: Settings) -> bytes:
     """The filtered picture as the bytes of its output file."""
-    from convtool.imaging import encode as encode_picture
+    from convtool.io.encode import encode as encode_picture
 
     try:
         return encode_picture(
@@ -216,7 +218,7 @@ def encode(job: Job, picture: Picture, plan: OutputPlan, settings: Settings) -> 
 
 def write(job: Job, payload: bytes, plan: OutputPlan, notes: NoteSink) -> None:
     """The encoded result written where the job says, then the plan's notes."""
-    from convtool.imaging import write_output
+    from convtool.io.files import write_output
 
     if job.target is not None:
         make_directory(job.target.parent)
@@ -226,9 +228,9 @@ def write(job: Job, payload: bytes, plan: OutputPlan, notes: NoteSink) -> None:
 
 
 def run_streamed(job: Job, settings: Settings, notes: NoteSink) -> None:
-    """One input too large for memory, filtered band by band (see convtool.stream_apply)."""
-    from convtool.imaging import format_for_path
-    from convtool.stream_apply import run_streamed as run_in_bands
+    """One input too large for memory, filtered band by band (see convtool.stream.apply)."""
+    from convtool.io.formats import format_for_path
+    from convtool.stream.apply import run_streamed as run_in_bands
 
     fmt = format_for_path(job.target) if job.target is not None else ""
     _check_format_option(job, settings, fmt)

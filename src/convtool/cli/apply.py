@@ -75,9 +75,9 @@ def apply_command(
     """
     from convtool.batch.pipeline import Notes, Settings, file_behind, run_batch, run_one
     from convtool.filtering import Recipe
-    from convtool.imaging import format_by_name
+    from convtool.io.formats import format_by_name
     from convtool.kernels import load_kernel
-    from convtool.stream import parse_bytes
+    from convtool.stream.sizes import parse_bytes
 
     recipe = Recipe(
         kernels=tuple(load_kernel(spec) for spec in kernel),

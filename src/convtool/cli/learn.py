@@ -1,6 +1,6 @@
 """``convtool learn``: fit the kernel that turned INPUT into TARGET — parse, delegate, report.
 
-The fitting lives in :mod:`convtool.learn` and the reading in :mod:`convtool.imaging`; this
+The fitting lives in :mod:`convtool.learn` and the reading in :mod:`convtool.io.read`; this
 module turns options into calls, writes the kernel where ``-o`` says and the report on stderr
 (or as JSON on stdout).
 """
@@ -71,7 +71,9 @@ def learn_command(
 
       convtool learn a.png A.png b.png B.png --size 3 --bias -o k.json --json
     """
-    from convtool.imaging import read_picture, to_unit, write_output
+    from convtool.io.files import write_output
+    from convtool.io.pixels import to_unit
+    from convtool.io.read import read_picture
     from convtool.kernels import format_kernel
     from convtool.learn import check_options, learn_kernel, parse_size, save_kernel
 

@@ -24,7 +24,7 @@ from convtool.cli import app, main
 from conftest import CONVERT, imagemagick
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def ok(*args: object) -> None:

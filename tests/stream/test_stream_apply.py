@@ -10,8 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import convtool
-import convtool.stream
-import convtool.stream_apply
+import convtool.io.tiff
+import convtool.stream.probe
 from convtool.cli import app
 
 runner = CliRunner()
@@ -189,7 +189,7 @@ def test_tiff_to_npy_and_npy_to_tiff(tmp_path):
 
 def test_large_output_is_bigtiff_and_tiled(tmp_path, monkeypatch):
     """Past the BigTIFF threshold the output is BigTIFF (threshold lowered for the test)."""
-    monkeypatch.setattr(convtool.stream, "BIGTIFF_THRESHOLD", 1000)
+    monkeypatch.setattr(convtool.io.tiff, "BIGTIFF_THRESHOLD", 1000)
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, image((64, 64, 3), np.uint8), photometric="rgb")
     ok(src, "-k", "box", "--memory", "100K", "-o", tmp_path / "o.tif")
@@ -202,7 +202,7 @@ def test_streams_automatically_when_memory_is_short(tmp_path, monkeypatch):
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, image((80, 60, 3), np.uint8), photometric="rgb")
     ok(src, "-k", "box", "-o", tmp_path / "whole.tif")
-    monkeypatch.setattr(convtool.stream_apply, "available_memory", lambda: 200_000)
+    monkeypatch.setattr(convtool.stream.probe, "available_memory", lambda: 200_000)
     result = ok(src, "-k", "box", "-o", tmp_path / "bands.tif")
     assert "filtered in bands of" in result.stderr
     np.testing.assert_array_equal(
@@ -215,8 +215,8 @@ def test_npy_estimate_counts_float64_copies(tmp_path, monkeypatch):
     (4 copies of 8 bytes), so it streams where 4 float32 copies would still have fit."""
     x = np.random.default_rng(8).random((100, 100))
     np.save(tmp_path / "m.npy", x)
-    monkeypatch.setattr(convtool.stream_apply, "available_memory", lambda: 2 * 200_000)
-    assert convtool.stream_apply.probe(str(tmp_path / "m.npy")).in_memory_bytes == 320_000
+    monkeypatch.setattr(convtool.stream.probe, "available_memory", lambda: 2 * 200_000)
+    assert convtool.stream.probe.probe(str(tmp_path / "m.npy")).in_memory_bytes == 320_000
     result = ok(tmp_path / "m.npy", "-k", "box:3", "-o", tmp_path / "o.npy")
     assert "filtered in bands of" in result.stderr
     expected = ndi.correlate(x, np.full((3, 3), 1 / 9), mode="reflect")

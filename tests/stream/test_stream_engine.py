@@ -11,21 +11,17 @@ import scipy.ndimage as ndi
 import tifffile
 
 import convtool
-from convtool.stream import (
-    NpyReader,
-    NpyWriter,
-    TiffReader,
+from convtool.io.matrix import NpyReader, NpyWriter
+from convtool.io.tiff import TiffReader, write_tiff
+from convtool.stream.engine import (
     correlate_bands,
     correlate_streamed,
     correlation_stage,
     extend_index,
     extrema,
-    format_bytes,
     open_reader,
-    parse_bytes,
-    plan_band_rows,
-    write_tiff,
 )
+from convtool.stream.sizes import plan_band_rows
 
 import references
 from conftest import assert_close, distinct_kernel, random_image
@@ -221,7 +217,7 @@ def test_npy_reader_reads_fortran_order_rows(tmp_path, shape, dtype, monkeypatch
 
     A buffer of 64 bytes makes the (300, 5) case gather its columns one at a time.
     """
-    monkeypatch.setattr(convtool.stream, "FORTRAN_BUFFER", 64)
+    monkeypatch.setattr(convtool.io.matrix, "FORTRAN_BUFFER", 64)
     x = random_image(shape, np.float64, seed=27) * 100
     x = np.asfortranarray(x.astype(dtype))
     np.save(tmp_path / "f.npy", x)
@@ -386,30 +382,6 @@ def test_peak_memory_is_bounded_by_the_budget(tmp_path, order):
     assert_close(np.load(tmp_path / "out.npy"), convtool.correlate(x, k), k, x)
 
 
-def test_memory_budget_chooses_band_height():
-    """More memory, taller bands; too little for one row and its halo is a clear error."""
-    stages = [correlation_stage(np.ones((15, 15)))]
-    small = plan_band_rows((40000, 40000, 3), stages, "reflect", 512 * 2**20)
-    large = plan_band_rows((40000, 40000, 3), stages, "reflect", 2 * 2**30)
-    assert 10 < small < large <= 40000
-    assert plan_band_rows((50, 40), stages, "reflect", 2**30) == 50
-    with pytest.raises(convtool.UsageError, match=r"too small .* halo of 14 rows .*--memory"):
-        plan_band_rows((40000, 40000, 3), stages, "reflect", 2**20)
-
-
-def test_wrap_and_chains_need_more_memory_per_band():
-    one = [correlation_stage(np.ones((9, 9)))]
-    two = [*one, correlation_stage(np.ones((9, 9)))]
-    shape = (10000, 5000, 3)
-    rows = {
-        (len(chain), mode): plan_band_rows(shape, chain, mode, 2**28)
-        for chain in (one, two)
-        for mode in ("reflect", "wrap")
-    }
-    assert rows[2, "reflect"] < rows[1, "reflect"]
-    assert rows[1, "wrap"] < rows[1, "reflect"]
-
-
 def test_valid_kernel_larger_than_the_image_is_refused():
     with pytest.raises(convtool.KernelError, match="larger than the 4x5 image"):
         streamed(np.zeros((4, 5)), np.ones((5, 2)), border="valid", band_rows=2)
@@ -455,26 +427,3 @@ def test_extrema_for_rescale():
     y = convtool.correlate(x, "laplacian")
     lo, hi = extrema(correlate_bands(x, "laplacian", band_rows=5))
     np.testing.assert_allclose([lo, hi], [y.min(), y.max()], rtol=1e-6)
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [("512M", 512 * 2**20), ("2G", 2 * 2**30), ("1.5GiB", 3 * 2**29), ("100000", 100000),
-     ("64k", 65536), ("3 MB", 3 * 2**20), ("1T", 2**40)],
-)  # fmt: skip
-def test_parse_bytes(text, value):
-    assert parse_bytes(text) == value
-
-
-@pytest.mark.parametrize("text", ["", "M", "-5M", "lots", "5X", "nanM", "0"])
-def test_parse_bytes_refuses(text):
-    with pytest.raises(convtool.UsageError, match="memory size"):
-        parse_bytes(text)
-
-
-def test_format_bytes():
-    assert format_bytes(256 * 2**20) == "256 MiB"
-    assert format_bytes(256 * 2**20, unit=True) == "256M"
-    assert format_bytes(1536) == "1.5 KiB"
-    assert format_bytes(12) == "12 B"
-    assert parse_bytes(format_bytes(123456789, unit=True)) >= 123456789

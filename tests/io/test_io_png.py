@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from convtool import _jit, imaging, pngwrite
+from convtool import _jit
+from convtool.io import png as pngwrite
+from convtool.io.encode import encode
+from convtool.io.picture import Metadata, Picture
+from convtool.io.plan import plan_output
 
 
 def decode(png: bytes) -> np.ndarray:
@@ -152,12 +156,12 @@ def test_strategy_follows_the_sample() -> None:
     for x, expected in ((photo, pngwrite.Z_RLE), (text, pngwrite.Z_DEFAULT_STRATEGY)):
         out = np.empty((x.shape[0], x.shape[1] + 1), np.uint8)
         _jit.png_filter(x, 0, x.shape[0], 1, out)
-        assert pngwrite.choose_strategy(out, 4) == expected
-        assert pngwrite.choose_strategy(out, 0) == pngwrite.Z_DEFAULT_STRATEGY
+        assert pngwrite.filtered_strategy(out, 4) == expected
+        assert pngwrite.filtered_strategy(out, 0) == pngwrite.Z_DEFAULT_STRATEGY
 
 
 def test_encode_uses_it_for_large_pictures_with_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Through ``imaging.encode``: ICC profile, DPI and EXIF are kept, the pixels exact."""
+    """Through ``encode``: ICC profile, DPI and EXIF are kept, the pixels exact."""
     monkeypatch.setattr(pngwrite, "PARALLEL_SAMPLES", 100)
     calls = []
     original = pngwrite.encode_png8
@@ -168,16 +172,16 @@ def test_encode_uses_it_for_large_pictures_with_metadata(monkeypatch: pytest.Mon
     exif = Image.Exif()
     exif[0x010F] = "convtool test"
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    metadata = imaging.Metadata(icc_profile=icc, dpi=(300.0, 300.0), exif=exif.tobytes())
-    picture = imaging.Picture(
+    metadata = Metadata(icc_profile=icc, dpi=(300.0, 300.0), exif=exif.tobytes())
+    picture = Picture(
         x.astype(np.float32) / 255,
         integer_stored=True,
         mode="RGB",
         colors="RGB",
         metadata=metadata,
     )
-    plan = imaging.plan_output(picture, "PNG")
-    png = imaging.encode(picture, plan)
+    plan = plan_output(picture, "PNG")
+    png = encode(picture, plan)
     assert calls
     with Image.open(io.BytesIO(png)) as im:
         np.testing.assert_array_equal(np.asarray(im), x)

@@ -20,13 +20,14 @@ from typer.testing import CliRunner
 from convtool.cli import app
 from convtool.clipping import filter_for_output
 from convtool.filtering import Recipe, filter_planes, fused_kernel
-from convtool.imaging import Picture, plan_output
+from convtool.io.picture import Picture
+from convtool.io.plan import plan_output
 from convtool.kernels import Kernel, load_kernel
 
 from conftest import CONVERT, imagemagick
 
 runner = CliRunner()
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 CAMERA = SAMPLES / "camera.png"
 
 

@@ -1,0 +1,1 @@
+"""Images and matrix files in and out, and the pixel policy."""

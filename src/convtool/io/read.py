@@ -1,0 +1,137 @@
+"""Reading any input as a :class:`~convtool.io.picture.Picture`: sniff, then dispatch.
+
+A file named ``.npy``/``.txt``/``.csv`` is a matrix (:mod:`convtool.io.matrix`); other files,
+standard input and pipes are sniffed: TIFF by its magic bytes (:mod:`convtool.io.tiff`), then
+whatever Pillow reads (:mod:`convtool.io.pillow`), then, for bytes without a name, a ``.npy``
+or a text matrix. Whatever a decoder raises on damaged bytes becomes one ImageError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from convtool.choices import (
+    DEFAULT_MAX_PIXELS,
+)
+from convtool.errors import ImageError
+from convtool.io.formats import MATRIX_FORMATS, starts_as
+from convtool.io.matrix import (
+    load_npy,
+    matrix_picture,
+    parse_matrix,
+    read_matrix_file,
+)
+from convtool.io.picture import Picture
+from convtool.io.pillow import NotAnImage, read_pillow
+from convtool.io.pixels import to_gray, to_unit
+from convtool.io.tiff import read_tiff
+
+
+def read_picture(
+    source: str | Path,
+    *,
+    gray: bool = False,
+    max_pixels: int | None = None,
+    samples: bool = False,
+) -> Picture:
+    """Read an image or a matrix file (``"-"``: standard input, sniffed) as a :class:`Picture`.
+
+    ``gray`` converts colour images to one ITU-R 601-2 luminance channel (Pillow's ``L``
+    weights, computed in floating point) and drops a colour ICC profile. Images with more than
+    ``max_pixels`` pixels (default :data:`DEFAULT_MAX_PIXELS`) are refused before decoding.
+    ``samples`` keeps the uint8/uint16 samples of 8- and 16-bit images read by Pillow or
+    imagecodecs instead of floats (see :class:`Picture`; without ``gray``).
+    Raises :class:`~convtool.errors.ImageError` saying what came in and what to do.
+    """
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    if str(source) == "-":
+        raw = sys.stdin.buffer.read()
+        with _decoding("standard input"):
+            picture = _read_bytes(raw, "standard input", limit, samples)
+    else:
+        path = Path(source)
+        name = str(source)
+        try:
+            info = path.stat()
+            if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+                raise ImageError(
+                    f"{name}: is empty (0 bytes); give an image or a matrix file (it may not "
+                    "have been written completely)"
+                )
+            with _decoding(name):
+                if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+                    # a pipe (``<(...)``, /dev/stdin, a FIFO) can be read once, and not seeked
+                    # in: its bytes, sniffed as standard input's are
+                    with open(path, "rb") as fp:
+                        raw = fp.read()
+                    picture = _read_bytes(raw, name, limit, samples)
+                elif path.suffix.lower() in MATRIX_FORMATS:
+                    picture = read_matrix_file(path, name, limit)
+                else:
+                    with open(path, "rb") as fp:
+                        picture = _read_image(fp, name, limit, samples)
+        except FileNotFoundError:
+            raise ImageError(f"{name}: no such file") from None
+        except IsADirectoryError:
+            raise ImageError(f"{name}: is a directory; give an image or matrix file") from None
+        except PermissionError:
+            raise ImageError(f"{name}: permission denied; check the file's permissions") from None
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    return to_gray(to_unit(picture)) if gray else picture
+
+
+@contextlib.contextmanager
+def _decoding(name: str) -> Iterator[None]:
+    """Decoding untrusted bytes: whatever a decoder raises becomes one :class:`ImageError`.
+
+    Pillow, tifffile and numpy raise many kinds of exception on damaged files (IndexError,
+    TypeError, struct.error, tokenize.TokenError...). OSError is left to the caller, which
+    knows the file (no such file, permission denied...).
+    """
+    try:
+        yield
+    except (ImageError, OSError):
+        raise
+    except MemoryError:
+        raise ImageError(
+            f"{name}: not enough memory to read it; free memory, or refuse images this large "
+            "before decoding with a lower --max-pixels"
+        ) from None
+    except Exception as exc:
+        raise ImageError(
+            f"{name}: cannot be read; the file is damaged or of a kind convtool does not know "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _read_bytes(raw: bytes, name: str, limit: int, samples: bool = False) -> Picture:
+    """Sniff bytes from standard input: an image Pillow (or tifffile) reads, a .npy, or text."""
+    if not raw:
+        raise ImageError(f"{name}: is empty; pipe an image or a text matrix into it")
+    if starts_as(raw, "NPY"):
+        return matrix_picture(load_npy(io.BytesIO(raw), name, limit), "NPY", name)
+    try:
+        return _read_image(io.BytesIO(raw), name, limit, samples)
+    except NotAnImage as not_image:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ImageError(
+                f"{name}: neither an image Pillow reads nor a text matrix ({not_image})"
+            ) from None
+        return matrix_picture(parse_matrix(text, name, limit), "TXT", name)
+
+
+def _read_image(fp: BinaryIO, name: str, limit: int, samples: bool = False) -> Picture:
+    head = fp.read(12)
+    fp.seek(0)
+    if starts_as(head, "TIFF"):
+        return read_tiff(fp, name, limit)
+    return read_pillow(fp, head, name, limit, samples)

@@ -1,0 +1,1 @@
+"""Filtering images larger than memory, band by band."""

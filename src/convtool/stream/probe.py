@@ -1,0 +1,142 @@
+"""Whether an input is filtered in bands: what its header says, against the memory budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from convtool.errors import ImageError
+from convtool.io.formats import MATRIX_FORMATS, starts_as
+from convtool.io.matrix import NpyReader
+from convtool.io.pillow import PILLOW_OPEN_LIMIT, pillow
+from convtool.stream.sizes import DEFAULT_MEMORY, available_memory, format_bytes
+
+STREAM_FRACTION = 0.5
+"""Without ``--memory``, an image is streamed when an in-memory run would need more than this
+fraction of the available memory (``MemAvailable`` in /proc/meminfo)."""
+
+IN_MEMORY_COPIES = 4
+"""An in-memory run holds about this many float copies of the image at once (the decoded
+planes, the filtered result, a temporary of the chain, the stored samples): float32 for
+images, float64 for matrices."""
+
+STREAM_FORMATS = ("TIFF", "NPY")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What an input's header says, read without decoding any pixel."""
+
+    format: str
+    height: int
+    width: int
+    samples: int
+    why_not: str | None = None
+    """Why this input cannot be read in bands (None: it can)."""
+    sample_bytes: int = 4
+    """Bytes of a sample as filtered in memory: float32 for images, float64 for matrices."""
+
+    @property
+    def in_memory_bytes(self) -> int:
+        return self.height * self.width * self.samples * self.sample_bytes * IN_MEMORY_COPIES
+
+
+def probe(source: str) -> Probe | None:
+    """The header of ``source``; None when it cannot be told cheaply (stdin, unreadable...).
+
+    The in-memory path then reads the file and reports any problem in its own words.
+    """
+    if source == "-":
+        return None
+    path = Path(source)
+    try:
+        if path.suffix.lower() in MATRIX_FORMATS:
+            if MATRIX_FORMATS[path.suffix.lower()] != "NPY":
+                return None  # text matrices are parsed whole
+            reader = NpyReader(path)
+            h, w = reader.shape[:2]
+            return Probe("NPY", h, w, int(np.prod(reader.shape[2:])), sample_bytes=8)
+        with open(path, "rb") as fp:
+            magic = fp.read(4)
+        if starts_as(magic, "TIFF"):
+            return _probe_tiff(path)
+        with pillow().open(path) as im:
+            if im.width * im.height > PILLOW_OPEN_LIMIT:
+                return None  # as Pillow refuses it: the in-memory path checks it by itself
+            return Probe(
+                str(im.format),
+                int(im.height),
+                int(im.width),
+                len(im.getbands()),
+                f"{im.format} cannot be read in bands",
+            )
+    except Exception:
+        return None
+
+
+def _probe_tiff(path: Path) -> Probe:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        samples = int(page.samplesperpixel)
+        h, w = int(page.imagelength), int(page.imagewidth)
+        why = None
+        orientation = page.tags.get(274)
+        if str(page.axes) not in ("YX", "YXS", "SYX"):
+            why = f"a TIFF with axes {page.axes} is not a plain 2-D image"
+        elif page.bitspersample not in (8, 16, 32, 64):
+            why = f"{page.bitspersample}-bit TIFF samples are read whole"
+        elif orientation is not None and int(orientation.value or 1) != 1:
+            why = f"a TIFF with orientation {orientation.value} must be turned upright whole"
+        return Probe("TIFF", h, w, samples, why)
+
+
+def should_stream(source: str, *, memory: int | None, max_pixels: int) -> bool:
+    """Whether ``source`` goes through the streamed path; ImageError when it cannot fit at all.
+
+    The budget is ``memory`` (``--memory``), or :data:`STREAM_FRACTION` of the available
+    memory. An input whose in-memory run (:data:`IN_MEMORY_COPIES` float copies) exceeds the
+    budget is streamed when its format allows (TIFF, ``.npy``); so is a TIFF or ``.npy`` with
+    more than ``max_pixels`` pixels, whose memory stays bounded by the budget. Other formats
+    that would not fit are refused with a clear error.
+    """
+    info = probe(source)
+    if info is None:
+        return False
+    budget = memory
+    if budget is None:
+        available = available_memory()
+        budget = None if available is None else int(available * STREAM_FRACTION)
+    too_big = budget is not None and info.in_memory_bytes > budget
+    over_limit = info.height * info.width > max_pixels
+    if info.why_not is None:
+        return too_big or over_limit
+    if too_big and not over_limit:  # over the limit: the in-memory path refuses it from its size
+        what = "--memory" if memory is not None else "half the available memory"
+        if info.format == "TIFF":  # a TIFF of a kind the band reader does not take
+            remedy = (
+                "rewrite it as an upright (orientation 1) 8-bit, 16-bit or float TIFF, which "
+                "convtool filters band by band (e.g. vips autorot in.tif out.tif, or vips cast)"
+            )
+        else:
+            remedy = (
+                "convert it to TIFF, which convtool filters band by band (e.g. vips tiffsave "
+                "in.png out.tif --tile --bigtiff)"
+            )
+        raise ImageError(
+            f"{source}: a {info.width}x{info.height} {info.format} image needs about "
+            f"{format_bytes(info.in_memory_bytes)} in memory, more than {what} "
+            f"({format_bytes(budget or 0)}), and {info.why_not}; {remedy}"
+        )
+    return False
+
+
+def default_band_memory() -> int:
+    """:data:`~convtool.stream.sizes.DEFAULT_MEMORY`, or less when less is available."""
+    available = available_memory()
+    if available is None:
+        return DEFAULT_MEMORY
+    return max(16 * 2**20, min(DEFAULT_MEMORY, int(available * STREAM_FRACTION)))
