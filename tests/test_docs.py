@@ -507,6 +507,7 @@ def test_console_blocks_print_what_they_show(tmp_path):
     (tmp_path / "sample_images").mkdir()
     shutil.copy(SAMPLES / "textbook-6x8.txt", tmp_path / "sample_images" / "textbook-6x8.txt")
     check_console_blocks(blocks, Shell(tmp_path))
+    assert_ignored_by_git(tmp_path)
 
 
 def test_textbook_numbers():
@@ -593,6 +594,22 @@ def corr(x: np.ndarray, k, mode: str = "reflect") -> np.ndarray:
 SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
 
 
+def assert_ignored_by_git(directory: Path) -> None:
+    """What README's tour wrote in ``directory`` is ignored by git in a checkout, so that a
+    newcomer who runs it there is left with no untracked file."""
+    if not (ROOT / ".git").exists():
+        return
+    made = sorted(
+        p.name + ("/" if p.is_dir() else "")
+        for p in directory.iterdir()
+        if p.name not in {"sample_images", ".bin", "step.png"}
+    )
+    assert made
+    for name in made:
+        done = subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT, check=False)
+        assert done.returncode == 0, f"{name} (written by README's tour) is not ignored by git"
+
+
 def test_recipe_tour_apply(recipe):
     """README's tour: a blur, a chain (blur then Laplacian), a batch into a directory."""
     from convtool.kernels import LAPLACIAN, gaussian
@@ -608,6 +625,7 @@ def test_recipe_tour_apply(recipe):
     for name in inputs:
         edges = to_8bit(np.abs(corr(unit(d / "sample_images" / name), SOBEL_X)))
         assert_within_one_level(pixels(d / "edges" / name), edges)
+    assert_ignored_by_git(d)
 
 
 def test_recipe_tour_learn(recipe):
@@ -618,6 +636,7 @@ def test_recipe_tour_learn(recipe):
     np.testing.assert_allclose(np.loadtxt(d / "found.txt"), EMBOSS, atol=0.02)
     x = unit(d / "sample_images/coffee.png")
     assert_within_one_level(pixels(d / "coffee-embossed.png"), to_8bit(corr(x, EMBOSS)))
+    assert_ignored_by_git(d)
 
 
 def test_recipe_tour_pipeline(recipe):
@@ -628,6 +647,8 @@ def test_recipe_tour_pipeline(recipe):
     again = ["apply", str(d / "step.png"), "-k", "laplacian", "--map", "abs"]
     assert run_convtool([*again, "-o", str(d / "again.png")]).code == 0
     np.testing.assert_array_equal(pixels(d / "camera-edges-box.png"), pixels(d / "again.png"))
+    (d / "again.png").unlink()
+    assert_ignored_by_git(d)
 
 
 def test_recipe_learn_back(recipe):
