@@ -1,7 +1,7 @@
-"""Make the README's picture gallery with ``convtool apply`` itself.
+"""Make the picture gallery of the docs and the README with ``convtool apply`` itself.
 
     python3 docs/gallery.py                 # docs/gallery/*.png from sample_images/
-    python3 docs/gallery.py --markdown      # ... and print the README's gallery tables
+    python3 docs/gallery.py --markdown      # ... and print the gallery tables
 
 Each picture is what one real ``convtool`` command wrote (run in-process through
 ``convtool.cli.main``, the console entry point): every built-in kernel of
@@ -32,7 +32,11 @@ from convtool.kernels import BUILTINS
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_images"
 GALLERY = ROOT / "docs" / "gallery"
+# Where the pictures are, seen from README.md and from the pages in docs/.
 README_DIR = "docs/gallery"
+PAGES_DIR = "gallery"
+# The few pictures README.md shows, by entry name (the rest are on the docs pages).
+HIGHLIGHTS = ("sobel-x", "coffee-relief", "camera-blur-laplacian", "coffee-learned")
 
 # The photographs the gallery starts from: name in the gallery -> file in sample_images/.
 PHOTOS = {"camera.png": "camera.png", "coffee.png": "coffee.png"}
@@ -112,7 +116,7 @@ def builtin_entries() -> list[Entry]:
 
 
 def recipe_entries() -> list[Entry]:
-    """The README's recipes that end in a picture, and what ``--map`` does to an edge map."""
+    """The recipes (docs/usage.md) that end in a picture, and what ``--map`` does to an edge map."""
     relief = "-2 -1 0; -1 0 1; 0 1 2"
     return [
         Entry("coffee", "coffee.png", (), "the input"),
@@ -230,11 +234,13 @@ def caption(entry: Entry, show_input: bool) -> str:
     return setup + options + note
 
 
-def markdown_grid(entries: Sequence[Entry], show_input: bool, columns: int = 4) -> str:
+def markdown_grid(
+    entries: Sequence[Entry], show_input: bool, columns: int = 4, directory: str = PAGES_DIR
+) -> str:
     """A table of pictures, ``columns`` a row, each with the options that made it (and the
-    input's name, with ``show_input``)."""
+    input's name, with ``show_input``); ``directory`` is where the pictures are seen from."""
     cells = [
-        f'<img src="{README_DIR}/{entry.output}" width="160" alt="{entry.name}"><br>'
+        f'<img src="{directory}/{entry.output}" width="160" alt="{entry.name}"><br>'
         + caption(entry, show_input)
         for entry in entries
     ]
@@ -246,13 +252,21 @@ def markdown_grid(entries: Sequence[Entry], show_input: bool, columns: int = 4) 
     return "\n".join(rows) + "\n"
 
 
+def highlight_entries() -> list[Entry]:
+    """The entries README.md shows, in the order of ``HIGHLIGHTS``."""
+    by_name = {e.name: e for e in builtin_entries() + recipe_entries()}
+    return [by_name[name] for name in HIGHLIGHTS]
+
+
 def markdown() -> str:
-    """The two README tables: the built-ins, and the recipes."""
+    """The gallery tables: the built-ins and the recipes (docs pages), the highlights (README)."""
     return (
         "<!-- gallery: built-ins -->\n"
         + markdown_grid(builtin_entries(), show_input=False)
         + "\n<!-- gallery: recipes -->\n"
         + markdown_grid(recipe_entries(), show_input=True)
+        + "\n<!-- gallery: highlights -->\n"
+        + markdown_grid(highlight_entries(), True, directory=README_DIR)
     )
 
 
@@ -269,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=SAMPLES, help="the sample images")
     parser.add_argument("--out", type=Path, default=GALLERY, help="where the pictures go")
     parser.add_argument("--width", type=int, default=160, help="width of the photographs")
-    parser.add_argument("--markdown", action="store_true", help="print the README tables")
+    parser.add_argument("--markdown", action="store_true", help="print the gallery tables")
     args = parser.parse_args(argv)
     make_gallery(args.source, args.out, args.width)
     if args.markdown:

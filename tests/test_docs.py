@@ -1,13 +1,18 @@
-"""README.md never lies: its commands are run and their output and pictures checked.
+"""README.md and the pages of docs/ never lie: their commands are run and their output and
+pictures checked. Marked blocks are collected from README.md and every ``docs/*.md``:
 
-- "The textbook, with convtool": every ``$ command`` of each ``<!-- textbook: NAME -->`` block
-  is run and its output (stdout, then stderr) compared with the lines the README shows;
-- "Recipes": every command of each ``<!-- recipe: NAME -->`` block is run on small copies of
-  the sample images, and what it made is checked against an independent computation;
+- "The textbook, with convtool" (docs/textbook.md): every ``$ command`` of each
+  ``<!-- textbook: NAME -->`` block is run and its output (stdout, then stderr) compared with
+  the lines the page shows; so is every ``<!-- console: NAME -->`` block (README's tour);
+- recipes (README's tour, docs/usage.md, docs/learn.md): every command of each
+  ``<!-- recipe: NAME -->`` block is run on small copies of the sample images, and what it made
+  is checked against an independent computation;
 - the gallery: ``docs/gallery.py`` covers every built-in kernel, makes real pictures, and the
-  committed pictures and README tables are what it makes today;
-- "Coming from another tool": each claim about OpenCV, Pillow, scipy and ImageMagick is pinned
-  by a small experiment;
+  committed pictures and the gallery tables of the pages and README are what it makes today;
+- links: every relative link, ``#anchor`` and picture of README.md and the pages resolves
+  (``mkdocs build --strict`` checks the pages' links too, but not README's);
+- "Coming from another tool" (docs/coming-from.md): each claim about OpenCV, Pillow, scipy and
+  ImageMagick is pinned by a small experiment;
 - ``sample_images/``: the synthetic samples are what ``docs/make_samples.py`` makes.
 
 convtool commands run in-process through ``convtool.cli.main`` (the console entry point, with
@@ -41,6 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SAMPLES = ROOT / "sample_images"
 DOCS = ROOT / "docs"
+# Where examples live, in the order their marked blocks are collected.
+DOC_FILES = [README, *sorted(DOCS.glob("*.md"))]
 
 
 def load_script(name: str):
@@ -53,30 +60,39 @@ def load_script(name: str):
     return module
 
 
-# README blocks --------------------------------------------------------------------------------
+# Marked blocks of README.md and docs/*.md ------------------------------------------------------
 
 
 @dataclass
 class Block:
-    """A fenced code block that follows an ``<!-- KIND: NAME -->`` marker."""
+    """A fenced code block that follows an ``<!-- KIND: NAME -->`` marker in ``source``."""
 
     kind: str
     name: str
     lang: str
     lines: list[str]
+    source: str = "README.md"
 
 
 def marked_blocks(kind: str, text: str | None = None) -> dict[str, Block]:
-    """Every code block of README.md marked ``<!-- KIND: NAME -->``, by name, in order."""
-    text = README.read_text(encoding="utf-8") if text is None else text
+    """Every code block marked ``<!-- KIND: NAME -->`` in README.md and docs/*.md (or in
+    ``text``), by name, in the order of ``DOC_FILES`` and within each file."""
+    if text is None:
+        sources = [(str(f.relative_to(ROOT)), f.read_text(encoding="utf-8")) for f in DOC_FILES]
+    else:
+        sources = [("text", text)]
     pattern = re.compile(
         r"<!-- " + re.escape(kind) + r": ([\w-]+) -->\n```(\w*)\n(.*?)\n```", re.DOTALL
     )
     blocks: dict[str, Block] = {}
-    for match in pattern.finditer(text):
-        name = match.group(1)
-        assert name not in blocks, f"two README blocks are marked {kind}: {name}"
-        blocks[name] = Block(kind, name, match.group(2), match.group(3).split("\n"))
+    for source, body in sources:
+        for match in pattern.finditer(body):
+            name = match.group(1)
+            assert name not in blocks, (
+                f"two blocks are marked {kind}: {name} ({blocks[name].source} and {source})"
+            )
+            lines = match.group(3).split("\n")
+            blocks[name] = Block(kind, name, match.group(2), lines, source)
     return blocks
 
 
@@ -362,24 +378,93 @@ def test_committed_gallery_inputs_are_the_shrunk_samples(gallery, tmp_path):
         assert_within_one_level(pixels(gallery.GALLERY / name), pixels(tmp_path / name))
 
 
-def test_readme_gallery_tables_are_the_scripts(gallery):
-    text = README.read_text(encoding="utf-8")
-    for marker, entries, show_input in (
-        ("<!-- gallery: built-ins -->\n", gallery.builtin_entries(), False),
-        ("<!-- gallery: recipes -->\n", gallery.recipe_entries(), True),
+def test_gallery_tables_are_the_scripts(gallery):
+    """Each gallery table is in one file (the built-ins on the kernels page, the recipes on the
+    usage page, a few in README), and is what the script makes for that file."""
+    texts = {path: path.read_text(encoding="utf-8") for path in DOC_FILES}
+    for marker, where, made in (
+        (
+            "<!-- gallery: built-ins -->\n",
+            DOCS / "kernels.md",
+            gallery.markdown_grid(gallery.builtin_entries(), show_input=False),
+        ),
+        (
+            "<!-- gallery: recipes -->\n",
+            DOCS / "usage.md",
+            gallery.markdown_grid(gallery.recipe_entries(), show_input=True),
+        ),
+        (
+            "<!-- gallery: highlights -->\n",
+            README,
+            gallery.markdown_grid(
+                gallery.highlight_entries(), show_input=True, directory=gallery.README_DIR
+            ),
+        ),
     ):
+        assert [path for path, text in texts.items() if marker in text] == [where], marker
+        text = texts[where]
         assert text.count(marker) == 1, marker
         start = text.index(marker) + len(marker)
-        table = text[start : text.index("\n\n", start) + 1]
-        assert table == gallery.markdown_grid(entries, show_input)
-    for src in re.findall(r'<img src="(docs/gallery/[^"]+)"', text):
-        assert (ROOT / src).is_file(), src
+        end = text.find("\n\n", start)
+        table = text[start : end + 1 if end >= 0 else len(text)]
+        assert table == made, f"{where.name}: {marker.strip()} is not what docs/gallery.py makes"
+
+
+# Links --------------------------------------------------------------------------------------
+
+
+def without_code(text: str) -> str:
+    """Markdown with its fenced code blocks and code spans taken out."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def github_anchors(path: Path) -> set[str]:
+    """The ``#anchors`` GitHub gives the headings of a Markdown file (and mkdocs the same ones
+    for headings of words, spaces, hyphens and colons)."""
+    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+    anchors: set[str] = set()
+    for match in re.finditer(r"^#{1,6} +(.+?) *$", text, re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", match.group(1).replace("`", "").lower()).replace(" ", "-")
+        number = 1
+        candidate = slug
+        while candidate in anchors:
+            candidate = f"{slug}-{number}"
+            number += 1
+        anchors.add(candidate)
+    return anchors
+
+
+def relative_links(path: Path) -> list[str]:
+    """The relative link targets and picture sources of a Markdown file (no URLs)."""
+    text = without_code(path.read_text(encoding="utf-8"))
+    targets = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r'<img src="([^"]+)"', text)
+    return [t for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:", t)]
+
+
+def test_every_link_anchor_and_picture_resolves():
+    """README is outside mkdocs' docs_dir, so its links are checked here; the pages' too, with
+    GitHub's anchors, so that they work on GitHub as well as in the built site."""
+    checked = 0
+    for doc in DOC_FILES:
+        for target in relative_links(doc):
+            path, _, anchor = target.partition("#")
+            linked = (doc.parent / path).resolve() if path else doc
+            assert linked.exists(), f"{doc.name}: {target}: no such file"
+            if anchor:
+                assert anchor in github_anchors(linked), f"{doc.name}: {target}: no such heading"
+            checked += 1
+    assert checked > 50
+    pages = {f"docs/{page.name}" for page in DOCS.glob("*.md")}
+    linked = {target.partition("#")[0] for target in relative_links(README)}
+    assert pages <= linked, f"README does not link {sorted(pages - linked)}"
 
 
 # The textbook ----------------------------------------------------------------------------------
 
 TEXTBOOK_BLOCKS = [
     "corr2d",
+    "layer",
     "edges",
     "edges-png",
     "transposed",
@@ -387,25 +472,42 @@ TEXTBOOK_BLOCKS = [
     "learn-gd",
     "convolve",
     "learn-convolve",
+    "receptive-field",
 ]
+CONSOLE_BLOCKS = ["tour-kernels"]
 
 
-def test_textbook_commands_print_what_readme_shows(tmp_path):
-    """Every ``$ command`` of the textbook blocks, run in order, prints the lines shown."""
-    blocks = marked_blocks("textbook")
-    assert list(blocks) == TEXTBOOK_BLOCKS
-    (tmp_path / "sample_images").mkdir()
-    for name in ("textbook-6x8.txt", "textbook-8x6.txt", "textbook-6x8.png"):
-        shutil.copy(SAMPLES / name, tmp_path / "sample_images" / name)
-    shell = Shell(tmp_path)
+def check_console_blocks(blocks: dict[str, Block], shell: Shell) -> None:
+    """Run every ``$ command`` of the blocks in order; each prints the lines shown."""
     for block in blocks.values():
         assert block.lang == "console"
         for step in console_steps(block):
             ran = shell.run(step.command)
             assert ran.code == 0, f"{step.command}\n{ran.text}"
             assert ran.text.splitlines() == step.expected, (
-                f"README block {block.name!r}: `{step.command}` now prints\n{ran.text}"
+                f"{block.source} block {block.name!r}: `{step.command}` now prints\n{ran.text}"
             )
+
+
+def test_textbook_commands_print_what_the_page_shows(tmp_path):
+    """Every ``$ command`` of the textbook blocks, run in order, prints the lines shown."""
+    blocks = marked_blocks("textbook")
+    assert list(blocks) == TEXTBOOK_BLOCKS
+    assert {block.source for block in blocks.values()} == {"docs/textbook.md"}
+    (tmp_path / "sample_images").mkdir()
+    for name in ("textbook-6x8.txt", "textbook-8x6.txt", "textbook-6x8.png"):
+        shutil.copy(SAMPLES / name, tmp_path / "sample_images" / name)
+    check_console_blocks(blocks, Shell(tmp_path))
+
+
+def test_console_blocks_print_what_they_show(tmp_path):
+    """The console blocks outside the textbook (README's tour) print the lines shown."""
+    blocks = marked_blocks("console")
+    assert list(blocks) == CONSOLE_BLOCKS
+    (tmp_path / "sample_images").mkdir()
+    shutil.copy(SAMPLES / "textbook-6x8.txt", tmp_path / "sample_images" / "textbook-6x8.txt")
+    check_console_blocks(blocks, Shell(tmp_path))
+    assert_ignored_by_git(tmp_path)
 
 
 def test_textbook_numbers():
@@ -422,11 +524,19 @@ def test_textbook_numbers():
         " ".join(f"{(x[i : i + 2, j : j + 2] * k).sum():g}" for j in range(2)) for i in range(2)
     ]
     assert convolved == [expected, expected]
+    layer = [console_steps(blocks["layer"])[i].expected for i in (0, 2)]
+    assert layer == [["20 26", "38 44"]] * 2  # corr2d + the bias 1
+    stacked = console_steps(blocks["receptive-field"])[0].expected
+    assert stacked == [f"{19 + 25 + 37 + 43}"]  # the 2×2 of ones sums corr2d's output
 
 
 # Recipes -------------------------------------------------------------------------------------
 
 RECIPES = [
+    "tour-apply",
+    "tour-learn",
+    "tour-pipeline",
+    "learn-back",
     "edge-magnitude",
     "edge-magnitude-python",
     "emboss",
@@ -482,6 +592,72 @@ def corr(x: np.ndarray, k, mode: str = "reflect") -> np.ndarray:
 
 
 SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+
+
+def assert_ignored_by_git(directory: Path) -> None:
+    """What README's tour wrote in ``directory`` is ignored by git in a checkout, so that a
+    newcomer who runs it there is left with no untracked file."""
+    if not (ROOT / ".git").exists():
+        return
+    made = sorted(
+        p.name + ("/" if p.is_dir() else "")
+        for p in directory.iterdir()
+        if p.name not in {"sample_images", ".bin", "step.png"}
+    )
+    assert made
+    for name in made:
+        done = subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT, check=False)
+        assert done.returncode == 0, f"{name} (written by README's tour) is not ignored by git"
+
+
+def test_recipe_tour_apply(recipe):
+    """README's tour: a blur, a chain (blur then Laplacian), a batch into a directory."""
+    from convtool.kernels import LAPLACIAN, gaussian
+
+    d = recipe("tour-apply")
+    x = unit(d / "sample_images/coffee.png")
+    assert_within_one_level(pixels(d / "coffee-blurred.png"), to_8bit(corr(x, gaussian(2))))
+    log = corr(corr(unit(d / "sample_images/camera.png"), gaussian(2)), LAPLACIAN)
+    expected = (log - log.min()) / (log.max() - log.min())
+    assert_within_one_level(pixels(d / "camera-log.png"), to_8bit(expected))
+    inputs = sorted(p.name for p in (d / "sample_images").glob("*.png"))
+    assert sorted(p.name for p in (d / "edges").iterdir()) == inputs
+    for name in inputs:
+        edges = to_8bit(np.abs(corr(unit(d / "sample_images" / name), SOBEL_X)))
+        assert_within_one_level(pixels(d / "edges" / name), edges)
+    assert_ignored_by_git(d)
+
+
+def test_recipe_tour_learn(recipe):
+    """README's tour: the emboss learned back from its 8-bit output, applied to another photo."""
+    from convtool.kernels import EMBOSS
+
+    d = recipe("tour-learn")
+    np.testing.assert_allclose(np.loadtxt(d / "found.txt"), EMBOSS, atol=0.02)
+    x = unit(d / "sample_images/coffee.png")
+    assert_within_one_level(pixels(d / "coffee-embossed.png"), to_8bit(corr(x, EMBOSS)))
+    assert_ignored_by_git(d)
+
+
+def test_recipe_tour_pipeline(recipe):
+    """README's tour: two processes through a pipe make what two runs through a file make."""
+    d = recipe("tour-pipeline")
+    camera = str(d / "sample_images/camera.png")
+    assert run_convtool(["apply", camera, "-k", "box:3", "-o", str(d / "step.png")]).code == 0
+    again = ["apply", str(d / "step.png"), "-k", "laplacian", "--map", "abs"]
+    assert run_convtool([*again, "-o", str(d / "again.png")]).code == 0
+    np.testing.assert_array_equal(pixels(d / "camera-edges-box.png"), pixels(d / "again.png"))
+    (d / "again.png").unlink()
+    assert_ignored_by_git(d)
+
+
+def test_recipe_learn_back(recipe):
+    """docs/learn.md: the Gaussian learned from its 8-bit output blurs within a grey level."""
+    from convtool.kernels import gaussian
+
+    d = recipe("learn-back")
+    np.testing.assert_allclose(np.loadtxt(d / "kernel.txt"), gaussian(1, size=5), atol=0.02)
+    assert_within_one_level(pixels(d / "again.png"), pixels(d / "blurred.png"))
 
 
 def test_recipe_edge_magnitude(recipe):

@@ -1092,10 +1092,10 @@ def test_a_batch_writes_every_good_input_and_names_the_broken_ones(tmp_path):
 
 
 def test_readme_error_lines_are_what_convtool_prints(tmp_path):
-    """The examples of README's 'Exit codes and errors', run: the same lines, exit 1 or 2."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    """The examples of docs/errors.md, run: the same lines, exit 1 or 2."""
+    readme = (Path(__file__).resolve().parent.parent / "docs/errors.md").read_text(encoding="utf-8")
     block = re.search(r"<!-- reliability: error-lines -->\n```console\n(.*?)\n```", readme, re.S)
-    assert block is not None, "README lost its error-lines example"
+    assert block is not None, "docs/errors.md lost its error-lines example"
     (tmp_path / "x.png").write_bytes(PNG)
     (tmp_path / "junk.png").write_bytes(b"not a picture at all")
     examples: list[tuple[str, list[str]]] = []
