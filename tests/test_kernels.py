@@ -13,7 +13,7 @@ from scipy import ndimage
 from scipy.ndimage._filters import _gaussian_kernel1d
 
 import convtool
-from convtool.kernels import (
+from convtool.kernels.builtins import (
     BUILTINS,
     MAX_KERNEL_SIDE,
     Kernel,

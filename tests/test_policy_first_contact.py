@@ -21,7 +21,7 @@ from convtool.cli import app
 from convtool.clipping import filter_for_output
 from convtool.filtering import Recipe, filter_planes, fused_kernel
 from convtool.imaging import Picture, plan_output
-from convtool.kernels import Kernel, load_kernel
+from convtool.kernels.builtins import Kernel, load_kernel
 
 from conftest import CONVERT, imagemagick
 

@@ -39,7 +39,7 @@ from scipy import ndimage
 
 from convtool.errors import ImageError, KernelError
 from convtool.imaging import DEFAULT_MAX_PIXELS, parse_matrix, read_picture
-from convtool.kernels import LAPLACIAN, MAX_KERNEL_SIDE, load_kernel
+from convtool.kernels.builtins import LAPLACIAN, MAX_KERNEL_SIDE, load_kernel
 
 CONVTOOL = [sys.executable, "-m", "convtool"]
 TIMEOUT = 120

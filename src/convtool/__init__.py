@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from convtool.choices import BORDERS
     from convtool.correlate import convolve, correlate
     from convtool.dask import correlate_dask
-    from convtool.kernels import BUILTINS, Kernel, format_kernel, load_kernel, parse_kernel
+    from convtool.kernels.builtins import BUILTINS, Kernel, format_kernel, load_kernel, parse_kernel
     from convtool.learn import LearnResult, learn_kernel
 
 __version__ = "0.1.0"
@@ -51,11 +51,11 @@ _LAZY = {
     "convolve": "convtool.correlate",
     "correlate": "convtool.correlate",
     "correlate_dask": "convtool.dask",
-    "BUILTINS": "convtool.kernels",
-    "Kernel": "convtool.kernels",
-    "format_kernel": "convtool.kernels",
-    "load_kernel": "convtool.kernels",
-    "parse_kernel": "convtool.kernels",
+    "BUILTINS": "convtool.kernels.builtins",
+    "Kernel": "convtool.kernels.builtins",
+    "format_kernel": "convtool.kernels.builtins",
+    "load_kernel": "convtool.kernels.builtins",
+    "parse_kernel": "convtool.kernels.builtins",
     "LearnResult": "convtool.learn",
     "learn_kernel": "convtool.learn",
 }

@@ -47,7 +47,7 @@ import numpy as np
 from convtool import compiled
 from convtool.choices import DEFAULT_EPOCHS, LEARN_METHODS
 from convtool.errors import KernelError, LearnError, UsageError
-from convtool.kernels import MAX_KERNEL_SIDE, Kernel, format_kernel
+from convtool.kernels.builtins import MAX_KERNEL_SIDE, Kernel, format_kernel
 
 INIT_STD = 0.01
 """Gradient descent starts from weights drawn from N(0, INIT_STD²) and a bias of 0."""

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import convtool
 from convtool.cli import app, main
-from convtool.kernels import BUILTINS, load_kernel
+from convtool.kernels.builtins import BUILTINS, load_kernel
 
 runner = CliRunner()
 
