@@ -13,7 +13,9 @@ from scipy import ndimage
 from convtool.errors import UsageError
 from convtool.filtering import Recipe, filter_picture, filter_planes, fused_kernel
 from convtool.imaging import Picture, plan_output, stored_samples, to_unit
-from convtool.kernels.builtins import SOBEL_X, Kernel, load_kernel
+from convtool.kernels.builtins import SOBEL_X
+from convtool.kernels.spec import load_kernel
+from convtool.kernels.value import Kernel
 
 from conftest import distinct_kernel
 

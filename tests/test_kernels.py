@@ -13,15 +13,10 @@ from scipy import ndimage
 from scipy.ndimage._filters import _gaussian_kernel1d
 
 import convtool
-from convtool.kernels.builtins import (
-    BUILTINS,
-    MAX_KERNEL_SIDE,
-    Kernel,
-    format_kernel,
-    is_zero_sum,
-    load_kernel,
-    parse_kernel,
-)
+from convtool.kernels.builtins import BUILTINS
+from convtool.kernels.files import format_kernel
+from convtool.kernels.spec import load_kernel, parse_kernel
+from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel, is_zero_sum
 
 EXACT = {
     "identity": [[1]],

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from convtool import LearnError, UsageError, convolve, correlate, learn_kernel, load_kernel
 from convtool.errors import KernelError
-from convtool.learn import DEFAULT_EPOCHS, INIT_STD, parse_size, save_kernel
+from convtool.kernels.files import save_kernel
+from convtool.learn import DEFAULT_EPOCHS, INIT_STD, parse_size
 
 from references import corr2d
 

@@ -21,7 +21,8 @@ from convtool.cli import app
 from convtool.clipping import filter_for_output
 from convtool.filtering import Recipe, filter_planes, fused_kernel
 from convtool.imaging import Picture, plan_output
-from convtool.kernels.builtins import Kernel, load_kernel
+from convtool.kernels.spec import load_kernel
+from convtool.kernels.value import Kernel
 
 from conftest import CONVERT, imagemagick
 

@@ -39,7 +39,9 @@ from scipy import ndimage
 
 from convtool.errors import ImageError, KernelError
 from convtool.imaging import DEFAULT_MAX_PIXELS, parse_matrix, read_picture
-from convtool.kernels.builtins import LAPLACIAN, MAX_KERNEL_SIDE, load_kernel
+from convtool.kernels.builtins import LAPLACIAN
+from convtool.kernels.spec import load_kernel
+from convtool.kernels.value import MAX_KERNEL_SIDE
 
 CONVTOOL = [sys.executable, "-m", "convtool"]
 TIMEOUT = 120

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from convtool.choices import BORDERS
     from convtool.correlate import convolve, correlate
     from convtool.dask import correlate_dask
-    from convtool.kernels.builtins import BUILTINS, Kernel, format_kernel, load_kernel, parse_kernel
+    from convtool.kernels.builtins import BUILTINS
+    from convtool.kernels.files import format_kernel
+    from convtool.kernels.spec import load_kernel, parse_kernel
+    from convtool.kernels.value import Kernel
     from convtool.learn import LearnResult, learn_kernel
 
 __version__ = "0.1.0"
@@ -52,10 +55,10 @@ _LAZY = {
     "correlate": "convtool.correlate",
     "correlate_dask": "convtool.dask",
     "BUILTINS": "convtool.kernels.builtins",
-    "Kernel": "convtool.kernels.builtins",
-    "format_kernel": "convtool.kernels.builtins",
-    "load_kernel": "convtool.kernels.builtins",
-    "parse_kernel": "convtool.kernels.builtins",
+    "Kernel": "convtool.kernels.value",
+    "format_kernel": "convtool.kernels.files",
+    "load_kernel": "convtool.kernels.spec",
+    "parse_kernel": "convtool.kernels.spec",
     "LearnResult": "convtool.learn",
     "learn_kernel": "convtool.learn",
 }

@@ -24,7 +24,7 @@ from convtool.filtering import (
     fused_samples,
 )
 from convtool.imaging import OutputPlan, Picture, clipped_samples
-from convtool.kernels.builtins import Kernel
+from convtool.kernels.value import Kernel
 
 CLIPPED_SHARE = 0.01
 """A note when more than this share of an output's colour samples are clipped (1 %)."""

@@ -26,7 +26,8 @@ import numpy as np
 from convtool.choices import BORDERS, INTEGER_MAPS, METHODS
 from convtool.core.paths import IntegerOutput, fft_tiles, run_path
 from convtool.errors import ImageError, KernelError, UsageError
-from convtool.kernels.builtins import Kernel, load_kernel, validate_weights
+from convtool.kernels.spec import load_kernel
+from convtool.kernels.value import Kernel, validate_weights
 
 Border = Literal["reflect", "mirror", "nearest", "wrap", "constant", "valid"]
 

@@ -52,7 +52,7 @@ from convtool.correlate import (
 )
 from convtool.errors import UsageError
 from convtool.imaging import OutputPlan, Picture, to_unit
-from convtool.kernels.builtins import Kernel
+from convtool.kernels.value import Kernel
 
 
 @dataclass(frozen=True)

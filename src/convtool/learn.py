@@ -33,21 +33,18 @@ numba is imported on first use, not with this module.
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from convtool import compiled
 from convtool.choices import DEFAULT_EPOCHS, LEARN_METHODS
-from convtool.errors import KernelError, LearnError, UsageError
-from convtool.kernels.builtins import MAX_KERNEL_SIDE, Kernel, format_kernel
+from convtool.errors import LearnError, UsageError
+from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel
 
 INIT_STD = 0.01
 """Gradient descent starts from weights drawn from N(0, INIT_STD²) and a bias of 0."""
@@ -1052,39 +1049,3 @@ def _descend(
             "smaller --lr, or leave it out for the step that always descends"
         )
     return weights, b
-
-
-# --- kernel files -------------------------------------------------------------------------
-
-
-def save_kernel(kernel: Kernel, path: str | Path) -> None:
-    """Write ``kernel`` where ``-k @FILE`` reads it, atomically (temporary file + rename).
-
-    ``.json``: ``{"kernel": [[...]], "bias": b}``; ``.npy``: the weights alone (refused when the
-    kernel has a bias); anything else: the text format of :func:`~convtool.kernels.format_kernel`
-    (rows of numbers, ``# bias: b``), which ``numpy.loadtxt`` loads.
-    """
-    from convtool.imaging import write_atomic
-
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix == ".npy" and kernel.bias != 0:
-        raise KernelError(
-            f"{target}: a .npy file holds the weights alone and would lose the bias "
-            f"{kernel.bias!r}; write .txt or .json instead"
-        )
-    if not target.parent.is_dir():
-        raise KernelError(
-            f"cannot write kernel file {str(target)!r}: directory {str(target.parent)!r} does "
-            "not exist; create it first"
-        )
-    if suffix == ".json":
-        text = json.dumps({"kernel": kernel.weights.tolist(), "bias": kernel.bias}) + "\n"
-        payload = text.encode("utf-8")
-    elif suffix == ".npy":
-        buffer = io.BytesIO()
-        np.save(buffer, np.asarray(kernel.weights))
-        payload = buffer.getvalue()
-    else:
-        payload = format_kernel(kernel).encode("utf-8")
-    write_atomic(target, payload)

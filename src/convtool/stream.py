@@ -53,7 +53,7 @@ from convtool.correlate import (
     correlate,
 )
 from convtool.errors import ImageError, KernelError, UsageError
-from convtool.kernels.builtins import Kernel
+from convtool.kernels.value import Kernel
 from convtool.twins.borders import border_index
 
 DEFAULT_MEMORY = 256 * 2**20

@@ -50,7 +50,7 @@ from convtool.imaging import (
     tiff_planes,
     to_gray,
 )
-from convtool.kernels.builtins import Kernel
+from convtool.kernels.value import Kernel
 from convtool.stream import (
     DEFAULT_MEMORY,
     NpyReader,

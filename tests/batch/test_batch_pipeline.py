@@ -15,7 +15,7 @@ from convtool.batch.pipeline import Notes, Settings, collector, run_batch, run_j
 from convtool.choices import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS
 from convtool.errors import ImageError
 from convtool.filtering import Recipe
-from convtool.kernels.builtins import load_kernel
+from convtool.kernels.spec import load_kernel
 
 from conftest import assert_close, random_image
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 import convtool
 from convtool.cli import app, main
-from convtool.kernels.builtins import BUILTINS, load_kernel
+from convtool.kernels.builtins import BUILTINS
+from convtool.kernels.spec import load_kernel
 
 runner = CliRunner()
 

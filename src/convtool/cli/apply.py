@@ -76,7 +76,7 @@ def apply_command(
     from convtool.batch.pipeline import Notes, Settings, file_behind, run_batch, run_one
     from convtool.filtering import Recipe
     from convtool.imaging import format_by_name
-    from convtool.kernels.builtins import load_kernel
+    from convtool.kernels.spec import load_kernel
     from convtool.stream import parse_bytes
 
     recipe = Recipe(

@@ -41,7 +41,9 @@ def kernels_command(
 
       convtool apply in.png -k @g.txt -o out.png
     """
-    from convtool.kernels.builtins import BUILTINS, format_kernel, load_kernel
+    from convtool.kernels.builtins import BUILTINS
+    from convtool.kernels.files import format_kernel
+    from convtool.kernels.spec import load_kernel
 
     stdout = env_of(ctx).stdout
 

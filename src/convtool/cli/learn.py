@@ -72,8 +72,8 @@ def learn_command(
       convtool learn a.png A.png b.png B.png --size 3 --bias -o k.json --json
     """
     from convtool.imaging import read_picture, to_unit, write_output
-    from convtool.kernels.builtins import format_kernel
-    from convtool.learn import check_options, learn_kernel, parse_size, save_kernel
+    from convtool.kernels.files import format_kernel, save_kernel
+    from convtool.learn import check_options, learn_kernel, parse_size
 
     if len(files) < 2 or len(files) % 2:
         raise UsageError(
