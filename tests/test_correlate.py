@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import convtool
-from convtool.correlate import separable_factors
+from convtool.core.dispatch import separable_factors
 
 import references
 from conftest import assert_close, distinct_kernel, random_image

@@ -138,8 +138,8 @@ SHAPE = (13, 17)
 @pytest.fixture(params=["numba", "numpy"])
 def core(request, monkeypatch):
     """Each test on both of the core's direct paths: numba's loops and numpy's shifted views
-    (taken for calls of at most ``correlate.NUMPY_WORK`` multiply-adds)."""
-    module = sys.modules["convtool.correlate"]
+    (taken for calls of at most ``dispatch.NUMPY_WORK`` multiply-adds)."""
+    module = sys.modules["convtool.core.dispatch"]
     if request.param == "numba":
         monkeypatch.setattr(module, "NUMPY_WORK", 0.0)
     else:

@@ -19,7 +19,7 @@ from convtool.errors import ConvtoolError, ImageError, KernelError, LearnError, 
 
 if TYPE_CHECKING:
     from convtool.choices import BORDERS
-    from convtool.correlate import convolve, correlate
+    from convtool.core.correlate import convolve, correlate
     from convtool.dask import correlate_dask
     from convtool.kernels.builtins import BUILTINS
     from convtool.kernels.files import format_kernel
@@ -51,8 +51,8 @@ __all__ = [
 
 _LAZY = {
     "BORDERS": "convtool.choices",
-    "convolve": "convtool.correlate",
-    "correlate": "convtool.correlate",
+    "convolve": "convtool.core.correlate",
+    "correlate": "convtool.core.correlate",
     "correlate_dask": "convtool.dask",
     "BUILTINS": "convtool.kernels.builtins",
     "Kernel": "convtool.kernels.value",

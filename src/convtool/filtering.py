@@ -43,13 +43,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from convtool.choices import ALPHA_MODES
-from convtool.correlate import (
-    check_border,
-    choose_method,
-    correlate,
-    correlate_to_integer,
-    separable_factors,
-)
+from convtool.core.borders import check_border
+from convtool.core.correlate import correlate, correlate_to_integer
+from convtool.core.dispatch import choose_method, separable_factors
 from convtool.errors import UsageError
 from convtool.imaging import OutputPlan, Picture, to_unit
 from convtool.kernels.value import Kernel

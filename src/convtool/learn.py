@@ -43,6 +43,7 @@ import numpy as np
 
 from convtool import compiled
 from convtool.choices import DEFAULT_EPOCHS, LEARN_METHODS
+from convtool.core.correlate import writeable
 from convtool.errors import LearnError, UsageError
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel
 
@@ -516,14 +517,14 @@ def _prepare_pair(
             f"output){_shape_hint(h, w, th, tw, kh, kw)}"
         )
     dtype = np.float64 if np.float64 in (xp.dtype, yp.dtype) else np.float32
-    src = _writeable(np.ascontiguousarray(xp, dtype=dtype).reshape(h, w * c))
-    target = _writeable(np.ascontiguousarray(yp, dtype=dtype).reshape(th, tw * c))
+    src = writeable(np.ascontiguousarray(xp, dtype=dtype).reshape(h, w * c))
+    target = writeable(np.ascontiguousarray(yp, dtype=dtype).reshape(th, tw * c))
     raw = None
     if x_integer and integer_stored and (keep_clipped or limits in (None, (0.0, 1.0))):
         top_y = int(np.iinfo(y.dtype).max)
         raw = _Raw(
-            _writeable(np.ascontiguousarray(x).reshape(h, w * c)),
-            _writeable(np.ascontiguousarray(y).reshape(th, tw * c)),
+            writeable(np.ascontiguousarray(x).reshape(h, w * c)),
+            writeable(np.ascontiguousarray(y).reshape(th, tw * c)),
             int(np.iinfo(x.dtype).max),
             top_y,
             -math.inf if keep_clipped else 0.0,
@@ -551,12 +552,6 @@ def _shape_hint(h: int, w: int, th: int, tw: int, kh: int, kw: int) -> str:
             f"--size {size}; otherwise check that the pair is right"
         )
     return "; check that the pair is right and that --size matches the filter"
-
-
-def _writeable(a: np.ndarray) -> np.ndarray:
-    """``a``, or a copy of it when it is read-only (``np.load(mmap_mode="r")``, a frozen array):
-    numba types read-only arrays apart and would compile every pass again for them (~15 s)."""
-    return a if a.flags.writeable else a.copy()
 
 
 def _nchunks(rows: int, unknowns: int) -> int:

@@ -44,15 +44,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from convtool.choices import BORDER_CODES
-from convtool.correlate import (
-    BORDERS,
-    KernelLike,
-    _weights,
-    as_image_array,
-    check_border,
-    correlate,
-)
-from convtool.errors import ImageError, KernelError, UsageError
+from convtool.core.borders import check_border, check_cval, check_fits, output_shape
+from convtool.core.correlate import KernelLike, as_image_array, correlate, kernel_weights
+from convtool.errors import ImageError, UsageError
 from convtool.kernels.value import Kernel
 from convtool.twins.borders import border_index
 
@@ -478,7 +472,7 @@ def correlation_stage(
     threads: int | None = None,
 ) -> Stage:
     """The stage ``X ⋆ K + bias`` (border ``constant`` extends with ``cval``)."""
-    weights = _weights(kernel)
+    weights = kernel_weights(kernel)
 
     def apply(band: np.ndarray) -> np.ndarray:
         out = correlate(band, weights, border="valid", method=method, threads=threads)
@@ -513,8 +507,7 @@ def extend_index(positions: np.ndarray, n: int, border: str) -> np.ndarray:
         if x.size and (x.min() < 0 or x.max() >= n):
             raise AssertionError("valid bands read only rows inside the image")
         return x
-    if border not in BORDER_CODES:
-        raise UsageError(f"unknown border {border!r}; choose one of {', '.join(BORDERS)}")
+    check_border(border)
     return border_index(x, n, BORDER_CODES[border])
 
 
@@ -544,19 +537,10 @@ class _Geometry:
     def of(cls, shape: tuple[int, ...], stages: Sequence[Stage], border: str) -> _Geometry:
         heights, widths = [shape[0]], [shape[1]]
         for st in stages:
-            kh, kw = st.shape
-            if border == "valid":
-                if kh > heights[-1] or kw > widths[-1]:
-                    raise KernelError(
-                        f"kernel {kh}x{kw} is larger than the {heights[-1]}x{widths[-1]} image "
-                        "it is applied to; border 'valid' needs a kernel no larger than the "
-                        "image: use a smaller kernel or a padding border such as 'reflect'"
-                    )
-                heights.append(heights[-1] - kh + 1)
-                widths.append(widths[-1] - kw + 1)
-            else:
-                heights.append(heights[-1])
-                widths.append(widths[-1])
+            check_fits(st.shape, (heights[-1], widths[-1]), border)
+            h, w = output_shape((heights[-1], widths[-1]), st.shape, border)
+            heights.append(h)
+            widths.append(w)
         return cls(tuple(heights), tuple(widths), tuple(st.shape for st in stages), border)
 
     def before(self, s: int) -> int:
@@ -778,9 +762,7 @@ def correlate_bands(
     ``prepare`` converts source rows as they are read (see :func:`iter_stage_bands`).
     """
     check_border(border)
-    cval = float(cval)
-    if not np.isfinite(cval):
-        raise UsageError(f"cval {cval!r} must be a finite number")
+    cval = check_cval(cval)
     stages = []
     for k in _as_chain(kernels):
         bias = k.bias if with_bias and isinstance(k, Kernel) else 0.0

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from convtool.clipping import Clipping
-from convtool.correlate import correlate
+from convtool.core.correlate import correlate
 from convtool.errors import ImageError, UsageError
 from convtool.filtering import (
     Recipe,

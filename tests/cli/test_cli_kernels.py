@@ -128,7 +128,7 @@ def test_lazy_api_names():
         "import convtool.filtering\n"
         "from convtool import BORDERS, Kernel, correlate, learn_kernel\n"
         "assert callable(convtool.correlate) and convtool.correlate is correlate\n"
-        "assert correlate.__module__ == 'convtool.correlate'\n"
+        "assert correlate.__module__ == 'convtool.core.correlate'\n"
         "assert set(convtool.__all__) <= set(dir(convtool))\n"
         "for name in convtool.__all__:\n"
         "    if name != 'correlate_dask':\n"
