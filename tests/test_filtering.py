@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from convtool.errors import UsageError
-from convtool.filtering import Recipe, filter_picture, filter_planes, fused_kernel
+from convtool.filtering.chain import Recipe, filter_planes
+from convtool.filtering.fused import filter_picture, fused_kernel
 from convtool.imaging import Picture, plan_output, stored_samples, to_unit
 from convtool.kernels.builtins import SOBEL_X
 from convtool.kernels.spec import load_kernel

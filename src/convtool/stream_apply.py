@@ -25,16 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from convtool.clipping import Clipping
 from convtool.core.correlate import correlate
 from convtool.errors import ImageError, UsageError
-from convtool.filtering import (
+from convtool.filtering.chain import (
     Recipe,
-    _scale_bias,
     premultiplied_planes,
     premultiplied_step,
+    scale_bias,
     straight_planes,
 )
+from convtool.filtering.clipping import Clipping
 from convtool.imaging import (
     MATRIX_FORMATS,
     OutputPlan,
@@ -426,8 +426,8 @@ def _run(
         if premultiplied:
             return straight_planes((rows[..., :-2], rows[..., -2], rows[..., -1]), recipe)
         if alpha:
-            return _scale_bias(rows[..., : src.colour], recipe), rows[..., -1]
-        return _scale_bias(rows, recipe), None
+            return scale_bias(rows[..., : src.colour], recipe), rows[..., -1]
+        return scale_bias(rows, recipe), None
 
     extent = None
     if plan.map == "rescale":

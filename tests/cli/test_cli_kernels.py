@@ -125,7 +125,7 @@ def test_lazy_api_names():
     code = (
         "import sys, convtool\n"
         "assert 'numpy' not in sys.modules\n"
-        "import convtool.filtering\n"
+        "import convtool.filtering.chain\n"
         "from convtool import BORDERS, Kernel, correlate, learn_kernel\n"
         "assert callable(convtool.correlate) and convtool.correlate is correlate\n"
         "assert correlate.__module__ == 'convtool.core.correlate'\n"

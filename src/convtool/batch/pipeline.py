@@ -20,7 +20,7 @@ from convtool.errors import ConvtoolError, ImageError, UsageError
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from convtool.filtering import Recipe
+    from convtool.filtering.chain import Recipe
     from convtool.imaging import OutputPlan, Picture
 
 # numpy, Pillow and the core are imported inside the functions that run a filter, so that
@@ -126,7 +126,7 @@ def _is_file(source: str) -> bool:
 
 def filter_for(job: Job, settings: Settings, picture: Picture) -> tuple[Picture, OutputPlan]:
     """The output planned, and the picture filtered for it (the input's planes dropped)."""
-    from convtool.clipping import filter_for_output
+    from convtool.filtering.clipping import filter_for_output
     from convtool.imaging import format_for_path, plan_output
 
     if job.target is None:

@@ -52,8 +52,8 @@ def correlate(
     ``image`` is (H, W) or (H, W, C), uint8, uint16, float32 or float64 (other integer and
     float types are converted); every channel gets the same 2-D kernel, and values are taken as
     they are, unscaled. The result is float32, or float64 for a float64 image. ``kernel`` is an
-    array, a :class:`~convtool.kernels.Kernel` or a spec string; a kernel's bias is *not* added
-    here. ``method`` picks the algorithm, never the result: ``direct`` (sums of taps),
+    array, a :class:`~convtool.kernels.value.Kernel` or a spec string; a kernel's bias is *not*
+    added here. ``method`` picks the algorithm, never the result: ``direct`` (sums of taps),
     ``separable`` (rank-1 kernels as two 1-D passes fused in one sweep), ``fft`` (FFTs of
     overlap-save tiles: equal to ``direct`` within 1e-4 of Σ|K|·max|X| in float32, within
     rounding in float64, every border mode included); ``auto`` takes ``separable`` for rank-1

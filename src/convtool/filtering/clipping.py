@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from convtool.filtering import (
+from convtool.filtering.chain import Recipe
+from convtool.filtering.fused import (
     NUMPY_SAMPLES,
-    Recipe,
     filter_picture,
     fused_kernel,
     fused_levels,
@@ -121,12 +121,12 @@ def _or(items: list[str]) -> str:
 def filter_for_output(
     picture: Picture, recipe: Recipe, plan: OutputPlan
 ) -> tuple[Picture, OutputPlan]:
-    """:func:`convtool.filtering.filter_picture`, and ``plan`` with the clipping note added
+    """:func:`convtool.filtering.fused.filter_picture`, and ``plan`` with the clipping note added
     to its notes when one is due.
 
     On the fused path (integer samples out, no float result) the count is exact too: when more
     than 1 % of the samples are 0 or the maximum — else no note can be due — the unclamped
-    sums are formed once more in float32, exact (:func:`~convtool.filtering.fused_levels`); a
+    sums are formed once more in float32, exact (:func:`~convtool.filtering.fused.fused_levels`); a
     large picture, whose float32 sums would cost 4 bytes a sample, runs the integer pass again
     one level up (a 0 then is a result below 0) and one level down (a maximum is one above it).
     """
