@@ -11,8 +11,6 @@ The names below are loaded on first use (PEP 562), so ``import convtool`` — an
 from __future__ import annotations
 
 import importlib
-import sys
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from convtool.errors import ConvtoolError, ImageError, KernelError, LearnError, UsageError
@@ -77,19 +75,3 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(ModuleType):
-    """The ``convtool`` module itself: keeps ``convtool.correlate`` the function.
-
-    Importing the submodule ``convtool.correlate`` (as the core does) binds the package's
-    attribute ``correlate`` to the module; this binds the function of the same name instead.
-    """
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if isinstance(value, ModuleType) and _LAZY.get(name) == value.__name__:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
