@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from convtool import LearnError, UsageError, convolve, correlate, learn_kernel, load_kernel
 from convtool.errors import KernelError
 from convtool.kernels.files import save_kernel
-from convtool.learn import DEFAULT_EPOCHS, INIT_STD, parse_size
+from convtool.learn.fit import DEFAULT_EPOCHS, INIT_STD, parse_size
 
 from references import corr2d
 
@@ -532,7 +532,7 @@ def _umask() -> int:
 def test_docstring_examples():
     import doctest
 
-    import convtool.learn
+    import convtool.learn.fit
 
-    failures, tried = doctest.testmod(convtool.learn)
+    failures, tried = doctest.testmod(convtool.learn.fit)
     assert (failures, tried > 0) == (0, True)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from convtool.kernels.files import format_kernel
     from convtool.kernels.spec import load_kernel, parse_kernel
     from convtool.kernels.value import Kernel
-    from convtool.learn import LearnResult, learn_kernel
+    from convtool.learn.fit import LearnResult, learn_kernel
 
 __version__ = "0.1.0"
 
@@ -57,8 +57,8 @@ _LAZY = {
     "format_kernel": "convtool.kernels.files",
     "load_kernel": "convtool.kernels.spec",
     "parse_kernel": "convtool.kernels.spec",
-    "LearnResult": "convtool.learn",
-    "learn_kernel": "convtool.learn",
+    "LearnResult": "convtool.learn.fit",
+    "learn_kernel": "convtool.learn.fit",
 }
 """Each lazily loaded name of the API and the module that defines it."""
 

@@ -143,9 +143,10 @@ def test_lazy_api_names():
 
 def test_defaults_are_the_libraries():
     """The numbers --help shows (from convtool.choices) are the ones the library uses."""
-    from convtool import choices, imaging, learn
+    from convtool import choices, imaging
+    from convtool.learn import fit
 
-    assert learn.DEFAULT_EPOCHS is choices.DEFAULT_EPOCHS
+    assert fit.DEFAULT_EPOCHS is choices.DEFAULT_EPOCHS
     assert imaging.DEFAULT_MAX_PIXELS is choices.DEFAULT_MAX_PIXELS
 
 

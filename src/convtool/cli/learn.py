@@ -23,7 +23,7 @@ from convtool.cli.process import numba_without_scipy
 from convtool.errors import UsageError
 
 if TYPE_CHECKING:
-    from convtool.learn import LearnResult
+    from convtool.learn.fit import LearnResult
 
 # numpy and the fitting are imported inside the command, so that ``convtool --help`` and the
 # other commands do not load them.
@@ -73,7 +73,7 @@ def learn_command(
     """
     from convtool.imaging import read_picture, to_unit, write_output
     from convtool.kernels.files import format_kernel, save_kernel
-    from convtool.learn import check_options, learn_kernel, parse_size
+    from convtool.learn.fit import check_options, learn_kernel, parse_size
 
     if len(files) < 2 or len(files) % 2:
         raise UsageError(
