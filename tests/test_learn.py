@@ -17,9 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convtool import LearnError, UsageError, convolve, correlate, learn_kernel, load_kernel
+from convtool.choices import DEFAULT_EPOCHS
 from convtool.errors import KernelError
 from convtool.kernels.files import save_kernel
-from convtool.learn.fit import DEFAULT_EPOCHS, INIT_STD, parse_size
+from convtool.learn.fit import parse_size
+from convtool.learn.gd import INIT_STD
 
 from references import corr2d
 

@@ -85,7 +85,7 @@ NUMPY_SAMPLES = 1 << 22
 """Above this many samples the fused pass asks for the numba core (``method="direct"``, the
 sums ``auto`` would take there) rather than let ``auto`` use numpy for small work: numpy's
 path holds three float32 planes of the picture (12 bytes a sample, against the 2 of the fused
-pass's uint8 in and out: 300 MB more for a 4K RGB picture), which is what fusing avoids."""
+pass's uint8 in and out), which is what fusing avoids."""
 
 UNIT_ROUNDOFF = 2.0**-24
 """float32's unit roundoff: a rounded operation is off by at most this much, relatively."""
