@@ -25,7 +25,7 @@ from convtool.learn.gd import INIT_STD
 
 from references import corr2d
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 BORDERS = ("reflect", "mirror", "nearest", "wrap", "constant")
 
 
