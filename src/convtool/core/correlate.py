@@ -57,8 +57,9 @@ def correlate(
     ``separable`` (rank-1 kernels as two 1-D passes fused in one sweep), ``fft`` (FFTs of
     overlap-save tiles: equal to ``direct`` within 1e-4 of Σ|K|·max|X| in float32, within
     rounding in float64, every border mode included); ``auto`` takes ``separable`` for rank-1
-    kernels larger than 3×3, otherwise ``fft`` where :func:`fft_is_faster` expects it, and does
-    a call of at most ``NUMPY_WORK`` multiply-adds with numpy (shifted views, no numba).
+    kernels larger than 3×3, otherwise ``fft`` where :func:`~convtool.core.dispatch.fft_is_faster`
+    expects it, and does a call of at most :data:`~convtool.core.dispatch.NUMPY_WORK`
+    multiply-adds with numpy (shifted views, no numba).
     ``threads`` limits the numba core (default: all cores) and asks for it even for small work;
     the result does not depend on the count.
 

@@ -17,8 +17,8 @@ def filter_picture(picture: Picture, recipe: Recipe, plan: OutputPlan) -> Pictur
 
     The kernel chain of :func:`filter_planes` on float planes; or, where :func:`fused_kernel`
     finds that the written samples cannot differ from that, the samples themselves computed in
-    one pass from the stored ones (``correlate_to_integer``: no float planes, 1/4 of the memory
-    of a 4K RGB picture's float planes, and no separate map and quantize passes).
+    one pass from the stored ones (``correlate_to_integer``: no float planes, and no separate
+    map and quantize passes).
     """
     fused = fused_kernel(picture, recipe, plan)
     if fused is None:
