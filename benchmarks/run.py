@@ -51,9 +51,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 import convtool  # noqa: E402
-from convtool.correlate import correlate_to_integer  # noqa: E402
+from convtool.core.correlate import correlate_to_integer  # noqa: E402
 
-cc = importlib.import_module("convtool.correlate")
+cc = importlib.import_module("convtool.core.dispatch")
 
 WIDTH, HEIGHT = 3840, 2160
 PAUSE = 0.05  # seconds between timed calls (OpenMP workers stop spinning)

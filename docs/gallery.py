@@ -27,7 +27,7 @@ from pathlib import Path
 from PIL import Image, ImageFilter
 
 from convtool.cli import main as convtool_main
-from convtool.kernels import BUILTINS
+from convtool.kernels.builtins import BUILTINS
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_images"

@@ -297,7 +297,7 @@ def gallery():
 
 
 def test_gallery_has_every_builtin_and_nothing_else(gallery):
-    from convtool.kernels import BUILTINS
+    from convtool.kernels.builtins import BUILTINS
 
     shown = [e.name for e in gallery.builtin_entries() if e.options]
     assert shown == list(BUILTINS)
@@ -328,7 +328,7 @@ def test_gallery_on_tiny_images(gallery, tmp_path):
     out = tmp_path / "gallery"
     entries = gallery.make_gallery(source, out, width=32)
 
-    from convtool.kernels import BUILTINS
+    from convtool.kernels.builtins import BUILTINS
 
     names = {e.name for e in entries}
     assert set(BUILTINS) <= names
@@ -612,7 +612,7 @@ def assert_ignored_by_git(directory: Path) -> None:
 
 def test_recipe_tour_apply(recipe):
     """README's tour: a blur, a chain (blur then Laplacian), a batch into a directory."""
-    from convtool.kernels import LAPLACIAN, gaussian
+    from convtool.kernels.builtins import LAPLACIAN, gaussian
 
     d = recipe("tour-apply")
     x = unit(d / "sample_images/coffee.png")
@@ -630,7 +630,7 @@ def test_recipe_tour_apply(recipe):
 
 def test_recipe_tour_learn(recipe):
     """README's tour: the emboss learned back from its 8-bit output, applied to another photo."""
-    from convtool.kernels import EMBOSS
+    from convtool.kernels.builtins import EMBOSS
 
     d = recipe("tour-learn")
     np.testing.assert_allclose(np.loadtxt(d / "found.txt"), EMBOSS, atol=0.02)
@@ -653,7 +653,7 @@ def test_recipe_tour_pipeline(recipe):
 
 def test_recipe_learn_back(recipe):
     """docs/learn.md: the Gaussian learned from its 8-bit output blurs within a grey level."""
-    from convtool.kernels import gaussian
+    from convtool.kernels.builtins import gaussian
 
     d = recipe("learn-back")
     np.testing.assert_allclose(np.loadtxt(d / "kernel.txt"), gaussian(1, size=5), atol=0.02)
@@ -688,7 +688,7 @@ def test_recipe_emboss(recipe):
 
 def test_recipe_unsharp(recipe):
     """sharpened = X + a·(X − G⋆X), and the kernel file holds δ + a·(δ − G)."""
-    from convtool.kernels import gaussian
+    from convtool.kernels.builtins import gaussian
 
     d = recipe("unsharp")
     x = unit(d / "sample_images/coffee.png")
@@ -703,7 +703,7 @@ def test_recipe_unsharp(recipe):
 
 
 def test_recipe_blur_then_laplacian(recipe):
-    from convtool.kernels import LAPLACIAN, gaussian
+    from convtool.kernels.builtins import LAPLACIAN, gaussian
 
     d = recipe("blur-laplacian")
     log = corr(corr(unit(d / "sample_images/camera.png"), gaussian(2)), LAPLACIAN)
@@ -773,7 +773,7 @@ def test_recipe_depth(recipe, tmp_path):
     """16 bits stay 16 bits; --map none --depth 32 keeps the raw signed gradient."""
     import tifffile
 
-    from convtool.kernels import SHARPEN
+    from convtool.kernels.builtins import SHARPEN
 
     rng = np.random.default_rng(3)
     scan = np.linspace(0, 60000, 30 * 40).reshape(30, 40) + rng.integers(0, 3000, (30, 40))

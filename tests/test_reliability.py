@@ -40,7 +40,9 @@ from scipy import ndimage
 from convtool.errors import ImageError, KernelError
 from convtool.io.matrix import parse_matrix
 from convtool.io.read import DEFAULT_MAX_PIXELS, read_picture
-from convtool.kernels import LAPLACIAN, MAX_KERNEL_SIDE, load_kernel
+from convtool.kernels.builtins import LAPLACIAN
+from convtool.kernels.spec import load_kernel
+from convtool.kernels.value import MAX_KERNEL_SIDE
 
 CONVTOOL = [sys.executable, "-m", "convtool"]
 TIMEOUT = 120

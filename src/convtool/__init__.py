@@ -11,18 +11,19 @@ The names below are loaded on first use (PEP 562), so ``import convtool`` — an
 from __future__ import annotations
 
 import importlib
-import sys
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from convtool.errors import ConvtoolError, ImageError, KernelError, LearnError, UsageError
 
 if TYPE_CHECKING:
     from convtool.choices import BORDERS
-    from convtool.correlate import convolve, correlate
+    from convtool.core.correlate import convolve, correlate
     from convtool.dask import correlate_dask
-    from convtool.kernels import BUILTINS, Kernel, format_kernel, load_kernel, parse_kernel
-    from convtool.learn import LearnResult, learn_kernel
+    from convtool.kernels.builtins import BUILTINS
+    from convtool.kernels.files import format_kernel
+    from convtool.kernels.spec import load_kernel, parse_kernel
+    from convtool.kernels.value import Kernel
+    from convtool.learn.fit import LearnResult, learn_kernel
 
 __version__ = "0.1.0"
 
@@ -48,16 +49,16 @@ __all__ = [
 
 _LAZY = {
     "BORDERS": "convtool.choices",
-    "convolve": "convtool.correlate",
-    "correlate": "convtool.correlate",
+    "convolve": "convtool.core.correlate",
+    "correlate": "convtool.core.correlate",
     "correlate_dask": "convtool.dask",
-    "BUILTINS": "convtool.kernels",
-    "Kernel": "convtool.kernels",
-    "format_kernel": "convtool.kernels",
-    "load_kernel": "convtool.kernels",
-    "parse_kernel": "convtool.kernels",
-    "LearnResult": "convtool.learn",
-    "learn_kernel": "convtool.learn",
+    "BUILTINS": "convtool.kernels.builtins",
+    "Kernel": "convtool.kernels.value",
+    "format_kernel": "convtool.kernels.files",
+    "load_kernel": "convtool.kernels.spec",
+    "parse_kernel": "convtool.kernels.spec",
+    "LearnResult": "convtool.learn.fit",
+    "learn_kernel": "convtool.learn.fit",
 }
 """Each lazily loaded name of the API and the module that defines it."""
 
@@ -74,19 +75,3 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(ModuleType):
-    """The ``convtool`` module itself: keeps ``convtool.correlate`` the function.
-
-    Importing the submodule ``convtool.correlate`` (as the core does) binds the package's
-    attribute ``correlate`` to the module; this binds the function of the same name instead.
-    """
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if isinstance(value, ModuleType) and _LAZY.get(name) == value.__name__:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

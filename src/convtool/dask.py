@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from convtool.correlate import KernelLike, _weights, check_border, correlate
-from convtool.errors import ImageError, KernelError, UsageError
+from convtool.core.borders import check_border, check_cval, check_fits
+from convtool.core.correlate import KernelLike, correlate, kernel_weights
+from convtool.errors import ImageError
 from convtool.stream.engine import extend_index
 
 CORE_LOCK = threading.Lock()
@@ -56,13 +57,9 @@ def correlate_dask(
     """
     import dask.array as da
 
-    # TODO(merge): the finite-cval check and the "kernel larger than the image" rule below are
-    # the core's (correlate._prepare); use the public checks core/borders.py will own.
     check_border(border)
-    cval = float(cval)
-    if not np.isfinite(cval):
-        raise UsageError(f"cval {cval!r} must be a finite number")
-    weights = _weights(kernel)
+    cval = check_cval(cval)
+    weights = kernel_weights(kernel)
     x = da.asarray(array)
     if x.ndim not in (2, 3):
         raise ImageError(
@@ -76,11 +73,7 @@ def correlate_dask(
     out_dtype = np.dtype(np.float64 if x.dtype == np.float64 else np.float32)
     kh, kw = (int(n) for n in weights.shape)
     h, w = (int(n) for n in x.shape[:2])
-    if border == "valid" and (kh > h or kw > w):
-        raise KernelError(
-            f"kernel {kh}x{kw} is larger than the {h}x{w} image; border 'valid' needs a kernel "
-            "no larger than the image: use a smaller kernel or a padding border such as 'reflect'"
-        )
+    check_fits((kh, kw), (h, w), border)
     if border == "constant" and not _holds(x.dtype, cval):
         x = x.astype(out_dtype)
 

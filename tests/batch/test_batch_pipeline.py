@@ -14,8 +14,8 @@ from convtool.batch.jobs import Job, plan_jobs
 from convtool.batch.pipeline import Notes, Settings, collector, run_batch, run_job, run_one
 from convtool.choices import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS
 from convtool.errors import ImageError
-from convtool.filtering import Recipe
-from convtool.kernels import load_kernel
+from convtool.filtering.chain import Recipe
+from convtool.kernels.spec import load_kernel
 
 from conftest import assert_close, random_image
 

@@ -21,7 +21,7 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from convtool.cli import app, main
-from convtool.kernels import load_kernel
+from convtool.kernels.spec import load_kernel
 
 from conftest import stderr_on_a_terminal
 from references import corr2d

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from convtool.cli import main
-from convtool.kernels import load_kernel
+from convtool.kernels.spec import load_kernel
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 SOBEL_X = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]

@@ -18,11 +18,13 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from convtool.cli import app
-from convtool.clipping import filter_for_output
-from convtool.filtering import Recipe, filter_planes, fused_kernel
+from convtool.filtering.chain import Recipe, filter_planes
+from convtool.filtering.clipping import filter_for_output
+from convtool.filtering.fused import fused_kernel
 from convtool.io.picture import Picture
 from convtool.io.plan import plan_output
-from convtool.kernels import Kernel, load_kernel
+from convtool.kernels.spec import load_kernel
+from convtool.kernels.value import Kernel
 
 from conftest import CONVERT, imagemagick
 

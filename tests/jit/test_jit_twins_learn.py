@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convtool import _jit, compiled, learn
-from convtool.learn import learn_kernel
+from convtool import _jit, compiled
+from convtool.learn import lstsq
+from convtool.learn.fit import learn_kernel
 from convtool.twins import learn as nplearn
 
 from conftest import stop_background_compilers
@@ -151,7 +152,7 @@ def test_learn_sums_in_bands_without_changing_a_bit(monkeypatch):
     """Passes over bands of rows (how 16-bit sums stay below 2**53) give the same fit."""
     x, y = photo_pair(np.uint16, 3)
     whole = learn_kernel(x, y, 3, bias=True).as_dict()
-    monkeypatch.setattr(learn, "EXACT_SUM", 1 << 43)  # bands of a few rows
+    monkeypatch.setattr(lstsq, "EXACT_SUM", 1 << 43)  # bands of a few rows
     assert learn_kernel(x, y, 3, bias=True).as_dict() == whole
 
 

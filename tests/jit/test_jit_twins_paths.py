@@ -15,7 +15,8 @@ from convtool.twins import borders, direct, fft, png, separable
 
 from conftest import distinct_kernel
 
-C = importlib.import_module("convtool.correlate")
+C = importlib.import_module("convtool.core.correlate")
+D = importlib.import_module("convtool.core.dispatch")
 JIT = compiled.core()
 OUTPUTS = {
     "correlate_direct": (6, (0, 1)),
@@ -94,7 +95,7 @@ def assert_twins_agree(name: str, args: tuple) -> None:
 def test_twins_equal_the_jitted_paths(monkeypatch, dtype, kernel, border):
     """Float and integer outputs, every border, both paths, odd and even sizes."""
     k = KERNELS[kernel]
-    methods = ["direct"] + (["separable"] if C.separable_factors(k) is not None else [])
+    methods = ["direct"] + (["separable"] if D.separable_factors(k) is not None else [])
     for shape, method in itertools.product(SHAPES, methods):
         if border == "valid" and (k.shape[0] > shape[0] or k.shape[1] > shape[1]):
             continue
@@ -167,7 +168,7 @@ def test_twins_keep_the_sign_of_zero(monkeypatch, special, kernel, border):
     x[3:9, 4:12] = -0.0  # a region where every product is a zero
     if special == "non-finite":
         x[5, 5, 0], x[2, 8, 1], x[10, 1, 0] = np.inf, np.nan, -np.inf
-    methods = ["direct"] + (["separable"] if C.separable_factors(k) is not None else [])
+    methods = ["direct"] + (["separable"] if D.separable_factors(k) is not None else [])
     for method in methods:
         for dtype in (np.float32, np.float64):
             run = lambda: C.correlate(x.astype(dtype), k, border=border, cval=-0.0, method=method)  # noqa: E731, B023

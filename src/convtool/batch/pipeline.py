@@ -20,7 +20,7 @@ from convtool.errors import ConvtoolError, ImageError, UsageError
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from convtool.filtering import Recipe
+    from convtool.filtering.chain import Recipe
     from convtool.io.picture import Picture
     from convtool.io.plan import OutputPlan
 
@@ -127,7 +127,7 @@ def _is_file(source: str) -> bool:
 
 def filter_for(job: Job, settings: Settings, picture: Picture) -> tuple[Picture, OutputPlan]:
     """The output planned, and the picture filtered for it (the input's planes dropped)."""
-    from convtool.clipping import filter_for_output
+    from convtool.filtering.clipping import filter_for_output
     from convtool.io.formats import format_for_path
     from convtool.io.plan import plan_output
 

@@ -74,9 +74,9 @@ def apply_command(
       convtool apply *.tif -k sobel-x --out-dir out/ --scheduler tcp://head:8786
     """
     from convtool.batch.pipeline import Notes, Settings, file_behind, run_batch, run_one
-    from convtool.filtering import Recipe
+    from convtool.filtering.chain import Recipe
     from convtool.io.formats import format_by_name
-    from convtool.kernels import load_kernel
+    from convtool.kernels.spec import load_kernel
     from convtool.stream.sizes import parse_bytes
 
     recipe = Recipe(

@@ -12,7 +12,7 @@ from convtool.cli.env import env_of
 
 def complete_kernel_name(incomplete: str) -> list[str]:
     """The built-in names that start with what was typed (shell completion of ``kernels``)."""
-    from convtool.kernels import BUILTINS
+    from convtool.kernels.builtins import BUILTINS
 
     return [name for name in BUILTINS if name.startswith(incomplete.lower())]
 
@@ -41,7 +41,9 @@ def kernels_command(
 
       convtool apply in.png -k @g.txt -o out.png
     """
-    from convtool.kernels import BUILTINS, format_kernel, load_kernel
+    from convtool.kernels.builtins import BUILTINS
+    from convtool.kernels.files import format_kernel
+    from convtool.kernels.spec import load_kernel
 
     stdout = env_of(ctx).stdout
 

@@ -23,7 +23,7 @@ from convtool.cli.process import numba_without_scipy
 from convtool.errors import UsageError
 
 if TYPE_CHECKING:
-    from convtool.learn import LearnResult
+    from convtool.learn.fit import LearnResult
 
 # numpy and the fitting are imported inside the command, so that ``convtool --help`` and the
 # other commands do not load them.
@@ -74,8 +74,8 @@ def learn_command(
     from convtool.io.files import write_output
     from convtool.io.pixels import to_unit
     from convtool.io.read import read_picture
-    from convtool.kernels import format_kernel
-    from convtool.learn import check_options, learn_kernel, parse_size, save_kernel
+    from convtool.kernels.files import format_kernel, save_kernel
+    from convtool.learn.fit import check_options, learn_kernel, parse_size
 
     if len(files) < 2 or len(files) % 2:
         raise UsageError(

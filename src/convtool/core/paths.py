@@ -19,6 +19,7 @@ from convtool.bundles import (
     Spectrum,
 )
 from convtool.choices import BORDER_CODES
+from convtool.core.dispatch import choose_method, fft_tiles, numpy_takes, separable_factors
 from convtool.errors import KernelError, UsageError
 from convtool.twins import direct, fft, separable
 from convtool.twins.borders import extend_index, gather
@@ -46,10 +47,6 @@ def run_path(
     """Pick the path (see ``choose_method``), run it into ``out`` (float, or integer with
     ``integer`` saying how) and return ``out``. Small work goes to numpy (``NUMPY_WORK``)
     unless a thread count asks for the core."""
-    # dispatch's names, imported here: a module-level import would be circular until
-    # correlate.py's dispatch moves below this module
-    from convtool.correlate import choose_method, separable_factors
-
     kh, kw = weights.shape
     if method == "auto" and threads is None and numpy_takes(out.shape, weights):
         numpy_direct(x, weights, border, cval, out_dtype, out, integer)
@@ -70,13 +67,6 @@ def run_path(
     else:
         _direct(x, weights, border, cval, out_dtype, out, integer, threads)
     return out
-
-
-def numpy_takes(shape: tuple[int, ...], weights: np.ndarray) -> bool:
-    """Whether ``method="auto"`` does an output of ``shape`` with numpy (``NUMPY_WORK``)."""
-    from convtool.correlate import NUMPY_WORK  # see run_path
-
-    return float(np.prod(shape)) * int(np.count_nonzero(weights)) <= NUMPY_WORK
 
 
 def _core() -> ModuleType:
@@ -283,22 +273,6 @@ def _outputs(out: np.ndarray, out_dtype: type, integer: IntegerOutput | None) ->
     return Output(
         None, _rows(out), out_dtype(integer.bias), integer.absolute, out_dtype(integer.top)
     )
-
-
-def pow2(n: int) -> int:
-    return 1 << max(0, int(n) - 1).bit_length()
-
-
-def fft_tiles(h: int, w: int, kh: int, kw: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Transform size (n0, n1) and output tile (t0, t1) of the FFT path for an output of h × w:
-    powers of two about 8 × (kernel side − 1) (at least 16: 256 for 31×31), or the whole
-    extended image along an axis where that is smaller (at least 8)."""
-    sizes = []
-    for n, k in ((h, kh), (w, kw)):
-        tile = max(16, pow2(8 * (k - 1)))
-        sizes.append(max(8, min(tile, pow2(n + k - 1))))
-    n0, n1 = sizes
-    return (n0, n1), (n0 - kh + 1, n1 - kw + 1)
 
 
 def _fft(

@@ -10,7 +10,7 @@ global min and max. The kernel chain is :mod:`convtool.filtering`'s: each kernel
 bias, then ``--scale`` and ``--bias``; a kept alpha channel rides along unfiltered (cropped
 for ``valid``), and with ``--alpha auto`` (the default) or ``filter`` each band carries the
 premultiplied colour, its coverage and the filtered alpha through ``filtering``'s own steps.
-The clipping note (:mod:`convtool.clipping`) adds up the bands' counts and comes after the
+The clipping note (:mod:`convtool.filtering.clipping`) adds up the bands' counts and comes after the
 file is written. The result is the in-memory one: stored integers within one level (float
 rounding), floats within 1e-6.
 """
@@ -25,16 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from convtool.clipping import Clipping
-from convtool.correlate import correlate
+from convtool.core.correlate import correlate
 from convtool.errors import ImageError, UsageError
-from convtool.filtering import (
+from convtool.filtering.chain import (
     Recipe,
-    _scale_bias,
     premultiplied_planes,
     premultiplied_step,
+    scale_bias,
     straight_planes,
 )
+from convtool.filtering.clipping import Clipping
 from convtool.io.files import atomic_file
 from convtool.io.formats import check_lossless
 from convtool.io.matrix import NpyReader, NpyWriter, matrix_picture
@@ -49,7 +49,7 @@ from convtool.io.tiff import (
     tiff_planes,
     write_tiff,
 )
-from convtool.kernels import Kernel
+from convtool.kernels.value import Kernel
 from convtool.stream.engine import Stage, extrema, iter_stage_bands
 from convtool.stream.probe import STREAM_FORMATS, default_band_memory
 from convtool.stream.sizes import (
@@ -298,8 +298,8 @@ def _stored_bands(
         if premultiplied:
             return straight_planes((rows[..., :-2], rows[..., -2], rows[..., -1]), recipe)
         if alpha:
-            return _scale_bias(rows[..., : src.colour], recipe), rows[..., -1]
-        return _scale_bias(rows, recipe), None
+            return scale_bias(rows[..., : src.colour], recipe), rows[..., -1]
+        return scale_bias(rows, recipe), None
 
     extent = None
     if plan.map == "rescale":

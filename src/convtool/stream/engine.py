@@ -45,20 +45,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from convtool.choices import BORDER_CODES, BORDERS
-from convtool.correlate import (
-    KernelLike,
-    _weights,
-    as_image_array,
-    check_border,
-    correlate,
-)
+from convtool.choices import BORDER_CODES
+from convtool.core.borders import check_border, check_cval
+from convtool.core.correlate import KernelLike, as_image_array, correlate, kernel_weights
 from convtool.errors import ImageError, UsageError
 from convtool.io.formats import starts_as
 from convtool.io.matrix import NpyReader
 from convtool.io.pixels import dtype_holds
 from convtool.io.tiff import TiffReader
-from convtool.kernels import Kernel
+from convtool.kernels.value import Kernel
 from convtool.stream.sizes import DEFAULT_MEMORY, Geometry, plan_band_rows
 from convtool.twins.borders import border_index
 
@@ -147,7 +142,7 @@ def correlation_stage(
     threads: int | None = None,
 ) -> Stage:
     """The stage ``X ⋆ K + bias`` (border ``constant`` extends with ``cval``)."""
-    weights = _weights(kernel)
+    weights = kernel_weights(kernel)
 
     def apply(band: np.ndarray) -> np.ndarray:
         out = correlate(band, weights, border="valid", method=method, threads=threads)
@@ -178,8 +173,7 @@ def extend_index(positions: np.ndarray, n: int, border: str) -> np.ndarray:
         if x.size and (x.min() < 0 or x.max() >= n):
             raise AssertionError("valid bands read only rows inside the image")
         return x
-    if border not in BORDER_CODES:
-        raise UsageError(f"unknown border {border!r}; choose one of {', '.join(BORDERS)}")
+    check_border(border)
     return border_index(x, n, BORDER_CODES[border])
 
 
@@ -337,16 +331,14 @@ def correlate_bands(
 
     ``source``: an array (anything sliceable by rows), a path to a ``.npy`` or TIFF file, or a
     reader (:class:`NpyReader`, :class:`TiffReader`). ``kernels``: one kernel (array,
-    :class:`~convtool.kernels.Kernel`, spec string, nested list) or a list/tuple of arrays,
+    :class:`~convtool.kernels.value.Kernel`, spec string, nested list) or a list/tuple of arrays,
     Kernels or spec strings applied in order; ``with_bias`` adds each Kernel's own bias right
     after it, as ``convtool apply`` does. ``band_rows`` fixes the band height; otherwise
     ``memory`` (bytes, default :data:`DEFAULT_MEMORY`) chooses it (:func:`plan_band_rows`).
     ``prepare`` converts source rows as they are read (see :func:`iter_stage_bands`).
     """
     check_border(border)
-    cval = float(cval)
-    if not np.isfinite(cval):
-        raise UsageError(f"cval {cval!r} must be a finite number")
+    cval = check_cval(cval)
     stages = []
     for k in _as_chain(kernels):
         bias = k.bias if with_bias and isinstance(k, Kernel) else 0.0

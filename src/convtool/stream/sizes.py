@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from convtool.errors import KernelError, UsageError
+from convtool.core.borders import check_fits, output_shape
+from convtool.errors import UsageError
 
 if TYPE_CHECKING:
     from convtool.stream.engine import Stage
@@ -29,19 +30,10 @@ class Geometry:
     def of(cls, shape: tuple[int, ...], stages: Sequence[Stage], border: str) -> Geometry:
         heights, widths = [shape[0]], [shape[1]]
         for st in stages:
-            kh, kw = st.shape
-            if border == "valid":
-                if kh > heights[-1] or kw > widths[-1]:
-                    raise KernelError(
-                        f"kernel {kh}x{kw} is larger than the {heights[-1]}x{widths[-1]} image "
-                        "it is applied to; border 'valid' needs a kernel no larger than the "
-                        "image: use a smaller kernel or a padding border such as 'reflect'"
-                    )
-                heights.append(heights[-1] - kh + 1)
-                widths.append(widths[-1] - kw + 1)
-            else:
-                heights.append(heights[-1])
-                widths.append(widths[-1])
+            check_fits(st.shape, (heights[-1], widths[-1]), border)
+            h, w = output_shape((heights[-1], widths[-1]), st.shape, border)
+            heights.append(h)
+            widths.append(w)
         return cls(tuple(heights), tuple(widths), tuple(st.shape for st in stages), border)
 
     def before(self, s: int) -> int:

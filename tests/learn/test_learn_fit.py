@@ -17,12 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convtool import LearnError, UsageError, convolve, correlate, learn_kernel, load_kernel
+from convtool.choices import DEFAULT_EPOCHS
 from convtool.errors import KernelError
-from convtool.learn import DEFAULT_EPOCHS, INIT_STD, parse_size, save_kernel
+from convtool.kernels.files import save_kernel
+from convtool.learn.fit import parse_size
+from convtool.learn.gd import INIT_STD
 
 from references import corr2d
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 BORDERS = ("reflect", "mirror", "nearest", "wrap", "constant")
 
 
@@ -531,7 +534,7 @@ def _umask() -> int:
 def test_docstring_examples():
     import doctest
 
-    import convtool.learn
+    import convtool.learn.fit
 
-    failures, tried = doctest.testmod(convtool.learn)
+    failures, tried = doctest.testmod(convtool.learn.fit)
     assert (failures, tried > 0) == (0, True)

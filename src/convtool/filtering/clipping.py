@@ -2,7 +2,7 @@
 
 An 8- or 16-bit output stores [0, 1]; with the default map (``clip``) a result outside is
 clamped. :class:`Clipping` counts the colour samples that are (exactly, as
-:func:`convtool.imaging.clipped_samples` rounds them) and makes one note per output when more
+:func:`convtool.io.pixels.clipped_samples` rounds them) and makes one note per output when more
 than :data:`CLIPPED_SHARE` of them are, or any at all when the input is float and holds values
 outside [0, 1]. The note says how many and what would keep them. A map asked for with
 ``--map`` clips without a note, and float outputs (float TIFF, ``.npy``) keep every value.
@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from convtool.filtering import (
+from convtool.filtering.chain import Recipe
+from convtool.filtering.fused import (
     NUMPY_SAMPLES,
-    Recipe,
     filter_picture,
     fused_kernel,
     fused_levels,
@@ -26,7 +26,7 @@ from convtool.filtering import (
 from convtool.io.picture import Picture
 from convtool.io.pixels import clipped_samples
 from convtool.io.plan import OutputPlan
-from convtool.kernels import Kernel
+from convtool.kernels.value import Kernel
 
 CLIPPED_SHARE = 0.01
 """A note when more than this share of an output's colour samples are clipped (1 %)."""
@@ -123,12 +123,12 @@ def _or(items: list[str]) -> str:
 def filter_for_output(
     picture: Picture, recipe: Recipe, plan: OutputPlan
 ) -> tuple[Picture, OutputPlan]:
-    """:func:`convtool.filtering.filter_picture`, and ``plan`` with the clipping note added
+    """:func:`convtool.filtering.fused.filter_picture`, and ``plan`` with the clipping note added
     to its notes when one is due.
 
     On the fused path (integer samples out, no float result) the count is exact too: when more
     than 1 % of the samples are 0 or the maximum — else no note can be due — the unclamped
-    sums are formed once more in float32, exact (:func:`~convtool.filtering.fused_levels`); a
+    sums are formed once more in float32, exact (:func:`~convtool.filtering.fused.fused_levels`); a
     large picture, whose float32 sums would cost 4 bytes a sample, runs the integer pass again
     one level up (a 0 then is a result below 0) and one level down (a maximum is one above it).
     """

@@ -11,11 +11,14 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from convtool.errors import UsageError
-from convtool.filtering import Recipe, filter_picture, filter_planes, fused_kernel
+from convtool.filtering.chain import Recipe, filter_planes
+from convtool.filtering.fused import filter_picture, fused_kernel
 from convtool.io.picture import Picture
 from convtool.io.pixels import stored_samples, to_unit
 from convtool.io.plan import plan_output
-from convtool.kernels import SOBEL_X, Kernel, load_kernel
+from convtool.kernels.builtins import SOBEL_X
+from convtool.kernels.spec import load_kernel
+from convtool.kernels.value import Kernel
 
 from conftest import distinct_kernel
 
@@ -138,8 +141,8 @@ SHAPE = (13, 17)
 @pytest.fixture(params=["numba", "numpy"])
 def core(request, monkeypatch):
     """Each test on both of the core's direct paths: numba's loops and numpy's shifted views
-    (taken for calls of at most ``correlate.NUMPY_WORK`` multiply-adds)."""
-    module = sys.modules["convtool.correlate"]
+    (taken for calls of at most ``dispatch.NUMPY_WORK`` multiply-adds)."""
+    module = sys.modules["convtool.core.dispatch"]
     if request.param == "numba":
         monkeypatch.setattr(module, "NUMPY_WORK", 0.0)
     else:

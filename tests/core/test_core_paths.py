@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import convtool
-from convtool.correlate import choose_method, correlate_to_integer, separable_factors
+from convtool.core.correlate import correlate_to_integer
+from convtool.core.dispatch import choose_method, separable_factors
 
 import references
 from conftest import assert_close, distinct_kernel, random_image
 
-cc = importlib.import_module("convtool.correlate")  # the module (the package exports the function)
+dispatch = importlib.import_module("convtool.core.dispatch")
 paths = importlib.import_module("convtool.core.paths")
 
 MODES = ["reflect", "mirror", "nearest", "wrap", "constant"]
@@ -167,7 +168,7 @@ def test_fft_tiles_match_direct(mode, ksize):
     """Overlap-save tiles across the image, the last ones cut short, equal the direct path."""
     x = random_image((70, 51, 3), np.float32, seed=13)
     k = distinct_kernel(*ksize, seed=7)
-    _, (t0, t1) = paths.fft_tiles(70, 51, *ksize)
+    _, (t0, t1) = dispatch.fft_tiles(70, 51, *ksize)
     assert t0 < 60 and t1 < 45  # several tiles each way
     fft = convtool.correlate(x, k, border=mode, cval=2.0, method="fft")
     direct = convtool.correlate(x, k, border=mode, cval=2.0, method="direct")
@@ -178,7 +179,7 @@ def test_fft_large_kernel_on_larger_image():
     """A 31×31 kernel across several 512-point tiles, against scipy."""
     x = random_image((600, 70), np.float32, seed=14)
     k = np.random.default_rng(8).standard_normal((31, 31))
-    _, (t0, _) = paths.fft_tiles(600, 70, 31, 31)
+    _, (t0, _) = dispatch.fft_tiles(600, 70, 31, 31)
     assert t0 < 600
     got = convtool.correlate(x, k, border="mirror", method="fft")
     fft_close(got, reference(x, k, "mirror"), k, x)
@@ -386,7 +387,7 @@ def test_integer_output_bad_arguments(kwargs, match):
 @pytest.fixture
 def numpy_path(monkeypatch):
     """``method="auto"`` takes the numpy path whatever the size of the work."""
-    monkeypatch.setattr(cc, "NUMPY_WORK", float("inf"))
+    monkeypatch.setattr(dispatch, "NUMPY_WORK", float("inf"))
 
 
 @pytest.mark.parametrize(("dtype", "channels"), PIXELS)
@@ -443,8 +444,8 @@ SMALL_THEN_LARGE = """
 import sys
 import numpy as np
 import convtool
-from convtool import correlate as _
-cc = sys.modules["convtool.correlate"]
+import convtool.core.correlate as cc
+import convtool.core.dispatch as dispatch
 paths = sys.modules["convtool.core.paths"]
 numpy_calls = []
 numpy_direct = paths.numpy_direct
@@ -456,7 +457,7 @@ small = convtool.correlate(x, k)
 ints = cc.correlate_to_integer(u8, k / 4, scale=0.5, bias=0.1, map="abs")
 assert "numba" not in sys.modules, "small work loaded numba"
 assert len(numpy_calls) == 2
-side = int((cc.NUMPY_WORK / 9) ** 0.5) + 1
+side = int((dispatch.NUMPY_WORK / 9) ** 0.5) + 1
 big = np.zeros((side, side), np.float32)
 convtool.correlate(big, np.ones((3, 3)))
 assert "convtool._jit" in sys.modules
@@ -491,8 +492,8 @@ def test_numpy_work_covers_a_512_rgb_picture_with_a_5x5_kernel():
     """``NUMPY_WORK`` is a number of multiply-adds: 512×512×3 values × 25 taps stay on numpy,
     one more row of work goes to numba; zero taps do not count."""
     k = np.ones((5, 5))
-    assert paths.numpy_takes((512, 512, 3), k)
-    side = int(cc.NUMPY_WORK // 25) + 1
-    assert not paths.numpy_takes((side, 1), k)
+    assert dispatch.numpy_takes((512, 512, 3), k)
+    side = int(dispatch.NUMPY_WORK // 25) + 1
+    assert not dispatch.numpy_takes((side, 1), k)
     k[0] = 0.0
-    assert paths.numpy_takes((int(cc.NUMPY_WORK // 20), 1), k)
+    assert dispatch.numpy_takes((int(dispatch.NUMPY_WORK // 20), 1), k)

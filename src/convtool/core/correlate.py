@@ -19,19 +19,15 @@ never on what the process did before, so the same call always gives the same byt
 from __future__ import annotations
 
 import ctypes
-from typing import Literal
 
 import numpy as np
 
-from convtool.choices import BORDERS, INTEGER_MAPS, METHODS
-from convtool.core.paths import IntegerOutput, fft_tiles, run_path
-from convtool.errors import ImageError, KernelError, UsageError
-from convtool.kernels import Kernel, load_kernel, validate_weights
-
-Border = Literal["reflect", "mirror", "nearest", "wrap", "constant", "valid"]
-
-SEPARABLE_RTOL = 1e-13
-"""A kernel is applied as two 1-D passes when ``max|K − u vᵀ| ≤ SEPARABLE_RTOL · max|K|``."""
+from convtool.choices import INTEGER_MAPS, METHODS
+from convtool.core.borders import check_border, check_cval, check_fits, output_shape
+from convtool.core.paths import IntegerOutput, run_path
+from convtool.errors import ImageError, UsageError
+from convtool.kernels.spec import load_kernel
+from convtool.kernels.value import Kernel, validate_weights
 
 KernelLike = Kernel | np.ndarray | str | list[list[float]]
 
@@ -56,19 +52,20 @@ def correlate(
     ``image`` is (H, W) or (H, W, C), uint8, uint16, float32 or float64 (other integer and
     float types are converted); every channel gets the same 2-D kernel, and values are taken as
     they are, unscaled. The result is float32, or float64 for a float64 image. ``kernel`` is an
-    array, a :class:`~convtool.kernels.Kernel` or a spec string; a kernel's bias is *not* added
-    here. ``method`` picks the algorithm, never the result: ``direct`` (sums of taps),
+    array, a :class:`~convtool.kernels.value.Kernel` or a spec string; a kernel's bias is *not*
+    added here. ``method`` picks the algorithm, never the result: ``direct`` (sums of taps),
     ``separable`` (rank-1 kernels as two 1-D passes fused in one sweep), ``fft`` (FFTs of
     overlap-save tiles: equal to ``direct`` within 1e-4 of Σ|K|·max|X| in float32, within
     rounding in float64, every border mode included); ``auto`` takes ``separable`` for rank-1
-    kernels larger than 3×3, otherwise ``fft`` where :func:`fft_is_faster` expects it, and does
-    a call of at most ``NUMPY_WORK`` multiply-adds with numpy (shifted views, no numba).
+    kernels larger than 3×3, otherwise ``fft`` where :func:`~convtool.core.dispatch.fft_is_faster`
+    expects it, and does a call of at most :data:`~convtool.core.dispatch.NUMPY_WORK`
+    multiply-adds with numpy (shifted views, no numba).
     ``threads`` limits the numba core (default: all cores) and asks for it even for small work;
     the result does not depend on the count.
 
     ``output``, as in scipy.ndimage, is an array to write the result into, returned itself: a
     loop over frames can reuse one instead of new memory every call (touching fresh pages
-    costs ~7 ms for a 4K RGB float32 result). It must be a writeable, C-contiguous ndarray of
+    costs a pass over the result). It must be a writeable, C-contiguous ndarray of
     exactly the result's shape and dtype, sharing no memory with ``image``.
 
     >>> x = np.arange(9.0).reshape(3, 3)
@@ -76,7 +73,7 @@ def correlate(
     array([[19., 25.],
            [37., 43.]])
     """
-    weights = _weights(kernel)
+    weights = kernel_weights(kernel)
     return _correlate(image, weights, border, cval, method, threads, output)
 
 
@@ -102,7 +99,7 @@ def convolve(
     array([[19., 25.],
            [37., 43.]])
     """
-    weights = _weights(kernel)
+    weights = kernel_weights(kernel)
     return _correlate(image, weights[::-1, ::-1], border, cval, method, threads, output)
 
 
@@ -141,8 +138,7 @@ def correlate_to_integer(
     the neighbouring level compared with the formula evaluated in float64 (with
     ``method="fft"``, a value within the transform's error, typically 1e-6 of the largest). The
     conversion runs in the parallel loop, fused into the write of each output row, instead of a
-    float32 image followed by numpy's clip and round (which took ~50 ms for a 4K RGB image
-    against ~3 ms in the loop).
+    float32 image followed by numpy's clip and round (two more passes over the result).
 
     >>> correlate_to_integer(np.array([[100, 200]], np.uint8), [[1, 1]], border="valid")
     array([[255]], dtype=uint8)
@@ -150,7 +146,7 @@ def correlate_to_integer(
     ...                      map="abs")
     array([[100]], dtype=uint8)
     """
-    weights = _weights(kernel)
+    weights = kernel_weights(kernel)
     if map not in INTEGER_MAPS:
         raise UsageError(f"unknown map {map!r}; choose one of {', '.join(INTEGER_MAPS)}")
     x, cval = _prepare(image, weights, border, cval, method)
@@ -177,7 +173,7 @@ def correlate_to_integer(
     return run_path(x, folded, border, cval, method, np.float32, out, integer, threads)
 
 
-def _weights(kernel: KernelLike) -> np.ndarray:
+def kernel_weights(kernel: KernelLike) -> np.ndarray:
     if isinstance(kernel, Kernel):
         return kernel.weights
     if isinstance(kernel, str):
@@ -210,10 +206,10 @@ def as_image_array(image: object) -> np.ndarray:
             f"image has dtype {x.dtype}; expected real numbers (uint8, uint16, float): for "
             "complex data filter the .real and .imag parts apart"
         )
-    return _writeable(np.ascontiguousarray(x))
+    return writeable(np.ascontiguousarray(x))
 
 
-def _writeable(x: np.ndarray) -> np.ndarray:
+def writeable(x: np.ndarray) -> np.ndarray:
     """``x``, or when it is read-only (``np.asarray`` of a Pillow image, a read-only memory
     map) a writeable alias of the same memory, which convtool never writes to: numba compiles
     its core again for read-only arrays (seconds on a cold cache), and a copy would cost a pass
@@ -223,37 +219,6 @@ def _writeable(x: np.ndarray) -> np.ndarray:
     memory = (ctypes.c_char * x.nbytes).from_address(x.ctypes.data)
     memory.owner = x  # type: ignore[attr-defined]  # the alias keeps x alive through it
     return np.frombuffer(memoryview(memory), dtype=x.dtype).reshape(x.shape)
-
-
-def output_shape(shape: tuple[int, ...], kshape: tuple[int, int], border: str) -> tuple[int, ...]:
-    """The shape ``correlate`` returns for an image of ``shape`` and a kernel of ``kshape``."""
-    if border != "valid":
-        return tuple(shape)
-    return (shape[0] - kshape[0] + 1, shape[1] - kshape[1] + 1, *shape[2:])
-
-
-def check_border(border: str) -> str:
-    if border not in BORDERS:
-        raise UsageError(f"unknown border {border!r}; choose one of {', '.join(BORDERS)}")
-    return border
-
-
-def separable_factors(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(u, v) with ``K = u vᵀ`` when the kernel has rank 1 within rounding, else None.
-
-    The factors are a column and a scaled row of K itself, so integer kernels (Sobel, box)
-    factor exactly.
-    """
-    k = np.asarray(weights, dtype=np.float64)
-    p, q = np.unravel_index(int(np.argmax(np.abs(k))), k.shape)
-    pivot = k[p, q]
-    if pivot == 0:
-        return None
-    u = k[:, q].copy()
-    v = k[p, :] / pivot
-    if np.max(np.abs(k - np.outer(u, v))) > SEPARABLE_RTOL * abs(pivot):
-        return None
-    return u, v
 
 
 def _correlate(
@@ -325,63 +290,5 @@ def _prepare(
     x = as_image_array(image)
     kh, kw = weights.shape
     h, w = x.shape[:2]
-    if border == "valid" and (kh > h or kw > w):
-        raise KernelError(
-            f"kernel {kh}x{kw} is larger than the {h}x{w} image; border 'valid' needs a kernel "
-            "no larger than the image: use a smaller kernel or a padding border such as 'reflect'"
-        )
-    try:
-        cval = float(cval)
-    except (TypeError, ValueError):
-        raise UsageError(f"cval must be a number; got {type(cval).__name__} {cval!r}") from None
-    if not np.isfinite(cval):
-        raise UsageError(f"cval {cval!r} must be a finite number")
-    return x, cval
-
-
-def choose_method(shape: tuple[int, ...], kshape: tuple[int, int], method: str) -> str:
-    """The path ``method="auto"`` takes: ``separable`` for rank-1 kernels larger than 3×3 (the
-    caller falls back when the kernel is not), then ``fft`` where the cost model expects it to
-    be faster than ``direct``. ``method="nonseparable"`` is the choice after that fallback."""
-    if method in ("direct", "separable", "fft"):
-        return method
-    kh, kw = kshape
-    if method == "auto" and kh * kw > 9 and kh > 1 and kw > 1:
-        return "separable"
-    return "fft" if fft_is_faster(shape, kshape) else "direct"
-
-
-DIRECT_TAPS_PER_SECOND = 3.2e10
-"""Cost model, direct path: multiply-adds per second per thread (measured: a 15×15 kernel on a
-4K RGB image runs at ~41·10⁹ per thread on the development machine's AVX-512 cores; ~80 % of
-that is assumed for the general case)."""
-
-FFT_SECONDS_PER_POINT = 1.0e-9
-"""Cost model, FFT path: seconds per point of a complex plane and per log2 of its area, per
-thread, for gathering, both transforms, the product and scattering (measured: 263 ms of CPU
-for a 31×31 kernel on a 4K RGB image, 255 planes of 256×256, on the development machine)."""
-
-
-NUMPY_WORK = 2e7
-"""Cost model, numpy path: ``method="auto"`` (with no ``threads``) filters with numpy when the
-call's work, output values × nonzero taps, is at most this many multiply-adds, whether or not
-numba is loaded. numpy takes ~1 ns a multiply-add on one core (a 512×512 RGB picture with a
-5×5 kernel, 19.7 million: ~20 ms), while the first use of the numba core in a process costs
-~0.5 s (importing numba and loading its cache) and ~0.2 s more at exit; so a command that
-filters a few small pictures never loads numba. The choice is the call's alone: the same call
-gives the same bytes in a fresh process, in a batch and after numba has been loaded."""
-
-
-def fft_is_faster(shape: tuple[int, ...], kshape: tuple[int, int]) -> bool:
-    """Whether the FFT path is expected to beat the direct one for this image and kernel (both
-    run on all threads, so their count cancels out)."""
-    kh, kw = kshape
-    if kh * kw < 64:
-        return False
-    h, w = shape[:2]
-    channels = shape[2] if len(shape) == 3 else 1
-    direct = h * w * channels * kh * kw / DIRECT_TAPS_PER_SECOND
-    (n0, n1), (t0, t1) = fft_tiles(h, w, kh, kw)
-    pairs = (-(-h // t0) * -(-w // t1) * channels + 1) // 2
-    fft = pairs * n0 * n1 * np.log2(n0 * n1) * FFT_SECONDS_PER_POINT
-    return bool(fft < direct)
+    check_fits((kh, kw), (h, w), border)
+    return x, check_cval(cval)

@@ -1,0 +1,188 @@
+"""Kernel files and text: reading ``-k @FILE`` (``.txt``, ``.csv``, ``.npy``, ``.json``) and
+inline matrices, and writing kernels back (``convtool kernels``, ``learn --output``)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from convtool.errors import KernelError
+from convtool.io.matrix import parse_kernel_matrix, read_npy_header
+from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel, check_rows, validate_weights
+
+
+def _parse_json_matrix(text: str, what: str) -> object:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KernelError(f"{what}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if isinstance(data, dict):
+        return data
+    return check_rows(data, what)
+
+
+def parse_matrix_text(text: str, what: str) -> np.ndarray:
+    """Kernel weights from rows of numbers (``io.matrix``'s text format): KernelError for
+    ragged rows, non-numbers, an empty matrix and weights no kernel may have."""
+    return validate_weights(parse_kernel_matrix(text, what), what)
+
+
+_BIAS_RE = re.compile(r"^\s*#\s*bias\s*[:=]\s*(\S+)\s*$", re.I)
+
+
+def load_kernel_file(path_text: str) -> Kernel:
+    """Read a kernel file: ``.txt``/``.csv`` rows (``# bias: B`` optional), ``.npy``, ``.json``."""
+    path = Path(path_text)
+    # '@~/k.txt': no shell expands a '~' after '@'; '~nobody/k.txt' is left as it is
+    with contextlib.suppress(RuntimeError):
+        path = path.expanduser()
+    what = f"kernel file {path_text!r}"
+    if not path_text:
+        raise KernelError("'@' needs a file name, e.g. -k @kernel.txt")
+    try:
+        if path.suffix.lower() == ".npy":
+            return Kernel(validate_weights(_load_npy_kernel(path, what), what), path.name)
+        raw = path.read_bytes()
+    except KernelError:
+        raise
+    except IsADirectoryError:
+        raise KernelError(f"{what}: is a directory; give a kernel file") from None
+    except FileNotFoundError:
+        raise KernelError(f"{what}: no such file") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise KernelError(f"{what}: cannot be read ({reason})") from None
+    try:
+        # UTF-16 with its byte-order mark is what Windows PowerShell's '>' writes
+        text = raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig")
+    except UnicodeDecodeError:
+        raise KernelError(f"{what}: not a text file; use .txt, .csv, .json or .npy") from None
+    if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
+        return kernel_from_json(text, what, path.name)
+    bias = 0.0
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _BIAS_RE.match(line)
+        if match:
+            bias = _finite_float(match.group(1), f"{what}: bias")
+        if line.split("#", 1)[0].strip():
+            rows.append((number, line))
+    semicolon = next((n for n, line in rows if ";" in line.split("#", 1)[0]), None)
+    if len(rows) > 1 and semicolon is not None:
+        # 'a;b' on several lines is a ';'-separated CSV (where ',' may be the decimal mark),
+        # not rows: refused rather than read as a column
+        raise KernelError(
+            f"{what}: line {semicolon} holds ';' but each line of a kernel file is one row; "
+            "separate the numbers of a row by spaces or commas (a ';'-separated CSV: save it "
+            "with ',' between numbers and '.' as the decimal mark)"
+        )
+    return Kernel(parse_matrix_text(text, what), path.name, bias)
+
+
+def _load_npy_kernel(path: Path, what: str) -> np.ndarray:
+    """A .npy kernel, its header checked before anything is allocated or unpickled: numbers,
+    at most 2-D, no side over :data:`MAX_KERNEL_SIDE`."""
+    with open(path, "rb") as fp:
+        try:
+            shape, dtype = read_npy_header(fp)
+        except ValueError as exc:
+            raise KernelError(f"{what}: not a numeric .npy array ({exc})") from None
+        if dtype.kind not in "biuf":
+            held = "Python objects (never unpickled)" if dtype.hasobject else f"{dtype} values"
+            raise KernelError(f"{what}: holds {held}; a kernel needs real numbers")
+        if len(shape) > 2:
+            raise KernelError(
+                f"{what}: has {len(shape)} dimensions, shape {tuple(shape)}; a kernel is a 2-D "
+                "matrix (one kernel is applied to every colour channel)"
+            )
+        if shape and max(shape) > MAX_KERNEL_SIDE:
+            raise KernelError(
+                f"{what}: is {'x'.join(str(n) for n in shape)}; the largest kernel side convtool "
+                f"accepts is {MAX_KERNEL_SIDE}"
+            )
+        fp.seek(0)
+        try:
+            return np.load(fp, allow_pickle=False)
+        except (ValueError, EOFError) as exc:
+            raise KernelError(f"{what}: not a numeric .npy array ({exc})") from None
+
+
+def kernel_from_json(text: str, what: str, name: str) -> Kernel:
+    data = _parse_json_matrix(text, what)
+    bias: object = 0.0
+    if isinstance(data, dict):
+        if "kernel" not in data:
+            raise KernelError(f'{what}: a JSON kernel file needs a "kernel" key')
+        bias = data.get("bias", 0.0)
+        data = check_rows(data["kernel"], what)
+    if isinstance(bias, bool) or not isinstance(bias, (int, float)):
+        raise KernelError(f"{what}: bias must be a number; got {bias!r}")
+    return Kernel(validate_weights(data, what), name, _finite_float(str(bias), f"{what}: bias"))
+
+
+def _finite_float(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise KernelError(f"{what} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise KernelError(f"{what} {text!r} must be finite")
+    return value
+
+
+def format_kernel(kernel: Kernel) -> str:
+    """The kernel as the text format ``-k @FILE`` reads and ``numpy.loadtxt`` loads."""
+    name = " ".join(kernel.name.split())  # a spec written over several lines stays one comment
+    lines = [f"# kernel: {name}", f"# size: {kernel.shape[0]}x{kernel.shape[1]}"]
+    if kernel.bias:
+        lines.append(f"# bias: {kernel.bias!r}")
+    for row in kernel.weights:
+        lines.append(" ".join(_format_number(v) for v in row))
+    return "\n".join(lines) + "\n"
+
+
+def _format_number(value: float) -> str:
+    if value == 0:
+        return "0"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def save_kernel(kernel: Kernel, path: str | Path) -> None:
+    """Write ``kernel`` where ``-k @FILE`` reads it, atomically (temporary file + rename).
+
+    ``.json``: ``{"kernel": [[...]], "bias": b}``; ``.npy``: the weights alone (refused when the
+    kernel has a bias); anything else: the text format of :func:`format_kernel`
+    (rows of numbers, ``# bias: b``), which ``numpy.loadtxt`` loads.
+    """
+    from convtool.io.files import write_atomic
+
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix == ".npy" and kernel.bias != 0:
+        raise KernelError(
+            f"{target}: a .npy file holds the weights alone and would lose the bias "
+            f"{kernel.bias!r}; write .txt or .json instead"
+        )
+    if not target.parent.is_dir():
+        raise KernelError(
+            f"cannot write kernel file {str(target)!r}: directory {str(target.parent)!r} does "
+            "not exist; create it first"
+        )
+    if suffix == ".json":
+        text = json.dumps({"kernel": kernel.weights.tolist(), "bias": kernel.bias}) + "\n"
+        payload = text.encode("utf-8")
+    elif suffix == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(kernel.weights))
+        payload = buffer.getvalue()
+    else:
+        payload = format_kernel(kernel).encode("utf-8")
+    write_atomic(target, payload)

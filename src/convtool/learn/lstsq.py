@@ -1,0 +1,306 @@
+"""The least-squares fit of ``learn``: the normal equations summed in one parallel pass
+(exactly, over the stored integers, when every pair is 8/16-bit), solved with a rank tolerance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from convtool import compiled
+from convtool.learn.pairs import Pair, nchunks
+
+RANK_RTOL = 1e-10
+"""Eigenvalues of the unit-diagonal normal matrix below ``RANK_RTOL × the largest`` count as
+zero: those directions of the kernel are not determined by the data (minimum-norm solution)."""
+
+
+CENTRE_RATIO = 100.0
+"""The normal equations are summed from centred data when an input's mean is more than this
+many times its range (max − min) away from 0."""
+
+
+BAND_VALUES = 1 << 18
+"""Values per band (2 MiB in float64) of the centred copies the normal equations are summed from."""
+
+
+@dataclass(frozen=True)
+class Normal:
+    """The normal equations of the pairs, summed from centred data.
+
+    ``parts`` holds, for each pair, the (n + 2)² augmented matrix Σ v vᵀ of v = (x − c_p, 1,
+    y − d_p) over its kept samples (x the n window values, y the target) and its centres c_p,
+    d_p (the pair's means, or 0 and 0 when no input is far from 0; see :data:`CENTRE_RATIO`).
+    Centred, the entries carry the variation of the data rather than n·N·c², beside which a
+    small variation of large values would be lost to rounding.
+    ``c`` and ``d`` are the centres averaged over the samples; ``gram`` is Σ v vᵀ of v = (x, 1,
+    y), computed from the parts exactly by the change of coordinates (for the Hessian of
+    gradient descent and the target's scale).
+    """
+
+    parts: tuple[tuple[np.ndarray, float, float], ...]
+    c: float
+    d: float
+    gram: np.ndarray
+
+
+def _shift_matrix(m: int, c: float, d: float) -> np.ndarray:
+    """P such that v·P adds c to the window values and d to the target of v = (x, 1, y): the
+    identity, with c and d in the row of the constant 1. Then Σ (vP)ᵀ(vP) = Pᵀ (Σ vᵀv) P."""
+    p = np.eye(m)
+    p[m - 2, : m - 2] = c
+    p[m - 2, m - 1] = d
+    return p
+
+
+def normal_equations(pairs: list[Pair], kh: int, kw: int) -> tuple[Normal, np.ndarray]:
+    """The pairs' normal equations (see :class:`Normal`) and the counts (kept, left out).
+
+    When an input is far from 0 (:data:`CENTRE_RATIO`), each pair is centred on its own means
+    (c_p, d_p) band by band (float64 copies of at most :data:`BAND_VALUES` values) for the
+    jitted pass; otherwise the pass reads the pairs' own arrays, whole.
+    """
+    n = kh * kw
+    m = n + 2
+    counts = np.zeros(2, dtype=np.int64)
+    parts = []
+    means = [float(np.mean(p.src, dtype=np.float64)) for p in pairs]
+    # centred only where it matters: a value far from 0 against its spread; otherwise the sums
+    # are those of the raw data (exact answers such as the textbook's [1, −1] stay exact)
+    centre = any(
+        abs(c_p) > CENTRE_RATIO * float(np.ptp(p.src)) for c_p, p in zip(means, pairs, strict=True)
+    )
+    for p, c_p in zip(pairs, means, strict=True):
+        d_p = p.shift
+        if not centre:
+            c_p = d_p = 0.0
+        part = np.zeros((m, m))
+        kept = int(counts[0])
+        rows = p.src.shape[0] - kh + 1
+        band = max(1, BAND_VALUES // p.src.shape[1]) if centre else rows
+        for r0 in range(0, rows, band):
+            r1 = min(rows, r0 + band)
+            src = p.src[r0 : r1 + kh - 1]
+            target = p.target[r0 + p.oy : r1 + p.oy]
+            if centre:  # float64 copies of the band (the data's own rows otherwise)
+                src = src.astype(np.float64)
+                src -= c_p
+                target = target.astype(np.float64)
+                target -= d_p
+            chunks = nchunks(r1 - r0, n)
+            compiled.call(
+                "learn_normal_equations",
+                (src, p.channels, target, 0, p.ox, kh, kw, p.lo - d_p, p.hi - d_p, chunks, part,
+                 counts),
+            )  # fmt: skip
+        parts.append((part, c_p, d_p, int(counts[0]) - kept))
+    return combine(parts, m), counts
+
+
+def combine(parts: list[tuple[np.ndarray, float, float, int]], m: int) -> Normal:
+    """The :class:`Normal` of the pairs' parts (augmented matrix, c_p, d_p, samples kept)."""
+    total = sum(k for *_, k in parts)
+    c = sum(c_p * k for _, c_p, _, k in parts) / total if total else 0.0
+    d = sum(d_p * k for _, _, d_p, k in parts) / total if total else 0.0
+    gram = np.zeros((m, m))
+    for part, c_p, d_p, _ in parts:
+        shift = _shift_matrix(m, c_p, d_p)
+        gram += shift.T @ part @ shift
+    return Normal(tuple((g, c_p, d_p) for g, c_p, d_p, _ in parts), c, d, gram)
+
+
+EXACT_SUM = 1 << 53
+"""float64 holds every integer below this exactly: no sum of one pass may reach it."""
+
+
+@dataclass(frozen=True)
+class RawPart:
+    """One pair's normal equations in stored units, exact: Σ v vᵀ of v = (x − c, 1, y − d)
+    over its kept samples, as Python ints, with the integer centres c, d (0 when uncentred)."""
+
+    gram: np.ndarray  # (n + 2, n + 2), dtype object
+    c: int
+    d: int
+    top_x: int
+    top_y: int
+    kept: int
+    left_out: int
+
+
+def exact_normal_equations(pairs: list[Pair], kh: int, kw: int) -> tuple[Normal, list[RawPart]]:
+    """The normal equations summed over the stored integers, exact, then in [0, 1] units.
+
+    Every product and partial sum of integers is an integer, the same in any order while it
+    stays below 2**53: so the jitted pass and its numpy twin (``convtool.twins.learn``, run while
+    numba's cache is cold) give the same bytes. One pass sums fewer than 2**53 / top²
+    samples; the passes are added as Python ints. Centring (:data:`CENTRE_RATIO`) is by the
+    rounded means, which keeps the centred samples integers.
+    """
+    from convtool.twins import learn as learn_twins
+
+    n = kh * kw
+    m = n + 2
+    raws = [p.raw for p in pairs]
+    assert all(r is not None for r in raws)
+    means = [float(np.mean(r.src, dtype=np.float64)) for r in raws if r is not None]
+    centre = any(
+        abs(mean) > CENTRE_RATIO * float(np.ptp(r.src))
+        for mean, r in zip(means, raws, strict=True)
+        if r is not None
+    )
+    exact: list[RawPart] = []
+    parts = []
+    for p, r, mean in zip(pairs, raws, means, strict=True):
+        assert r is not None
+        c_p = round(mean) if centre else 0
+        d_p = round(float(np.mean(r.target, dtype=np.float64))) if centre else 0
+        total = np.zeros((m, m), dtype=object)
+        counts = np.zeros(2, dtype=np.int64)
+        rows = r.src.shape[0] - kh + 1
+        length = (r.src.shape[1] // p.channels - kw + 1) * p.channels
+        # rows of products per pass, with the kh − 1 rows below the last (the twin sums them)
+        band = max(1, EXACT_SUM // (max(r.top_x, r.top_y) ** 2 * length) - (kh - 1))
+        if centre:
+            band = min(band, max(1, BAND_VALUES // r.src.shape[1]))
+        for r0 in range(0, rows, band):
+            r1 = min(rows, r0 + band)
+            src, target = r.src[r0 : r1 + kh - 1], r.target[r0 + p.oy : r1 + p.oy]
+            if centre:  # float64 copies of the band, still integers
+                src = src.astype(np.float64) - c_p
+                target = target.astype(np.float64) - d_p
+            part = np.zeros((m, m))
+            args = (src, p.channels, target, 0, p.ox, kh, kw, r.lo - d_p, r.hi - d_p,
+                    nchunks(r1 - r0, n), part, counts)  # fmt: skip
+            compiled.run(
+                "learn_normal_equations", args, learn_twins.learn_normal_equations, now=False
+            )
+            total += part.astype(np.int64).astype(object)
+        kept = int(counts[0])
+        exact.append(RawPart(total, c_p, d_p, r.top_x, r.top_y, kept, int(counts[1])))
+        scale = np.array([1.0 / r.top_x] * n + [1.0, 1.0 / r.top_y])
+        unit = total.astype(np.float64) * np.outer(scale, scale)
+        parts.append((unit, c_p / r.top_x, d_p / r.top_y, kept))
+    return combine(parts, m), exact
+
+
+def system(gram: np.ndarray, n: int, bias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The normal equations A z = c for z = weights (and the bias) from the augmented matrix."""
+    idx = list(range(n + 1)) if bias else list(range(n))
+    return gram[np.ix_(idx, idx)], gram[idx, n + 1]
+
+
+def _scaled_eigen(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """D⁻¹AD⁻¹ = V diag(λ) Vᵀ with D = √diag(A) (1 where 0); returns λ, V, d, and the mask of
+    eigenvalues above the rank tolerance."""
+    d = np.sqrt(np.diag(a).copy())
+    d[d == 0] = 1.0
+    lam, v = np.linalg.eigh(a / np.outer(d, d))
+    top = float(lam.max()) if lam.size else 0.0
+    keep = lam > RANK_RTOL * top if top > 0 else np.zeros(lam.shape, dtype=bool)
+    return lam, v, d, keep
+
+
+def _reparametrised(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, ...]:
+    """The least-squares problem in coordinates θ where it is well conditioned.
+
+    For a pair centred on (c_p, d_p), with x'' = x − c_p and y'' = y − d_p, the residual
+    x·K + b − y is x''·K + c_p·ΣK + b − d_p − y'' = v''·(L_p θ + a_p) for v'' = (x'', 1, y'').
+    Centred data take θ = (K_0 … K_{n−2}, u = ΣK) with K = Tθ, so that the large c_p multiplies
+    one unknown only, and with a bias also β = b + c·u − d (c, d the common centres), so that
+    the bias row carries only c_p − c. Uncentred data (c_p = 0) take θ = K (and b). Returns the
+    system A θ = r summed over the pairs and the map back z = Sθ + z0 (z = K, or (K, b)).
+    """
+    m = n + 2
+    k = n + int(bias)
+    tmat = np.eye(n)
+    if any(c_p or d_p for _, c_p, d_p in normal.parts):
+        tmat[n - 1, : n - 1] = -1.0  # K_{n−1} = u − Σ_{p<n−1} K_p
+    smat = np.eye(k)
+    smat[:n, :n] = tmat
+    z0 = np.zeros(k)
+    if bias:
+        smat[n, n - 1] = -normal.c  # b = β − c·u + d
+        z0[n] = normal.d
+    a = np.zeros((k, k))
+    r = np.zeros(k)
+    for g, c_p, d_p in normal.parts:
+        lmat = np.zeros((m, k))
+        lmat[:n, :n] = tmat
+        a0 = np.zeros(m)
+        a0[n + 1] = -1.0
+        if bias:
+            lmat[n, n - 1] = c_p - normal.c
+            lmat[n, n] = 1.0
+            a0[n] = -(d_p - normal.d)
+        else:
+            lmat[n, n - 1] = c_p
+            a0[n] = -d_p
+        a += lmat.T @ g @ lmat
+        r -= lmat.T @ (g @ a0)
+    return a, r, smat, z0
+
+
+def normal_rank(normal: Normal, n: int, bias: bool) -> int:
+    a, *_ = _reparametrised(normal, n, bias)
+    return int(_scaled_eigen(a)[3].sum())
+
+
+def solve(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, int]:
+    """The minimum-norm least-squares solution of the normal equations, and their rank.
+
+    The system, in the coordinates of :func:`_reparametrised`, is scaled to a unit diagonal (so
+    the tolerance does not depend on the units of each unknown) and solved through its
+    eigendecomposition, dropping eigenvalues below ``RANK_RTOL`` × the largest. When some are
+    dropped the solution set is z + null; its element of least norm (in the original units:
+    weights and bias) is z projected off the null space.
+    """
+    a, r, smat, z0 = _reparametrised(normal, n, bias)
+    lam, v, d, keep = _scaled_eigen(a)
+    vk = v[:, keep]
+    theta = (vk @ ((vk.T @ (r / d)) / lam[keep])) / d
+    z = smat @ theta + z0
+    if not keep.all():
+        null = smat @ (v[:, ~keep] / d[:, np.newaxis])
+        q, _ = np.linalg.qr(null)
+        z = z - q @ (q.T @ z)
+    return z, int(keep.sum())
+
+
+def rank_warning(
+    rank: int,
+    unknowns: int,
+    used: int,
+    pairs: list[Pair],
+    kh: int,
+    kw: int,
+    bias: bool,
+    method: str,
+) -> str:
+    if used < unknowns:
+        why = f"only {used} target sample{'s' * (used != 1)} could be used"
+    elif all(_flat(p) for p in pairs):
+        fixed = "value × Σ weights + bias" if bias else "the sum of the weights"
+        why = (
+            "the input is flat (each channel holds a single value), which fixes only "
+            f"{fixed}, not the layout of the weights"
+        )
+    else:
+        why = (
+            "the pixels used do not vary enough (a ramp, stripes or a nearly flat image) to "
+            "tell the unknowns apart"
+        )
+    what = f"{kh}x{kw} weights" + (" and the bias" if bias else "")
+    answer = (
+        "the minimum-norm solution is given"
+        if method == "lstsq"
+        else "gradient descent leaves the undetermined part where its random start put it"
+    )
+    return (
+        f"the data determine only {rank} of the {unknowns} unknowns ({what}): {why}; {answer}. "
+        "Use an input with more detail, more pairs, or a smaller --size"
+    )
+
+
+def _flat(pair: Pair) -> bool:
+    planes = pair.src.reshape(pair.src.shape[0], -1, pair.channels)
+    return bool((planes.min(axis=(0, 1)) == planes.max(axis=(0, 1))).all())

@@ -1,0 +1,121 @@
+"""How well a learned kernel fits: RMSE, largest error and R² over the samples used."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from convtool import compiled
+from convtool.learn.lstsq import RawPart
+from convtool.learn.pairs import Pair, nchunks
+
+
+def residuals(pairs: list[Pair], weights: np.ndarray, b: float, gradient: bool) -> np.ndarray:
+    """Per pair ``_jit.learn_residuals`` outputs, one row each (see there for the layout)."""
+    kernel = np.ascontiguousarray(weights, dtype=np.float64)
+    n = kernel.size
+    out = np.zeros((len(pairs), n + 7))
+    for k, p in enumerate(pairs):
+        chunks = nchunks(p.src.shape[0] - kernel.shape[0] + 1, n)
+        compiled.call(
+            "learn_residuals",
+            (
+                p.src,
+                p.channels,
+                p.target,
+                p.oy,
+                p.ox,
+                kernel,
+                float(b),
+                p.lo,
+                p.hi,
+                p.shift,
+                gradient,
+                chunks,
+                out[k],
+            ),
+        )
+    return out
+
+
+def fit_figures(pairs: list[Pair], weights: np.ndarray, b: float) -> dict[str, Any]:
+    """RMSE, largest error, R² and sample counts of the fit ``weights`` (correlation) + ``b``."""
+    out = residuals(pairs, weights, b, gradient=False)
+    n = weights.size
+    used = int(out[:, n + 3].sum())
+    clipped = int(out[:, n + 4].sum())
+    if used == 0:
+        return {"used": 0, "clipped": clipped, "rmse": None, "max_error": None, "r2": None}
+    sse = float(out[:, n + 1].sum())
+    counts = out[:, n + 3]
+    shifts = np.array([p.shift for p in pairs])
+    s1, s2 = out[:, n + 5], out[:, n + 6]
+    mean = float((s1 + counts * shifts).sum() / used)
+    d = mean - shifts
+    sst = float((s2 - 2 * d * s1 + counts * d * d).sum())
+    return {
+        "used": used,
+        "clipped": clipped,
+        "rmse": math.sqrt(sse / used),
+        "max_error": float(out[:, n + 2].max()),
+        "r2": 1.0 - sse / sst if sst > 0 else None,
+    }
+
+
+def exact_figures(
+    pairs: list[Pair], parts: list[RawPart], weights: np.ndarray, b: float
+) -> dict[str, Any]:
+    """The figures of :func:`fit_figures` from the exact normal equations: Σr² as the quadratic
+    form of the fit over them, in exact rational arithmetic (correctly rounded, and 0 for an
+    exact fit), Σy and Σy² likewise, and the largest error from a pass of its own."""
+    from fractions import Fraction
+
+    used = sum(q.kept for q in parts)
+    clipped = sum(q.left_out for q in parts)
+    if used == 0:
+        return {"used": 0, "clipped": clipped, "rmse": None, "max_error": None, "r2": None}
+    n = weights.size
+    k = [Fraction(float(v)) for v in weights.ravel()]
+    bias = Fraction(float(b))
+    sum_k = sum(k, Fraction(0))
+    sse = s1 = s2 = Fraction(0)
+    for q in parts:
+        sx, sy = q.top_x, q.top_y
+        # sx·sy·r = w · v for v = (x − c, 1, y − d) and r = K·x/sx + b − y/sy
+        w = [kp * sy for kp in k]
+        w += [sy * q.c * sum_k + bias * sx * sy - sx * q.d, Fraction(-sx)]
+        den = math.lcm(*(f.denominator for f in w))
+        wi = np.array([int(f * den) for f in w], dtype=object)
+        sse += Fraction(int(wi @ (q.gram @ wi)), (den * sx * sy) ** 2)
+        count, sum_y, sum_yy = q.gram[n, n], q.gram[n, n + 1], q.gram[n + 1, n + 1]
+        s1 += Fraction(sum_y + count * q.d, sy)
+        s2 += Fraction(sum_yy + 2 * q.d * sum_y + count * q.d**2, sy**2)
+    sst = s2 - s1 * s1 / used
+    return {
+        "used": used,
+        "clipped": clipped,
+        "rmse": math.sqrt(float(sse / used)),
+        "max_error": _largest_error(pairs, weights, b),
+        "r2": float(1 - sse / sst) if sst > 0 else None,
+    }
+
+
+def _largest_error(pairs: list[Pair], weights: np.ndarray, b: float) -> float:
+    """max |r| over the kept samples, from the stored integers in the target's stored units."""
+    from convtool.twins import learn as learn_twins
+
+    largest = 0.0
+    kh = weights.shape[0]
+    for p in pairs:
+        r = p.raw
+        assert r is not None
+        kernel = np.ascontiguousarray(weights * (r.top_y / r.top_x), dtype=np.float64)
+        out = np.zeros(1)
+        chunks = nchunks(r.src.shape[0] - kh + 1, weights.size)
+        args = (r.src, p.channels, r.target, p.oy, p.ox, kernel, float(b) * r.top_y, r.lo, r.hi,
+                chunks, out)  # fmt: skip
+        compiled.run("learn_largest_error", args, learn_twins.learn_largest_error, now=False)
+        largest = max(largest, float(out[0]) / r.top_y)
+    return largest
