@@ -81,5 +81,5 @@ def test_the_numpy_path_extends_images_as_np_pad_did(border, shape, dtype, integ
     work = np.float64 if dtype == np.float64 and integer is None else np.float32
     expected = padded_reference(x, weights, border, 3.25, work, integer)
     out = np.empty(expected.shape, expected.dtype)
-    paths.numpy_direct(x, weights, border, 3.25, work, out, integer)
+    paths.numpy_direct(paths.Task(x, weights, border, 3.25, work, out, integer))
     np.testing.assert_array_equal(out.view(np.uint8), expected.view(np.uint8))

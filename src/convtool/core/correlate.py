@@ -24,7 +24,7 @@ import numpy as np
 
 from convtool.choices import INTEGER_MAPS, METHODS
 from convtool.core.borders import check_border, check_cval, check_fits, output_shape
-from convtool.core.paths import IntegerOutput, run_path
+from convtool.core.paths import IntegerOutput, Task, run_path
 from convtool.errors import ImageError, UsageError
 from convtool.kernels.spec import load_kernel
 from convtool.kernels.value import Kernel, validate_weights
@@ -170,7 +170,7 @@ def correlate_to_integer(
         output_shape(x.shape, weights.shape, border), np.uint8 if top <= 255 else np.uint16
     )
     integer = IntegerOutput(float(bias) * top, map == "abs", float(top))
-    return run_path(x, folded, border, cval, method, np.float32, out, integer, threads)
+    return run_path(Task(x, folded, border, cval, np.float32, out, integer), method, threads)
 
 
 def kernel_weights(kernel: KernelLike) -> np.ndarray:
@@ -237,7 +237,7 @@ def _correlate(
         out = np.empty(shape, out_dtype)
     else:
         out = _check_output(output, image, shape, np.dtype(out_dtype))
-    return run_path(x, weights, border, cval, method, out_dtype, out, None, threads)
+    return run_path(Task(x, weights, border, cval, out_dtype, out, None), method, threads)
 
 
 def _check_output(

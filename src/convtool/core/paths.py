@@ -33,23 +33,27 @@ class IntegerOutput(NamedTuple):
     top: float
 
 
-def run_path(
-    x: np.ndarray,
-    weights: np.ndarray,
-    border: str,
-    cval: float,
-    method: str,
-    out_dtype: type,
-    out: np.ndarray,
-    integer: IntegerOutput | None,
-    threads: int | None,
-) -> np.ndarray:
-    """Pick the path (see ``choose_method``), run it into ``out`` (float, or integer with
-    ``integer`` saying how) and return ``out``. Small work goes to numpy (``NUMPY_WORK``)
-    unless a thread count asks for the core."""
+class Task(NamedTuple):
+    """One correlation to run, whatever the path: the image ``x``, the ``weights``, the border
+    and its ``cval``, the float type it is computed in, the output array ``out`` and, for an
+    integer ``out``, how values become integers."""
+
+    x: np.ndarray
+    weights: np.ndarray
+    border: str
+    cval: float
+    out_dtype: type
+    out: np.ndarray
+    integer: IntegerOutput | None
+
+
+def run_path(task: Task, method: str, threads: int | None) -> np.ndarray:
+    """Pick the path (see ``choose_method``), run ``task`` into its output and return that.
+    Small work goes to numpy (``NUMPY_WORK``) unless a thread count asks for the core."""
+    x, weights, out = task.x, task.weights, task.out
     kh, kw = weights.shape
     if method == "auto" and threads is None and numpy_takes(out.shape, weights):
-        numpy_direct(x, weights, border, cval, out_dtype, out, integer)
+        numpy_direct(task)
         return out
     chosen = choose_method(x.shape, (kh, kw), method)
     factors = None
@@ -61,11 +65,11 @@ def run_path(
             chosen = choose_method(x.shape, (kh, kw), "nonseparable")
     if chosen == "fft":
         with _threads(threads):
-            _fft(x, weights, border, cval, out_dtype, out, integer, now=threads is not None)
+            _fft(task, now=threads is not None)
     elif factors is not None:
-        _separable(x, factors, border, cval, out_dtype, out, integer, threads)
+        _separable(task, factors, threads)
     else:
-        _direct(x, weights, border, cval, out_dtype, out, integer, threads)
+        _direct(task, threads)
     return out
 
 
@@ -74,19 +78,12 @@ def _core() -> ModuleType:
     return compiled.core()
 
 
-def numpy_direct(
-    x: np.ndarray,
-    weights: np.ndarray,
-    border: str,
-    cval: float,
-    out_dtype: type,
-    out: np.ndarray,
-    integer: IntegerOutput | None,
-) -> None:
+def numpy_direct(task: Task) -> None:
     """Direct correlation into ``out`` with numpy: the extended image gathered whole (by the
     border rule of ``twins.borders``), one multiply-add of a shifted view per nonzero tap, in the
     float type of the numba core; the conversion of ``_jit.integer.to_integer`` after it. For
     small work only (``NUMPY_WORK``)."""
+    x, weights, border, cval, out_dtype, out, integer = task
     kh, kw = weights.shape
     if border == "valid":
         padded: np.ndarray = x.astype(out_dtype, copy=False)
@@ -161,16 +158,8 @@ def _pad8(indices: list[np.ndarray], weights: list[np.ndarray]) -> list[np.ndarr
     return padded + [np.concatenate([c, np.zeros(extra)]) for c in weights]
 
 
-def _direct(
-    src: np.ndarray,
-    weights: np.ndarray,
-    border: str,
-    cval: float,
-    out_dtype: type,
-    out: np.ndarray,
-    integer: IntegerOutput | None,
-    threads: int | None,
-) -> None:
+def _direct(task: Task, threads: int | None) -> None:
+    src, weights, border, cval, out_dtype, out, integer = task
     channels = _channels(src)
     h, w = src.shape[:2]
     kern: np.ndarray = np.ascontiguousarray(weights, dtype=out_dtype)
@@ -212,16 +201,8 @@ def _extension(border: str, kh: int, kw: int) -> tuple[int, int, int]:
     return kh // 2, kw // 2, BORDER_CODES[border]
 
 
-def _separable(
-    src: np.ndarray,
-    factors: tuple[np.ndarray, np.ndarray],
-    border: str,
-    cval: float,
-    out_dtype: type,
-    out: np.ndarray,
-    integer: IntegerOutput | None,
-    threads: int | None,
-) -> None:
+def _separable(task: Task, factors: tuple[np.ndarray, np.ndarray], threads: int | None) -> None:
+    src, _, border, cval, out_dtype, out, integer = task
     u, v = factors
     channels = _channels(src)
     h, w = src.shape[:2]
@@ -275,19 +256,10 @@ def _outputs(out: np.ndarray, out_dtype: type, integer: IntegerOutput | None) ->
     )
 
 
-def _fft(
-    x: np.ndarray,
-    weights: np.ndarray,
-    border: str,
-    cval: float,
-    out_dtype: type,
-    out: np.ndarray,
-    integer: IntegerOutput | None,
-    *,
-    now: bool,
-) -> None:
+def _fft(task: Task, *, now: bool) -> None:
     """Correlation through the FFT (``_jit.fft.correlate_fft``: overlap-save tiles of the output,
     each the valid correlation of its window of the extended image)."""
+    x, weights, border, cval, out_dtype, out, integer = task
     channels = _channels(x)
     h, w = x.shape[:2]
     kh, kw = weights.shape
