@@ -23,6 +23,7 @@ import numpy as np
 from convtool.core.borders import check_border, check_cval, check_fits
 from convtool.core.correlate import KernelLike, correlate, kernel_weights
 from convtool.errors import ImageError
+from convtool.io.pixels import dtype_holds
 from convtool.stream.engine import extend_index
 
 CORE_LOCK = threading.Lock()
@@ -74,7 +75,7 @@ def correlate_dask(
     kh, kw = (int(n) for n in weights.shape)
     h, w = (int(n) for n in x.shape[:2])
     check_fits((kh, kw), (h, w), border)
-    if border == "constant" and not _holds(x.dtype, cval):
+    if border == "constant" and not dtype_holds(x.dtype, cval):
         x = x.astype(out_dtype)
 
     depth: dict[int, tuple[int, int]] = {}
@@ -129,14 +130,6 @@ def _supported_dtype(x: Any) -> Any:
     if dtype.kind == "f":
         return x.astype(np.float32 if dtype.itemsize < 4 else np.float64)
     raise ImageError(f"image has dtype {dtype}; expected numbers (uint8, uint16, float)")
-
-
-def _holds(dtype: np.dtype, value: float) -> bool:
-    # TODO(merge): the same rule as ``_holds`` in stream.py; use the one owner H2 makes there.
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return bool(info.min <= value <= info.max and float(int(value)) == value)
-    return bool(float(np.asarray(value, dtype=dtype)) == value)
 
 
 def _extend(x: Any, axis: int, before: int, after: int, border: str, cval: float) -> Any:
