@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_line
+from machine import cpu_line
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent

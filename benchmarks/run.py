@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_line
+from machine import cpu_line
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

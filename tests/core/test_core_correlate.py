@@ -364,7 +364,9 @@ def test_byte_order_changes_nothing(dtype):
 def test_read_only_images_do_not_compile_the_core_again(method):
     """``np.asarray`` of a Pillow image is read-only; numba would type it apart (a second
     compilation of the core, seconds on a cold cache). Same values, no read-only signature."""
-    from convtool import _jit
+    from convtool import compiled
+
+    jit = compiled.core()
 
     x = random_image((12, 10, 3), np.float32, seed=4)
     k = (
@@ -378,7 +380,7 @@ def test_read_only_images_do_not_compile_the_core_again(method):
     np.testing.assert_array_equal(got, convtool.correlate(x, k, method=method, threads=1))
     assert not frozen.flags.writeable
     np.testing.assert_array_equal(frozen, x)
-    for core in (_jit.correlate_direct, _jit.correlate_separable, _jit.correlate_fft):
+    for core in (jit.correlate_direct, jit.correlate_separable, jit.correlate_fft):
         for signature in core.signatures:
             assert not any(_read_only_array(t) for t in signature), signature
 

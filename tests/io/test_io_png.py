@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from convtool import _jit
+from convtool import compiled
 from convtool.io import png as pngwrite
 from convtool.io.encode import encode
 from convtool.io.picture import Metadata, Picture
 from convtool.io.plan import plan_output
+
+jit = compiled.core()  # the numba package, through its gateway
 
 
 def decode(png: bytes) -> np.ndarray:
@@ -95,7 +97,7 @@ def test_filters_match_the_reference(index: int) -> None:
     planes = 1 if x.ndim == 2 else x.shape[2]
     rows = np.ascontiguousarray(x).reshape(x.shape[0], -1)
     out = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
-    _jit.png_filter(rows, 0, rows.shape[0], planes, out)
+    jit.png_filter(rows, 0, rows.shape[0], planes, out)
     np.testing.assert_array_equal(out, reference_filter(rows, planes))
 
 
@@ -155,7 +157,7 @@ def test_strategy_follows_the_sample() -> None:
     text = np.tile(tile, (32, 8))
     for x, expected in ((photo, pngwrite.Z_RLE), (text, pngwrite.Z_DEFAULT_STRATEGY)):
         out = np.empty((x.shape[0], x.shape[1] + 1), np.uint8)
-        _jit.png_filter(x, 0, x.shape[0], 1, out)
+        jit.png_filter(x, 0, x.shape[0], 1, out)
         assert pngwrite.filtered_strategy(out, 4) == expected
         assert pngwrite.filtered_strategy(out, 0) == pngwrite.Z_DEFAULT_STRATEGY
 

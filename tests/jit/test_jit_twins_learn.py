@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convtool import _jit, compiled
+from convtool import compiled
 from convtool.learn import lstsq
 from convtool.learn.fit import learn_kernel
 from convtool.twins import learn as nplearn
 
 from conftest import stop_background_compilers
+
+jit = compiled.core()  # the numba package, through its gateway
 
 SIZES = [(1, 1), (3, 3), (2, 4), (4, 1), (5, 5)]
 
@@ -34,9 +36,9 @@ def pair(dtype: type, channels: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
 
 
 def jit_and_twin(name: str, args: tuple, outputs: tuple[int, ...]) -> tuple[list, list]:
-    """The outputs (argument positions) after ``_jit.<name>`` and after its twin."""
+    """The outputs (argument positions) after ``jit.<name>`` and after its twin."""
     results = []
-    for function in (getattr(_jit, name), getattr(nplearn, name)):
+    for function in (getattr(jit, name), getattr(nplearn, name)):
         copies = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
         function(*copies)
         results.append([copies[i].tobytes() for i in outputs])

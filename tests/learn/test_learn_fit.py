@@ -387,7 +387,9 @@ def test_gd_options_are_refused_with_lstsq_and_bad_values_are_errors():
 @pytest.mark.parametrize(("kh", "kw", "channels", "same"), [(3, 3, 1, True), (2, 5, 3, False)])
 def test_normal_equations_equal_the_patch_matrix_reference(dtype, kh, kw, channels, same):
     """XᵀX, Σx, Xᵀy, N, Σy, Σy² against Zᵀ Z of an explicit patch matrix, clipped rows dropped."""
-    from convtool import _jit
+    from convtool import compiled
+
+    jit = compiled.core()
 
     rng = np.random.default_rng(7)
     h, w = 23, 31
@@ -407,7 +409,7 @@ def test_normal_equations_equal_the_patch_matrix_reference(dtype, kh, kw, channe
     z = np.column_stack([p, np.ones(len(p)), yy])[keep]
     gram = np.zeros((kh * kw + 2,) * 2)
     counts = np.zeros(2, dtype=np.int64)
-    _jit.learn_normal_equations(
+    jit.learn_normal_equations(
         x.reshape(h, -1), channels, y.reshape(y.shape[0], -1), oy, ox, kh, kw, 0.0, 1.0, 3,
         gram, counts,
     )  # fmt: skip
@@ -427,7 +429,9 @@ def test_normal_equations_equal_the_patch_matrix_reference(dtype, kh, kw, channe
 
 def test_residual_pass_equals_the_patch_matrix_reference():
     """Gradient Σ r·x, Σ r, Σ r², max |r| and the counts of learn_residuals, by the patch matrix."""
-    from convtool import _jit
+    from convtool import compiled
+
+    jit = compiled.core()
 
     rng = np.random.default_rng(8)
     x = rng.standard_normal((17, 19, 2))
@@ -436,7 +440,7 @@ def test_residual_pass_equals_the_patch_matrix_reference():
     p = patches(x, 3, 4)
     r = p @ kernel.ravel() + 0.5 - y.ravel()
     out = np.zeros(12 + 7)
-    _jit.learn_residuals(
+    jit.learn_residuals(
         x.reshape(17, -1), 2, y.reshape(15, -1), 0, 0, kernel, 0.5, -np.inf, np.inf, 0.1, True, 4,
         out,
     )  # fmt: skip
@@ -448,9 +452,11 @@ def test_residual_pass_equals_the_patch_matrix_reference():
 
 
 def test_the_learn_loops_are_compiled_parallel():
-    from convtool import _jit
+    from convtool import compiled
 
-    for fn in (_jit.learn_normal_equations, _jit.learn_residuals):
+    jit = compiled.core()
+
+    for fn in (jit.learn_normal_equations, jit.learn_residuals):
         assert fn.targetoptions["parallel"] is True
 
 
