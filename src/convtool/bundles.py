@@ -92,3 +92,18 @@ class Extension(NamedTuple):
     rmap: Any
     cmap: Any
     cval: Any
+
+
+class LearnPair(NamedTuple):
+    """One pair as learn's passes read it: the input ``src`` (H, W·C) with ``channels``
+    interleaved, the ``target`` rows, the offset (``oy``, ``ox``) of the target sample that the
+    input's first valid output is compared with, and the open interval (``lo``, ``hi``) of
+    target samples kept (the others are clipped, left out)."""
+
+    src: Any
+    channels: int
+    target: Any
+    oy: int
+    ox: int
+    lo: float
+    hi: float

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from convtool import compiled
+from convtool.bundles import LearnPair
 from convtool.learn import lstsq
 from convtool.learn.fit import learn_kernel
 from convtool.twins import learn as nplearn
@@ -60,8 +61,8 @@ def test_normal_equations_twin_gives_the_jitted_bytes(dtype, channels, size, lim
     counts = np.array([5, 7], dtype=np.int64)
     target = y[kh // 2 :]  # a same-size target, its rows from oy on (as learn passes them)
     for nchunks in (1, 3):
-        args = (x, channels, target, 0, kw // 2, kh, kw, lo, hi, nchunks, gram, counts)
-        jitted, twin = jit_and_twin("learn_normal_equations", args, (10, 11))
+        args = (LearnPair(x, channels, target, 0, kw // 2, lo, hi), kh, kw, nchunks, gram, counts)
+        jitted, twin = jit_and_twin("learn_normal_equations", args, (4, 5))
         assert jitted == twin
 
 
@@ -72,8 +73,9 @@ def test_normal_equations_twin_is_exact_for_centred_samples(dtype):
     src = x.astype(np.float64) - 100.0
     target = y.astype(np.float64) - 90.0
     gram, counts = np.zeros((11, 11)), np.zeros(2, dtype=np.int64)
-    args = (src, 3, target, 1, 1, 3, 3, -90.0, np.iinfo(dtype).max - 90.0, 4, gram, counts)
-    jitted, twin = jit_and_twin("learn_normal_equations", args, (10, 11))
+    bundle = LearnPair(src, 3, target, 1, 1, -90.0, np.iinfo(dtype).max - 90.0)
+    args = (bundle, 3, 3, 4, gram, counts)
+    jitted, twin = jit_and_twin("learn_normal_equations", args, (4, 5))
     assert jitted == twin
 
 
@@ -89,16 +91,17 @@ def test_largest_error_twin_gives_the_jitted_bytes(dtype, channels, size, bias):
     top = float(np.iinfo(dtype).max)
     for lo, hi in ((0.0, top), (-math.inf, math.inf)):
         out = np.array([0.125])
-        args = (x, channels, y, kh // 2, kw // 2, kernel, bias * top, lo, hi, 2, out)
-        jitted, twin = jit_and_twin("learn_largest_error", args, (10,))
+        args = (LearnPair(x, channels, y, kh // 2, kw // 2, lo, hi), kernel, bias * top, 2, out)
+        jitted, twin = jit_and_twin("learn_largest_error", args, (4,))
         assert jitted == twin
 
 
 def test_largest_error_keeps_a_larger_given_maximum():
     """``out[0]`` holds the maximum so far (over earlier pairs); a smaller one leaves it."""
     x, y = pair(np.uint8, 1)
-    args = (x, 1, y, 0, 0, np.zeros((1, 1)), 0.0, -math.inf, math.inf, 1, np.array([1e9]))
-    jitted, twin = jit_and_twin("learn_largest_error", args, (10,))
+    bundle = LearnPair(x, 1, y, 0, 0, -math.inf, math.inf)
+    args = (bundle, np.zeros((1, 1)), 0.0, 1, np.array([1e9]))
+    jitted, twin = jit_and_twin("learn_largest_error", args, (4,))
     assert jitted == twin == [np.array([1e9]).tobytes()]
 
 

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convtool import LearnError, UsageError, convolve, correlate, learn_kernel, load_kernel
+from convtool.bundles import LearnPair
 from convtool.choices import DEFAULT_EPOCHS
 from convtool.errors import KernelError
 from convtool.kernels.files import save_kernel
@@ -409,10 +410,8 @@ def test_normal_equations_equal_the_patch_matrix_reference(dtype, kh, kw, channe
     z = np.column_stack([p, np.ones(len(p)), yy])[keep]
     gram = np.zeros((kh * kw + 2,) * 2)
     counts = np.zeros(2, dtype=np.int64)
-    jit.learn_normal_equations(
-        x.reshape(h, -1), channels, y.reshape(y.shape[0], -1), oy, ox, kh, kw, 0.0, 1.0, 3,
-        gram, counts,
-    )  # fmt: skip
+    bundle = LearnPair(x.reshape(h, -1), channels, y.reshape(y.shape[0], -1), oy, ox, 0.0, 1.0)
+    jit.learn_normal_equations(bundle, kh, kw, 3, gram, counts)
     np.testing.assert_allclose(gram, z.T @ z, rtol=1e-12, atol=1e-12)
     assert counts.tolist() == [int(keep.sum()), int((~keep).sum())]
     # and the solution equals numpy's least squares on the patch matrix
@@ -440,10 +439,8 @@ def test_residual_pass_equals_the_patch_matrix_reference():
     p = patches(x, 3, 4)
     r = p @ kernel.ravel() + 0.5 - y.ravel()
     out = np.zeros(12 + 7)
-    jit.learn_residuals(
-        x.reshape(17, -1), 2, y.reshape(15, -1), 0, 0, kernel, 0.5, -np.inf, np.inf, 0.1, True, 4,
-        out,
-    )  # fmt: skip
+    bundle = LearnPair(x.reshape(17, -1), 2, y.reshape(15, -1), 0, 0, -np.inf, np.inf)
+    jit.learn_residuals(bundle, kernel, 0.5, 0.1, True, 4, out)
     np.testing.assert_allclose(out[:12], p.T @ r, rtol=1e-12)
     np.testing.assert_allclose(
         out[12:], [r.sum(), (r * r).sum(), np.abs(r).max(), r.size, 0, (y - 0.1).sum(),

@@ -223,7 +223,7 @@ def test_read_only_arrays_reach_the_jitted_passes_writeable(monkeypatch):
 
     def spy(name, args):
         if name == "learn_normal_equations":
-            seen.append((args[0].flags.writeable, args[2].flags.writeable))
+            seen.append((args[0].src.flags.writeable, args[0].target.flags.writeable))
         return original(name, args)
 
     monkeypatch.setattr(compiled, "call", spy)

@@ -1,12 +1,12 @@
 """learn's passes over image pairs: normal equations, residuals, the largest error.
 
-One pair at a time: ``src`` (H, W·C) the input, ``target`` (Ht, Wt·C) the target, both float32
-or both float64. The valid-output sample (i, j, c), i < H − kh + 1, j < W − kw + 1, is
-compared with ``target[i + oy, (j + ox)·C + c]``; its patch is ``src[i + a, (j + b)·C + c]``
-for the n = kh·kw taps p = a·kw + b. A target sample outside the open interval (lo, hi) is
-left out (clipped); pass −inf, +inf to keep all. Each of ``nchunks`` parallel chunks of rows
-sums into its own partial array (float64), and the partials are added at the end: nothing
-of the size (pixels × n) is ever built.
+One pair at a time, a ``bundles.LearnPair``: ``src`` (H, W·C) the input, ``target`` (Ht, Wt·C)
+the target, both float32 or both float64. The valid-output sample (i, j, c),
+i < H − kh + 1, j < W − kw + 1, is compared with ``target[i + oy, (j + ox)·C + c]``; its patch
+is ``src[i + a, (j + b)·C + c]`` for the n = kh·kw taps p = a·kw + b. A target sample outside
+the open interval (lo, hi) is left out (clipped); pass −inf, +inf to keep all. Each of
+``nchunks`` parallel chunks of rows sums into its own partial array (float64), and the partials
+are added at the end: nothing of the size (pixels × n) is ever built.
 """
 
 from __future__ import annotations
@@ -36,14 +36,16 @@ def _learn_target_row(trow, start, lo, hi, used, value):
 
 
 @parallel_reductions
-def learn_normal_equations(src, channels, target, oy, ox, kh, kw, lo, hi, nchunks, gram, counts):
+def learn_normal_equations(pair, kh, kw, nchunks, gram, counts):
     """Add one pair's normal equations to ``gram`` and its sample counts to ``counts``.
 
     With z = (x_0 … x_{n−1}, 1, y) for every kept sample, ``gram`` (n + 2, n + 2) += Σ z zᵀ:
     XᵀX in ``[:n, :n]``, the bias column Σx in ``[:n, n]``, Xᵀy in ``[:n, n + 1]``, the sample
     count in ``[n, n]``, Σy in ``[n, n + 1]`` and Σy² in ``[n + 1, n + 1]`` (both triangles
-    filled). ``counts`` (int64) += (samples kept, samples left out).
+    filled). ``counts`` (int64) += (samples kept, samples left out). ``pair`` is a
+    ``bundles.LearnPair``.
     """
+    src, channels, target, oy, ox, lo, hi = pair
     ho = src.shape[0] - kh + 1
     length = (src.shape[1] // channels - kw + 1) * channels
     n = kh * kw
@@ -117,9 +119,7 @@ def _prediction_row(src, i, channels, kernel, bias, r):
 
 
 @parallel_reductions
-def learn_residuals(
-    src, channels, target, oy, ox, kernel, bias, lo, hi, shift, gradient, nchunks, out
-):
+def learn_residuals(pair, kernel, bias, shift, gradient, nchunks, out):
     """Residuals r = X ⋆ K + bias − Y of one pair over its kept samples, added to ``out``.
 
     ``kernel`` (kh, kw) float64. ``out`` (n + 7) float64: ``[:n]`` += Σ r·x_p (half the
@@ -128,6 +128,7 @@ def learn_residuals(
     max |r|), ``[n + 3]`` += samples kept, ``[n + 4]`` += samples left out, ``[n + 5]`` +=
     Σ (y − shift), ``[n + 6]`` += Σ (y − shift)² (for R², ``shift`` near the mean of y).
     """
+    src, channels, target, oy, ox, lo, hi = pair
     kh, kw = kernel.shape
     ho = src.shape[0] - kh + 1
     length = (src.shape[1] // channels - kw + 1) * channels
@@ -184,13 +185,14 @@ def learn_residuals(
 
 
 @parallel
-def learn_largest_error(src, channels, target, oy, ox, kernel, bias, lo, hi, nchunks, out):
+def learn_largest_error(pair, kernel, bias, nchunks, out):
     """``out[0]`` = max(itself, max |X ⋆ K + bias − Y|) over one pair's kept samples.
 
     Each residual is bias + Σ_p K_p·x_p − y, the taps added in order, without fastmath (no
     fused multiply-adds): the same rounding as its numpy twin, and a maximum is the same in
     any order, so the figure is the same bytes with a cold cache as with a warm one.
     """
+    src, channels, target, oy, ox, lo, hi = pair
     kh, kw = kernel.shape
     ho = src.shape[0] - kh + 1
     length = (src.shape[1] // channels - kw + 1) * channels

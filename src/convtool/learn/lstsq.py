@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convtool import compiled
+from convtool.bundles import LearnPair
 from convtool.learn.pairs import Pair, nchunks
 
 RANK_RTOL = 1e-10
@@ -90,8 +91,8 @@ def normal_equations(pairs: list[Pair], kh: int, kw: int) -> tuple[Normal, np.nd
             chunks = nchunks(r1 - r0, n)
             compiled.call(
                 "learn_normal_equations",
-                (src, p.channels, target, 0, p.ox, kh, kw, p.lo - d_p, p.hi - d_p, chunks, part,
-                 counts),
+                (LearnPair(src, p.channels, target, 0, p.ox, p.lo - d_p, p.hi - d_p), kh, kw,
+                 chunks, part, counts),
             )  # fmt: skip
         parts.append((part, c_p, d_p, int(counts[0]) - kept))
     return combine(parts, m), counts
@@ -169,8 +170,8 @@ def exact_normal_equations(pairs: list[Pair], kh: int, kw: int) -> tuple[Normal,
                 src = src.astype(np.float64) - c_p
                 target = target.astype(np.float64) - d_p
             part = np.zeros((m, m))
-            args = (src, p.channels, target, 0, p.ox, kh, kw, r.lo - d_p, r.hi - d_p,
-                    nchunks(r1 - r0, n), part, counts)  # fmt: skip
+            bundle = LearnPair(src, p.channels, target, 0, p.ox, r.lo - d_p, r.hi - d_p)
+            args = (bundle, kh, kw, nchunks(r1 - r0, n), part, counts)
             compiled.run(
                 "learn_normal_equations", args, learn_twins.learn_normal_equations, now=False
             )

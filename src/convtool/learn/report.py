@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from convtool import compiled
+from convtool.bundles import LearnPair
 from convtool.learn.lstsq import RawPart
 from convtool.learn.pairs import Pair, nchunks
 
@@ -22,15 +23,9 @@ def residuals(pairs: list[Pair], weights: np.ndarray, b: float, gradient: bool) 
         compiled.call(
             "learn_residuals",
             (
-                p.src,
-                p.channels,
-                p.target,
-                p.oy,
-                p.ox,
+                LearnPair(p.src, p.channels, p.target, p.oy, p.ox, p.lo, p.hi),
                 kernel,
                 float(b),
-                p.lo,
-                p.hi,
                 p.shift,
                 gradient,
                 chunks,
@@ -114,8 +109,8 @@ def _largest_error(pairs: list[Pair], weights: np.ndarray, b: float) -> float:
         kernel = np.ascontiguousarray(weights * (r.top_y / r.top_x), dtype=np.float64)
         out = np.zeros(1)
         chunks = nchunks(r.src.shape[0] - kh + 1, weights.size)
-        args = (r.src, p.channels, r.target, p.oy, p.ox, kernel, float(b) * r.top_y, r.lo, r.hi,
-                chunks, out)  # fmt: skip
+        bundle = LearnPair(r.src, p.channels, r.target, p.oy, p.ox, r.lo, r.hi)
+        args = (bundle, kernel, float(b) * r.top_y, chunks, out)
         compiled.run("learn_largest_error", args, learn_twins.learn_largest_error, now=False)
         largest = max(largest, float(out[0]) / r.top_y)
     return largest

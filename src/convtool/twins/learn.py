@@ -20,6 +20,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from convtool.bundles import LearnPair
+
 BLOCK_VALUES = 1 << 22
 """float64 values (32 MiB) a thread's block of patches holds at most: samples × (taps + 2)."""
 
@@ -53,18 +55,7 @@ def _target(
 
 
 def learn_normal_equations(
-    src: np.ndarray,
-    channels: int,
-    target: np.ndarray,
-    oy: int,
-    ox: int,
-    kh: int,
-    kw: int,
-    lo: float,
-    hi: float,
-    nchunks: int,
-    gram: np.ndarray,
-    counts: np.ndarray,
+    pair: LearnPair, kh: int, kw: int, nchunks: int, gram: np.ndarray, counts: np.ndarray
 ) -> None:
     """The twin of ``_jit.learn.learn_normal_equations`` (there the layout) for integer-valued data.
 
@@ -73,6 +64,7 @@ def learn_normal_equations(
     taps (a, b) and (a', b') are the sums over rows r = a … a + ho − 1 of the products along
     row r and row r + a' − a, shared by all a (:func:`_row_products`).
     """
+    src, channels, target, oy, ox, lo, hi = pair
     ho = src.shape[0] - kh + 1
     length = (src.shape[1] // channels - kw + 1) * channels
     n = kh * kw
@@ -152,20 +144,11 @@ def _patch_gram(
 
 
 def learn_largest_error(
-    src: np.ndarray,
-    channels: int,
-    target: np.ndarray,
-    oy: int,
-    ox: int,
-    kernel: np.ndarray,
-    bias: float,
-    lo: float,
-    hi: float,
-    nchunks: int,
-    out: np.ndarray,
+    pair: LearnPair, kernel: np.ndarray, bias: float, nchunks: int, out: np.ndarray
 ) -> None:
     """The twin of ``_jit.learn.learn_largest_error``: ``out[0]`` = max(itself, max |X ⋆ K + bias −
     Y|) over the kept samples, each residual rounded as there."""
+    src, channels, target, oy, ox, lo, hi = pair
     kh, kw = kernel.shape
     ho = src.shape[0] - kh + 1
     length = (src.shape[1] // channels - kw + 1) * channels
