@@ -7,7 +7,9 @@ import os
 import pty
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,3 +96,18 @@ def stderr_on_a_terminal(
             os.close(terminal)
         os.close(controller)
     return done.returncode, shown
+
+
+@contextlib.contextmanager
+def loopback_cluster() -> Iterator[Any]:
+    """A two-worker dask.distributed cluster on the loopback interface, closed on leaving."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        yield cluster

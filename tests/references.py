@@ -66,3 +66,18 @@ def correlate(x: np.ndarray, k: np.ndarray, mode: str = "reflect", cval: float =
                     total += k[a, b] * value
             out[i, j] = total
     return out
+
+
+def scipy_correlate(x: np.ndarray, k: np.ndarray, mode: str, cval: float = 0.0) -> np.ndarray:
+    """scipy.ndimage.correlate channel by channel, in float64; ``valid`` is the interior of the
+    same-size result (the rows and columns whose window lies inside the image)."""
+    from scipy import ndimage
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 3:
+        return np.stack([scipy_correlate(x[..., c], k, mode, cval) for c in range(x.shape[2])], -1)
+    if mode != "valid":
+        return ndimage.correlate(x, k, mode=mode, cval=cval)
+    kh, kw = k.shape
+    full = ndimage.correlate(x, k, mode="constant")
+    return full[kh // 2 : kh // 2 + x.shape[0] - kh + 1, kw // 2 : kw // 2 + x.shape[1] - kw + 1]

@@ -7,28 +7,17 @@ import sys
 
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
 
 import convtool
 
-from conftest import assert_close, distinct_kernel, random_image
+import references
+from conftest import assert_close, distinct_kernel, loopback_cluster, random_image
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
 MODES = ["reflect", "mirror", "nearest", "wrap", "constant"]
 ALL_MODES = [*MODES, "valid"]
-
-
-def scipy_reference(x: np.ndarray, k: np.ndarray, mode: str, cval: float) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 3:
-        return np.stack([scipy_reference(x[..., c], k, mode, cval) for c in range(x.shape[2])], -1)
-    if mode != "valid":
-        return ndi.correlate(x, k, mode=mode, cval=cval)
-    kh, kw = k.shape
-    full = ndi.correlate(x, k, mode="constant")
-    return full[kh // 2 : kh // 2 + x.shape[0] - kh + 1, kw // 2 : kw // 2 + x.shape[1] - kw + 1]
 
 
 def compute(array):
@@ -49,7 +38,7 @@ def test_equals_in_memory_correlate(mode, ksize, chunks):
     whole = convtool.correlate(x, k, border=mode, cval=0.25)
     assert lazy.shape == whole.shape and lazy.dtype == got.dtype == whole.dtype
     np.testing.assert_allclose(got, whole, rtol=0, atol=1e-6 * np.abs(k).sum() * np.abs(x).max())
-    assert_close(got, scipy_reference(x, k, mode, 0.25), k, x)
+    assert_close(got, references.scipy_correlate(x, k, mode, 0.25), k, x)
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
@@ -58,7 +47,7 @@ def test_chunks_of_one_pixel(mode):
     x = random_image((5, 6), np.float64, seed=13)
     k = distinct_kernel(3, 2, seed=14)
     got = compute(convtool.correlate_dask(da.from_array(x, chunks=1), k, border=mode, cval=2.0))
-    assert_close(got, scipy_reference(x, k, mode, 2.0), k, x)
+    assert_close(got, references.scipy_correlate(x, k, mode, 2.0), k, x)
 
 
 @pytest.mark.parametrize("ksize", [(9, 9), (12, 3), (2, 11)])
@@ -69,7 +58,7 @@ def test_kernels_larger_than_the_image(mode, ksize):
     k = distinct_kernel(*ksize, seed=4)
     got = compute(convtool.correlate_dask(da.from_array(x, chunks=2), k, border=mode, cval=3.0))
     assert got.dtype == np.float64
-    assert_close(got, scipy_reference(x, k, mode, 3.0), k, x)
+    assert_close(got, references.scipy_correlate(x, k, mode, 3.0), k, x)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.bool_])
@@ -148,17 +137,7 @@ def test_import_convtool_does_not_import_dask():
 def cluster_client():
     """A two-worker cluster on the loopback interface, started and closed by the test."""
     distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=False,
-            protocol="tcp://",
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with loopback_cluster() as cluster, distributed.Client(cluster) as client:
         yield client
 
 

@@ -6,21 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import random_image
+from conftest import loopback_cluster, random_image
 
 
 @pytest.fixture
 def cluster_address():
     """A two-worker loopback cluster for the command line; its scheduler's address."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=False,
-        protocol="tcp://",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
+    with loopback_cluster() as cluster:
         yield cluster.scheduler_address
 
 

@@ -7,7 +7,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
 import tifffile
 
 import convtool
@@ -28,18 +27,6 @@ from conftest import assert_close, distinct_kernel, random_image
 
 MODES = ["reflect", "mirror", "nearest", "wrap", "constant"]
 ALL_MODES = [*MODES, "valid"]
-
-
-def scipy_reference(x: np.ndarray, k: np.ndarray, mode: str, cval: float) -> np.ndarray:
-    """scipy.ndimage channel by channel; ``valid`` is the same-size result's interior."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 3:
-        return np.stack([scipy_reference(x[..., c], k, mode, cval) for c in range(x.shape[2])], -1)
-    if mode != "valid":
-        return ndi.correlate(x, k, mode=mode, cval=cval)
-    kh, kw = k.shape
-    full = ndi.correlate(x, k, mode="constant")
-    return full[kh // 2 : kh // 2 + x.shape[0] - kh + 1, kw // 2 : kw // 2 + x.shape[1] - kw + 1]
 
 
 def streamed(x, k, **options) -> np.ndarray:
@@ -71,7 +58,7 @@ def test_bands_equal_whole_image(mode, ksize, band_rows):
         whole = convtool.correlate(x, k, border=mode, cval=0.75)
         assert got.dtype == whole.dtype == np.float32
         assert_close(got, whole, k, x)
-        assert_close(got, scipy_reference(x, k, mode, 0.75), k, x)
+        assert_close(got, references.scipy_correlate(x, k, mode, 0.75), k, x)
 
 
 @pytest.mark.parametrize("band_rows", [1, 3])
@@ -83,7 +70,7 @@ def test_kernels_larger_than_the_image(mode, ksize, band_rows):
     k = distinct_kernel(*ksize, seed=3)
     got = streamed(x, k, border=mode, cval=-1.5, band_rows=band_rows)
     assert got.dtype == np.float64
-    assert_close(got, scipy_reference(x, k, mode, -1.5), k, x)
+    assert_close(got, references.scipy_correlate(x, k, mode, -1.5), k, x)
     assert_close(got, references.correlate(x, k, mode, -1.5), k, x)
 
 
@@ -108,7 +95,7 @@ def test_integer_images(mode, dtype):
     got = streamed(x, k, border=mode, cval=0.5, band_rows=4)
     assert got.dtype == np.float32
     assert_close(got, convtool.correlate(x, k, border=mode, cval=0.5), k, x)
-    assert_close(got, scipy_reference(x, k, mode, 0.5), k, x)
+    assert_close(got, references.scipy_correlate(x, k, mode, 0.5), k, x)
 
 
 @pytest.mark.parametrize("band_rows", [1, 4, 23])
@@ -119,7 +106,7 @@ def test_chain_equals_stage_by_stage_whole_image(mode, band_rows):
     chain = [distinct_kernel(3, 4, seed=9), distinct_kernel(5, 2, seed=10), np.ones((2, 3)) / 6]
     expected = x
     for k in chain:
-        expected = scipy_reference(expected, k, mode, 0.25)
+        expected = references.scipy_correlate(expected, k, mode, 0.25)
     got = streamed(x, chain, border=mode, cval=0.25, band_rows=band_rows)
     scale = np.prod([np.abs(k).sum() for k in chain]) * np.ones((1, 1))
     assert_close(got, expected, scale, x)
@@ -237,7 +224,7 @@ def test_fortran_order_npy_streams_as_c_order(tmp_path):
     assert NpyReader(tmp_path / "f.npy").fortran
     k = distinct_kernel(4, 3, seed=29)
     got = streamed(tmp_path / "f.npy", k, border="mirror", band_rows=6)
-    assert_close(got, scipy_reference(x, k, "mirror", 0.0), k, x)
+    assert_close(got, references.scipy_correlate(x, k, "mirror", 0.0), k, x)
 
 
 def test_npy_reader_refuses_non_images(tmp_path):
@@ -306,7 +293,7 @@ def test_tiff_in_bands_equals_whole_image(tmp_path, layout, mode):
     with TiffReader(tmp_path / "x.tif") as reader:
         got = streamed(reader, k, border=mode, cval=128.5, band_rows=6)
     assert_close(got, convtool.correlate(x, k, border=mode, cval=128.5), k, x)
-    assert_close(got, scipy_reference(x, k, mode, 128.5), k, x)
+    assert_close(got, references.scipy_correlate(x, k, mode, 128.5), k, x)
 
 
 @pytest.mark.parametrize("compression", [None, "zlib"])
