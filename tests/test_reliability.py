@@ -349,14 +349,14 @@ CASES = [
     Case(
         "input-png-bomb-allowed-by-max-pixels",
         apply("bomb.png", *KERNEL, *TO_OLD, "--max-pixels", "10000000000"),
-        r"bomb\.png: (broken or truncated PNG|not enough memory)",
+        r"bomb\.png: a 100000x100000 PNG image needs about .* in memory, more than",
         files={"bomb.png": png_bomb()},
         not_reason="limit",
     ),
     Case(
         "input-png-bomb-allowed-in-2-GiB",
         apply("bomb.png", *KERNEL, *TO_OLD, "--max-pixels", "10000000000"),
-        r"bomb\.png: not enough memory to read it",
+        r"bomb\.png: (not enough memory to read it|a 100000x100000 PNG image needs about)",
         files={"bomb.png": png_bomb()},
         address_space=2 * 1024 * 1024,
     ),

@@ -42,7 +42,10 @@ def read_npy_layout(fp: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, bool]:
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
     except (ValueError, OSError, EOFError, SyntaxError, TokenError) as exc:
-        raise ValueError(str(exc)) from None
+        reason = str(exc)
+        if "max_header_size" in reason:  # numpy's advice (allow_pickle=True) is not for us
+            reason = "its header is larger than numpy reads safely (10000 bytes)"
+        raise ValueError(" ".join(reason.split())) from None
     return tuple(int(n) for n in shape), dtype, bool(fortran)
 
 
@@ -96,8 +99,11 @@ def load_npy(fp: IO[bytes], name: str, limit: int) -> np.ndarray:
     return data
 
 
-NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf|infinity)$", re.I)
-"""A number as a kernel entry is written: decimal, or nan/inf (refused later as not finite)."""
+NUMBER = re.compile(
+    r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf|infinity)$", re.I | re.ASCII
+)
+"""A number as a kernel entry is written: ASCII decimal digits (no other script's digits, which
+``float`` would take), or nan/inf (refused later as not finite)."""
 
 
 def matrix_rows(lines: Iterable[str]) -> list[tuple[int, list[str]]]:

@@ -5,12 +5,14 @@ the metadata (ICC, DPI, EXIF, XMP, JPEG compression), the first frame's notes.""
 from __future__ import annotations
 
 import functools
+import io
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from convtool.errors import ImageError
 from convtool.io.formats import signature
+from convtool.io.jpeg import check_complete, check_scan_size
 from convtool.io.picture import JpegCompression, Metadata, Picture, check_pixels, xmp_upright
 from convtool.io.pixels import LAYOUTS, colors_of, split_alpha, to_unit, unit, upright
 
@@ -36,11 +38,6 @@ def pillow() -> Any:
 
     Image.MAX_IMAGE_PIXELS = None
     return Image
-
-
-PILLOW_OPEN_LIMIT = 2 * (1024 * 1024 * 1024 // 4 // 3)
-"""Pixels above which Pillow, with its default limit, refuses to open an image at all (twice
-``PIL.Image.MAX_IMAGE_PIXELS``'s default)."""
 
 
 def read_pillow(fp: BinaryIO, head: bytes, name: str, limit: int, samples: bool) -> Picture:
@@ -69,6 +66,7 @@ def read_pillow(fp: BinaryIO, head: bytes, name: str, limit: int, samples: bool)
         raise ImageError(f"{name}: cannot be read as an image ({exc})") from None
     with im:
         check_pixels(im.width, im.height, name, limit)
+        check_scan_size(im, fp, name)
         picture = _decode(im, fp, name)
     return picture if samples else to_unit(picture)
 
@@ -80,6 +78,8 @@ def _decode(im: Any, fp: BinaryIO, name: str) -> Picture:
         # The pixels before the metadata: getexif() decodes a PNG, and it may not fail
         # quietly (a damaged file would then be filtered into garbage).
         data, alpha, colors, depth, mode = _pillow_planes(im, fp, name, rawmode)
+        if im.format in ("JPEG", "MPO"):
+            check_complete(im, data, fp, functools.partial(_decode_jpeg, mode=im.mode), name)
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -101,6 +101,15 @@ def _decode(im: Any, fp: BinaryIO, name: str) -> Picture:
         name=name,
         notes=notes,
     )
+
+
+def _decode_jpeg(raw: bytes, mode: str) -> np.ndarray | None:
+    """JPEG bytes decoded by Pillow in ``mode``; None when decoding fails."""
+    try:
+        with pillow().open(io.BytesIO(raw)) as im:
+            return np.asarray(im if im.mode == mode else im.convert(mode))
+    except Exception:  # damaged bytes: the caller counts a failed decode as a difference
+        return None
 
 
 def _reading_notes(im: Any, name: str) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ from convtool.io.matrix import (
 from convtool.io.picture import Picture
 from convtool.io.pillow import NotAnImage, read_pillow
 from convtool.io.pixels import to_gray, to_unit
+from convtool.io.source import read_image_stream
 from convtool.io.tiff import read_tiff
 
 
@@ -51,8 +52,8 @@ def read_picture(
     """
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
     if str(source) == "-":
-        raw = sys.stdin.buffer.read()
         with _decoding("standard input"):
+            raw = read_image_stream(sys.stdin.buffer, "standard input", limit)
             picture = _read_bytes(raw, "standard input", limit, samples)
     else:
         path = Path(source)
@@ -69,7 +70,7 @@ def read_picture(
                     # a pipe (``<(...)``, /dev/stdin, a FIFO) can be read once, and not seeked
                     # in: its bytes, sniffed as standard input's are
                     with open(path, "rb") as fp:
-                        raw = fp.read()
+                        raw = read_image_stream(fp, name, limit)
                     picture = _read_bytes(raw, name, limit, samples)
                 elif path.suffix.lower() in MATRIX_FORMATS:
                     picture = read_matrix_file(path, name, limit)

@@ -41,6 +41,7 @@ def read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
             colormap = page.colormap
             tags = {tag.code: tag.value for tag in page.tags.values()}
             pages = len(tif.pages)
+            missing = missing_segments(page)
     except ImageError:
         raise
     except Exception as exc:
@@ -72,8 +73,23 @@ def read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
             (f"{name}: a TIFF with {pages} pages; only the first page is filtered",)
             if pages > 1
             else ()
-        ),
+        )
+        + missing_note(name, *missing),
     )
+
+
+def missing_segments(page: Any) -> tuple[int, int]:
+    """How many of a TIFF page's strips or tiles are missing (offset or byte count 0: read as
+    zeros), and how many it has."""
+    pairs = list(zip(page.dataoffsets, page.databytecounts, strict=False))
+    return sum(1 for offset, count in pairs if not offset or not count), len(pairs)
+
+
+def missing_note(name: str, missing: int, total: int) -> tuple[str, ...]:
+    """The note for a page with ``missing`` of its ``total`` strips or tiles absent."""
+    if not missing:
+        return ()
+    return (f"{name}: {missing} of the TIFF's {total} strips or tiles are missing; read as zeros",)
 
 
 _RGB, _YCBCR, _JPEG = 2, 6, 7

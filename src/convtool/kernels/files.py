@@ -7,24 +7,83 @@ import contextlib
 import io
 import json
 import math
+import os
 import re
+import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from convtool.errors import KernelError
 from convtool.io.matrix import parse_kernel_matrix, read_npy_header
+from convtool.io.source import read_at_most
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel, check_rows, validate_weights
+
+JSON_KEYS = ("kernel", "bias")
+"""The keys of a JSON kernel object."""
+
+MAX_JSON_NESTING = 4
+"""Lists in lists a JSON kernel may nest: rows (2), per-channel kernels (3), a layer (4)."""
 
 
 def _parse_json_matrix(text: str, what: str) -> object:
+    """JSON kernel data: nested lists of numbers, or an object of :data:`JSON_KEYS` holding
+    them; KernelError for anything else (strings, booleans, duplicate or unknown keys)."""
     try:
-        data = json.loads(text)
+        # every integer read as a float: no digit limit, and a kernel's weights are floats
+        data = json.loads(text, object_pairs_hook=_json_object(what), parse_int=float)
     except json.JSONDecodeError as exc:
         raise KernelError(f"{what}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise KernelError(
+            f"{what}: JSON nested too deep; a kernel nests at most {MAX_JSON_NESTING} lists"
+        ) from None
     if isinstance(data, dict):
+        unknown = [key for key in data if key not in JSON_KEYS]
+        if unknown:
+            raise KernelError(
+                f"{what}: unknown key {unknown[0]!r}; a JSON kernel object holds "
+                + " and ".join(repr(key) for key in JSON_KEYS)
+            )
+        for key, value in data.items():
+            _check_json_numbers(value, f"{what}: {key!r}")
         return data
+    _check_json_numbers(data, what)
     return check_rows(data, what)
+
+
+def _json_object(what: str) -> Callable[[list[tuple[str, object]]], dict[str, object]]:
+    def build(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        keys = [key for key, _ in pairs]
+        twice = next((key for key in keys if keys.count(key) > 1), None)
+        if twice is not None:
+            raise KernelError(f"{what}: the key {twice!r} is given twice; give it once")
+        return dict(pairs)
+
+    return build
+
+
+def _check_json_numbers(data: object, what: str) -> None:
+    """KernelError unless ``data`` is a number or lists (at most :data:`MAX_JSON_NESTING` deep)
+    of numbers: no strings, booleans, nulls or objects."""
+    level = [data]
+    for _ in range(MAX_JSON_NESTING + 1):
+        lists = [item for item in level if isinstance(item, list)]
+        for item in level:
+            if not isinstance(item, list) and (
+                isinstance(item, bool) or not isinstance(item, (int, float))
+            ):
+                shown = json.dumps(item)
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                raise KernelError(
+                    f"{what}: holds {shown}, which is not a number; a kernel holds rows of "
+                    "numbers such as [[1, 0, -1], [2, 0, -2]]"
+                )
+        if not lists:
+            return
+        level = [entry for item in lists for entry in item]
+    raise KernelError(f"{what}: lists nested more than {MAX_JSON_NESTING} deep; a kernel is rows")
 
 
 def parse_matrix_text(text: str, what: str) -> np.ndarray:
@@ -48,7 +107,7 @@ def load_kernel_file(path_text: str) -> Kernel:
     try:
         if path.suffix.lower() == ".npy":
             return Kernel(validate_weights(_load_npy_kernel(path, what), what), path.name)
-        raw = path.read_bytes()
+        raw = _read_kernel_source(path, what)
     except KernelError:
         raise
     except IsADirectoryError:
@@ -186,3 +245,29 @@ def save_kernel(kernel: Kernel, path: str | Path) -> None:
     else:
         payload = format_kernel(kernel).encode("utf-8")
     write_atomic(target, payload)
+
+
+MAX_KERNEL_SOURCE_BYTES = MAX_KERNEL_SIDE * MAX_KERNEL_SIDE * 40 + (16 << 20)
+"""The most bytes a text or JSON kernel file may hold: a 1025x1025 kernel written with 40
+bytes a number, and room for comments. Larger sources are refused before they are read."""
+
+
+def _read_kernel_source(path: Path, what: str) -> bytes:
+    """The bytes of a text or JSON kernel file, a pipe or a device, refused past
+    :data:`MAX_KERNEL_SOURCE_BYTES` without reading further."""
+    limit = MAX_KERNEL_SOURCE_BYTES
+    with open(path, "rb") as fp:
+        info = os.fstat(fp.fileno())
+        if stat.S_ISREG(info.st_mode) and info.st_size > limit:
+            raise KernelError(
+                f"{what}: is {info.st_size >> 20} MiB, more than a kernel of at most "
+                f"{MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE} numbers needs ({limit >> 20} MiB); give "
+                "a kernel file, or a large kernel as .npy"
+            )
+        raw, complete = read_at_most(fp, limit)
+    if not complete:
+        raise KernelError(
+            f"{what}: goes on past {limit >> 20} MiB, more than a kernel of at most "
+            f"{MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE} numbers needs; is it an endless stream?"
+        )
+    return raw

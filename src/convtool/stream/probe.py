@@ -10,7 +10,7 @@ import numpy as np
 from convtool.errors import ImageError
 from convtool.io.formats import MATRIX_FORMATS, starts_as
 from convtool.io.matrix import NpyReader
-from convtool.io.pillow import PILLOW_OPEN_LIMIT, pillow
+from convtool.io.pillow import pillow
 from convtool.stream.sizes import DEFAULT_MEMORY, available_memory, format_bytes
 
 STREAM_FRACTION = 0.5
@@ -63,8 +63,6 @@ def probe(source: str) -> Probe | None:
         if starts_as(magic, "TIFF"):
             return _probe_tiff(path)
         with pillow().open(path) as im:
-            if im.width * im.height > PILLOW_OPEN_LIMIT:
-                return None  # as Pillow refuses it: the in-memory path checks it by itself
             return Probe(
                 str(im.format),
                 int(im.height),
@@ -73,6 +71,8 @@ def probe(source: str) -> Probe | None:
                 f"{im.format} cannot be read in bands",
             )
     except Exception:
+        # not silent: an unreadable or damaged header is read again by the in-memory path,
+        # which reports the problem in its own words after its own size check
         return None
 
 
