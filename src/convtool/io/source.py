@@ -28,10 +28,13 @@ TEXT_BYTES_PER_NUMBER = 32
 
 def read_at_most(fp: BinaryIO, limit: int) -> tuple[bytes, bool]:
     """Up to ``limit`` bytes of ``fp``, and whether that was all of them (EOF reached)."""
+    # one system call a chunk (read1): a terminal's Ctrl-D ends one read only, and a read of
+    # n bytes would wait past it for more
+    read = getattr(fp, "read1", fp.read)
     chunks: list[bytes] = []
     total = 0
     while total <= limit:
-        chunk = fp.read(min(CHUNK_BYTES, limit + 1 - total))
+        chunk = read(min(CHUNK_BYTES, limit + 1 - total))
         if not chunk:
             return b"".join(chunks), True
         chunks.append(chunk)
@@ -114,8 +117,9 @@ def _read_text_stream(fp: BinaryIO, head: bytes, name: str, max_pixels: int) -> 
     chunks = [head]
     total = len(head)
     words = _words(head)
+    read = getattr(fp, "read1", fp.read)
     while True:
-        chunk = fp.read(CHUNK_BYTES)
+        chunk = read(CHUNK_BYTES)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

@@ -40,6 +40,8 @@ def _parse_json_matrix(text: str, what: str) -> object:
             f"{what}: JSON nested too deep; a kernel nests at most {MAX_JSON_NESTING} lists"
         ) from None
     if isinstance(data, dict):
+        if "kernel" not in data:
+            raise KernelError(f'{what}: a JSON kernel file needs a "kernel" key')
         unknown = [key for key in data if key not in JSON_KEYS]
         if unknown:
             raise KernelError(
