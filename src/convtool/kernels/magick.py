@@ -70,6 +70,7 @@ def is_magick_spec(text: str) -> bool:
     have, ``laplacian`` with an argument (``Laplacian:0``) and ``gaussian`` or ``log`` with
     ImageMagick's ``RxS`` geometry are ImageMagick's, and the rest convtool's.
     """
+    text = text.split(";", 1)[0]  # ImageMagick's list of kernels: refused by magick_kernel
     if _ARRAY_RE.match(text):
         return True
     name, colon, args = text.partition(":")

@@ -1,0 +1,54 @@
+"""``convtool apply`` with the habits of other tools: --origin, --combine, their errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+from conftest import distinct_kernel
+
+CONVTOOL = [sys.executable, "-m", "convtool"]
+
+
+def run(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CONVTOOL, "apply", *map(str, args)], capture_output=True, text=True)
+
+
+def test_origin_equals_scipy_for_a_chain(tmp_path):
+    x = np.random.default_rng(0).random((8, 11))
+    np.save(tmp_path / "x.npy", x)
+    k = distinct_kernel(3, 4)
+    np.savetxt(tmp_path / "k.txt", k)
+    result = run(tmp_path / "x.npy", "-k", f"@{tmp_path / 'k.txt'}", "-k", "sobel-x",
+                 "--origin", "-1,1", "--border", "wrap", "-o", tmp_path / "o.npy")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    sobel = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    want = ndi.correlate(ndi.correlate(x, k, mode="wrap", origin=(-1, 1)), sobel, mode="wrap",
+                         origin=(-1, 1))  # fmt: skip
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), want, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["-k", "box:3", "--origin", "1,x"], "expected two integers DY,DX", 2),
+        (["-k", "box:3", "--origin", "2,0"], "origin dy=2 is outside the 3x3 kernel", 1),
+        (["-k", "box:3", "--origin", "1,0", "--border", "valid"], "crop the result", 2),
+        (["-k", "box:3", "--combine", "hypot"], "hypot", 2),
+        (["-k", "3x3: 1 2"], "needs 9 values; got 2", 1),
+        (["-k", "Kirsch:up"], "geometry", 1),
+    ],
+)
+def test_bad_options_give_one_error_line(tmp_path, args, message, code):
+    np.save(tmp_path / "x.npy", np.ones((5, 5)))
+    (tmp_path / "out.npy").write_bytes(b"keep")
+    result = run(tmp_path / "x.npy", *args, "-o", tmp_path / "out.npy")
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len([line for line in lines if "error" in line.lower()]) == 1, result.stderr
+    assert (tmp_path / "out.npy").read_bytes() == b"keep"
