@@ -131,3 +131,24 @@ def test_origin_and_nan_in_a_user_array():
 def test_bad_strings_say_why(spec, message):
     with pytest.raises(KernelError, match=message):
         load_kernel(spec)
+
+
+@imagemagick
+def test_kirsch_rotations_with_combine_max_equal_imagemagicks_lighten(tmp_path, grey):
+    """``Kirsch:0@`` composed with Lighten is the eight angles with ``--combine max``."""
+    theirs = tmp_path / "im.png"
+    ours = tmp_path / "ct.png"
+    subprocess.run(
+        [CONVERT, grey, "-define", "convolve:scale=0.0625", "-define",
+         "morphology:compose=Lighten", "-morphology", "Convolve", "Kirsch:0@", theirs],
+        check=True,
+    )  # fmt: skip
+    angles = [a for angle in range(0, 360, 45) for a in ("-k", f"Kirsch:{angle}")]
+    result = runner.invoke(
+        app, ["apply", str(grey), *angles, "--combine", "max", "--convolve", "--scale",
+              "0.0625", "--border", "nearest", "-o", str(ours)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    a, b = grey_levels(theirs), grey_levels(ours)
+    assert 20 < a.mean() < 235  # not saturated: the comparison means something
+    assert np.abs(a - b).max() <= 1

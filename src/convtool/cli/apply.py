@@ -61,7 +61,7 @@ def apply_command(
 
       convtool apply photo.png -k gaussian:2 -k laplacian --map abs -o log.png
 
-      convtool apply photo.png -k sobel-x -k sobel-y --combine magnitude -o edges.png
+      convtool apply in.png -k sobel-x -k sobel-y --combine magnitude -o g.png
 
       convtool apply shots/*.jpg -k box:5 --out-dir blurred/
 
