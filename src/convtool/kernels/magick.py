@@ -181,7 +181,7 @@ def _geometry(args: str, what: str) -> tuple[float, float, float]:
     return tuple(float(match[k]) if match[k] else 0.0 for k in ("r", "s", "a"))  # type: ignore[return-value]
 
 
-def _width(radius: float, sigma: float, two_d: bool, what: str = "kernel") -> int:
+def _width(radius: float, sigma: float, two_d: bool) -> int:
     """``GetOptimalKernelWidth1D/2D``: the side that keeps every tap above QuantumScale."""
     if radius >= 1.0:
         width = int(radius) * 2 + 1
@@ -192,26 +192,29 @@ def _width(radius: float, sigma: float, two_d: bool, what: str = "kernel") -> in
     else:
         width = _optimal_width(abs(sigma), two_d)
     if width > MAX_KERNEL_SIDE:
-        raise KernelError(f"{what}: needs a {width}-wide kernel; the limit is {MAX_KERNEL_SIDE}")
+        raise KernelError(
+            f"ImageMagick kernel with radius {radius:g}, sigma {sigma:g}: needs a side of "
+            f"{width}, above the limit {MAX_KERNEL_SIDE}; give a smaller radius or sigma"
+        )
     return width
 
 
 def _optimal_width(sigma: float, two_d: bool) -> int:
+    """The loop of ``GetOptimalKernelWidth``: widen from 5 until the outermost tap, over the
+    kernel's sum, falls below QuantumScale; the sums kept as running totals (the 2-D sum of a
+    Gaussian is the square of the 1-D one)."""
     alpha = 1.0 / (2.0 * sigma * sigma)
+    beta = 1.0 / (2 * math.pi * sigma * sigma) if two_d else 1.0 / (math.sqrt(2 * math.pi) * sigma)
+    line = 1.0 + 2.0 * math.exp(-alpha) + 2.0 * math.exp(-4.0 * alpha)  # j = 2: width 5
     width = 5
     while width <= MAX_KERNEL_SIDE + 2:
         j = (width - 1) // 2
-        u = np.arange(-j, j + 1, dtype=np.float64)
-        if two_d:
-            beta = 1.0 / (2 * math.pi * sigma * sigma)
-            normalize = float(np.sum(np.exp(-(u[:, None] ** 2 + u[None, :] ** 2) * alpha) * beta))
-        else:
-            beta = 1.0 / (math.sqrt(2 * math.pi) * sigma)
-            normalize = float(np.sum(np.exp(-(u * u) * alpha) * beta))
+        normalize = (line * line if two_d else line) * beta
         value = math.exp(-(j * j) * alpha) * beta / normalize
         if value < QUANTUM_SCALE or value < EPSILON:
             break
         width += 2
+        line += 2.0 * math.exp(-((j + 1) ** 2) * alpha)
     return width - 2
 
 

@@ -64,6 +64,22 @@ def parse_origin(text: str) -> Origin:
     return check_origin(numbers_[0] if len(numbers_) == 1 else tuple(numbers_))
 
 
+def anchor_cells(shape: tuple[int, int], origin: Origin, what: str = "kernel") -> Origin:
+    """The kernel cell ``(kh//2 + dy, kw//2 + dx)`` that sits on the pixel, else a KernelError
+    when the origin puts it outside the kernel."""
+    cells = []
+    for axis, (k, o) in enumerate(zip(shape, origin, strict=True)):
+        if not -(k // 2) <= o <= (k - 1) // 2:
+            name = "dy" if axis == 0 else "dx"
+            raise KernelError(
+                f"{what}: origin {name}={o} is outside the {shape[0]}x{shape[1]} kernel; for a "
+                f"side of {k} it must be from {-(k // 2)} to {(k - 1) // 2} (the anchor is cell "
+                "k//2 + origin)"
+            )
+        cells.append(k // 2 + o)
+    return cells[0], cells[1]
+
+
 def at_origin(weights: np.ndarray, origin: Origin, what: str = "kernel") -> np.ndarray:
     """``weights`` padded with zeros into an odd-sized kernel centred on cell
     ``(kh//2 + dy, kw//2 + dx)``: correlating with it is scipy's ``correlate(..., origin)``.
@@ -71,16 +87,9 @@ def at_origin(weights: np.ndarray, origin: Origin, what: str = "kernel") -> np.n
     >>> at_origin(np.array([[1.0, 2.0]]), (0, -1))
     array([[0., 1., 2.]])
     """
+    shape = (int(weights.shape[0]), int(weights.shape[1]))
     pads = []
-    for axis, (k, o) in enumerate(zip(weights.shape, origin, strict=True)):
-        if not -(k // 2) <= o <= (k - 1) // 2:
-            name = "dy" if axis == 0 else "dx"
-            raise KernelError(
-                f"{what}: origin {name}={o} is outside the {weights.shape[0]}x"
-                f"{weights.shape[1]} kernel; for a side of {k} it must be from {-(k // 2)} "
-                f"to {(k - 1) // 2} (the anchor is cell k//2 + origin)"
-            )
-        cell = k // 2 + o
+    for k, cell in zip(shape, anchor_cells(shape, origin, what), strict=True):
         radius = max(cell, k - 1 - cell)
         pads.append((radius - cell, radius - (k - 1 - cell)))
     if all(p == (0, 0) for p in pads):
