@@ -178,7 +178,8 @@ def _geometry(args: str, what: str) -> tuple[float, float, float]:
         raise KernelError(
             f"{what}: arguments {args!r} are not ImageMagick's geometry, e.g. 0x2 or 90"
         )
-    return tuple(float(match[k]) if match[k] else 0.0 for k in ("r", "s", "a"))  # type: ignore[return-value]
+    rho, sigma, xi = (float(match[k]) if match[k] else 0.0 for k in ("r", "s", "a"))
+    return rho, sigma, xi
 
 
 def _width(radius: float, sigma: float, two_d: bool) -> int:
