@@ -128,15 +128,23 @@ def test_scale_bias_come_after_combining_and_kernel_bias_before():
     np.testing.assert_allclose(out, 2 * np.maximum(x - 0.5, x) + 0.25)
 
 
-def test_opaque_alpha_and_premultiplied_alpha():
+@pytest.mark.parametrize("alpha_mode", ["auto", "filter"])
+def test_opaque_alpha_and_premultiplied_alpha(alpha_mode):
     """An opaque image combines as without alpha; a transparent pixel's colour never leaks."""
     x = np.random.default_rng(5).random((6, 7, 3)).astype(np.float32)
-    recipe = Recipe((load_kernel("sobel-x"), load_kernel("sobel-y")), combine="magnitude")
+    recipe = Recipe(
+        (load_kernel("sobel-x"), load_kernel("sobel-y")), combine="magnitude", alpha=alpha_mode
+    )
     plain, _ = filter_planes(x, None, recipe)
     opaque, alpha = filter_planes(x, np.ones((6, 7), np.float32), recipe)
     np.testing.assert_array_equal(opaque, plain)
-    assert alpha is not None and np.all(alpha == 1)
-    blur = Recipe((load_kernel("box:3"), load_kernel("gaussian:sigma=1,size=3")), combine="max")
+    # auto: alpha is coverage (1); filter: alpha ⋆ K, 0 for a derivative of a constant alpha
+    assert alpha is not None and np.all(alpha == (1 if alpha_mode == "auto" else 0))
+    blur = Recipe(
+        (load_kernel("box:3"), load_kernel("gaussian:sigma=1,size=3")),
+        combine="max",
+        alpha=alpha_mode,
+    )
     a = np.ones((6, 7), np.float32)
     a[:, :3] = 0
     hidden = x.copy()

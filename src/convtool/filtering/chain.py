@@ -155,20 +155,21 @@ def combined_step(
     planes: Premultiplied, kernels: tuple[Kernel, ...], recipe: Recipe
 ) -> Premultiplied:
     """The branches of ``--combine`` on premultiplied planes: each branch's straight colour
-    (P / C), combined; alpha the smallest of the branches' (each pixel as opaque as its least
-    covered branch); returned premultiplied again, for :func:`straight_planes`."""
-    colours, alphas = [], []
+    (P / C), combined; coverage and alpha the smallest of the branches' (each pixel as opaque
+    as its least covered branch); returned premultiplied again, for :func:`straight_planes`."""
+    colours, coverages, alphas = [], [], []
     for k in kernels:
         p, c, a = premultiplied_step(planes, k, recipe)
         c3 = c[..., np.newaxis] if p.ndim == 3 else c
         colour = np.zeros_like(p)
         np.divide(p, c3, out=colour, where=c3 > 0)
         colours.append(colour)
-        alphas.append(np.clip(c, 0, 1) if recipe.alpha == "auto" else a)
-    combined_alpha = np.minimum.reduce(alphas)
-    a3 = combined_alpha[..., np.newaxis] if colours[0].ndim == 3 else combined_alpha
-    combined = combine_responses(colours, str(recipe.combine)) * a3
-    return combined, combined_alpha, combined_alpha
+        coverages.append(c)
+        alphas.append(a)
+    coverage = np.minimum.reduce(coverages)
+    cov3 = coverage[..., np.newaxis] if colours[0].ndim == 3 else coverage
+    combined = combine_responses(colours, str(recipe.combine)) * cov3
+    return combined, coverage, np.minimum.reduce(alphas)
 
 
 def keeps_alpha(alpha: np.ndarray | None, recipe: Recipe) -> bool:
