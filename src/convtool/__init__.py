@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from convtool.choices import BORDERS
     from convtool.core.correlate import convolve, correlate
     from convtool.dask import correlate_dask
+    from convtool.filtering.combine import correlate_combined
     from convtool.kernels.builtins import BUILTINS
     from convtool.kernels.files import format_kernel
     from convtool.kernels.spec import load_kernel, parse_kernel
@@ -40,6 +41,7 @@ __all__ = [
     "__version__",
     "convolve",
     "correlate",
+    "correlate_combined",
     "correlate_dask",
     "format_kernel",
     "learn_kernel",
@@ -51,6 +53,7 @@ _LAZY = {
     "BORDERS": "convtool.choices",
     "convolve": "convtool.core.correlate",
     "correlate": "convtool.core.correlate",
+    "correlate_combined": "convtool.filtering.combine",
     "correlate_dask": "convtool.dask",
     "BUILTINS": "convtool.kernels.builtins",
     "Kernel": "convtool.kernels.value",

@@ -22,6 +22,9 @@ OUTPUT_MAPS = ("clip", "abs", "rescale", "none")
 ALPHA_MODES = ("auto", "keep", "filter")
 """What ``--alpha`` does with transparency."""
 
+COMBINE_MODES = ("magnitude", "sum", "max", "min", "maxabs")
+"""How ``--combine`` merges the responses of kernels applied side by side."""
+
 LEARN_METHODS = ("lstsq", "gd")
 """How ``learn`` fits: exact least squares or the textbook's gradient descent."""
 

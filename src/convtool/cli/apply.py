@@ -34,6 +34,8 @@ def apply_command(
     border: opts.Border = DEFAULT_BORDER,
     cval: opts.Cval = 0.0,
     convolve: opts.Convolve = False,
+    combine: opts.Combine = None,
+    origin: opts.Origin = None,
     normalize: opts.Normalize = False,
     scale: opts.Scale = 1.0,
     bias: opts.Bias = 0.0,
@@ -59,6 +61,8 @@ def apply_command(
 
       convtool apply photo.png -k gaussian:2 -k laplacian --map abs -o log.png
 
+      convtool apply in.png -k sobel-x -k sobel-y --combine magnitude -o g.png
+
       convtool apply shots/*.jpg -k box:5 --out-dir blurred/
 
       convtool apply shots/*.png -k sobel-y -o 'edges/{stem}-sobel.png'
@@ -76,6 +80,7 @@ def apply_command(
     from convtool.batch.pipeline import Notes, Settings, file_behind, run_batch, run_one
     from convtool.filtering.chain import Recipe
     from convtool.io.formats import format_by_name
+    from convtool.kernels.origin import parse_origin
     from convtool.kernels.spec import load_kernel
     from convtool.stream.sizes import parse_bytes
 
@@ -89,6 +94,8 @@ def apply_command(
         bias=bias,
         alpha=alpha.value,
         threads=threads,
+        origin=parse_origin(origin) if origin is not None else None,
+        combine=combine.value if combine is not None else None,
     )
     stdout_format = format_by_name(format) if format is not None else None
     target_dir = Path(out_dir) if out_dir is not None else None

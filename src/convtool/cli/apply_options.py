@@ -9,7 +9,7 @@ import typer
 
 from convtool.choices import DEFAULT_QUALITY
 from convtool.cli.kernels import complete_kernel_name
-from convtool.cli.options import AlphaChoice, BorderChoice, DepthChoice, MapChoice
+from convtool.cli.options import AlphaChoice, BorderChoice, CombineChoice, DepthChoice, MapChoice
 
 Inputs = Annotated[
     list[str],
@@ -93,6 +93,27 @@ Cval = Annotated[
 Convolve = Annotated[
     bool,
     typer.Option("--convolve", help="Flip each kernel (true convolution); default correlates."),
+]
+
+Combine = Annotated[
+    CombineChoice | None,
+    typer.Option(
+        "--combine",
+        help="Apply the -k kernels side by side to the input and combine their responses "
+        "(magnitude: √Σr²) instead of chaining them.",
+        show_default=False,
+    ),
+]
+
+Origin = Annotated[
+    str | None,
+    typer.Option(
+        "--origin",
+        metavar="DY,DX",
+        help="Move each kernel's anchor from its centre cell by DY rows, DX columns "
+        "(scipy's origin).",
+        show_default=False,
+    ),
 ]
 
 Normalize = Annotated[

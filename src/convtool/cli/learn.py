@@ -48,6 +48,7 @@ def learn_command(
     epochs: opts.Epochs = None,
     seed: opts.Seed = None,
     convolve: opts.Convolve = False,
+    origin: opts.Origin = None,
     gray: opts.Gray = False,
     keep_clipped: opts.KeepClipped = False,
     json_report: opts.JsonReport = False,
@@ -75,6 +76,7 @@ def learn_command(
     from convtool.io.pixels import to_unit
     from convtool.io.read import read_picture
     from convtool.kernels.files import format_kernel, save_kernel
+    from convtool.kernels.origin import parse_origin
     from convtool.learn.fit import check_options, learn_kernel, parse_size
 
     if len(files) < 2 or len(files) % 2:
@@ -135,6 +137,7 @@ def learn_command(
             seed=seed,
             progress=_epochs_to(env) if method.value == "gd" else None,
             names=[(_name(a), _name(b)) for a, b in zip(files[0::2], files[1::2], strict=True)],
+            origin=parse_origin(origin) if origin is not None else None,
         )
     if to_stdout:
         write_output(format_kernel(result.kernel).encode("utf-8"), None)

@@ -84,6 +84,16 @@ Seed = Annotated[
     ),
 ]
 
+Origin = Annotated[
+    str | None,
+    typer.Option(
+        "--origin",
+        metavar="DY,DX",
+        help="The kernel's anchor, as apply --origin: where a same-size target was aligned.",
+        show_default=False,
+    ),
+]
+
 Convolve = Annotated[
     bool,
     typer.Option(

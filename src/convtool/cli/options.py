@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING, TypeAlias, cast
 
-from convtool.choices import ALPHA_MODES, BORDERS, LEARN_METHODS, OUTPUT_MAPS
+from convtool.choices import ALPHA_MODES, BORDERS, COMBINE_MODES, LEARN_METHODS, OUTPUT_MAPS
 
 DEPTHS = ("8", "16", "32")
 """``--depth``: bits per sample of the output; 32 is float."""
@@ -27,12 +27,14 @@ if TYPE_CHECKING:  # the checker sees one Enum type: the members are made at run
     AlphaChoice: TypeAlias = Choice
     DepthChoice: TypeAlias = Choice
     MethodChoice: TypeAlias = Choice
+    CombineChoice: TypeAlias = Choice
 else:
     BorderChoice = choice("BorderChoice", BORDERS)
     MapChoice = choice("MapChoice", OUTPUT_MAPS)
     AlphaChoice = choice("AlphaChoice", ALPHA_MODES)
     DepthChoice = choice("DepthChoice", DEPTHS)
     MethodChoice = choice("MethodChoice", LEARN_METHODS)
+    CombineChoice = choice("CombineChoice", COMBINE_MODES)
 
 DEFAULT_BORDER = BorderChoice("reflect")
 DEFAULT_ALPHA = AlphaChoice("auto")

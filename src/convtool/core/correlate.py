@@ -18,6 +18,7 @@ never on what the process did before, so the same call always gives the same byt
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 
 import numpy as np
@@ -25,7 +26,8 @@ import numpy as np
 from convtool.choices import INTEGER_MAPS, METHODS
 from convtool.core.borders import check_border, check_cval, check_fits, output_shape
 from convtool.core.paths import IntegerOutput, Task, run_path
-from convtool.errors import ImageError, UsageError
+from convtool.errors import ImageError, KernelError, UsageError
+from convtool.kernels.origin import Origin, at_origin, check_origin, check_valid_origin
 from convtool.kernels.spec import load_kernel
 from convtool.kernels.value import Kernel, validate_weights
 
@@ -41,6 +43,8 @@ def correlate(
     method: str = "auto",
     threads: int | None = None,
     output: np.ndarray | None = None,
+    origin: int | tuple[int, int] | None = None,
+    **scipy_keywords: object,
 ) -> np.ndarray:
     """Cross-correlate ``image`` with ``kernel`` (no flip), as the textbook's ``corr2d``.
 
@@ -68,12 +72,19 @@ def correlate(
     costs a pass over the result). It must be a writeable, C-contiguous ndarray of
     exactly the result's shape and dtype, sharing no memory with ``image``.
 
+    ``origin``, as in scipy.ndimage, moves the anchor from cell ``(kh//2, kw//2)`` to
+    ``(kh//2 + dy, kw//2 + dx)`` (an integer moves both); ``-(k//2) ≤ o ≤ (k−1)//2``.
+    An empty image gives an empty result; a 1-D kernel is refused (scipy refuses it too).
+
     >>> x = np.arange(9.0).reshape(3, 3)
     >>> correlate(x, [[0, 1], [2, 3]], border="valid")
     array([[19., 25.],
            [37., 43.]])
     """
+    refuse_scipy_keywords("correlate", scipy_keywords)
     weights = kernel_weights(kernel)
+    if origin is not None:
+        weights = anchored(weights, check_origin(origin), border)
     return _correlate(image, weights, border, cval, method, threads, output)
 
 
@@ -86,21 +97,61 @@ def convolve(
     method: str = "auto",
     threads: int | None = None,
     output: np.ndarray | None = None,
+    origin: int | tuple[int, int] | None = None,
+    **scipy_keywords: object,
 ) -> np.ndarray:
     """Convolve: correlate with the kernel flipped in both axes, ``K[::-1, ::-1]``.
 
     This is the textbook's definition of convolution. The flipped kernel is anchored at
     ``kh//2, kw//2`` like any other, so for even-sized kernels the result is shifted by one
     pixel against ``scipy.ndimage.convolve`` (which anchors the unflipped centre); with
-    ``border="valid"`` and with odd sizes the two agree. Other arguments as :func:`correlate`.
+    ``border="valid"`` and with odd sizes the two agree. Given an ``origin`` (even ``(0, 0)``),
+    the result is scipy's ``convolve(image, K, origin=origin)`` for every size: the
+    mathematical convolution about cell ``(kh//2 + dy, kw//2 + dx)``; without one, an even
+    side behaves as scipy's origin −1. Other arguments as :func:`correlate`.
 
     >>> x = np.arange(9.0).reshape(3, 3)
     >>> convolve(x, [[3, 2], [1, 0]], border="valid")
     array([[19., 25.],
            [37., 43.]])
     """
+    refuse_scipy_keywords("convolve", scipy_keywords)
     weights = kernel_weights(kernel)
+    if origin is not None:
+        weights = anchored(weights, check_origin(origin), border, always=True)
     return _correlate(image, weights[::-1, ::-1], border, cval, method, threads, output)
+
+
+def anchored(weights: np.ndarray, origin: Origin, border: str, always: bool = False) -> np.ndarray:
+    """The weights padded so that their centre is the origin's cell (see kernels.origin);
+    ``always`` pads also for a zero origin (convolve: scipy's anchor for even sides)."""
+    if border == "valid":
+        check_valid_origin(origin)
+        return weights
+    if origin == (0, 0) and not always:
+        return weights
+    return at_origin(weights, origin)
+
+
+SCIPY_KEYWORDS = {
+    "mode": "convtool calls scipy's mode= border= (the same names: border='reflect', "
+    "'mirror', 'nearest', 'wrap', 'constant', plus 'valid')",
+    "weights": "pass the kernel as the second argument (convtool calls it kernel=)",
+    "input": "pass the image as the first argument (convtool calls it image=)",
+    "axes": "convtool filters the first two axes, each channel of (H, W, C) alike",
+}
+"""scipy.ndimage keywords convtool spells otherwise, and what to write instead."""
+
+
+def refuse_scipy_keywords(function: str, keywords: dict[str, object]) -> None:
+    """A UsageError for keywords ``function`` does not take, saying what to write instead."""
+    if not keywords:
+        return
+    name = next(iter(keywords))
+    advice = SCIPY_KEYWORDS.get(
+        name, "its keywords are border=, cval=, method=, threads=, output= and origin="
+    )
+    raise UsageError(f"{function}() takes no keyword {name}=; {advice}")
 
 
 def correlate_to_integer(
@@ -174,11 +225,29 @@ def correlate_to_integer(
 
 
 def kernel_weights(kernel: KernelLike) -> np.ndarray:
+    """The 2-D float64 weights of a kernel, a spec or an array (a 1-D array is refused)."""
     if isinstance(kernel, Kernel):
         return kernel.weights
     if isinstance(kernel, str):
         return load_kernel(kernel).weights
+    if isinstance(kernel, (np.ndarray, list, tuple)):
+        with contextlib.suppress(TypeError, ValueError):
+            _check_array_kernel(np.asarray(kernel))
     return validate_weights(kernel)
+
+
+def _check_array_kernel(k: np.ndarray) -> None:
+    if k.ndim == 1 and k.size:
+        raise KernelError(
+            f"kernel has 1 dimension, shape {k.shape}; a kernel is 2-D (as in scipy, which "
+            "refuses it for a 2-D image): write k[None, :] for a row, k[:, None] for a column"
+        )
+    if k.dtype.kind == "c":
+        raise KernelError(
+            "kernel has complex entries; convtool takes real kernels. scipy.ndimage.correlate "
+            "conjugates a complex kernel (convolve does not): its correlate(x, K) is "
+            "correlate(x, K.real) - 1j * correlate(x, K.imag) here"
+        )
 
 
 def as_image_array(image: object) -> np.ndarray:
@@ -230,6 +299,9 @@ def _correlate(
     threads: int | None,
     output: np.ndarray | None,
 ) -> np.ndarray:
+    empty = _empty_result(image, weights, border, method)
+    if empty is not None:
+        return empty
     x, cval = _prepare(image, weights, border, cval, method)
     out_dtype = np.float64 if x.dtype == np.float64 else np.float32
     shape = output_shape(x.shape, weights.shape, border)
@@ -238,6 +310,22 @@ def _correlate(
     else:
         out = _check_output(output, image, shape, np.dtype(out_dtype))
     return run_path(Task(x, weights, border, cval, out_dtype, out, None), method, threads)
+
+
+def _empty_result(
+    image: object, weights: np.ndarray, border: str, method: str
+) -> np.ndarray | None:
+    """The empty result of an empty image, as scipy.ndimage returns one; None otherwise."""
+    if not isinstance(image, np.ndarray) or image.size or image.ndim not in (2, 3):
+        return None
+    check_border(border)
+    if method not in METHODS:
+        raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_fits(
+        (int(weights.shape[0]), int(weights.shape[1])), (image.shape[0], image.shape[1]), border
+    )
+    dtype = np.float64 if image.dtype == np.float64 else np.float32
+    return np.empty(output_shape(image.shape, weights.shape, border), dtype)
 
 
 def _check_output(

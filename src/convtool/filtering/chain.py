@@ -6,6 +6,9 @@ final ``scale`` S and ``bias`` B::
 
     X₀ = X,   Xᵢ = Xᵢ₋₁ ⋆ Kᵢ + bᵢ,   result = S · Xₙ + B
 
+or, with ``combine``, the kernels side by side (:mod:`convtool.filtering.combine`):
+``result = S · combine(X ⋆ K₁ + b₁, …, X ⋆ Kₙ + bₙ) + B``.
+
 all in floating point, with no rounding or clipping between the steps (the pixel policy in
 :mod:`convtool.io.pixels` maps, rounds and clamps once, when writing).
 
@@ -46,6 +49,13 @@ from convtool.choices import ALPHA_MODES
 from convtool.core.borders import chain_size, check_border
 from convtool.core.correlate import correlate
 from convtool.errors import UsageError
+from convtool.filtering.combine import (
+    check_combine,
+    combine_responses,
+    combined_responses,
+    on_one_grid,
+)
+from convtool.kernels.origin import Origin, at_origin, check_valid_origin
 from convtool.kernels.value import Kernel
 
 
@@ -62,11 +72,17 @@ class Recipe:
     bias: float = 0.0
     alpha: str = "auto"
     threads: int | None = None
+    origin: Origin | None = None
+    combine: str | None = None
 
     def __post_init__(self) -> None:
         if not self.kernels:
             raise UsageError("no kernel given; name at least one with -k SPEC")
         check_border(self.border)
+        if self.border == "valid":
+            check_valid_origin(self.origin)
+        if self.combine is not None:
+            check_combine(self.combine)
         if self.alpha not in ALPHA_MODES:
             raise UsageError(f"unknown alpha mode {self.alpha!r}; choose auto, keep or filter")
         for name, value in (("cval", self.cval), ("scale", self.scale), ("bias", self.bias)):
@@ -79,12 +95,17 @@ class Recipe:
         return self.alpha != "keep"
 
     def prepared(self) -> tuple[Kernel, ...]:
-        """The kernels as they are applied: normalized (if asked), then flipped (if asked)."""
+        """The kernels as they are applied: normalized (if asked), anchored at ``origin`` (if
+        given: scipy's meaning, see :mod:`convtool.kernels.origin`), then flipped (if asked);
+        with ``combine``, on one grid."""
         out = []
         for kernel in self.kernels:
             k = kernel.normalized() if self.normalize else kernel
+            if self.origin is not None and self.border != "valid":
+                what = f"kernel {k.name!r}"
+                k = Kernel(at_origin(k.weights, self.origin, what), k.name, k.bias)
             out.append(k.flipped() if self.convolve else k)
-        return tuple(out)
+        return on_one_grid(out) if self.combine is not None else tuple(out)
 
 
 def filter_planes(
@@ -97,6 +118,8 @@ def filter_planes(
     pixels each result is centred on).
     """
     kernels = recipe.prepared()
+    if recipe.combine is not None:
+        return _filter_combined(data, alpha, kernels, recipe)
     if alpha is None or keeps_alpha(alpha, recipe):
         out = data
         for k in kernels:
@@ -107,6 +130,46 @@ def filter_planes(
             alpha, kernels, recipe
         )
     return _filter_premultiplied(data, alpha, kernels, recipe)
+
+
+def _filter_combined(
+    data: np.ndarray, alpha: np.ndarray | None, kernels: tuple[Kernel, ...], recipe: Recipe
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The branches of ``--combine`` (kernels on one grid), as :func:`filter_planes` returns."""
+    if alpha is None or keeps_alpha(alpha, recipe):
+        out = combined_responses(
+            data,
+            kernels,
+            str(recipe.combine),
+            border=recipe.border,
+            cval=recipe.cval,
+            threads=recipe.threads,
+        )
+        kept = None if alpha is None else crop_alpha(alpha, kernels[:1], recipe)
+        return scale_bias(out, recipe), kept
+    planes = combined_step(premultiplied_planes(data, alpha), kernels, recipe)
+    return straight_planes(planes, recipe)
+
+
+def combined_step(
+    planes: Premultiplied, kernels: tuple[Kernel, ...], recipe: Recipe
+) -> Premultiplied:
+    """The branches of ``--combine`` on premultiplied planes: each branch's straight colour
+    (P / C), combined; coverage and alpha the smallest of the branches' (each pixel as opaque
+    as its least covered branch); returned premultiplied again, for :func:`straight_planes`."""
+    colours, coverages, alphas = [], [], []
+    for k in kernels:
+        p, c, a = premultiplied_step(planes, k, recipe)
+        c3 = c[..., np.newaxis] if p.ndim == 3 else c
+        colour = np.zeros_like(p)
+        np.divide(p, c3, out=colour, where=c3 > 0)
+        colours.append(colour)
+        coverages.append(c)
+        alphas.append(a)
+    coverage = np.minimum.reduce(coverages)
+    cov3 = coverage[..., np.newaxis] if colours[0].ndim == 3 else coverage
+    combined = combine_responses(colours, str(recipe.combine)) * cov3
+    return combined, coverage, np.minimum.reduce(alphas)
 
 
 def keeps_alpha(alpha: np.ndarray | None, recipe: Recipe) -> bool:

@@ -122,6 +122,7 @@ def fused_kernel(
         or plan.depth not in (8, 16)
         or plan.colors != picture.colors
         or len(recipe.kernels) != 1
+        or recipe.combine is not None
         or not keeps_alpha(picture.alpha, recipe)
     ):
         return None

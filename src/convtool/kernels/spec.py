@@ -14,7 +14,9 @@ from convtool.errors import KernelError
 from convtool.io.matrix import NUMBER
 from convtool.kernels.builtins import BUILTINS, Builtin
 from convtool.kernels.files import kernel_from_json, load_kernel_file, parse_matrix_text
+from convtool.kernels.magick import is_magick_spec, magick_kernel
 from convtool.kernels.value import Kernel
+from convtool.kernels.vips import load_vips_matrix
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -25,8 +27,9 @@ def load_kernel(spec: str) -> Kernel:
     A spec is a built-in name with optional arguments (``laplacian``, ``box:5``, ``gaussian:2``,
     ``gaussian:sigma=2,size=9``), an inline matrix (JSON ``[[0,1],[2,3]]`` or rows separated by
     ``;`` with numbers separated by spaces or commas: ``0 1; 2 3``), or ``@path`` to a ``.txt`` /
-    ``.csv`` / ``.npy`` / ``.json`` kernel file. Kernel files (but ``.npy``) and inline JSON
-    objects ``{"kernel": [[...]], "bias": B}`` carry a bias.
+    ``.csv`` / ``.npy`` / ``.json`` kernel file or a libvips ``.mat`` (:mod:`.vips`); it may
+    also be written ImageMagick's way (``'3x3: ...'``, ``Sobel:90``: :mod:`.magick`). Kernel
+    files (but ``.npy``) and inline JSON objects ``{"kernel": [[...]], "bias": B}`` carry a bias.
     """
     if not isinstance(spec, str):
         raise KernelError(f"a kernel spec is a string; got {type(spec).__name__}")
@@ -37,6 +40,8 @@ def load_kernel(spec: str) -> Kernel:
             "a matrix such as '1 -1', or @FILE"
         )
     if text.startswith("@"):
+        if text.lower().endswith(".mat"):
+            return load_vips_matrix(text[1:])
         return load_kernel_file(text[1:])
     try:
         return _inline_kernel(text, spec)
@@ -52,6 +57,8 @@ def _inline_kernel(text: str, spec: str) -> Kernel:
     """A built-in or an inline matrix (``text`` is ``spec`` stripped)."""
     if text.startswith(("[", "{")):
         return kernel_from_json(text, f"kernel {spec!r}", "inline")
+    if is_magick_spec(text):
+        return Kernel(magick_kernel(text, spec), text)
     name, _, args = text.partition(":")
     name = name.strip()
     if _NAME_RE.match(name) and not NUMBER.match(name):
@@ -59,7 +66,7 @@ def _inline_kernel(text: str, spec: str) -> Kernel:
     return Kernel(parse_matrix_text(text, f"kernel {spec!r}"), "inline")
 
 
-KERNEL_FILE_SUFFIXES = (".txt", ".csv", ".npy", ".json")
+KERNEL_FILE_SUFFIXES = (".txt", ".csv", ".npy", ".json", ".mat")
 """The extensions of kernel files (``-k @FILE``)."""
 
 

@@ -43,6 +43,7 @@ import numpy as np
 
 from convtool.choices import DEFAULT_EPOCHS, LEARN_METHODS
 from convtool.errors import LearnError, UsageError
+from convtool.kernels.origin import anchor_cells, check_origin
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel
 from convtool.learn.gd import Progress, convergence_warning, default_lr, descend
 from convtool.learn.lstsq import (
@@ -165,6 +166,17 @@ def parse_size(spec: str | int | tuple[int, int] | Sequence[int]) -> tuple[int, 
     return kh, kw
 
 
+def _anchor(
+    shape: tuple[int, int], origin: int | tuple[int, int] | None, convolve: bool
+) -> tuple[int, int] | None:
+    """The cell of the fitted (correlation) kernel on each pixel of a same-size target; with
+    ``convolve``, the cell of the flipped kernel, as ``convolve(..., origin)`` anchors it."""
+    if origin is None:
+        return None
+    cy, cx = anchor_cells(shape, check_origin(origin))
+    return (shape[0] - 1 - cy, shape[1] - 1 - cx) if convolve else (cy, cx)
+
+
 def learn_kernel(
     inputs: ArrayOrArrays,
     targets: ArrayOrArrays,
@@ -180,6 +192,7 @@ def learn_kernel(
     seed: int | None = None,
     progress: Progress | None = None,
     names: Sequence[tuple[str, str]] | None = None,
+    origin: int | tuple[int, int] | None = None,
 ) -> LearnResult:
     """Fit the ``size`` kernel K (and, with ``bias``, b) minimising Σ (X ⋆ K + b − Y)².
 
@@ -203,7 +216,8 @@ def learn_kernel(
     the normal matrix), which guarantees descent; ``progress(epoch, loss)`` is called with the
     loss at the start of each epoch. ``convolve`` returns the kernel in convolution
     orientation (what ``convolve``/``apply --convolve`` expect). Samples of integer-stored
-    targets at their extremes are left out unless ``keep_clipped``.
+    targets at their extremes are left out unless ``keep_clipped``. ``origin`` (scipy's, as in
+    ``correlate``/``convolve``) is where a same-size target's kernel was anchored.
 
     >>> x = np.ones((6, 8)); x[:, 2:6] = 0
     >>> y = x[:, :-1] - x[:, 1:]                      # the textbook's edge map, 6x7
@@ -221,6 +235,7 @@ def learn_kernel(
             None if clip_limits is None else clip_limits[i],
             keep_clipped,
             names[i],
+            _anchor((kh, kw), origin, convolve),
         )
         for i, (x, y) in enumerate(zip(xs, ys, strict=True))
     ]

@@ -138,6 +138,7 @@ def prepare_pair(
     limits: tuple[float, float] | None,
     keep_clipped: bool,
     names: tuple[str, str],
+    anchor: tuple[int, int] | None = None,
 ) -> Pair:
     input_name, target_name = names
     xp, x_integer = _planes(x, input_name)
@@ -156,7 +157,7 @@ def prepare_pair(
             f"inside every input: choose a --size of at most {h}x{w}"
         )
     if (th, tw) == (h, w):
-        oy, ox = kh // 2, kw // 2
+        oy, ox = (kh // 2, kw // 2) if anchor is None else anchor
     elif (th, tw) == (h - kh + 1, w - kw + 1):
         oy, ox = 0, 0
     else:

@@ -29,12 +29,14 @@ from convtool.core.correlate import correlate
 from convtool.errors import ImageError, UsageError
 from convtool.filtering.chain import (
     Recipe,
+    combined_step,
     premultiplied_planes,
     premultiplied_step,
     scale_bias,
     straight_planes,
 )
 from convtool.filtering.clipping import Clipping
+from convtool.filtering.combine import combined_responses
 from convtool.io.files import atomic_file
 from convtool.io.formats import check_lossless
 from convtool.io.matrix import NpyReader, NpyWriter, matrix_picture
@@ -144,7 +146,9 @@ def _stages(recipe: Recipe, colour: int, alpha: bool) -> list[Stage]:
     with ``--alpha filter`` the premultiplied step on (P, coverage, alpha)."""
     stages = []
     premultiplied = alpha and recipe.premultiplies
-    valid = replace(recipe, border="valid")
+    valid = replace(recipe, border="valid", origin=None)
+    if recipe.combine is not None:
+        return [_combined_stage(recipe, valid, colour, alpha)]
     for kernel in recipe.prepared():
         kh, kw = (int(n) for n in kernel.weights.shape)
         if premultiplied:
@@ -161,6 +165,43 @@ def _stages(recipe: Recipe, colour: int, alpha: bool) -> list[Stage]:
             fill = np.float64(recipe.cval)
         stages.append(Stage((kh, kw), apply, fill))
     return stages
+
+
+def _combined_stage(recipe: Recipe, valid: Recipe, colour: int, alpha: bool) -> Stage:
+    """``--combine``: every kernel (on one grid) in one stage, as ``filtering`` combines them."""
+    kernels = recipe.prepared()
+    if alpha and recipe.premultiplies:
+        fill = np.array([recipe.cval] * colour + [1.0, 1.0])
+        apply = functools.partial(_combined_premultiplied, kernels=kernels, recipe=valid)
+    else:
+        fill = np.float64(recipe.cval)
+        apply = functools.partial(
+            _combined_band, kernels=kernels, recipe=valid, colour=colour if alpha else None
+        )
+    return Stage(kernels[0].shape, apply, fill)
+
+
+def _combined_band(
+    band: np.ndarray, *, kernels: tuple[Kernel, ...], recipe: Recipe, colour: int | None
+) -> np.ndarray:
+    planes = band if colour is None else band[..., :colour]
+    out = combined_responses(
+        planes, kernels, str(recipe.combine), border="valid", cval=0.0, threads=recipe.threads
+    )
+    if colour is None:
+        return out
+    h, w = out.shape[:2]
+    top, left = kernels[0].shape[0] // 2, kernels[0].shape[1] // 2
+    kept = band[top : top + h, left : left + w, colour:]
+    return np.concatenate([out, kept.astype(out.dtype)], axis=2)
+
+
+def _combined_premultiplied(
+    band: np.ndarray, *, kernels: tuple[Kernel, ...], recipe: Recipe
+) -> np.ndarray:
+    planes = (band[..., :-2], band[..., -2], band[..., -1])
+    p, c, a = combined_step(planes, kernels, recipe)
+    return np.concatenate([p, c[..., np.newaxis], a[..., np.newaxis]], axis=2)
 
 
 def _stage(
