@@ -50,6 +50,8 @@ class Settings:
     lossless: bool = False
     stdout_file: str | None = None
     """The regular file standard output writes into, if it is one (see :func:`file_behind`)."""
+    pages: str | None = None
+    """``--page``: the pages of a multi-page input to filter (None: all of them)."""
 
 
 class Notes:
@@ -86,7 +88,7 @@ def run_one(job: Job, settings: Settings, notes: NoteSink) -> None:
     """Read, plan, filter, encode and write one input."""
     picture = read(job, settings)
     if picture is None:
-        run_streamed(job, settings, notes)
+        run_apart(job, settings, notes)
         return
     for message in picture.notes:
         notes(job.source, message)
@@ -105,11 +107,15 @@ def run_job(job: Job, settings: Settings) -> tuple[list[str], str | None]:
 
 
 def read(job: Job, settings: Settings) -> Picture | None:
-    """The input read (as samples where it has them); None for an input to filter in bands."""
+    """The input read (as samples where it has them); None for an input to filter apart (see
+    :func:`run_apart`): page by page, or in bands."""
+    from convtool.batch.pages import is_paged
     from convtool.io.read import read_picture
     from convtool.stream.probe import should_stream
 
-    if _is_file(job.source) and should_stream(
+    if is_paged(job, settings):
+        return None
+    if is_file(job.source) and should_stream(
         job.source, memory=settings.memory, max_pixels=settings.max_pixels
     ):
         return None
@@ -118,7 +124,7 @@ def read(job: Job, settings: Settings) -> Picture | None:
     )
 
 
-def _is_file(source: str) -> bool:
+def is_file(source: str) -> bool:
     """Whether ``source`` names a regular file: one that can be probed, then read again (a
     pipe such as ``<(...)`` or /dev/stdin is read once, whole; a missing file is reported by
     the reader)."""
@@ -227,6 +233,16 @@ def write(job: Job, payload: bytes, plan: OutputPlan, notes: NoteSink) -> None:
         notes(job.source, message)
 
 
+def run_apart(job: Job, settings: Settings, notes: NoteSink) -> None:
+    """An input :func:`read` leaves aside: one of several pages, or too large for memory."""
+    from convtool.batch.pages import is_paged, run_pages
+
+    if is_paged(job, settings):
+        run_pages(job, settings, notes)
+    else:
+        run_streamed(job, settings, notes)
+
+
 def run_streamed(job: Job, settings: Settings, notes: NoteSink) -> None:
     """One input too large for memory, filtered band by band (see convtool.stream.apply)."""
     from convtool.io.formats import format_for_path
@@ -311,11 +327,11 @@ def pipelined(jobs: list[Job], settings: Settings) -> Generator[Finished, None, 
         error: Exception | None = None
         try:
             picture = reading.result()
-            if picture is None:  # filtered in bands, here and now, after the one before
+            if picture is None:  # filtered apart, here and now, after the one before
                 if pending is not None:
                     yield _finish(*pending)
                     pending = None
-                run_streamed(job, settings, collector(messages))
+                run_apart(job, settings, collector(messages))
                 yield job, messages, None
                 continue
             messages.extend(picture.notes)

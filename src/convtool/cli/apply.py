@@ -49,6 +49,7 @@ def apply_command(
     threads: opts.Threads = None,
     max_pixels: opts.MaxPixels = DEFAULT_MAX_PIXELS,
     memory: opts.Memory = None,
+    page: opts.Page = None,
     scheduler: opts.Scheduler = None,
 ) -> None:
     """Filter images or matrices with one or more kernels (cross-correlation unless --convolve).
@@ -97,6 +98,10 @@ def apply_command(
         origin=parse_origin(origin) if origin is not None else None,
         combine=combine.value if combine is not None else None,
     )
+    if page is not None:
+        from convtool.io.pages import parse_pages
+
+        parse_pages(page)  # a mistyped --page is told before any file is read
     stdout_format = format_by_name(format) if format is not None else None
     target_dir = Path(out_dir) if out_dir is not None else None
     env = env_of(ctx)
@@ -115,6 +120,7 @@ def apply_command(
         max_pixels=max_pixels,
         memory=parse_bytes(memory) if memory is not None else None,
         stdout_file=file_behind(env.stdout) if jobs[0].target is None else None,
+        pages=page,
     )
     if normalize:
         for k in recipe.kernels:

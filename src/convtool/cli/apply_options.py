@@ -223,6 +223,17 @@ Memory = Annotated[
     ),
 ]
 
+Page = Annotated[
+    str | None,
+    typer.Option(
+        "--page",
+        metavar="N[-M]",
+        help="Pages of a multi-page TIFF or frames of an animation to filter, from 0 as "
+        "ImageMagick's in.tif[0] (2, 0-3, 0,5). [default: all, into one file]",
+        show_default=False,
+    ),
+]
+
 Scheduler = Annotated[
     str | None,
     typer.Option(

@@ -74,10 +74,10 @@ def learn_command(
     """
     from convtool.io.files import write_output
     from convtool.io.pixels import to_unit
-    from convtool.io.read import read_picture
     from convtool.kernels.files import format_kernel, save_kernel
     from convtool.kernels.origin import parse_origin
     from convtool.learn.fit import check_options, learn_kernel, parse_size
+    from convtool.learn.pairs import read_pairs
 
     if len(files) < 2 or len(files) % 2:
         raise UsageError(
@@ -114,7 +114,7 @@ def learn_command(
             )
     # 8- and 16-bit pairs as their stored samples: learn then sums them exactly (the same
     # bytes with numba's cache cold or warm); a pair with a float side in [0, 1] floats
-    pictures = [read_picture(f, gray=gray, max_pixels=max_pixels, samples=not gray) for f in files]
+    pictures, names = read_pairs(files, gray=gray, max_pixels=max_pixels)
     env = env_of(ctx)
     for message in dict.fromkeys(m for p in pictures for m in p.notes):
         env.note(message)
@@ -136,7 +136,7 @@ def learn_command(
             epochs=epochs,
             seed=seed,
             progress=_epochs_to(env) if method.value == "gd" else None,
-            names=[(_name(a), _name(b)) for a, b in zip(files[0::2], files[1::2], strict=True)],
+            names=names,
             origin=parse_origin(origin) if origin is not None else None,
         )
     if to_stdout:
@@ -154,10 +154,6 @@ def learn_command(
 
 def _same_file(a: str, b: str) -> bool:
     return Path(a).resolve() == Path(b).resolve()
-
-
-def _name(path: str) -> str:
-    return "standard input" if path == "-" else path
 
 
 def _epochs_to(env: Env) -> Callable[[int, float], None]:

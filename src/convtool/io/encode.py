@@ -208,3 +208,63 @@ def _quality_options(
     if fmt == "JPEG" and quality >= 90:
         options["subsampling"] = 0
     return options
+
+
+def pillow_frame(picture: Picture, plan: OutputPlan) -> Any:
+    """``picture`` as a Pillow image of its stored samples: a frame of an animation."""
+    return _pillow_image(stored_samples(picture, plan), plan.colors)
+
+
+_APNG_DISPOSAL = {0: 0, 1: 0, 2: 1, 3: 2}
+"""GIF's disposal methods as APNG's dispose_op (none said and keep are both APNG's none)."""
+
+
+def encode_frames(
+    frames: list[Any],
+    plan: OutputPlan,
+    *,
+    durations: list[float] | None = None,
+    loop: int | None = 0,
+    disposals: list[int] | None = None,
+    quality: int | None = None,
+    compress_level: int = DEFAULT_COMPRESS_LEVEL,
+) -> bytes:
+    """Pillow images (from :func:`pillow_frame`) as one animated GIF, WebP or PNG.
+
+    ``durations`` in ms, ``loop`` (0: forever, None: once), ``disposals`` in GIF's numbers.
+    The frames are whole pictures (Pillow composes an animation's frames when reading), so
+    APNG frames replace what is under them (blend: source) whatever their disposal.
+    """
+    modes = {im.mode for im in frames}
+    if len(modes) > 1:  # a GIF's first frame reads as grey and the next as RGB: one mode
+        colour = "RGB" if modes & {"RGB", "RGBA"} else "L"
+        mode = colour + ("A" if modes & {"LA", "RGBA"} else "")
+        frames = [im.convert(mode) for im in frames]
+    sizes = sorted({f"{w}x{h}" for w, h in (im.size for im in frames)})
+    if len(sizes) > 1:
+        raise ImageError(
+            f"the pages differ in size ({', '.join(sizes)}) and an animated {plan.format} "
+            "holds frames of one size; write .tif"
+        )
+    options: dict[str, Any] = {"save_all": True, "append_images": frames[1:]}
+    if durations is not None:
+        options["duration"] = [max(0, round(d)) for d in durations]
+    if loop is not None:
+        options["loop"] = loop
+    fmt = plan.format
+    if disposals is not None and fmt == "GIF":
+        options["disposal"] = disposals
+    if fmt == "PNG":
+        from PIL import PngImagePlugin
+
+        if disposals is not None:
+            options["disposal"] = [_APNG_DISPOSAL.get(d, 0) for d in disposals]
+        options["blend"] = PngImagePlugin.Blend.OP_SOURCE
+        options["compress_level"] = compress_level
+    options.update(_quality_options(fmt, quality, lossless=plan.lossless))
+    buffer = io.BytesIO()
+    try:
+        frames[0].save(buffer, format=caps(fmt).pillow or fmt, **options)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ImageError(f"Pillow cannot write these frames as an animated {fmt} ({exc})") from None
+    return buffer.getvalue()

@@ -29,7 +29,8 @@ class FormatCaps:
     another's (PGM: PPM's); ``magic``: ways a file starts, each a :data:`Magic`; ``decoder``:
     ``pillow``, ``tifffile`` or ``numpy``; ``label``: the name in messages; ``aliases``: other
     names for ``--format``; ``suffixes``: extensions convtool maps itself, not through Pillow;
-    ``refused``: why convtool does not write it.
+    ``refused``: why convtool does not write it; ``pages``: how it holds several pictures
+    (``"pages"``: a multi-page TIFF, ``"frames"``: an animation), None for one.
     """
 
     depths: tuple[int, ...] = (8,)
@@ -51,6 +52,7 @@ class FormatCaps:
     aliases: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = ()
     refused: str | None = None
+    pages: str | None = None
 
 
 DEFAULT_CAPS = FormatCaps()
@@ -64,6 +66,7 @@ FORMATS: dict[str, FormatCaps] = {
         depths=(8, 16),
         metadata=frozenset({"icc", "dpi", "exif"}),
         magic=(((0, b"\x89PNG\r\n\x1a\n"),),),
+        pages="frames",  # APNG
     ),
     "JPEG": FormatCaps(
         alpha=False,
@@ -83,6 +86,7 @@ FORMATS: dict[str, FormatCaps] = {
         ),  # classic and BigTIFF, either byte order
         decoder="tifffile",
         aliases=("TIF",),
+        pages="pages",
     ),
     "WEBP": FormatCaps(
         grey=False,
@@ -91,9 +95,10 @@ FORMATS: dict[str, FormatCaps] = {
         metadata=frozenset({"icc", "exif", "xmp"}),
         magic=(((0, b"RIFF"), (8, b"WEBP")),),
         label="WebP",
+        pages="frames",
     ),
     "AVIF": FormatCaps(lossy_only=True, quality=True),
-    "GIF": FormatCaps(palette=True, magic=(((0, b"GIF87a"),), ((0, b"GIF89a"),))),
+    "GIF": FormatCaps(palette=True, magic=(((0, b"GIF87a"),), ((0, b"GIF89a"),)), pages="frames"),
     "BMP": FormatCaps(
         alpha=False,
         metadata=frozenset({"dpi"}),

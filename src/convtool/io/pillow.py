@@ -40,10 +40,13 @@ def pillow() -> Any:
     return Image
 
 
-def read_pillow(fp: BinaryIO, head: bytes, name: str, limit: int, samples: bool) -> Picture:
+def read_pillow(
+    fp: BinaryIO, head: bytes, name: str, limit: int, samples: bool, frame: int | None = None
+) -> Picture:
     """An image Pillow reads, refused before decoding when it has more than ``limit`` pixels;
-    ``head`` is the file's first bytes (for messages). NotAnImage when Pillow does not know
-    the bytes."""
+    ``head`` is the file's first bytes (for messages). ``frame``: that frame (0-based) of an
+    animation, as it is shown (Pillow composes it); None: the first, with a note when there
+    are more. NotAnImage when Pillow does not know the bytes."""
     from PIL import UnidentifiedImageError
 
     try:
@@ -67,11 +70,13 @@ def read_pillow(fp: BinaryIO, head: bytes, name: str, limit: int, samples: bool)
     with im:
         check_pixels(im.width, im.height, name, limit)
         check_scan_size(im, fp, name)
-        picture = _decode(im, fp, name)
+        if frame:
+            im.seek(frame)
+        picture = _decode(im, fp, name, frame is None)
     return picture if samples else to_unit(picture)
 
 
-def _decode(im: Any, fp: BinaryIO, name: str) -> Picture:
+def _decode(im: Any, fp: BinaryIO, name: str, count_frames: bool = True) -> Picture:
     """The picture of an opened Pillow image: its pixels, upright, and its metadata."""
     rawmode = _pillow_rawmode(im)  # before getexif(), which may decode a PNG
     try:
@@ -86,7 +91,7 @@ def _decode(im: Any, fp: BinaryIO, name: str) -> Picture:
         raise ImageError(f"{name}: broken or truncated {im.format} file ({exc})") from None
     metadata, orientation = _pillow_metadata(im)
     fmt = {"MPO": "JPEG", None: "PNG"}.get(im.format, str(im.format))  # MPO: camera JPEG
-    notes = _reading_notes(im, name)
+    notes = _reading_notes(im, name, count_frames)
     data, alpha = upright(data, alpha, orientation)
     return Picture(
         data=data,
@@ -112,11 +117,11 @@ def _decode_jpeg(raw: bytes, mode: str) -> np.ndarray | None:
         return None
 
 
-def _reading_notes(im: Any, name: str) -> tuple[str, ...]:
+def _reading_notes(im: Any, name: str, count_frames: bool = True) -> tuple[str, ...]:
     """What reading decided for the user: the first frame of several; 1-bit as 8-bit grey."""
     notes = []
     try:
-        frames = int(getattr(im, "n_frames", 1))
+        frames = int(getattr(im, "n_frames", 1)) if count_frames else 1
     except Exception:  # counting frames reads on through the file; damage there is not ours
         frames = 1
     if frames > 1:
@@ -173,7 +178,13 @@ def _pillow_planes(
     16-bit data and alpha come as their uint8/uint16 samples (:func:`to_unit` converts them)."""
     mode = str(im.mode)
     if im.format == "PNG" and mode in ("RGB", "RGBA") and ";16" in rawmode:
-        # Pillow reads 16-bit colour (and 16-bit grey + alpha) PNG as 8-bit: use imagecodecs.
+        # Pillow reads 16-bit colour (and 16-bit grey + alpha) PNG as 8-bit: use imagecodecs,
+        # which decodes the first frame only
+        if im.tell():
+            raise ImageError(
+                f"{name}: frame {im.tell()} of a 16-bit colour animated PNG cannot be read at "
+                "full depth; convert the frames to 8 bits or to a multi-page TIFF first"
+            )
         return _read_png16(fp, name, rawmode)
     if im.format == "PPM" and mode == "RGB" and _ppm_maxval(rawmode) > 255:
         # Pillow reads 16-bit colour PPM as 8-bit: read the samples here.
@@ -193,7 +204,8 @@ def _pillow_planes(
             im = im.convert(mode + "A")  # a tRNS colour key becomes a real alpha channel
         stored = np.asarray(im)
         data, alpha = split_alpha(stored, str(im.mode))
-        if mode in ("P", "PA") and _all_grey(data):
+        if (mode in ("P", "PA") or (im.format == "GIF" and im.tell())) and _all_grey(data):
+            # a GIF's frames after the first read as RGB, from a palette all the same
             data = np.ascontiguousarray(data[..., :1])  # a grey palette: one channel, as L
         return data, alpha, colors_of(data), 8, mode
     if mode == "CMYK":

@@ -40,6 +40,7 @@ def read_picture(
     gray: bool = False,
     max_pixels: int | None = None,
     samples: bool = False,
+    page: int | None = None,
 ) -> Picture:
     """Read an image or a matrix file (``"-"``: standard input, sniffed) as a :class:`Picture`.
 
@@ -47,14 +48,16 @@ def read_picture(
     weights, computed in floating point) and drops a colour ICC profile. Images with more than
     ``max_pixels`` pixels (default :data:`DEFAULT_MAX_PIXELS`) are refused before decoding.
     ``samples`` keeps the uint8/uint16 samples of 8- and 16-bit images read by Pillow or
-    imagecodecs instead of floats (see :class:`Picture`; without ``gray``).
+    imagecodecs instead of floats (see :class:`Picture`; without ``gray``). ``page``: that
+    page of a multi-page TIFF or frame of an animation, 0-based (see :mod:`convtool.io.pages`);
+    None: the first, with a note when there are more.
     Raises :class:`~convtool.errors.ImageError` saying what came in and what to do.
     """
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
     if str(source) == "-":
         with _decoding("standard input"):
             raw = read_image_stream(sys.stdin.buffer, "standard input", limit)
-            picture = _read_bytes(raw, "standard input", limit, samples)
+            picture = _read_bytes(raw, "standard input", limit, samples, page)
     else:
         path = Path(source)
         name = str(source)
@@ -71,12 +74,12 @@ def read_picture(
                     # in: its bytes, sniffed as standard input's are
                     with open(path, "rb") as fp:
                         raw = read_image_stream(fp, name, limit)
-                    picture = _read_bytes(raw, name, limit, samples)
+                    picture = _read_bytes(raw, name, limit, samples, page)
                 elif path.suffix.lower() in MATRIX_FORMATS:
                     picture = read_matrix_file(path, name, limit)
                 else:
                     with open(path, "rb") as fp:
-                        picture = _read_image(fp, name, limit, samples)
+                        picture = _read_image(fp, name, limit, samples, page)
         except FileNotFoundError:
             raise ImageError(f"{name}: no such file") from None
         except IsADirectoryError:
@@ -112,14 +115,16 @@ def _decoding(name: str) -> Iterator[None]:
         ) from exc
 
 
-def _read_bytes(raw: bytes, name: str, limit: int, samples: bool = False) -> Picture:
+def _read_bytes(
+    raw: bytes, name: str, limit: int, samples: bool = False, page: int | None = None
+) -> Picture:
     """Sniff bytes from standard input: an image Pillow (or tifffile) reads, a .npy, or text."""
     if not raw:
         raise ImageError(f"{name}: is empty; pipe an image or a text matrix into it")
     if starts_as(raw, "NPY"):
         return matrix_picture(load_npy(io.BytesIO(raw), name, limit), "NPY", name)
     try:
-        return _read_image(io.BytesIO(raw), name, limit, samples)
+        return _read_image(io.BytesIO(raw), name, limit, samples, page)
     except NotAnImage as not_image:
         try:
             text = raw.decode("utf-8-sig")
@@ -130,9 +135,11 @@ def _read_bytes(raw: bytes, name: str, limit: int, samples: bool = False) -> Pic
         return matrix_picture(parse_matrix(text, name, limit), "TXT", name)
 
 
-def _read_image(fp: BinaryIO, name: str, limit: int, samples: bool = False) -> Picture:
+def _read_image(
+    fp: BinaryIO, name: str, limit: int, samples: bool = False, page: int | None = None
+) -> Picture:
     head = fp.read(12)
     fp.seek(0)
     if starts_as(head, "TIFF"):
-        return read_tiff(fp, name, limit)
-    return read_pillow(fp, head, name, limit, samples)
+        return read_tiff(fp, name, limit, page)
+    return read_pillow(fp, head, name, limit, samples, page)

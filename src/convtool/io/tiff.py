@@ -26,12 +26,13 @@ _TIFF_DESCRIPTIVE_TAGS = (270, 271, 272, 305, 306, 315, 33432)
 TIFF carries as its own tags (kept in ``Metadata.exif`` when reading a TIFF)."""
 
 
-def read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
+def read_tiff(fp: BinaryIO, name: str, limit: int, index: int | None = None) -> Picture:
+    """Page ``index`` (0-based) of a TIFF; None: the first, with a note when there are more."""
     import tifffile
 
     try:
         with tifffile.TiffFile(fp) as tif:
-            page = tif.pages.first
+            page = tif.pages.first if index is None else tif.pages[index]
             check_pixels(int(page.imagewidth), int(page.imagelength), name, limit)
             stored = page.asarray()
             axes = str(page.axes)
@@ -71,7 +72,7 @@ def read_tiff(fp: BinaryIO, name: str, limit: int) -> Picture:
         name=name,
         notes=(
             (f"{name}: a TIFF with {pages} pages; only the first page is filtered",)
-            if pages > 1
+            if pages > 1 and index is None
             else ()
         )
         + missing_note(name, *missing),

@@ -11,6 +11,7 @@ import numpy as np
 
 from convtool.core.correlate import writeable
 from convtool.errors import LearnError
+from convtool.io.picture import Picture
 
 MAX_LEARN_WEIGHTS = 4096
 """The most kernel weights ``learn`` solves for (64×64): the normal matrix has (kh·kw + 2)²
@@ -210,3 +211,42 @@ def nchunks(rows: int, unknowns: int) -> int:
     threads = numba.get_num_threads()
     per_thread = 4 if unknowns <= 128 else 1
     return max(1, min(rows, per_thread * threads))
+
+
+def read_pairs(
+    files: Sequence[str], *, gray: bool, max_pixels: int
+) -> tuple[list[Picture], list[tuple[str, str]]]:
+    """The pictures of ``learn``'s INPUT TARGET files, in pairs (input, target, input...),
+    and each pair's names. A multi-page TIFF or animation pairs page by page with its target's
+    pages (page i of the input with page i of the target), named ``file[i]`` as ImageMagick
+    names a page. 8- and 16-bit pictures come as their stored samples (learn then sums them
+    exactly), colour ones converted to grey with ``gray``.
+    """
+    from convtool.io.pages import page_count, page_name
+    from convtool.io.read import read_picture
+
+    pictures: list[Picture] = []
+    names: list[tuple[str, str]] = []
+    for source, target in zip(files[0::2], files[1::2], strict=True):
+        counts = (page_count(source), page_count(target))
+        if counts[0] != counts[1]:
+            raise LearnError(
+                f"{source} has {counts[0]} page{'s' * (counts[0] != 1)} and {target} "
+                f"{counts[1]}; learn pairs page i of the input with page i of the target: give "
+                "files with as many pages"
+            )
+        paged = counts[0] > 1
+        for index in range(counts[0]):
+            page = index if paged else None
+            for name in (source, target):
+                picture = read_picture(
+                    name, gray=gray, max_pixels=max_pixels, samples=not gray, page=page
+                )
+                pictures.append(picture)
+            pair = (_shown(source), _shown(target))
+            names.append((page_name(pair[0], index), page_name(pair[1], index)) if paged else pair)
+    return pictures, names
+
+
+def _shown(path: str) -> str:
+    return "standard input" if path == "-" else path
