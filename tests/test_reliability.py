@@ -973,15 +973,24 @@ def test_signal_while_a_file_is_being_written_leaves_no_temporary_file(tmp_path,
 # Must succeed, with a note where something was decided for the user
 
 
-def test_animated_gif_gives_its_first_frame_with_a_note(tmp_path):
+def test_animated_gif_on_standard_input_gives_its_first_frame_with_a_note(tmp_path):
+    """From a file every frame is filtered (tests/cli/test_cli_pages.py); standard input is
+    read as one picture."""
     first = np.tile(np.arange(0, 250, 25, dtype=np.uint8), (8, 1))
     frames = [Image.fromarray(first), Image.fromarray(np.full((8, 10), 200, np.uint8))]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
     with Image.open(tmp_path / "anim.gif") as im:
         assert im.n_frames == 2
-    done = run("apply", "anim.gif", "-k", "identity", "-o", "first.png", cwd=tmp_path)
+    with open(tmp_path / "anim.gif", "rb") as stdin:
+        done = subprocess.run(
+            [*CONVTOOL, "apply", "-", "-k", "identity", "-o", "first.png"],
+            stdin=stdin,
+            capture_output=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
     assert notes(done.stderr) == [
-        "anim.gif: an animated GIF with 2 frames; only the first frame is filtered"
+        "standard input: an animated GIF with 2 frames; only the first frame is filtered"
     ]
     stored = pixels(tmp_path / "first.png")
     channels = stored if stored.ndim == 2 else stored[..., :3]

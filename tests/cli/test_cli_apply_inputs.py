@@ -103,16 +103,21 @@ def test_a_jpeg_compressed_tiff_is_filtered_like_its_decoded_pixels(tmp_path):
     np.testing.assert_array_equal(pixels(tmp_path / "o.png"), box3(decoded, "nearest"))
 
 
-def test_a_multipage_tiff_notes_that_only_the_first_page_is_filtered(tmp_path):
+def test_a_multipage_tiff_into_png_is_an_animated_png_of_every_page(tmp_path):
+    """Every page is filtered (it used to be the first one, with a note); PNG holds them as
+    APNG frames, and --page 0 gives the first page alone."""
     with tifffile.TiffWriter(tmp_path / "m.tif") as tif:
         for seed in (4, 5):
             tif.write(rgb(seed), photometric="rgb")
     result = ok(tmp_path / "m.tif", "-k", "box:3", "-o", tmp_path / "o.png")
-    assert result.stderr == (
-        f"convtool: note: {tmp_path / 'm.tif'}: a TIFF with 2 pages; only the first page is "
-        "filtered\n"
-    )
-    np.testing.assert_array_equal(pixels(tmp_path / "o.png"), box3(rgb(4)))
+    assert result.stderr == ""
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.n_frames == 2
+        for seed in (4, 5):
+            im.seek(seed - 4)
+            np.testing.assert_array_equal(np.asarray(im.convert("RGB")), box3(rgb(seed)))
+    ok(tmp_path / "m.tif", "-k", "box:3", "--page", "0", "-o", tmp_path / "first.png")
+    np.testing.assert_array_equal(pixels(tmp_path / "first.png"), box3(rgb(4)))
 
 
 def test_a_16bit_colour_ppm_is_filtered_at_full_depth(tmp_path):
