@@ -273,3 +273,37 @@ def test_learn_refuses_pairs_of_different_page_counts(tmp_path):
     write_stack(tmp_path / "b.tif", np.stack(grey_frames(2)))
     done = run("learn", "a.tif", "b.tif", "--size", "3", cwd=tmp_path)
     assert_one_error_line(done, "a.tif has 3 pages and b.tif 2", "page i")
+
+
+def test_a_stack_larger_than_memory_goes_page_by_page_within_memory(tmp_path):
+    """Pages that fit are filtered one at a time; pages that do not are each streamed in
+    bands; either way every page is scipy's result for that page alone."""
+    rng = np.random.default_rng(8)
+    frames = [rng.integers(0, 256, (300, 400), dtype=np.uint8) for _ in range(3)]
+    write_stack(tmp_path / "z.tif", np.stack(frames))
+    for memory, banded in (("16M", False), ("1M", True)):
+        out = tmp_path / f"out-{memory}.tif"
+        args = ("apply", "z.tif", "-k", KERNEL, "--normalize", "--memory", memory, "-o", out.name)
+        done = run(*args, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert ("filtered in bands" in done.stderr) == banded, done.stderr
+        with tifffile.TiffFile(out) as tif:
+            assert_each_frame_filtered_alone(frames, [page.asarray() for page in tif.pages])
+    done = run("apply", "z.tif", "-k", "box", "--memory", "1M", "-o", "z.npy", cwd=tmp_path)
+    assert_one_error_line(done, "3 pages are filtered in bands", "write .tif")
+    done = run(
+        "apply",
+        "z.tif",
+        "-k",
+        KERNEL,
+        "--normalize",
+        "--memory",
+        "2M",
+        "--page",
+        "1",
+        "-o",
+        "one.tif",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert_each_frame_filtered_alone([frames[1]], [tifffile.imread(tmp_path / "one.tif")])

@@ -33,10 +33,10 @@ def run_pages(job: Job, settings: Settings, notes: NoteSink) -> None:
     info = page_info(job.source)
     count = 1 if info is None else info.count
     indices = select_pages(settings.pages, count, job.source)
-    if indices == (0,) and should_stream(
-        job.source, memory=settings.memory, max_pixels=settings.max_pixels
-    ):
-        pipeline.run_streamed(job, settings, notes)
+    if should_stream(job.source, memory=settings.memory, max_pixels=settings.max_pixels):
+        # the first page is too large for memory (a stack's pages share a size): each page
+        # is filtered in bands in turn
+        pipeline.run_streamed(job, settings, notes, pages=indices)
         return
 
     def read(index: int) -> Picture:

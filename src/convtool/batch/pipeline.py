@@ -243,8 +243,11 @@ def run_apart(job: Job, settings: Settings, notes: NoteSink) -> None:
         run_streamed(job, settings, notes)
 
 
-def run_streamed(job: Job, settings: Settings, notes: NoteSink) -> None:
-    """One input too large for memory, filtered band by band (see convtool.stream.apply)."""
+def run_streamed(
+    job: Job, settings: Settings, notes: NoteSink, pages: tuple[int, ...] = (0,)
+) -> None:
+    """One input (or ``pages`` of a multi-page TIFF) too large for memory, filtered band by
+    band (see convtool.stream.apply)."""
     from convtool.io.formats import format_for_path
     from convtool.stream.apply import run_streamed as run_in_bands
 
@@ -264,6 +267,7 @@ def run_streamed(job: Job, settings: Settings, notes: NoteSink) -> None:
         memory=settings.memory,
         notes=notes,
         lossless=settings.lossless,
+        pages=pages,
     )
 
 

@@ -303,7 +303,7 @@ BIGTIFF_THRESHOLD = 2**32 - 2**25
 
 
 class TiffReader:
-    """Rows of the first image of a TIFF or BigTIFF file, decoded segment by segment.
+    """Rows of one page of a TIFF or BigTIFF file, decoded segment by segment.
 
     Strips and tiles (any compression tifffile decodes, chunky or planar) are read only where
     a band needs them; an uncompressed contiguous image is read with plain file reads. The
@@ -311,7 +311,8 @@ class TiffReader:
     are decoded once. Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], index: int = 0) -> None:
+        """``index``: the page (0-based) to read."""
         import tifffile
 
         self.path = Path(path)
@@ -319,7 +320,7 @@ class TiffReader:
             self._tif = tifffile.TiffFile(self.path)
         except (tifffile.TiffFileError, ValueError) as exc:
             raise ImageError(f"{self.path}: not a readable TIFF file ({exc})") from None
-        page = self._tif.pages.first
+        page: Any = self._tif.pages.first if index == 0 else self._tif.pages[index]
         planes, depth, height, width, contig = (int(n) for n in page.shaped)
         if depth != 1:
             self.close()
@@ -438,7 +439,8 @@ def write_tiff(
 ) -> None:
     """Write ``bands`` — (start row, rows) in order, covering ``shape`` — to a TIFF file.
 
-    ``path``: a file name or an open binary file.
+    ``path``: a file name, an open binary file, or an open ``tifffile.TiffWriter`` (a page of
+    several).
     Uncompressed images are written in strips of ``rows_per_strip`` rows, compressed ones
     (``compression`` as tifffile names it, e.g. ``"zlib"``) in ``tile`` × ``tile`` tiles that
     tifffile encodes; either way only one row of strips or tiles is held at a time. BigTIFF is
@@ -464,6 +466,9 @@ def write_tiff(
         data = (np.ascontiguousarray(rows, dtype=dtype).tobytes() for rows in groups)
         layout = {"rowsperstrip": rows_per_strip}
     tags.setdefault("metadata", None)
+    if isinstance(path, tifffile.TiffWriter):  # one page of several (its bigtiff chosen)
+        path.write(data, shape=shape, dtype=dtype, **layout, **tags)
+        return
     with tifffile.TiffWriter(path, bigtiff=bigtiff) as tw:
         tw.write(data, shape=shape, dtype=dtype, **layout, **tags)
 

@@ -17,6 +17,7 @@ rounding), floats within 1e-6.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,7 @@ from convtool.io.picture import Picture
 from convtool.io.pixels import colors_of, stored_samples, to_gray
 from convtool.io.plan import OutputPlan, plan_output
 from convtool.io.tiff import (
+    BIGTIFF_THRESHOLD,
     TiffReader,
     tiff_metadata,
     tiff_options,
@@ -75,7 +77,7 @@ class _Source:
     """Called with each band of rows as the pixel policy reads it, before it is filtered."""
 
 
-def _open_source(source: str, gray: bool, premultiply: bool) -> _Source:
+def _open_source(source: str, gray: bool, premultiply: bool, page: int = 0) -> _Source:
     path = Path(source)
     if path.suffix.lower() == ".npy":
         reader = NpyReader(path)
@@ -91,11 +93,11 @@ def _open_source(source: str, gray: bool, premultiply: bool) -> _Source:
         first = matrix_picture(reader.read_rows(0, 1), "NPY", source)
         first = to_gray(first) if gray else first
         return _Source(reader, first, matrix_rows, first.channels, observers)
-    return _open_tiff(source, gray, premultiply)
+    return _open_tiff(source, gray, premultiply, page)
 
 
-def _open_tiff(source: str, gray: bool, premultiply: bool) -> _Source:
-    reader = TiffReader(source)
+def _open_tiff(source: str, gray: bool, premultiply: bool, index: int = 0) -> _Source:
+    reader = TiffReader(source, index)
     page = reader.page
     photometric = tiff_photometric(page)
     extrasamples = tuple(int(e) for e in page.extrasamples)
@@ -241,9 +243,12 @@ def run_streamed(
     memory: int | None,
     notes: Callable[[str, str], None],
     lossless: bool = False,
+    pages: tuple[int, ...] = (0,),
 ) -> None:
     """Filter ``source`` into ``target`` band by band (what ``convtool apply`` does in memory).
-    ``lossless`` is ``--lossless``, refused as in memory (no streamed format has two modes)."""
+    ``lossless`` is ``--lossless``, refused as in memory (no streamed format has two modes);
+    ``pages``: the pages of a multi-page TIFF (0-based), each filtered in bands in turn into
+    one TIFF."""
     if target is None:
         raise UsageError(
             f"{source}: the image is filtered in bands (it is too large for memory, or "
@@ -256,13 +261,65 @@ def run_streamed(
             f"{target}: the image is filtered in bands (it is too large for memory, or --memory "
             f"asks for it), and {fmt} cannot be written in bands; write .tif or .npy"
         )
-    src = _open_source(source, gray, premultiply=recipe.premultiplies)
+    if len(pages) > 1:
+        if fmt != "TIFF":
+            raise ImageError(
+                f"{target}: {len(pages)} pages are filtered in bands, into a multi-page TIFF; "
+                "write .tif, or pick one page with --page N"
+            )
+        _run_pages(source, target, pages, recipe, depth, map, gray, compress_level, memory, notes)
+        return
+    src = _open_source(source, gray, premultiply=recipe.premultiplies, page=pages[0])
     try:
         _run(src, source, target, fmt, recipe, depth, map, compress_level, memory, notes)
     finally:
         close = getattr(src.reader, "close", None)
         if close is not None:
             close()
+
+
+def _run_pages(
+    source: str,
+    target: Path,
+    pages: tuple[int, ...],
+    recipe: Recipe,
+    depth: int | None,
+    map: str | None,
+    gray: bool,
+    compress_level: int,
+    memory: int | None,
+    notes: Callable[[str, str], None],
+) -> None:
+    """Pages of a TIFF filtered in bands, one after the other, into one multi-page TIFF
+    (BigTIFF when float32 pages of the first one's size would pass 4 GiB)."""
+    import tifffile
+
+    with atomic_file(target) as fp:
+        tw: Any = None
+        for index in pages:
+            src = _open_source(source, gray, premultiply=recipe.premultiplies, page=index)
+            try:
+                if tw is None:
+                    page_bytes = int(np.prod(src.reader.shape)) * 4
+                    bigtiff = page_bytes * len(pages) > BIGTIFF_THRESHOLD
+                    tw = tifffile.TiffWriter(fp, bigtiff=bigtiff)
+                _run(
+                    src,
+                    source,
+                    target,
+                    "TIFF",
+                    recipe,
+                    depth,
+                    map,
+                    compress_level,
+                    memory,
+                    notes,
+                    out=tw,
+                )
+            finally:
+                src.reader.close()
+        if tw is not None:
+            tw.close()
 
 
 def _run(
@@ -276,7 +333,10 @@ def _run(
     compress_level: int,
     memory: int | None,
     notes: Callable[[str, str], None],
+    out: Any = None,
 ) -> None:
+    """One source filtered into ``target``, or into ``out``: an open TiffWriter taking this
+    page of several."""
     picture = src.picture
     alpha = picture.alpha is not None
     premultiplied = alpha and recipe.premultiplies
@@ -302,7 +362,8 @@ def _run(
 
     stored = _stored_bands(src, stages, recipe, plan, band_rows, clipping, fmt)  # lazy
     stored_channels = _stored_channels(plan, src.colour, alpha)
-    with atomic_file(target) as fp:
+    with contextlib.ExitStack() as stack:
+        fp = out if out is not None else stack.enter_context(atomic_file(target))
         if fmt == "TIFF":
             out_shape = (height, width) + ((stored_channels,) if stored_channels > 1 else ())
             options = tiff_options(plan, picture.metadata, compress_level)
