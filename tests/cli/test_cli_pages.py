@@ -307,3 +307,50 @@ def test_a_stack_larger_than_memory_goes_page_by_page_within_memory(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert_each_frame_filtered_alone([frames[1]], [tifffile.imread(tmp_path / "one.tif")])
+
+
+def test_a_grey_gif_into_an_animated_png_keeps_its_disposal(tmp_path):
+    """Pillow cannot dispose grey APNG frames: they are written grey with an opaque alpha."""
+    frames = grey_frames(3, seed=9)
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(
+        tmp_path / "in.gif",
+        save_all=True,
+        append_images=images[1:],
+        duration=DURATIONS[:3],
+        disposal=[2, 3, 1],
+    )
+    ok("apply", tmp_path / "in.gif", "-k", KERNEL, "--normalize", "-o", tmp_path / "out.png")
+    shown, durations, disposals, _ = frames_of(tmp_path / "out.png", "L")
+    # the frames as shown: Pillow's GIF writer and reader disagree on a frame after a
+    # "restore previous" one, and convtool filters what is shown
+    assert_each_frame_filtered_alone(frames_of(tmp_path / "in.gif", "L")[0], shown)
+    assert durations == DURATIONS[:3]
+    assert disposals == [1, 2, 0]  # APNG's background, previous, none
+
+
+def test_pages_of_different_sizes_go_to_tiff_not_to_an_animation(tmp_path):
+    with tifffile.TiffWriter(tmp_path / "m.tif") as tif:
+        tif.write(grey_frames(1)[0], photometric="minisblack")
+        tif.write(grey_frames(1)[0][:5, :6], photometric="minisblack")
+    ok("apply", tmp_path / "m.tif", "-k", "box", "-o", tmp_path / "o.tif")
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+        assert [p.shape for p in tif.pages] == [(11, 14), (5, 6)]
+    done = run("apply", "m.tif", "-k", "box", "-o", "o.gif", cwd=tmp_path)
+    assert_one_error_line(done, "o.gif", "differ in size (14x11, 6x5)", "write .tif")
+    assert not (tmp_path / "o.gif").exists()
+
+
+def test_page_on_standard_input_is_refused(tmp_path):
+    write_stack(tmp_path / "z.tif", np.stack(grey_frames(3)))
+    with open(tmp_path / "z.tif", "rb") as stdin:
+        done = subprocess.run(
+            [*CONVTOOL, "apply", "-", "-k", "box", "--page", "1", "-o", "o.tif"],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+    assert_one_error_line(done, "--page 1: standard input is read once", "by name")
+    assert not (tmp_path / "o.tif").exists()

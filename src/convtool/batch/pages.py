@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from convtool.batch import pipeline
 from convtool.batch.jobs import Job, make_directory
+from convtool.errors import UsageError
 
 if TYPE_CHECKING:
     from convtool.batch.pipeline import NoteSink, Settings
@@ -18,9 +19,15 @@ def is_paged(job: Job, settings: Settings) -> bool:
     """Whether ``job`` goes page by page: a file of several pages, or ``--page`` given."""
     from convtool.io.pages import page_count
 
-    return pipeline.is_file(job.source) and (
-        settings.pages is not None or page_count(job.source) > 1
-    )
+    if not pipeline.is_file(job.source):
+        if settings.pages is not None:
+            name = "standard input" if job.source == "-" else job.source
+            raise UsageError(
+                f"--page {settings.pages}: {name} is read once, as one picture (its first "
+                "page); give the file by name to pick pages"
+            )
+        return False
+    return settings.pages is not None or page_count(job.source) > 1
 
 
 def run_pages(job: Job, settings: Settings, notes: NoteSink) -> None:

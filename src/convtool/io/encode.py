@@ -259,6 +259,11 @@ def encode_frames(
 
         if disposals is not None:
             options["disposal"] = [_APNG_DISPOSAL.get(d, 0) for d in disposals]
+            if any(options["disposal"]) and frames[0].mode == "L":
+                # Pillow 13 cannot dispose grey APNG frames ("images do not match"): grey
+                # with an opaque alpha channel, the same pixels
+                frames = [im.convert("LA") for im in frames]
+                options["append_images"] = frames[1:]
         options["blend"] = PngImagePlugin.Blend.OP_SOURCE
         options["compress_level"] = compress_level
     options.update(_quality_options(fmt, quality, lossless=plan.lossless))
