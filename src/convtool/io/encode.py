@@ -244,7 +244,7 @@ def encode_frames(
     if len(sizes) > 1:
         raise ImageError(
             f"the pages differ in size ({', '.join(sizes)}) and an animated {plan.format} "
-            "holds frames of one size; write .tif"
+            "holds frames of one size; write .tif, or pick one page with --page N"
         )
     options: dict[str, Any] = {"save_all": True, "append_images": frames[1:]}
     if durations is not None:
