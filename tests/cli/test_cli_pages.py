@@ -354,3 +354,34 @@ def test_page_on_standard_input_is_refused(tmp_path):
         )
     assert_one_error_line(done, "--page 1: standard input is read once", "by name")
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_pages_in_a_batch_and_on_standard_output(tmp_path):
+    """A batch filters each paged input into its own container; ``-o -`` gets one too."""
+    frames = grey_frames(3, seed=10)
+    write_stack(tmp_path / "z.tif", np.stack(frames))
+    Image.fromarray(frames[0]).save(tmp_path / "one.png")
+    ok(
+        "apply",
+        tmp_path / "z.tif",
+        tmp_path / "one.png",
+        "-k",
+        KERNEL,
+        "--normalize",
+        "--out-dir",
+        tmp_path / "out",
+    )
+    with tifffile.TiffFile(tmp_path / "out" / "z.tif") as tif:
+        assert_each_frame_filtered_alone(frames, [p.asarray() for p in tif.pages])
+    with Image.open(tmp_path / "out" / "one.png") as im:
+        assert_each_frame_filtered_alone(frames[:1], [np.asarray(im)])
+    done = subprocess.run(
+        [*CONVTOOL, "apply", "z.tif", "-k", KERNEL, "--normalize", "-o", "-"],
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "piped.tif").write_bytes(done.stdout)
+    with tifffile.TiffFile(tmp_path / "piped.tif") as tif:
+        assert_each_frame_filtered_alone(frames, [p.asarray() for p in tif.pages])
