@@ -70,6 +70,12 @@ def frames_of(path, mode: str) -> tuple[list[np.ndarray], list[int], list[int | 
         return shown, durations, disposals, im.info.get("loop")
 
 
+def save_animation(path, frames, **options):
+    """``frames`` (arrays) saved by Pillow as one animated file, with its ``save_all`` options."""
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], **options)
+
+
 def assert_each_frame_filtered_alone(frames, shown):
     assert len(shown) == len(frames)
     for i, (frame, out) in enumerate(zip(frames, shown, strict=True)):
@@ -79,11 +85,9 @@ def assert_each_frame_filtered_alone(frames, shown):
 
 def test_an_animated_gif_keeps_frames_durations_loop_and_disposal(tmp_path):
     frames = grey_frames()
-    images = [Image.fromarray(f) for f in frames]
-    images[0].save(
+    save_animation(
         tmp_path / "in.gif",
-        save_all=True,
-        append_images=images[1:],
+        frames,
         duration=DURATIONS,
         loop=3,
         disposal=[1, 2, 1, 2],
@@ -98,11 +102,9 @@ def test_an_animated_gif_keeps_frames_durations_loop_and_disposal(tmp_path):
 
 @identify
 def test_imagemagick_reads_the_gif_timing_back(tmp_path):
-    images = [Image.fromarray(f) for f in grey_frames()]
-    images[0].save(
+    save_animation(
         tmp_path / "in.gif",
-        save_all=True,
-        append_images=images[1:],
+        grey_frames(),
         duration=DURATIONS,
         loop=0,
         disposal=2,
@@ -127,11 +129,9 @@ def test_imagemagick_reads_the_gif_timing_back(tmp_path):
 
 def test_an_animated_png_keeps_its_frames_and_timing(tmp_path):
     frames = colour_frames()
-    images = [Image.fromarray(f) for f in frames]
-    images[0].save(
+    save_animation(
         tmp_path / "in.png",
-        save_all=True,
-        append_images=images[1:],
+        frames,
         duration=DURATIONS,
         loop=2,
         disposal=[0, 1, 2, 0],
@@ -146,11 +146,9 @@ def test_an_animated_png_keeps_its_frames_and_timing(tmp_path):
 
 def test_an_animated_webp_keeps_its_frames_and_timing(tmp_path):
     frames = colour_frames(seed=3)
-    images = [Image.fromarray(f) for f in frames]
-    images[0].save(
+    save_animation(
         tmp_path / "in.webp",
-        save_all=True,
-        append_images=images[1:],
+        frames,
         duration=DURATIONS,
         loop=4,
         lossless=True,
@@ -312,11 +310,9 @@ def test_a_stack_larger_than_memory_goes_page_by_page_within_memory(tmp_path):
 def test_a_grey_gif_into_an_animated_png_keeps_its_disposal(tmp_path):
     """Pillow cannot dispose grey APNG frames: they are written grey with an opaque alpha."""
     frames = grey_frames(3, seed=9)
-    images = [Image.fromarray(f) for f in frames]
-    images[0].save(
+    save_animation(
         tmp_path / "in.gif",
-        save_all=True,
-        append_images=images[1:],
+        frames,
         duration=DURATIONS[:3],
         disposal=[2, 3, 1],
     )

@@ -27,7 +27,8 @@ from convtool.io.plan import OutputPlan
 def read_npy_header(fp: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype a ``.npy`` file declares, with ``fp`` left at the start of its data.
 
-    Raises ValueError, with numpy's reason, when the header is not a valid ``.npy`` header.
+    Raises ValueError, with numpy's reason on one line, when the header is not a valid
+    ``.npy`` header.
     """
     shape, dtype, _ = read_npy_layout(fp)
     return shape, dtype

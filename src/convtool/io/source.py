@@ -71,7 +71,7 @@ def _stream_bound(head: bytes, name: str, max_pixels: int) -> int | None:
         try:
             shape, dtype = read_npy_header(fp)
         except ValueError as exc:
-            raise ImageError(f"{name}: not a numeric .npy array ({_one_line(exc)})") from None
+            raise ImageError(f"{name}: not a numeric .npy array ({exc})") from None
         height, width = (*shape, 1, 1)[:2]
         check_pixels(int(width), int(height), name, max_pixels)
         count = 1
@@ -140,7 +140,3 @@ def _words(chunk: bytes) -> int:
 
 def _mib(n: int) -> int:
     return max(1, n >> 20)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())

@@ -195,10 +195,10 @@ def _one_sigma(
 def _unsharp(k: np.ndarray, norm: float, n: int, convolve: bool) -> Match | None:
     """identity·a + gaussian(σ)·b for each σ (two coefficients by least squares): the unsharp
     mask of amount −b / (a + b), scaled by a + b."""
-    centre = np.zeros((n, n))
-    centre[n // 2, n // 2] = 1.0
     if n % 2 == 0:
         return None
+    centre = np.zeros((n, n))
+    centre[n // 2, n // 2] = 1.0
 
     def solve(log_sigma: float) -> tuple[float, float, float]:
         g = builtins.gaussian(math.exp(log_sigma), size=n)
