@@ -13,7 +13,7 @@ from typing import Any
 
 from convtool.batch.jobs import Job, make_directory
 from convtool.batch.pipeline import Failed, NoteSink, Settings, run_job
-from convtool.errors import ImageError, UsageError
+from convtool.errors import ImageError, UsageError, quoted
 
 
 def run_on_cluster(
@@ -61,8 +61,10 @@ def _remote(job: Job) -> Job:
 
 
 def _renamed(message: str, names: tuple[tuple[str, str], ...]) -> str:
+    """A worker's message with the absolute paths sent to it named as the user named them
+    (quoted first: see :func:`convtool.errors.quoted`)."""
     for absolute, given in names:
-        message = message.replace(absolute, given)
+        message = message.replace(quoted(absolute), quoted(given)).replace(absolute, given)
     return message
 
 

@@ -197,9 +197,9 @@ def _check_writable(fmt: str, source: str) -> None:
         format_by_name(fmt)
     except UsageError:
         raise UsageError(
-            f"{'standard input' if source == '-' else source} is {fmt}, which convtool cannot "
-            "write, and standard output takes the input's format: choose one with --format "
-            "(png, tiff, jpeg, webp, bmp, gif, ppm, npy, txt or csv)"
+            f"{'standard input' if source == '-' else quoted(source)} is {fmt}, which convtool "
+            "cannot write, and standard output takes the input's format: choose one with "
+            "--format (png, tiff, jpeg, webp, bmp, gif, ppm, npy, txt or csv)"
         ) from None
 
 
