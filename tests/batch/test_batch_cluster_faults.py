@@ -172,13 +172,13 @@ class Cluster:
                 proc.wait(30)
 
 
-def _batch_killing(cluster: Cluster, cwd: Path, names: list[str], victims: int):
-    """Run the batch on ``cluster``; once a fifth of the results are written, SIGKILL
-    ``victims`` of its workers. The finished process, and how many results were there."""
+def _batch_killing(cwd: Path, names: list[str], address: str, victims: list[subprocess.Popen]):
+    """Run the batch on the cluster at ``address``; once a fifth of the results are written,
+    SIGKILL the ``victims``. The exit code, stderr, and how many results were there."""
     out = cwd / "remote"
     proc = subprocess.Popen(
         [*CONVTOOL, "apply", *names, "-k", "gaussian:2", "--out-dir", "remote",
-         "--scheduler", cluster.address],
+         "--scheduler", address],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(),
     )  # fmt: skip
     try:
@@ -188,8 +188,8 @@ def _batch_killing(cluster: Cluster, cwd: Path, names: list[str], victims: int):
             assert time.monotonic() < deadline, "the batch never got going"
             time.sleep(0.005)
         written = len(os.listdir(out))
-        for worker in cluster.workers[:victims]:
-            worker.send_signal(signal.SIGKILL)
+        for victim in victims:
+            victim.send_signal(signal.SIGKILL)
         _, stderr = proc.communicate(timeout=TIMEOUT)
     finally:
         proc.kill()
@@ -207,7 +207,8 @@ def test_a_worker_killed_mid_batch_loses_nothing(tmp_path):
     local = convtool(tmp_path, "apply", *names, "-k", "gaussian:2", "--out-dir", "local")
     assert local.returncode == 1, local.stderr
     with Cluster(tmp_path) as cluster:
-        code, stderr, written = _batch_killing(cluster, tmp_path, names, victims=1)
+        code, stderr, written = _batch_killing(tmp_path, names, cluster.address,
+                                               cluster.workers[:1])  # fmt: skip
         assert cluster.workers[0].poll() == -signal.SIGKILL
     assert written < len(names) - 1, "the batch was over before the kill"
     assert code == 1, stderr
@@ -232,7 +233,8 @@ def test_every_worker_killed_mid_batch_ends_the_run_with_one_line(tmp_path):
     wait: one error line, exit 1, and the outputs written are whole."""
     names = pngs(tmp_path, 100)
     with Cluster(tmp_path) as cluster:
-        code, stderr, written = _batch_killing(cluster, tmp_path, names, victims=2)
+        code, stderr, written = _batch_killing(tmp_path, names, cluster.address,
+                                               cluster.workers)  # fmt: skip
     assert written < len(names), "the batch was over before the kill"
     if code == 0:
         pytest.skip("every task had finished when the workers died")
@@ -245,6 +247,30 @@ def test_every_worker_killed_mid_batch_ends_the_run_with_one_line(tmp_path):
     remote = sorted(os.listdir(tmp_path / "remote"))
     assert len(remote) < len(names)
     for name in remote:
+        assert (tmp_path / "remote" / name).read_bytes() == (
+            tmp_path / "local" / name
+        ).read_bytes(), name
+
+
+def test_the_scheduler_killed_mid_batch_ends_the_run_with_one_line(tmp_path):
+    """It printed Dask's log with a traceback, per-file 'CommClosedError' lines and an
+    'unexpected FuturesCancelledError ... this is a bug' line."""
+    names = pngs(tmp_path, 100)
+    with Cluster(tmp_path) as cluster:
+        code, stderr, written = _batch_killing(tmp_path, names, cluster.address,
+                                               cluster.processes[:1])  # fmt: skip
+    assert written < len(names), "the batch was over before the kill"
+    if code == 0:
+        pytest.skip("every result had come back when the scheduler died")
+    assert code == 1, stderr
+    line = stderr.splitlines()[-1]
+    assert stderr.splitlines() == [line] and line.startswith(
+        f"{ERROR}lost the Dask scheduler at {cluster.address!r} ("
+    ), stderr
+    assert "files not done (every file written is whole)" in line
+    local = convtool(tmp_path, "apply", *names, "-k", "gaussian:2", "--out-dir", "local")
+    assert local.returncode == 0, local.stderr
+    for name in os.listdir(tmp_path / "remote"):
         assert (tmp_path / "remote" / name).read_bytes() == (
             tmp_path / "local" / name
         ).read_bytes(), name

@@ -68,6 +68,10 @@ def _renamed(message: str, names: tuple[tuple[str, str], ...]) -> str:
     return message
 
 
+RETRIES = 3
+"""Times a result that could not be fetched is waited for again (Dask's own
+``allowed-failures`` for a task whose worker dies)."""
+
 SCHEMES = ("tcp", "tls", "ws", "wss")
 """The transports ``--scheduler`` takes (``tls`` and ``wss`` with Dask's TLS settings)."""
 
@@ -220,34 +224,46 @@ def _completed(
 ) -> Iterator[tuple[Any, bool, Any]]:
     """Each future as it completes: ``(future, True, result)`` or ``(future, False, "Type:
     message")``. A result lost with its worker is waited for again (the scheduler runs its
-    task again). Each ``timeout`` with none completed, the scheduler is asked whether it still
-    answers and has workers: a long task goes on, a dead cluster ends the run (ImageError)."""
+    task again). Each ``timeout`` with none completed, and whenever the scheduler's connection
+    fails, the scheduler is asked whether it still answers and has workers: a long task goes
+    on, a dead cluster ends the run (ImageError)."""
+    from concurrent.futures import CancelledError
+
     from distributed import wait
 
     pending = set(futures)
+    tries: dict[Any, int] = {}
+
+    def alive() -> None:
+        _check_alive(client, address, timeout, len(pending), len(futures))
+
     while pending:
         try:
             done, pending = wait(pending, timeout=timeout, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            _check_alive(client, address, timeout, len(pending), len(futures))
+        except (TimeoutError, CancelledError, OSError):
+            alive()
             continue
         for future in done:
-            outcome = _outcome(future, timeout)
+            tries[future] = tries.get(future, 0) + 1
+            outcome = _outcome(future, timeout, last=tries[future] > RETRIES)
             if outcome is None:
                 pending.add(future)
                 continue
+            if not outcome[0] and future.status != "error":
+                alive()  # cancelled, or its result unreachable: the cluster's fault?
             yield future, *outcome
             future.release()
 
 
-def _outcome(future: Any, timeout: float) -> tuple[bool, Any] | None:
-    """A completed future's result, or its error's ``"Type: message"``; None when its result
-    went with a worker that died since (the task is run again)."""
+def _outcome(future: Any, timeout: float, *, last: bool) -> tuple[bool, Any] | None:
+    """A completed future's result, or its error's ``"Type: message"``; None to wait for it
+    again: its result went with a worker that died since (the scheduler runs the task again),
+    or could not be fetched (unless this is the ``last`` try)."""
     if future.status == "finished":
         try:
             return True, future.result(timeout=timeout)
         except Exception as exc:
-            if future.status in ("lost", "pending"):
+            if future.status in ("lost", "pending") or not last:
                 return None
             return False, f"{type(exc).__name__}: {exc}"
     if future.status == "error":
@@ -259,12 +275,15 @@ def _outcome(future: Any, timeout: float) -> tuple[bool, Any] | None:
 
 
 def _check_alive(client: Any, address: str, timeout: float, left: int, total: int) -> None:
-    undone = f"{left} of {total} files were not filtered (the others are written)"
+    """ImageError unless the scheduler answers within ``timeout`` and has a worker."""
+    undone = f"{left} of {total} files not done (every file written is whole)"
     try:
         identity = client.sync(client.scheduler.identity, callback_timeout=timeout)
-    except (OSError, TimeoutError) as exc:
+    except Exception as exc:  # closed, reset, timed out, cancelled: Dask's many kinds
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(
-            f"the Dask scheduler at {address!r} stopped answering ({exc or 'no reply'}); {undone}"
+            f"lost the Dask scheduler at {address!r} ({reason}); {undone}: run the batch "
+            "again once the scheduler is back"
         ) from None
     if not identity.get("workers"):
         raise ImageError(

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import os
 import secrets
 import shutil
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -183,7 +184,7 @@ def _stream(path: Path, kind: str, *, seekable: bool) -> Iterator[BinaryIO]:
             "write it to a regular file"
         )
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
         with open(fd, "wb") as fp:
             if seekable and not fp.seekable():
                 raise ImageError(
@@ -259,18 +260,29 @@ def _link(fd: int, name: str) -> bool:
         raise
     except OSError:
         pass  # no /proc, or a mount it crosses: ask linkat for the descriptor itself
-    try:
-        import ctypes
-
-        linkat = ctypes.CDLL(None, use_errno=True).linkat
-    except (OSError, AttributeError, ImportError):
+    linkat = _linkat()
+    if linkat is None:
         return False
     if linkat(fd, b"", _AT_FDCWD, os.fsencode(name), _AT_EMPTY_PATH) == 0:
         return True
+    import ctypes
+
     code = ctypes.get_errno()
     if code == errno.EEXIST:
         raise FileExistsError(code, os.strerror(code), name)
     return False
+
+
+@functools.cache
+def _linkat() -> Callable[..., int] | None:
+    """The C library's ``linkat``, loaded once; None where there is none."""
+    try:
+        import ctypes
+
+        function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).linkat
+    except (OSError, AttributeError, ImportError):
+        return None
+    return function
 
 
 @contextlib.contextmanager
