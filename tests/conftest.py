@@ -111,3 +111,20 @@ def loopback_cluster() -> Iterator[Any]:
         dashboard_address=None,
     ) as cluster:
         yield cluster
+
+
+def writing_into(pid: int, folder: Path) -> bool:
+    """Whether process ``pid`` is writing a result into ``folder``: an unnamed file there
+    open (O_TMPFILE, shown as ``folder/#123 (deleted)``), or a hidden ``.tmp`` file."""
+    if any(name.endswith(".tmp") for name in os.listdir(folder)):
+        return True
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in descriptors:
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith(f"{folder}/") and target.endswith(" (deleted)"):
+                return True
+    return False

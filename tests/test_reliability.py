@@ -44,6 +44,8 @@ from convtool.kernels.builtins import LAPLACIAN
 from convtool.kernels.spec import load_kernel
 from convtool.kernels.value import MAX_KERNEL_SIDE
 
+from conftest import writing_into
+
 CONVTOOL = [sys.executable, "-m", "convtool"]
 TIMEOUT = 120
 ERROR = "convtool: error: "
@@ -926,8 +928,9 @@ def test_signal_in_the_middle_of_a_batch(tmp_path, sig, code):
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_while_a_file_is_being_written_leaves_no_temporary_file(tmp_path, sig, code):
-    """Catch convtool while a temporary output file exists (stopped with SIGSTOP), signal it:
-    the temporary file is removed; every output present is complete."""
+    """Catch convtool while a temporary output file exists (stopped with SIGSTOP; an unnamed
+    one seen in /proc), signal it: nothing temporary is left; every output present is
+    complete."""
     rng = np.random.default_rng(3)
     names = [f"m{i}.npy" for i in range(4)]
     sources = {}
@@ -947,11 +950,10 @@ def test_signal_while_a_file_is_being_written_leaves_no_temporary_file(tmp_path,
     try:
         deadline = time.monotonic() + 120
         while caught is None and proc.poll() is None and time.monotonic() < deadline:
-            if any(n.endswith(".tmp") for n in os.listdir(out)):
+            if writing_into(proc.pid, out):
                 os.kill(proc.pid, signal.SIGSTOP)
-                temporary = [n for n in os.listdir(out) if n.endswith(".tmp")]
-                if temporary:
-                    caught = temporary[0]
+                if writing_into(proc.pid, out):
+                    caught = "a temporary file"
                     os.kill(proc.pid, sig)
                 os.kill(proc.pid, signal.SIGCONT)
             else:

@@ -25,3 +25,19 @@ class ImageError(ConvtoolError):
 
 class LearnError(ConvtoolError):
     """A kernel that cannot be fitted from the pairs given."""
+
+
+def quoted(name: object) -> str:
+    """A file name as every message shows it: as it is when it is plain printable text, else
+    in quotes with its control characters escaped (``'a\\nb.png'``), so that no name can split a
+    message or forge a line of its own (as ``ls`` quotes such names)."""
+    text = str(name)
+    return text if text and text.isprintable() else repr(text)
+
+
+def one_line(message: str) -> str:
+    """``message`` with its non-printable characters escaped (a newline as ``\\n``): what the
+    command prints is one line per message, whatever a library's text or a name held."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)

@@ -54,3 +54,14 @@ def test_the_compile_policy_holds_for_the_run_only(monkeypatch, tmp_path):
     assert main([*args, "-o", str(tmp_path / "y.txt")], env=env(compile_policy="background")) == 0
     assert seen == ["background"]  # the note on --normalize of a zero-sum kernel
     assert compiled.policy() == compiled.policy_from_environment()
+
+
+def test_every_error_and_note_is_one_line_whatever_it_holds():
+    """A name, or a library's message, with a newline cannot split a line nor forge one."""
+    given = env()
+    given.error("x.npy: header is\nconvtool: error: forged")
+    given.note("a\r\u2028b")
+    assert given.stderr.getvalue().splitlines() == [
+        "convtool: error: x.npy: header is\\nconvtool: error: forged",
+        "convtool: note: a\\r\\u2028b",
+    ]

@@ -64,3 +64,29 @@ def test_write_into_a_missing_directory_is_an_error(tmp_path):
 def test_write_output_dash_is_stdout(capfdbinary):
     write_output(b"bytes\n", "-")
     assert capfdbinary.readouterr().out == b"bytes\n"
+
+
+def test_a_name_is_shown_as_it_is_unless_it_holds_a_control_character():
+    from convtool.errors import quoted
+
+    assert quoted("shots/é ≥ 2.png") == "shots/é ≥ 2.png"
+    assert quoted(Path("a\nb.png")) == "'a\\nb.png'"
+    assert quoted("\udcff.png") == "'\\udcff.png'"  # an undecodable byte
+    assert quoted("") == "''"
+
+
+def test_an_unnamed_file_leaves_nothing_when_the_block_fails(tmp_path):
+    """The O_TMPFILE route: the content is linked only at the end, so a failure leaves the
+    directory as it was (and a new file is linked at once, with no hidden name)."""
+    from convtool.io.files import atomic_file
+
+    target = tmp_path / "out.npy"
+    with pytest.raises(RuntimeError), atomic_file(target) as fp:
+        fp.write(b"half")
+        raise RuntimeError("the writer failed")
+    assert os.listdir(tmp_path) == []
+    with atomic_file(target) as fp:
+        fp.write(b"whole")
+        fp.seek(0)
+        fp.write(b"W")
+    assert target.read_bytes() == b"Whole" and os.listdir(tmp_path) == ["out.npy"]

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from convtool.errors import ImageError, UsageError
+from convtool.errors import ImageError, UsageError, quoted
 
 PLACEHOLDERS = ("stem", "name", "ext", "dir")
 """What an ``-o`` template may hold: ``{stem}`` (``x`` of ``a/x.png``), ``{name}``
@@ -22,6 +22,8 @@ PLACEHOLDERS = ("stem", "name", "ext", "dir")
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _PATTERN = re.compile(r"[*?[]")
+_SEPARATORS = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
+_SEPARATOR = re.compile("|".join(re.escape(sep) for sep in set(_SEPARATORS)))
 
 SKIPPED_IN_DIRECTORIES = (".txt", ".csv")
 """Matrix files a directory's listing leaves out: in a folder of pictures a ``.txt`` or
@@ -85,7 +87,7 @@ def _directory(root: str, *, recursive: bool, skip: Path | None) -> list[Source]
     below = 0
 
     def unreadable(exc: OSError) -> None:
-        raise ImageError(f"{exc.filename}: cannot be read ({exc.strerror or exc})")
+        raise ImageError(f"{quoted(exc.filename)}: cannot be read ({exc.strerror or exc})")
 
     for folder, folders, files in os.walk(root, onerror=unreadable):
         folders[:] = sorted(
@@ -108,7 +110,7 @@ def _directory(root: str, *, recursive: bool, skip: Path | None) -> list[Source]
     if not found:
         more = "; add --recursive to look in its sub-folders" if below else ""
         raise ImageError(
-            f"{root}: no images in this directory (convtool takes its image files, such as "
+            f"{quoted(root)}: no images in this directory (convtool takes its image files, such as "
             f".png, .jpg and .tif, and .npy matrices; .txt and .csv are named one by one){more}"
         )
     return found
@@ -123,7 +125,7 @@ def _matches(pattern: str, *, recursive: bool) -> list[Source]:
         )
     matches = sorted(m for m in glob.glob(pattern, recursive=recursive) if os.path.isfile(m))
     if not matches:
-        raise ImageError(f"{pattern}: no file matches this pattern")
+        raise ImageError(f"{quoted(pattern)}: no file matches this pattern")
     return [Source(m, _folder_as_written(m)) for m in matches]
 
 
@@ -145,6 +147,8 @@ def plan_jobs(
     """
     if not inputs:
         raise UsageError("no input given; name image or matrix files, or - for standard input")
+    if output is not None and output != "-":
+        check_template(output)
     sources = expand_inputs(inputs, recursive=recursive, skip=out_dir)
     template = output is not None and output != "-" and _PLACEHOLDER.search(output) is not None
     _check_destination(inputs, sources, output, out_dir, template=template)
@@ -161,7 +165,7 @@ def plan_jobs(
             target = out_dir / name if out_dir is not None else Path(name)
         elif out_dir is not None:
             folder = source.folder if source.found else "."
-            target = out_dir / folder / Path(source.path).name
+            target = out_dir / folder / _file_name(source.path)
         else:
             if stdout_is_terminal:
                 raise UsageError(
@@ -201,7 +205,7 @@ def _check_destination(
                 # ImageMagick's habit, 'convert in.png out.png'
                 raise UsageError(
                     f"{last!r} is no input file; the output is named with -o: convtool apply "
-                    f"{inputs[0]} ... -o {last}"
+                    f"{quoted(inputs[0])} ... -o {quoted(last)}"
                 )
             if any(s.found for s in sources):
                 raise UsageError(
@@ -213,13 +217,31 @@ def _check_destination(
                 "several inputs need --out-dir DIR or an -o template with {stem}, {name}, "
                 "{ext} or {dir} (e.g. -o 'edges/{stem}-sobel.png')"
             )
+    if template and out_dir is not None and _climbs(str(output)):
+        raise UsageError(
+            f"-o template {output!r} leaves --out-dir {quoted(out_dir)} (it is absolute or "
+            "climbs with '..'); give one of the two, or a template relative to --out-dir"
+        )
     if output == "-" and out_dir is not None:
         raise UsageError("-o - writes to standard output; it cannot be combined with --out-dir")
     if output is not None and output != "-" and not template and out_dir is not None:
         raise UsageError(
-            f"-o {output} names one output file and --out-dir {out_dir} a directory for the "
-            "results: give one of the two (an -o template with {stem} may go with --out-dir)"
+            f"-o {quoted(output)} names one output file and --out-dir {quoted(out_dir)} a "
+            "directory for the results: give one of the two (an -o template with {stem} may go "
+            "with --out-dir)"
         )
+
+
+def _file_name(path: str) -> str:
+    """The name ``--out-dir`` gives the result of ``path``: its last part, never one that
+    climbs (``a/..``)."""
+    name = PurePath(path).name
+    if name in ("", ".", ".."):
+        raise UsageError(
+            f"{quoted(path)} ends in {name or path!r}, not a file name, so --out-dir cannot name "
+            "its result; name the file itself"
+        )
+    return name
 
 
 def make_directory(directory: Path) -> None:
@@ -228,18 +250,20 @@ def make_directory(directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ImageError(
-            f"{directory}: cannot create the directory ({exc.strerror or exc})"
+            f"{quoted(directory)}: cannot create the directory ({exc.strerror or exc})"
         ) from None
 
 
 def expand_template(template: str, source: Source) -> str:
     """``template`` with its placeholders filled from ``source``; UsageError for an unknown
-    one, and for a value that would leave the output directory (a ``{dir}`` of ``..`` or an
-    absolute folder).
+    one, and for a value that would leave the folder it is put in: a ``{dir}`` of ``..`` or an
+    absolute folder, a ``{stem}`` of ``..`` (``...png``) standing as a folder of its own, a
+    name holding a separator. A placeholder never adds a folder, except ``{dir}``'s own.
 
     >>> expand_template("edges/{dir}/{stem}-{ext}.tif", Source("shots/sub/x.png", "sub", True))
     'edges/sub/x-png.tif'
     """
+    check_template(template)
     path = PurePath(source.path)
     values = {
         "stem": path.stem,
@@ -247,6 +271,18 @@ def expand_template(template: str, source: Source) -> str:
         "ext": path.suffix.lstrip("."),
         "dir": source.folder,
     }
+
+    def refused(key: str, why: str) -> UsageError:
+        instead = (
+            "name the folder that holds the inputs instead (convtool apply DIR --recursive: "
+            "{dir} is then relative to DIR)"
+            if key == "dir"
+            else "rename the file, or put the placeholder beside other text (e.g. {stem}-out)"
+        )
+        return UsageError(
+            f"-o template {template!r}: {{{key}}} of {source.path!r} is {values[key]!r}, which "
+            f"{why}; {instead}"
+        )
 
     def substitute(match: re.Match[str]) -> str:
         key = match.group(1)
@@ -256,16 +292,38 @@ def expand_template(template: str, source: Source) -> str:
                 + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
             )
         value = values[key]
-        if _climbs(value):
-            raise UsageError(
-                f"-o template {template!r}: {{{key}}} of {source.path!r} is {value!r}, which "
-                "would put the result outside the output folder; name the folder that holds "
-                "the inputs instead (convtool apply DIR --recursive: {dir} is then relative "
-                "to DIR)"
-            )
+        if key == "dir" and _climbs(value):
+            raise refused(key, "would put the result outside the output folder")
+        if key != "dir" and any(sep in value for sep in _SEPARATORS):
+            raise refused(key, "would add a folder to the output name")
         return value
 
+    for part in _SEPARATOR.split(template):
+        filled = _PLACEHOLDER.sub(substitute, part)
+        if filled != part and ".." in _SEPARATOR.split(filled):
+            key = _PLACEHOLDER.findall(part)[0]
+            raise refused(
+                key, f"makes the folder {filled!r} of {part!r}, climbing out of the output folder"
+            )
     return _PLACEHOLDER.sub(substitute, template)
+
+
+def check_template(output: str) -> None:
+    """UsageError for a brace of ``output`` that opens or closes no placeholder
+    (``box/{stem.png``): ``{`` and ``}`` are the template's, in any ``-o``."""
+    stray = next(
+        (m for m in re.finditer(r"[{}]", _PLACEHOLDER.sub(lambda m: " " * len(m.group()), output))),
+        None,
+    )
+    if stray is None:
+        return
+    what = "is never closed" if stray.group() == "{" else "closes no placeholder"
+    raise UsageError(
+        f"-o template {output!r}: the {stray.group()!r} at position {stray.start() + 1} {what}; "
+        "a placeholder is written whole, e.g. -o 'box/{stem}.png' ("
+        + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+        + ")"
+    )
 
 
 def _climbs(value: str) -> bool:
@@ -298,8 +356,8 @@ def _check_targets(
             )
         if job.target.is_dir():
             raise ImageError(
-                f"{job.target}: is a directory; give a file name for the output (or "
-                f"--out-dir {job.target} to write into it under the input's name)"
+                f"{quoted(job.target)}: is a directory; give a file name for the output (or "
+                f"--out-dir {quoted(job.target)} to write into it under the input's name)"
             )
         try:
             format_for_path(job.target)  # an unknown extension is refused before any work
@@ -309,14 +367,14 @@ def _check_targets(
                 raise
             example = "{dir}/{stem}.png" if source.found else "{stem}.png"
             raise UsageError(
-                f"{job.target}: convtool cannot write {suffix} files, and this name comes from "
-                f"the input {job.source!r}; give the results another extension with an -o "
-                f"template, e.g. -o '{example}' (or .tif)"
+                f"{quoted(job.target)}: convtool cannot write {suffix} files, and this name "
+                f"comes from the input {job.source!r}; give the results another extension with "
+                f"an -o template, e.g. -o '{example}' (or .tif)"
             ) from None
         if plain_output and not job.target.parent.is_dir():
             raise ImageError(
-                f"{job.target}: directory {str(job.target.parent)!r} does not exist; create "
-                "it first (--out-dir and -o templates create theirs)"
+                f"{quoted(job.target)}: directory {str(job.target.parent)!r} does not exist; "
+                "create it first (--out-dir and -o templates create theirs)"
             )
 
 

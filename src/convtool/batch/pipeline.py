@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any
 
 from convtool.batch.jobs import Job, make_directory
-from convtool.errors import ConvtoolError, ImageError, UsageError
+from convtool.errors import ConvtoolError, ImageError, UsageError, quoted
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -71,8 +71,10 @@ class Notes:
 
 
 def about(source: str, message: str) -> str:
-    """``source: message``, unless the message already names the source."""
-    return message if message.startswith(f"{source}:") else f"{source}: {message}"
+    """``source: message``, unless the message already names the source (quoted as every
+    message quotes names, see :func:`convtool.errors.quoted`)."""
+    name = quoted(source)
+    return message if message.startswith(f"{name}:") else f"{name}: {message}"
 
 
 def collector(messages: list[str]) -> NoteSink:
@@ -187,8 +189,9 @@ def _redirected_elsewhere(target: str | None, fmt: str) -> str | None:
     if named == fmt:
         return None
     return (
-        f"standard output is {target}, but {fmt} is written there (the input's format): name "
-        f"the output with -o {os.path.basename(target)}, or choose one with --format"
+        f"standard output is {quoted(target)}, but {fmt} is written there (the input's "
+        f"format): name the output with -o {quoted(os.path.basename(target))}, or choose one "
+        "with --format"
     )
 
 
@@ -200,9 +203,9 @@ def _check_writable(fmt: str, source: str) -> None:
         format_by_name(fmt)
     except UsageError:
         raise UsageError(
-            f"{'standard input' if source == '-' else source} is {fmt}, which convtool cannot "
-            "write, and standard output takes the input's format: choose one with --format "
-            "(png, tiff, jpeg, webp, bmp, gif, ppm, npy, txt or csv)"
+            f"{'standard input' if source == '-' else quoted(source)} is {fmt}, which convtool "
+            "cannot write, and standard output takes the input's format: choose one with "
+            "--format (png, tiff, jpeg, webp, bmp, gif, ppm, npy, txt or csv)"
         ) from None
 
 
@@ -219,7 +222,7 @@ def encode(job: Job, picture: Picture, plan: OutputPlan, settings: Settings) -> 
             threads=settings.recipe.threads,
         )
     except ImageError as exc:  # the encoder's refusal, about the output: name it
-        raise ImageError(f"{job.target or 'standard output'}: {exc}") from None
+        raise ImageError(f"{quoted(job.target or 'standard output')}: {exc}") from None
 
 
 def write(job: Job, payload: bytes, plan: OutputPlan, notes: NoteSink) -> None:

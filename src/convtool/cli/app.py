@@ -13,7 +13,7 @@ import typer
 from convtool import __version__, compiled
 from convtool.cli.coercion import QuickCommand, QuickGroup
 from convtool.cli.env import Env, env_of
-from convtool.errors import ConvtoolError
+from convtool.errors import ConvtoolError, quoted
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,7 +55,9 @@ def unexpected(exc: BaseException) -> str:
         )
     if isinstance(exc, OSError) and exc.strerror:
         # I/O convtool does not wrap itself: the lines a command prints (kernels, reports)
-        what = f"{exc.filename}: cannot be used" if exc.filename else "cannot write the output"
+        what = (
+            f"{quoted(exc.filename)}: cannot be used" if exc.filename else "cannot write the output"
+        )
         return f"{what} ({exc.strerror})"
     return (
         f"unexpected {type(exc).__name__}: {exc}; this is a bug in convtool: run again with "
@@ -105,7 +107,7 @@ class BatchReport:
         if not failed:
             return
         if self.total > 1:
-            shown = ", ".join(failed[:3]) + (", ..." if len(failed) > 3 else "")
+            shown = ", ".join(map(quoted, failed[:3])) + (", ..." if len(failed) > 3 else "")
             self.env.error(f"{len(failed)} of {self.total} inputs failed ({shown})")
         raise typer.Exit(1)
 

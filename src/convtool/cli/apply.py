@@ -105,6 +105,10 @@ def apply_command(
     stdout_format = format_by_name(format) if format is not None else None
     target_dir = Path(out_dir) if out_dir is not None else None
     env = env_of(ctx)
+    if scheduler:
+        from convtool.batch.cluster import check_address
+
+        check_address(scheduler)  # before any folder is made
     jobs = plan_jobs(
         inputs, output, target_dir, recursive=recursive, stdout_is_terminal=env.stdout_isatty
     )

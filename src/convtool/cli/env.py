@@ -11,6 +11,7 @@ from typing import IO, Any
 import typer
 
 from convtool import compiled
+from convtool.errors import one_line
 
 DEBUG_VARIABLE = "CONVTOOL_DEBUG"
 
@@ -48,12 +49,12 @@ class Env:
         )
 
     def error(self, message: str) -> None:
-        """One ``convtool: error:`` line on stderr."""
-        self._line(f"convtool: error: {message}")
+        """One ``convtool: error:`` line on stderr (see :func:`convtool.errors.one_line`)."""
+        self._line(f"convtool: error: {one_line(message)}")
 
     def note(self, message: str) -> None:
         """A one-line note on stderr for something convtool decided for the user."""
-        self._line(f"convtool: note: {message}")
+        self._line(f"convtool: note: {one_line(message)}")
 
     def _line(self, line: str) -> None:
         """One line on stderr. Once its reader has gone (``2>&1 | head -c 5``), the lines after

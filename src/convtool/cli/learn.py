@@ -20,7 +20,7 @@ from convtool.cli.app import command
 from convtool.cli.env import Env, env_of
 from convtool.cli.options import DEFAULT_METHOD
 from convtool.cli.process import numba_without_scipy
-from convtool.errors import UsageError
+from convtool.errors import UsageError, quoted
 
 if TYPE_CHECKING:
     from convtool.learn.fit import LearnResult
@@ -96,21 +96,21 @@ def learn_command(
         )
     if output is not None and Path(output).suffix.lower() in IMAGE_SUFFIXES:
         raise UsageError(
-            f"-o {output}: learn writes a kernel, not an image; name the kernel file .txt, "
-            ".json or .npy (then 'convtool apply INPUT -k @KERNEL_FILE' filters with it)"
+            f"-o {quoted(output)}: learn writes a kernel, not an image; name the kernel file "
+            ".txt, .json or .npy (then 'convtool apply INPUT -k @KERNEL_FILE' filters with it)"
         )
     if bias and output is not None and output.lower().endswith(".npy"):
         raise UsageError(
-            f"-o {output}: a .npy file holds the weights alone and would lose the fitted bias; "
-            "write .txt or .json instead (both hold the bias)"
+            f"-o {quoted(output)}: a .npy file holds the weights alone and would lose the fitted "
+            "bias; write .txt or .json instead (both hold the bias)"
         )
     if not to_stdout:
         assert output is not None
         clash = [f for f in files if f != "-" and _same_file(f, output)]
         if clash:
             raise UsageError(
-                f"-o {output} is also one of the files to learn from; choose another name for "
-                "the kernel file"
+                f"-o {quoted(output)} is also one of the files to learn from; choose another name "
+                "for the kernel file"
             )
     # 8- and 16-bit pairs as their stored samples: learn then sums them exactly (the same
     # bytes with numba's cache cold or warm); a pair with a float side in [0, 1] floats

@@ -77,15 +77,16 @@ def reopen_closed_streams() -> None:
 
 @contextmanager
 def library_logs_silenced() -> Iterator[None]:
-    """tifffile logs what it skips in a damaged file ('<TiffTag.fromfile> raised ...') on
-    stderr; convtool reports a file it cannot read in its own one line instead."""
-    logger = logging.getLogger("tifffile")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
+    """No library's log reaches stderr: tifffile logs what it skips in a damaged file
+    ('<TiffTag.fromfile> raised ...'), Dask's client a lost scheduler with its traceback;
+    convtool reports each in its own one line instead. Every logger, whenever its library is
+    imported and whatever handlers it brings (Dask sets its own up on import)."""
+    disabled = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logging.disable(disabled)
 
 
 def silence_stdout(stdout: IO[Any]) -> None:

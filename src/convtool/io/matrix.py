@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from convtool.errors import ImageError, KernelError
+from convtool.errors import ImageError, KernelError, quoted
 from convtool.io.formats import MATRIX_FORMATS
 from convtool.io.picture import Metadata, Picture, check_pixels
 from convtool.io.pixels import stored_samples
@@ -259,18 +259,18 @@ class NpyReader:
                 self.offset = fp.tell()
                 size = fp.seek(0, io.SEEK_END)
         except ValueError as exc:
-            raise ImageError(f"{self.path}: not a readable .npy file ({exc})") from None
+            raise ImageError(f"{quoted(self.path)}: not a readable .npy file ({exc})") from None
         # an array with at most one side longer than 1 is laid out alike in both orders
         self.fortran = fortran and sum(n > 1 for n in shape) > 1
         if len(shape) not in (2, 3) or dtype.hasobject or dtype.kind not in "biuf":
             raise ImageError(
-                f"{self.path}: a {dtype} array of shape {shape} cannot be streamed; expected "
-                "a 2-D or 3-D array of numbers"
+                f"{quoted(self.path)}: a {dtype} array of shape {shape} cannot be streamed; "
+                "expected a 2-D or 3-D array of numbers"
             )
         self.shape = shape
         self.stored_dtype = dtype
         if size - self.offset < int(np.prod(shape)) * dtype.itemsize:
-            raise ImageError(f"{self.path}: not a readable .npy file (it is truncated)")
+            raise ImageError(f"{quoted(self.path)}: not a readable .npy file (it is truncated)")
         self.dtype = dtype.newbyteorder("=")
         self.row_bytes = int(np.prod(self.shape[1:])) * dtype.itemsize
         self.buffer_bytes = FORTRAN_BUFFER if self.fortran else 0
@@ -284,7 +284,7 @@ class NpyReader:
             fp.seek(self.offset + start * self.row_bytes)
             got = fp.readinto(out.view(np.uint8).reshape(-1).data)
         if got != out.nbytes:
-            raise ImageError(f"{self.path}: the file ends before row {stop} (truncated?)")
+            raise ImageError(f"{quoted(self.path)}: the file ends before row {stop} (truncated?)")
         return out if out.dtype.isnative else out.astype(self.dtype)
 
     def _read_fortran(self, start: int, stop: int) -> np.ndarray:
@@ -314,7 +314,7 @@ class NpyReader:
                         piece = raw[(col - w0) * run : (col - w0 + 1) * run]
                         if os.preadv(fd, [piece], at) != run:
                             raise ImageError(
-                                f"{self.path}: the file ends inside the data (truncated?)"
+                                f"{quoted(self.path)}: the file ends inside the data (truncated?)"
                             )
                     out[:, w0:w1, c] = buffer[: w1 - w0].T
         finally:

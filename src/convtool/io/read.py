@@ -19,7 +19,7 @@ from typing import BinaryIO
 from convtool.choices import (
     DEFAULT_MAX_PIXELS,
 )
-from convtool.errors import ImageError
+from convtool.errors import ImageError, quoted
 from convtool.io.formats import MATRIX_FORMATS, starts_as
 from convtool.io.matrix import (
     load_npy,
@@ -60,7 +60,7 @@ def read_picture(
             picture = _read_bytes(raw, "standard input", limit, samples, page)
     else:
         path = Path(source)
-        name = str(source)
+        name = quoted(source)
         try:
             info = path.stat()
             if stat.S_ISREG(info.st_mode) and info.st_size == 0:

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from convtool.errors import ImageError
+from convtool.errors import ImageError, quoted
 from convtool.io.picture import Metadata, Picture, check_pixels, fitting_metadata, xmp_upright
 from convtool.io.pixels import colors_of, split_alpha, unit, upright
 from convtool.io.plan import OutputPlan
@@ -319,15 +319,19 @@ class TiffReader:
         try:
             self._tif = tifffile.TiffFile(self.path)
         except (tifffile.TiffFileError, ValueError) as exc:
-            raise ImageError(f"{self.path}: not a readable TIFF file ({exc})") from None
+            raise ImageError(f"{quoted(self.path)}: not a readable TIFF file ({exc})") from None
         page: Any = self._tif.pages.first if index == 0 else self._tif.pages[index]
         planes, depth, height, width, contig = (int(n) for n in page.shaped)
         if depth != 1:
             self.close()
-            raise ImageError(f"{self.path}: volumetric TIFF (depth {depth}) cannot be streamed")
+            raise ImageError(
+                f"{quoted(self.path)}: volumetric TIFF (depth {depth}) cannot be streamed"
+            )
         if page.dtype is None or np.dtype(page.dtype).kind not in "biuf":
             self.close()
-            raise ImageError(f"{self.path}: TIFF samples of type {page.dtype} cannot be streamed")
+            raise ImageError(
+                f"{quoted(self.path)}: TIFF samples of type {page.dtype} cannot be streamed"
+            )
         self.page = page
         self.planes, self.contig = planes, contig
         channels = planes * contig
@@ -379,7 +383,7 @@ class TiffReader:
                 fp.seek(self._offset + (p * h + start) * row_bytes)
                 if fp.readinto(buf.view(np.uint8).reshape(-1).data) != buf.nbytes:
                     raise ImageError(
-                        f"{self.path}: the file ends inside the image data (truncated?)"
+                        f"{quoted(self.path)}: the file ends inside the image data (truncated?)"
                     )
                 out[:, :, p, :] = buf
 
@@ -412,7 +416,9 @@ class TiffReader:
             try:
                 decoded, position, _ = decode(data, index, **kwargs)
             except Exception as exc:  # codec errors come in many types
-                raise ImageError(f"{self.path}: cannot decode segment {index}: {exc}") from None
+                raise ImageError(
+                    f"{quoted(self.path)}: cannot decode segment {index}: {exc}"
+                ) from None
             if decoded is None:  # an empty segment reads as zeros
                 continue
             plane, _, y, x, _ = position

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convtool.errors import KernelError
+from convtool.errors import KernelError, quoted
 from convtool.io.matrix import parse_kernel_matrix, read_npy_header
 from convtool.io.source import read_at_most
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel, check_rows, validate_weights
@@ -229,7 +229,7 @@ def save_kernel(kernel: Kernel, path: str | Path) -> None:
     suffix = target.suffix.lower()
     if suffix == ".npy" and kernel.bias != 0:
         raise KernelError(
-            f"{target}: a .npy file holds the weights alone and would lose the bias "
+            f"{quoted(target)}: a .npy file holds the weights alone and would lose the bias "
             f"{kernel.bias!r}; write .txt or .json instead"
         )
     if not target.parent.is_dir():

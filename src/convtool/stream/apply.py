@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from convtool.core.correlate import correlate
-from convtool.errors import ImageError, UsageError
+from convtool.errors import ImageError, UsageError, quoted
 from convtool.filtering.chain import (
     Recipe,
     combined_step,
@@ -251,15 +251,15 @@ def run_streamed(
     one TIFF."""
     if target is None:
         raise UsageError(
-            f"{source}: the image is filtered in bands (it is too large for memory, or "
+            f"{quoted(source)}: the image is filtered in bands (it is too large for memory, or "
             "--memory asks for it), which needs an output file: give -o FILE.tif or FILE.npy"
         )
     if lossless:
         check_lossless(fmt)
     if fmt not in STREAM_FORMATS:
         raise ImageError(
-            f"{target}: the image is filtered in bands (it is too large for memory, or --memory "
-            f"asks for it), and {fmt} cannot be written in bands; write .tif or .npy"
+            f"{quoted(target)}: the image is filtered in bands (it is too large for memory, or "
+            f"--memory asks for it), and {fmt} cannot be written in bands; write .tif or .npy"
         )
     if len(pages) > 1:
         if fmt != "TIFF":
@@ -351,7 +351,7 @@ def _run(
     band_rows, tile = _band_layout(src, plan, stages, recipe.border, fmt, channels, width, budget)
     notes(
         source,
-        f"{source}: {shape[1]}x{shape[0]} filtered in bands of {band_rows} rows "
+        f"{quoted(source)}: {shape[1]}x{shape[0]} filtered in bands of {band_rows} rows "
         f"(memory budget {format_bytes(budget)})",
     )
     for message in plan.notes:

@@ -48,7 +48,7 @@ import numpy as np
 from convtool.choices import BORDER_CODES
 from convtool.core.borders import check_border, check_cval
 from convtool.core.correlate import KernelLike, as_image_array, correlate, kernel_weights
-from convtool.errors import ImageError, UsageError
+from convtool.errors import ImageError, UsageError, quoted
 from convtool.io.formats import starts_as
 from convtool.io.matrix import NpyReader
 from convtool.io.pixels import dtype_holds
@@ -108,7 +108,7 @@ def open_reader(source: Any) -> Any:
         if starts_as(magic, "TIFF"):
             return TiffReader(path)
         raise ImageError(
-            f"{path}: only .npy and TIFF files can be read in bands; convert the image to "
+            f"{quoted(path)}: only .npy and TIFF files can be read in bands; convert the image to "
             "TIFF (e.g. with tifffile or `convtool apply IN -k identity -o OUT.tif`)"
         )
     if hasattr(source, "read_rows"):

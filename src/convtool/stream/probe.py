@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convtool.errors import ImageError
+from convtool.errors import ImageError, quoted
 from convtool.io.formats import MATRIX_FORMATS, starts_as
 from convtool.io.matrix import NpyReader
 from convtool.io.pillow import pillow
@@ -127,7 +127,7 @@ def should_stream(source: str, *, memory: int | None, max_pixels: int) -> bool:
                 "in.png out.tif --tile --bigtiff)"
             )
         raise ImageError(
-            f"{source}: a {info.width}x{info.height} {info.format} image needs about "
+            f"{quoted(source)}: a {info.width}x{info.height} {info.format} image needs about "
             f"{format_bytes(info.in_memory_bytes)} in memory, more than {what} "
             f"({format_bytes(budget or 0)}), and {info.why_not}; {remedy}"
         )
