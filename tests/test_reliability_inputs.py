@@ -267,3 +267,27 @@ def test_crafted_kernel_files_are_refused_naming_what_came_in(
 def test_unicode_digits_are_refused_inline_too(tmp_path: Path) -> None:
     result = run(["kernels", "\u0661 2"], tmp_path)
     assert_one_error(result, "not a number")
+
+
+@pytest.mark.parametrize("via", ["stdin", "fifo"])
+def test_the_memory_budget_holds_for_an_image_read_from_a_stream(tmp_path: Path, via: str) -> None:
+    """A stream is read whole: its header is checked against --memory before decoding."""
+    png = _constant_png(4000)  # 4000^2 grey: about 244 MiB in memory, against 16 MiB
+    args = ["apply", "-", "-k", "box", "-o", "out.png", "--memory", "16M"]
+    if via == "stdin":
+        result = run(args, tmp_path, input=png.decode("latin-1"), encoding="latin-1")
+    else:
+        fifo = tmp_path / "in.png"
+        os.mkfifo(fifo)
+
+        def writer() -> None:
+            with open(fifo, "wb") as stream, contextlib.suppress(BrokenPipeError):
+                stream.write(png)
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        result = run([*args[:1], "in.png", *args[2:]], tmp_path)
+        thread.join(timeout=10)
+    name = "standard input" if via == "stdin" else "in.png"
+    assert_one_error(result, name, "4000x4000", "--memory", "a stream is read whole")
+    assert not (tmp_path / "out.png").exists()
