@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,8 +73,9 @@ def probe(source: str) -> Probe | None:
                 f"{im.format} cannot be read in bands",
             )
     except Exception:
-        # not silent: an unreadable or damaged header is read again by the in-memory path,
-        # which reports the problem in its own words after its own size check
+        # not silent: a header that cannot be opened here (no such file, damaged, not an
+        # image) is opened again the same way by the in-memory reader, which fails the same
+        # way and reports it in its own words; once the size is known, nothing is caught
         return None
 
 
@@ -84,15 +86,23 @@ def _probe_tiff(path: Path) -> Probe:
         page = tif.pages.first
         samples = int(page.samplesperpixel)
         h, w = int(page.imagelength), int(page.imagewidth)
-        why = None
-        orientation = page.tags.get(274)
-        if str(page.axes) not in ("YX", "YXS", "SYX"):
-            why = f"a TIFF with axes {page.axes} is not a plain 2-D image"
-        elif page.bitspersample not in (8, 16, 32, 64):
-            why = f"{page.bitspersample}-bit TIFF samples are read whole"
-        elif orientation is not None and int(orientation.value or 1) != 1:
-            why = f"a TIFF with orientation {orientation.value} must be turned upright whole"
+        try:
+            why = _why_not_in_bands(page)
+        except Exception as exc:  # a damaged tag: the size is known, so the budget still holds
+            why = f"its tags cannot be read ({type(exc).__name__}: {exc})"
         return Probe("TIFF", h, w, samples, why)
+
+
+def _why_not_in_bands(page: Any) -> str | None:
+    """Why a TIFF page cannot be read in bands; None when it can."""
+    orientation = page.tags.get(274)
+    if str(page.axes) not in ("YX", "YXS", "SYX"):
+        return f"a TIFF with axes {page.axes} is not a plain 2-D image"
+    if page.bitspersample not in (8, 16, 32, 64):
+        return f"{page.bitspersample}-bit TIFF samples are read whole"
+    if orientation is not None and int(orientation.value or 1) != 1:
+        return f"a TIFF with orientation {orientation.value} must be turned upright whole"
+    return None
 
 
 def should_stream(source: str, *, memory: int | None, max_pixels: int) -> bool:
