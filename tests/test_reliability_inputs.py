@@ -291,3 +291,16 @@ def test_the_memory_budget_holds_for_an_image_read_from_a_stream(tmp_path: Path,
     name = "standard input" if via == "stdin" else "in.png"
     assert_one_error(result, name, "4000x4000", "--memory", "a stream is read whole")
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("subsampling", [0, 2])
+@pytest.mark.parametrize("kept", [0.5, 0.95])
+def test_a_baseline_jpeg_cut_in_its_last_rows_is_refused(
+    tmp_path: Path, subsampling: int, kept: float
+) -> None:
+    """Cut in the last block rows, only part of the bottom is grey (once, not a flat band)."""
+    data = _jpeg(_rgb(6, (150, 200)), subsampling=subsampling)
+    (tmp_path / "cut.jpg").write_bytes(data[: int(len(data) * kept)] + b"\xff\xd9")
+    result = run(["apply", "cut.jpg", "-k", "box", "-o", "out.png"], tmp_path)
+    assert_one_error(result, "cut.jpg", "premature end")
+    assert not (tmp_path / "out.png").exists()
