@@ -304,3 +304,15 @@ def test_a_baseline_jpeg_cut_in_its_last_rows_is_refused(
     result = run(["apply", "cut.jpg", "-k", "box", "-o", "out.png"], tmp_path)
     assert_one_error(result, "cut.jpg", "premature end")
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("option", ["--max-pixels", "--threads", "--quality"])
+def test_an_integer_option_past_pythons_digit_limit_is_one_clear_error(
+    tmp_path: Path, option: str
+) -> None:
+    Image.fromarray(_rgb(7, (8, 8))).save(tmp_path / "in.png")
+    result = run(["apply", "in.png", "-k", "box", "-o", "out.jpg", option, "9" * 5000], tmp_path)
+    assert result.returncode != 0 and "this is a bug" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(ERROR) and option in lines[0], result.stderr
+    assert not (tmp_path / "out.jpg").exists()
