@@ -316,3 +316,29 @@ def test_an_integer_option_past_pythons_digit_limit_is_one_clear_error(
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(ERROR) and option in lines[0], result.stderr
     assert not (tmp_path / "out.jpg").exists()
+
+
+def _one_gib() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@pytest.mark.parametrize(
+    ("row", "rows", "words"),
+    [("1\n", 20_000_000, "more than 1025 rows"), ("1 " * 5000 + "\n", 1000, "5000 numbers")],
+)
+def test_a_text_kernel_larger_than_any_kernel_is_refused_from_its_first_rows(
+    tmp_path: Path, row: str, rows: int, words: str
+) -> None:
+    """Under the source's byte cap, yet no kernel: refused without parsing it whole (it took
+    gigabytes)."""
+    (tmp_path / "k.txt").write_text(row * rows)
+    result = subprocess.run(
+        [*CONVTOOL, "kernels", "@k.txt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        preexec_fn=_one_gib,
+        check=False,
+    )
+    assert_one_error(result, "k.txt", words, "1025")

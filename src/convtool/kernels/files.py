@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from convtool.errors import KernelError
-from convtool.io.matrix import parse_kernel_matrix, read_npy_header
+from convtool.io.matrix import iter_lines, parse_kernel_matrix, read_npy_header
 from convtool.io.source import read_at_most
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel, check_rows, validate_weights
 
@@ -91,7 +91,7 @@ def _check_json_numbers(data: object, what: str) -> None:
 def parse_matrix_text(text: str, what: str) -> np.ndarray:
     """Kernel weights from rows of numbers (``io.matrix``'s text format): KernelError for
     ragged rows, non-numbers, an empty matrix and weights no kernel may have."""
-    return validate_weights(parse_kernel_matrix(text, what), what)
+    return validate_weights(parse_kernel_matrix(text, what, MAX_KERNEL_SIDE), what)
 
 
 _BIAS_RE = re.compile(r"^\s*#\s*bias\s*[:=]\s*(\S+)\s*$", re.I)
@@ -128,12 +128,17 @@ def load_kernel_file(path_text: str) -> Kernel:
         return kernel_from_json(text, what, path.name)
     bias = 0.0
     rows = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(iter_lines(text), 1):
         match = _BIAS_RE.match(line)
         if match:
             bias = _finite_float(match.group(1), f"{what}: bias")
         if line.split("#", 1)[0].strip():
             rows.append((number, line))
+            if len(rows) > MAX_KERNEL_SIDE:  # refused now, not once all of it is read
+                raise KernelError(
+                    f"{what}: more than {MAX_KERNEL_SIDE} rows (line {number}); the largest "
+                    f"kernel side convtool accepts is {MAX_KERNEL_SIDE}"
+                )
     semicolon = next((n for n, line in rows if ";" in line.split("#", 1)[0]), None)
     if len(rows) > 1 and semicolon is not None:
         # 'a;b' on several lines is a ';'-separated CSV (where ',' may be the decimal mark),
