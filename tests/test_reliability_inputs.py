@@ -342,3 +342,26 @@ def test_a_text_kernel_larger_than_any_kernel_is_refused_from_its_first_rows(
         check=False,
     )
     assert_one_error(result, "k.txt", words, "1025")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[[" + ",".join(["1"] * 25_000_000) + "]]", "[" + ",".join(["[1]"] * 8_000_000) + "]"],
+    ids=["wide", "tall"],
+)
+def test_a_json_kernel_larger_than_any_kernel_is_refused_before_parsing(
+    tmp_path: Path, text: str
+) -> None:
+    """Under the source's byte cap, yet no kernel: refused before json builds its lists (a
+    1 GiB address space did not hold them)."""
+    (tmp_path / "k.json").write_text(text)
+    result = subprocess.run(
+        [*CONVTOOL, "kernels", "@k.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        preexec_fn=_one_gib,
+        check=False,
+    )
+    assert_one_error(result, "k.json", "more than 1025 numbers or rows")

@@ -27,9 +27,24 @@ MAX_JSON_NESTING = 4
 """Lists in lists a JSON kernel may nest: rows (2), per-channel kernels (3), a layer (4)."""
 
 
+_LONG_JSON_ROW = re.compile(
+    rf"\[(?:[^\[\],]*,){{{MAX_KERNEL_SIDE}}}"  # a list of numbers
+    rf"|\[\s*(?:\[[^\[\]]*\]\s*,\s*){{{MAX_KERNEL_SIDE}}}"  # a list of lists of numbers
+)
+"""A JSON list of numbers, or of lists of numbers (rows), with more than
+:data:`MAX_KERNEL_SIDE` entries (as many commas)."""
+
+
 def _parse_json_matrix(text: str, what: str) -> object:
     """JSON kernel data: nested lists of numbers, or an object of :data:`JSON_KEYS` holding
     them; KernelError for anything else (strings, booleans, duplicate or unknown keys)."""
+    too_long = _LONG_JSON_ROW.search(text)
+    if too_long is not None:  # refused before json builds a list of every number
+        raise KernelError(
+            f"{what}: a list of more than {MAX_KERNEL_SIDE} numbers or rows (at character "
+            f"{too_long.start() + 1}); the largest kernel side convtool accepts is "
+            f"{MAX_KERNEL_SIDE}"
+        )
     try:
         # every integer read as a float: no digit limit, and a kernel's weights are floats
         data = json.loads(text, object_pairs_hook=_json_object(what), parse_int=float)
