@@ -419,8 +419,8 @@ CASES = [
     Case(
         "kernel-over-the-side-limit",
         apply("x.png", "-k", WIDE, *TO_OLD),
-        rf"is 1x{MAX_KERNEL_SIDE + 1}; the largest kernel side convtool accepts is "
-        rf"{MAX_KERNEL_SIDE}",
+        rf"\(2051 characters\): line 1 holds {MAX_KERNEL_SIDE + 1} numbers; the largest "
+        rf"kernel side convtool accepts is {MAX_KERNEL_SIDE}",
     ),
     Case(
         "kernel-builtin-over-the-limit",

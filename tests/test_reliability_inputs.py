@@ -267,3 +267,101 @@ def test_crafted_kernel_files_are_refused_naming_what_came_in(
 def test_unicode_digits_are_refused_inline_too(tmp_path: Path) -> None:
     result = run(["kernels", "\u0661 2"], tmp_path)
     assert_one_error(result, "not a number")
+
+
+@pytest.mark.parametrize("via", ["stdin", "fifo"])
+def test_the_memory_budget_holds_for_an_image_read_from_a_stream(tmp_path: Path, via: str) -> None:
+    """A stream is read whole: its header is checked against --memory before decoding."""
+    png = _constant_png(4000)  # 4000^2 grey: about 244 MiB in memory, against 16 MiB
+    args = ["apply", "-", "-k", "box", "-o", "out.png", "--memory", "16M"]
+    if via == "stdin":
+        result = run(args, tmp_path, input=png.decode("latin-1"), encoding="latin-1")
+    else:
+        fifo = tmp_path / "in.png"
+        os.mkfifo(fifo)
+
+        def writer() -> None:
+            with open(fifo, "wb") as stream, contextlib.suppress(BrokenPipeError):
+                stream.write(png)
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        result = run([*args[:1], "in.png", *args[2:]], tmp_path)
+        thread.join(timeout=10)
+    name = "standard input" if via == "stdin" else "in.png"
+    assert_one_error(result, name, "4000x4000", "--memory", "a stream is read whole")
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("subsampling", [0, 2])
+@pytest.mark.parametrize("kept", [0.5, 0.95])
+def test_a_baseline_jpeg_cut_in_its_last_rows_is_refused(
+    tmp_path: Path, subsampling: int, kept: float
+) -> None:
+    """Cut in the last block rows, only part of the bottom is grey (once, not a flat band)."""
+    data = _jpeg(_rgb(6, (150, 200)), subsampling=subsampling)
+    (tmp_path / "cut.jpg").write_bytes(data[: int(len(data) * kept)] + b"\xff\xd9")
+    result = run(["apply", "cut.jpg", "-k", "box", "-o", "out.png"], tmp_path)
+    assert_one_error(result, "cut.jpg", "premature end")
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("option", ["--max-pixels", "--threads", "--quality"])
+def test_an_integer_option_past_pythons_digit_limit_is_one_clear_error(
+    tmp_path: Path, option: str
+) -> None:
+    Image.fromarray(_rgb(7, (8, 8))).save(tmp_path / "in.png")
+    result = run(["apply", "in.png", "-k", "box", "-o", "out.jpg", option, "9" * 5000], tmp_path)
+    assert result.returncode != 0 and "this is a bug" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(ERROR) and option in lines[0], result.stderr
+    assert not (tmp_path / "out.jpg").exists()
+
+
+def _one_gib() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@pytest.mark.parametrize(
+    ("row", "rows", "words"),
+    [("1\n", 20_000_000, "more than 1025 rows"), ("1 " * 5000 + "\n", 1000, "5000 numbers")],
+)
+def test_a_text_kernel_larger_than_any_kernel_is_refused_from_its_first_rows(
+    tmp_path: Path, row: str, rows: int, words: str
+) -> None:
+    """Under the source's byte cap, yet no kernel: refused without parsing it whole (it took
+    gigabytes)."""
+    (tmp_path / "k.txt").write_text(row * rows)
+    result = subprocess.run(
+        [*CONVTOOL, "kernels", "@k.txt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        preexec_fn=_one_gib,
+        check=False,
+    )
+    assert_one_error(result, "k.txt", words, "1025")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[[" + ",".join(["1"] * 25_000_000) + "]]", "[" + ",".join(["[1]"] * 8_000_000) + "]"],
+    ids=["wide", "tall"],
+)
+def test_a_json_kernel_larger_than_any_kernel_is_refused_before_parsing(
+    tmp_path: Path, text: str
+) -> None:
+    """Under the source's byte cap, yet no kernel: refused before json builds its lists (a
+    1 GiB address space did not hold them)."""
+    (tmp_path / "k.json").write_text(text)
+    result = subprocess.run(
+        [*CONVTOOL, "kernels", "@k.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        preexec_fn=_one_gib,
+        check=False,
+    )
+    assert_one_error(result, "k.json", "more than 1025 numbers or rows")

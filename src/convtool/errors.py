@@ -35,6 +35,16 @@ def quoted(name: object) -> str:
     return text if text and text.isprintable() else repr(text)
 
 
+def excerpt(text: str, limit: int = 120) -> str:
+    """``text`` quoted as a message shows what came in (``'1 0 -1'``), its middle cut past
+    ``limit`` characters (``'1 1 1 ... 1 1' (2051 characters)``): an error stays one readable
+    line whatever was typed."""
+    if len(text) <= limit:
+        return repr(text)
+    head, tail = text[: limit * 2 // 3], text[-(limit // 3) :]
+    return f"{head + ' ... ' + tail!r} ({len(text)} characters)"
+
+
 def one_line(message: str) -> str:
     """``message`` with its non-printable characters escaped (a newline as ``\\n``): what the
     command prints is one line per message, whatever a library's text or a name held."""

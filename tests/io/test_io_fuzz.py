@@ -28,8 +28,9 @@ import tifffile
 from PIL import Image
 
 from convtool.errors import ImageError, KernelError
-from convtool.io.read import read_picture
+from convtool.io.read import read_picture, read_picture_bytes
 from convtool.kernels.spec import load_kernel
+from convtool.stream.probe import check_stream_fits
 
 BUDGET = int(os.environ.get("CONVTOOL_FUZZ_BUDGET", "40"))
 """Mutants per seed file."""
@@ -151,6 +152,23 @@ def test_every_image_mutant_reads_or_fails_cleanly(tmp_path: Path, name: str) ->
                 assert picture.data.size > 0
                 outcomes["read"] += 1
     assert sum(outcomes.values()) == BUDGET
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_SEEDS))
+def test_every_image_mutant_from_a_stream_reads_or_fails_cleanly(name: str) -> None:
+    """Bytes from standard input or a pipe: sniffed (image, .npy or text), their header
+    checked against the memory budget, then decoded."""
+    seed = IMAGE_SEEDS[name]()
+    read_picture_bytes(seed, "standard input", max_pixels=MAX_PIXELS)
+    for number, data in mutants(f"stream-{name}", seed, BUDGET):
+        with bounded(SECONDS_PER_MUTANT, f"{name} stream mutant {number}"):
+            try:
+                check_stream_fits(data, "standard input", memory=64 << 20, max_pixels=MAX_PIXELS)
+                picture = read_picture_bytes(data, "standard input", max_pixels=MAX_PIXELS)
+            except ImageError as error:
+                assert "\n" not in str(error), f"mutant {number}: {error!r}"
+            else:
+                assert picture.data.size > 0
 
 
 @pytest.mark.parametrize("name", sorted(KERNEL_SEEDS))

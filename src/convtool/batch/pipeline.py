@@ -112,11 +112,18 @@ def read(job: Job, settings: Settings) -> Picture | None:
     """The input read (as samples where it has them); None for an input to filter apart (see
     :func:`run_apart`): page by page, or in bands."""
     from convtool.batch.pages import is_paged
-    from convtool.io.read import read_picture
-    from convtool.stream.probe import should_stream
+    from convtool.io.read import read_picture, read_picture_bytes, read_stream
+    from convtool.stream.probe import check_stream_fits, should_stream
 
     if is_paged(job, settings):
         return None
+    stream = read_stream(job.source, max_pixels=settings.max_pixels)
+    if stream is not None:  # read once, whole: the memory budget is checked on its header
+        raw, name = stream
+        check_stream_fits(raw, name, memory=settings.memory, max_pixels=settings.max_pixels)
+        return read_picture_bytes(
+            raw, name, gray=settings.gray, max_pixels=settings.max_pixels, samples=True
+        )
     if is_file(job.source) and should_stream(
         job.source, memory=settings.memory, max_pixels=settings.max_pixels
     ):

@@ -53,7 +53,10 @@ def quick_value(annotation: Any, info: Any, value: Any, *, multiple: bool, ctx: 
         return value if type(value) is str else DEFER
     if annotation is int:
         if type(value) is str and _INTEGER.match(value):
-            value = int(value)
+            try:
+                value = int(value)
+            except ValueError:  # past Python's 4300 digits: click's own conversion says so
+                return DEFER
         if type(value) is not int:
             return DEFER
         low, high = getattr(info, "min", None), getattr(info, "max", None)

@@ -40,34 +40,55 @@ def check_scan_size(im: Any, fp: BinaryIO, name: str) -> None:
 
 
 def check_complete(
-    im: Any, data: np.ndarray, fp: BinaryIO, decode: Callable[[bytes], np.ndarray | None], name: str
+    im: Any,
+    data: np.ndarray,
+    fp: BinaryIO,
+    decode: Callable[[bytes, bool], np.ndarray | None],
+    name: str,
 ) -> None:
     """Refuse a JPEG whose data ended before its last blocks (decoded as flat grey).
 
-    ``data`` is its decoded pixels, ``decode`` decodes JPEG bytes (None when they fail). A cut
-    scan leaves its last rows one flat value; only then, the file is decoded again with filler
+    ``data`` is its decoded pixels, ``decode(raw, small)`` decodes JPEG bytes, at an eighth
+    of their size when ``small`` (None when they fail). The file is decoded again with filler
     bytes in front of its end marker: a complete scan never reads them, a cut one does, and its
-    pixels change. A progressive JPEG cut in a later scan is not flat, only blurred: it is
-    always decoded again so.
+    pixels change. A baseline scan cut before its last block leaves that block's luma flat
+    mid-grey (its coefficients zero): only then is it decoded again. A progressive JPEG cut in
+    a later scan is not grey, only blurred: it is always decoded again, at full size (an
+    eighth is its DC scan alone).
     """
-    if data.size == 0:
-        return
-    tail = data[-min(8, data.shape[0]) :]
-    if not _progressive(im) and not np.all(tail == tail.flat[0]):
+    if data.size == 0 or not (_progressive(im) or _last_block_grey(data)):
         return
     fp.seek(0)
     raw = fp.read()
     end = raw.rfind(_EOI)
     body = raw if end < 0 else raw[:end]
-    reference = decode(raw)
+    small = not _progressive(im)
+    reference = decode(raw, small)
     for padding in _PADDINGS:
-        other = decode(body + padding * _PADDING_BYTES + _EOI)
+        other = decode(body + padding * _PADDING_BYTES + _EOI, small)
         if reference is None or other is None or not np.array_equal(reference, other):
             raise ImageError(
                 f"{name}: the JPEG's data ends before its last rows (premature end of data "
                 "segment: the file is cut short, and what is missing would be filtered as grey); "
                 "give the complete file"
             )
+
+
+_GREY = 128
+_GREY_TOLERANCE = 3
+"""How far the luma of RGB samples decoded from luma 128 may stray (rounding, clipping)."""
+
+
+def _last_block_grey(data: np.ndarray) -> bool:
+    """Whether the last 8x8 block on the block grid (a partial one at the bottom-right edge)
+    has luma 128 throughout, as a block whose coefficients are missing decodes; colour
+    layouts other than grey and RGB count as grey (decoded again, to be safe)."""
+    block = data[(data.shape[0] - 1) // 8 * 8 :, (data.shape[1] - 1) // 8 * 8 :].astype(np.int32)
+    if block.ndim == 3 and block.shape[2] == 3:
+        block = (299 * block[..., 0] + 587 * block[..., 1] + 114 * block[..., 2] + 500) // 1000
+    elif block.ndim == 3 and block.shape[2] != 1:
+        return True
+    return bool(np.all(np.abs(block - _GREY) <= _GREY_TOLERANCE))
 
 
 def _progressive(im: Any) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from tokenize import TokenError
 from typing import IO, Any
@@ -111,13 +111,27 @@ def matrix_rows(lines: Iterable[str]) -> list[tuple[int, list[str]]]:
     """The rows of a text matrix as (line number, entries): ``#`` starts a comment (a ``;`` in
     one separates no rows), ``;`` separates rows on a line, spaces or commas entries; empty
     rows are dropped. The one tokenizer of matrices, kernels and images alike."""
-    rows = []
+    return list(iter_matrix_rows(lines))
+
+
+def iter_lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` (``\n`` or ``\r\n`` ends them) one at a time: a large text is
+    refused after its first lines, not split whole first."""
+    start = 0
+    while start <= len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        yield text[start:end].removesuffix("\r")
+        start = end + 1
+
+
+def iter_matrix_rows(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    """:func:`matrix_rows` one row at a time."""
     for number, line in enumerate(lines, 1):
         for row in line.split("#", 1)[0].split(";"):
             entries = [entry for entry in re.split(r"[\s,]+", row) if entry]
             if entries:
-                rows.append((number, entries))
-    return rows
+                yield number, entries
 
 
 def parse_matrix(text: str, name: str, max_pixels: int | None = None) -> np.ndarray:
@@ -162,12 +176,22 @@ def parse_matrix(text: str, name: str, max_pixels: int | None = None) -> np.ndar
     return data
 
 
-def parse_kernel_matrix(text: str, what: str) -> list[list[float]]:
+def parse_kernel_matrix(text: str, what: str, max_side: int | None = None) -> list[list[float]]:
     """A kernel written as text (``1 0 -1; 2 0 -2``, or a kernel file): rows separated by ``;``
     or new lines, entries decimal numbers (:data:`NUMBER`). KernelError for non-numbers,
-    ragged rows and an empty matrix."""
+    ragged rows, an empty matrix and, as soon as it is seen, a row or a column longer than
+    ``max_side`` (a large source is not parsed whole to be refused)."""
     rows: list[list[float]] = []
-    for _, entries in matrix_rows(text.split("\n")):
+    for number, entries in iter_matrix_rows(iter_lines(text)):
+        if max_side is not None and max(len(entries), len(rows) + 1) > max_side:
+            found = (
+                f"line {number} holds {len(entries)} numbers"
+                if len(entries) > max_side
+                else f"more than {max_side} rows (line {number})"
+            )
+            raise KernelError(
+                f"{what}: {found}; the largest kernel side convtool accepts is {max_side}"
+            )
         bad = next((entry for entry in entries if not NUMBER.match(entry)), None)
         if bad is not None:
             raise KernelError(

@@ -54,41 +54,80 @@ def read_picture(
     Raises :class:`~convtool.errors.ImageError` saying what came in and what to do.
     """
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    stream = read_stream(source, max_pixels=limit)
+    if stream is not None:
+        return read_picture_bytes(*stream, gray=gray, max_pixels=limit, samples=samples, page=page)
+    path = Path(source)
+    name = quoted(source)
+    with _opening(name):
+        info = path.stat()
+        if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+            raise ImageError(
+                f"{name}: is empty (0 bytes); give an image or a matrix file (it may not "
+                "have been written completely)"
+            )
+        with _decoding(name):
+            if path.suffix.lower() in MATRIX_FORMATS:
+                picture = read_matrix_file(path, name, limit)
+            else:
+                with open(path, "rb") as fp:
+                    picture = _read_image(fp, name, limit, samples, page)
+    return to_gray(to_unit(picture)) if gray else picture
+
+
+def read_stream(source: str | Path, *, max_pixels: int | None = None) -> tuple[bytes, str] | None:
+    """The bytes and name of a source that can be read only once (``"-"``: standard input; a
+    pipe such as ``<(...)``, /dev/stdin, a FIFO, a device), read within a bound known before
+    reading (:func:`~convtool.io.source.read_image_stream`); None for a file or a directory,
+    which :func:`read_picture` reads itself. Decode the bytes with :func:`read_picture_bytes`.
+    """
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
     if str(source) == "-":
         with _decoding("standard input"):
-            raw = read_image_stream(sys.stdin.buffer, "standard input", limit)
-            picture = _read_bytes(raw, "standard input", limit, samples, page)
-    else:
-        path = Path(source)
-        name = quoted(source)
+            return read_image_stream(sys.stdin.buffer, "standard input", limit), "standard input"
+    path = Path(source)
+    name = quoted(source)
+    with _opening(name):
         try:
-            info = path.stat()
-            if stat.S_ISREG(info.st_mode) and info.st_size == 0:
-                raise ImageError(
-                    f"{name}: is empty (0 bytes); give an image or a matrix file (it may not "
-                    "have been written completely)"
-                )
-            with _decoding(name):
-                if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
-                    # a pipe (``<(...)``, /dev/stdin, a FIFO) can be read once, and not seeked
-                    # in: its bytes, sniffed as standard input's are
-                    with open(path, "rb") as fp:
-                        raw = read_image_stream(fp, name, limit)
-                    picture = _read_bytes(raw, name, limit, samples, page)
-                elif path.suffix.lower() in MATRIX_FORMATS:
-                    picture = read_matrix_file(path, name, limit)
-                else:
-                    with open(path, "rb") as fp:
-                        picture = _read_image(fp, name, limit, samples, page)
+            mode = path.stat().st_mode
         except FileNotFoundError:
-            raise ImageError(f"{name}: no such file") from None
-        except IsADirectoryError:
-            raise ImageError(f"{name}: is a directory; give an image or matrix file") from None
-        except PermissionError:
-            raise ImageError(f"{name}: permission denied; check the file's permissions") from None
-        except OSError as exc:
-            raise ImageError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+            return None  # reported by read_picture
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+            return None
+        with _decoding(name), open(path, "rb") as fp:
+            return read_image_stream(fp, name, limit), name
+
+
+def read_picture_bytes(
+    raw: bytes,
+    name: str,
+    *,
+    gray: bool = False,
+    max_pixels: int | None = None,
+    samples: bool = False,
+    page: int | None = None,
+) -> Picture:
+    """:func:`read_picture` of bytes read from a stream (:func:`read_stream`), sniffed: an
+    image Pillow or tifffile reads, a ``.npy`` or a text matrix."""
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    with _decoding(name):
+        picture = _read_bytes(raw, name, limit, samples, page)
     return to_gray(to_unit(picture)) if gray else picture
+
+
+@contextlib.contextmanager
+def _opening(name: str) -> Iterator[None]:
+    """Opening a named source: what the system says about it becomes one :class:`ImageError`."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a directory; give an image or matrix file") from None
+    except PermissionError:
+        raise ImageError(f"{name}: permission denied; check the file's permissions") from None
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot be read ({exc.strerror or exc})") from None
 
 
 @contextlib.contextmanager

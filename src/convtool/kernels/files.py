@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from convtool.errors import KernelError, quoted
-from convtool.io.matrix import parse_kernel_matrix, read_npy_header
+from convtool.io.matrix import iter_lines, parse_kernel_matrix, read_npy_header
 from convtool.io.source import read_at_most
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel, check_rows, validate_weights
 
@@ -27,9 +27,24 @@ MAX_JSON_NESTING = 4
 """Lists in lists a JSON kernel may nest: rows (2), per-channel kernels (3), a layer (4)."""
 
 
+_LONG_JSON_ROW = re.compile(
+    rf"\[(?:[^\[\],]*,){{{MAX_KERNEL_SIDE}}}"  # a list of numbers
+    rf"|\[\s*(?:\[[^\[\]]*\]\s*,\s*){{{MAX_KERNEL_SIDE}}}"  # a list of lists of numbers
+)
+"""A JSON list of numbers, or of lists of numbers (rows), with more than
+:data:`MAX_KERNEL_SIDE` entries (as many commas)."""
+
+
 def _parse_json_matrix(text: str, what: str) -> object:
     """JSON kernel data: nested lists of numbers, or an object of :data:`JSON_KEYS` holding
     them; KernelError for anything else (strings, booleans, duplicate or unknown keys)."""
+    too_long = _LONG_JSON_ROW.search(text)
+    if too_long is not None:  # refused before json builds a list of every number
+        raise KernelError(
+            f"{what}: a list of more than {MAX_KERNEL_SIDE} numbers or rows (at character "
+            f"{too_long.start() + 1}); the largest kernel side convtool accepts is "
+            f"{MAX_KERNEL_SIDE}"
+        )
     try:
         # every integer read as a float: no digit limit, and a kernel's weights are floats
         data = json.loads(text, object_pairs_hook=_json_object(what), parse_int=float)
@@ -91,7 +106,7 @@ def _check_json_numbers(data: object, what: str) -> None:
 def parse_matrix_text(text: str, what: str) -> np.ndarray:
     """Kernel weights from rows of numbers (``io.matrix``'s text format): KernelError for
     ragged rows, non-numbers, an empty matrix and weights no kernel may have."""
-    return validate_weights(parse_kernel_matrix(text, what), what)
+    return validate_weights(parse_kernel_matrix(text, what, MAX_KERNEL_SIDE), what)
 
 
 _BIAS_RE = re.compile(r"^\s*#\s*bias\s*[:=]\s*(\S+)\s*$", re.I)
@@ -128,12 +143,17 @@ def load_kernel_file(path_text: str) -> Kernel:
         return kernel_from_json(text, what, path.name)
     bias = 0.0
     rows = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(iter_lines(text), 1):
         match = _BIAS_RE.match(line)
         if match:
             bias = _finite_float(match.group(1), f"{what}: bias")
         if line.split("#", 1)[0].strip():
             rows.append((number, line))
+            if len(rows) > MAX_KERNEL_SIDE:  # refused now, not once all of it is read
+                raise KernelError(
+                    f"{what}: more than {MAX_KERNEL_SIDE} rows (line {number}); the largest "
+                    f"kernel side convtool accepts is {MAX_KERNEL_SIDE}"
+                )
     semicolon = next((n for n, line in rows if ";" in line.split("#", 1)[0]), None)
     if len(rows) > 1 and semicolon is not None:
         # 'a;b' on several lines is a ';'-separated CSV (where ',' may be the decimal mark),

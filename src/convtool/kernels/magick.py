@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from convtool.errors import KernelError
+from convtool.errors import KernelError, excerpt
 from convtool.kernels.origin import at_origin
 from convtool.kernels.value import MAX_KERNEL_SIDE
 
@@ -86,7 +86,7 @@ def is_magick_spec(text: str) -> bool:
 
 def magick_kernel(text: str, spec: str) -> np.ndarray:
     """The weights of an ImageMagick kernel string, its origin written in (odd sizes)."""
-    what = f"kernel {spec!r}"
+    what = f"kernel {excerpt(spec)}"
     if ";" in text:
         raise KernelError(
             f"{what}: ImageMagick's ';' separates a list of kernels; give each one with its "

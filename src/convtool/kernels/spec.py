@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convtool.errors import KernelError
+from convtool.errors import KernelError, excerpt
 from convtool.io.matrix import NUMBER
 from convtool.kernels.builtins import BUILTINS, Builtin
 from convtool.kernels.files import kernel_from_json, load_kernel_file, parse_matrix_text
@@ -56,14 +56,14 @@ def load_kernel(spec: str) -> Kernel:
 def _inline_kernel(text: str, spec: str) -> Kernel:
     """A built-in or an inline matrix (``text`` is ``spec`` stripped)."""
     if text.startswith(("[", "{")):
-        return kernel_from_json(text, f"kernel {spec!r}", "inline")
+        return kernel_from_json(text, f"kernel {excerpt(spec)}", "inline")
     if is_magick_spec(text):
         return Kernel(magick_kernel(text, spec), text)
     name, _, args = text.partition(":")
     name = name.strip()
     if _NAME_RE.match(name) and not NUMBER.match(name):
         return _builtin(name.lower(), args, spec)
-    return Kernel(parse_matrix_text(text, f"kernel {spec!r}"), "inline")
+    return Kernel(parse_matrix_text(text, f"kernel {excerpt(spec)}"), "inline")
 
 
 KERNEL_FILE_SUFFIXES = (".txt", ".csv", ".npy", ".json", ".mat")
@@ -106,10 +106,10 @@ def _builtin(name: str, args: str, spec: str) -> Kernel:
         with np.errstate(all="ignore"):  # extreme arguments: refused below, not warned about
             weights = entry.factory(**kwargs)
     except TypeError as exc:
-        raise KernelError(f"kernel {spec!r}: {exc}") from None
+        raise KernelError(f"kernel {excerpt(spec)}: {exc}") from None
     if not np.all(np.isfinite(weights)):
         raise KernelError(
-            f"kernel {spec!r}: these arguments give weights that are not finite numbers "
+            f"kernel {excerpt(spec)}: these arguments give weights that are not finite numbers "
             "(an overflow or a division by a tiny number); choose less extreme values"
         )
     return Kernel(weights, spec.strip())
@@ -120,7 +120,7 @@ def _parse_args(name: str, entry: Builtin, args: str, spec: str) -> dict[str, ob
     if not args.strip():
         return kwargs
     if not entry.params:
-        raise KernelError(f"kernel {name!r} takes no arguments; got {spec!r}")
+        raise KernelError(f"kernel {name!r} takes no arguments; got {excerpt(spec)}")
     for position, part in enumerate(args.split(",")):
         part = part.strip()
         key, eq, value = part.partition("=")
@@ -134,11 +134,12 @@ def _parse_args(name: str, entry: Builtin, args: str, spec: str) -> dict[str, ob
         else:
             if position >= len(entry.params):
                 raise KernelError(
-                    f"kernel {spec!r}: too many arguments; {name} takes {', '.join(entry.params)}"
+                    f"kernel {excerpt(spec)}: too many arguments; {name} takes "
+                    f"{', '.join(entry.params)}"
                 )
             key, value = entry.params[position], part
         if key in kwargs:
-            raise KernelError(f"kernel {spec!r}: argument {key!r} given twice")
+            raise KernelError(f"kernel {excerpt(spec)}: argument {key!r} given twice")
         value = value.strip()
         if key in entry.string_params:
             kwargs[key] = value.lower()
@@ -147,10 +148,10 @@ def _parse_args(name: str, entry: Builtin, args: str, spec: str) -> dict[str, ob
             number = float(value)
         except ValueError:
             raise KernelError(
-                f"kernel {spec!r}: argument {key}={value!r} is not a number"
+                f"kernel {excerpt(spec)}: argument {key}={value!r} is not a number"
             ) from None
         if not math.isfinite(number):
-            raise KernelError(f"kernel {spec!r}: argument {key}={value!r} must be finite")
+            raise KernelError(f"kernel {excerpt(spec)}: argument {key}={value!r} must be finite")
         kwargs[key] = number
     return kwargs
 

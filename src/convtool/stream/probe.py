@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from convtool.errors import ImageError, quoted
 from convtool.io.formats import MATRIX_FORMATS, starts_as
-from convtool.io.matrix import NpyReader
+from convtool.io.matrix import NpyReader, read_npy_header
 from convtool.io.pillow import pillow
 from convtool.stream.sizes import DEFAULT_MEMORY, available_memory, format_bytes
 
@@ -71,8 +73,9 @@ def probe(source: str) -> Probe | None:
                 f"{im.format} cannot be read in bands",
             )
     except Exception:
-        # not silent: an unreadable or damaged header is read again by the in-memory path,
-        # which reports the problem in its own words after its own size check
+        # not silent: a header that cannot be opened here (no such file, damaged, not an
+        # image) is opened again the same way by the in-memory reader, which fails the same
+        # way and reports it in its own words; once the size is known, nothing is caught
         return None
 
 
@@ -83,15 +86,23 @@ def _probe_tiff(path: Path) -> Probe:
         page = tif.pages.first
         samples = int(page.samplesperpixel)
         h, w = int(page.imagelength), int(page.imagewidth)
-        why = None
-        orientation = page.tags.get(274)
-        if str(page.axes) not in ("YX", "YXS", "SYX"):
-            why = f"a TIFF with axes {page.axes} is not a plain 2-D image"
-        elif page.bitspersample not in (8, 16, 32, 64):
-            why = f"{page.bitspersample}-bit TIFF samples are read whole"
-        elif orientation is not None and int(orientation.value or 1) != 1:
-            why = f"a TIFF with orientation {orientation.value} must be turned upright whole"
+        try:
+            why = _why_not_in_bands(page)
+        except Exception as exc:  # a damaged tag: the size is known, so the budget still holds
+            why = f"its tags cannot be read ({type(exc).__name__}: {exc})"
         return Probe("TIFF", h, w, samples, why)
+
+
+def _why_not_in_bands(page: Any) -> str | None:
+    """Why a TIFF page cannot be read in bands; None when it can."""
+    orientation = page.tags.get(274)
+    if str(page.axes) not in ("YX", "YXS", "SYX"):
+        return f"a TIFF with axes {page.axes} is not a plain 2-D image"
+    if page.bitspersample not in (8, 16, 32, 64):
+        return f"{page.bitspersample}-bit TIFF samples are read whole"
+    if orientation is not None and int(orientation.value or 1) != 1:
+        return f"a TIFF with orientation {orientation.value} must be turned upright whole"
+    return None
 
 
 def should_stream(source: str, *, memory: int | None, max_pixels: int) -> bool:
@@ -106,16 +117,12 @@ def should_stream(source: str, *, memory: int | None, max_pixels: int) -> bool:
     info = probe(source)
     if info is None:
         return False
-    budget = memory
-    if budget is None:
-        available = available_memory()
-        budget = None if available is None else int(available * STREAM_FRACTION)
+    budget = _budget(memory)
     too_big = budget is not None and info.in_memory_bytes > budget
     over_limit = info.height * info.width > max_pixels
     if info.why_not is None:
         return too_big or over_limit
     if too_big and not over_limit:  # over the limit: the in-memory path refuses it from its size
-        what = "--memory" if memory is not None else "half the available memory"
         if info.format == "TIFF":  # a TIFF of a kind the band reader does not take
             remedy = (
                 "rewrite it as an upright (orientation 1) 8-bit, 16-bit or float TIFF, which "
@@ -126,12 +133,68 @@ def should_stream(source: str, *, memory: int | None, max_pixels: int) -> bool:
                 "convert it to TIFF, which convtool filters band by band (e.g. vips tiffsave "
                 "in.png out.tif --tile --bigtiff)"
             )
-        raise ImageError(
-            f"{quoted(source)}: a {info.width}x{info.height} {info.format} image needs about "
-            f"{format_bytes(info.in_memory_bytes)} in memory, more than {what} "
-            f"({format_bytes(budget or 0)}), and {info.why_not}; {remedy}"
-        )
+        raise _too_big(quoted(source), info, memory, budget or 0, f"and {info.why_not}; {remedy}")
     return False
+
+
+def check_stream_fits(raw: bytes, name: str, *, memory: int | None, max_pixels: int) -> None:
+    """ImageError when the image in ``raw`` (read whole from a stream: standard input, a pipe)
+    would need more than the memory budget in memory (see :func:`should_stream`), told from
+    its header before any pixel is decoded; a stream cannot be filtered in bands."""
+    info = _probe_bytes(raw)
+    budget = _budget(memory)
+    if info is None or budget is None or info.in_memory_bytes <= budget:
+        return
+    if info.height * info.width > max_pixels:
+        return  # the reader refuses it from its size, naming --max-pixels
+    raise _too_big(
+        name,
+        info,
+        memory,
+        budget,
+        "and a stream is read whole; save it to a file and give that (a TIFF or .npy file is "
+        "filtered band by band)",
+    )
+
+
+def _budget(memory: int | None) -> int | None:
+    """``memory`` (``--memory``), or :data:`STREAM_FRACTION` of the available memory."""
+    if memory is not None:
+        return memory
+    available = available_memory()
+    return None if available is None else int(available * STREAM_FRACTION)
+
+
+def _too_big(name: str, info: Probe, memory: int | None, budget: int, why: str) -> ImageError:
+    what = "--memory" if memory is not None else "half the available memory"
+    return ImageError(
+        f"{name}: a {info.width}x{info.height} {info.format} image needs about "
+        f"{format_bytes(info.in_memory_bytes)} in memory, more than {what} "
+        f"({format_bytes(budget)}), {why}"
+    )
+
+
+def _probe_bytes(raw: bytes) -> Probe | None:
+    """What the header at the start of ``raw`` says; None when it cannot be told (the reader
+    then reports the bytes in its own words)."""
+    fp = io.BytesIO(raw)
+    try:
+        if starts_as(raw, "NPY"):
+            shape, _ = read_npy_header(fp)
+            if len(shape) not in (2, 3):
+                return None
+            return Probe("NPY", shape[0], shape[1], int(np.prod(shape[2:])), sample_bytes=8)
+        if starts_as(raw, "TIFF"):
+            import tifffile
+
+            with tifffile.TiffFile(fp) as tif:
+                page = tif.pages.first
+                h, w = int(page.imagelength), int(page.imagewidth)
+                return Probe("TIFF", h, w, int(page.samplesperpixel))
+        with pillow().open(fp) as im:
+            return Probe(str(im.format), int(im.height), int(im.width), len(im.getbands()))
+    except Exception:  # damaged or not an image: the reader says so in its own words
+        return None
 
 
 def default_band_memory() -> int:
