@@ -231,7 +231,7 @@ def encode_frames(
     loop: int | None = 0,
     disposals: list[int] | None = None,
     quality: int | None = None,
-    compress_level: int = DEFAULT_COMPRESS_LEVEL,
+    compress_level: int | None = None,
 ) -> bytes:
     """Pillow images (from :func:`pillow_frame`) as one animated GIF, WebP or PNG.
 
@@ -269,7 +269,8 @@ def encode_frames(
                 frames = [im.convert("LA") for im in frames]
                 options["append_images"] = frames[1:]
         options["blend"] = PngImagePlugin.Blend.OP_SOURCE
-        options["compress_level"] = compress_level
+        level = DEFAULT_COMPRESS_LEVEL if compress_level is None else compress_level
+        options["compress_level"] = level
     options.update(_quality_options(fmt, quality, lossless=plan.lossless))
     buffer = io.BytesIO()
     try:

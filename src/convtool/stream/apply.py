@@ -286,7 +286,7 @@ def _run_pages(
     depth: int | None,
     map: str | None,
     gray: bool,
-    compress_level: int,
+    compress_level: int | None,
     memory: int | None,
     notes: Callable[[str, str], None],
 ) -> None:
