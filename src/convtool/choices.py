@@ -38,7 +38,8 @@ quantization tables and subsampling instead); at 90 and above JPEG is written 4:
 
 DEFAULT_COMPRESS_LEVEL = 4
 """zlib level for PNG (and deflate TIFF): near level 6's size at a fraction of its time
-(benchmarks/RESULTS-cli.md). ``--compress-level`` picks another (0 to 9)."""
+(benchmarks/RESULTS-cli.md). ``--compress-level`` picks another (0 to 9). A TIFF written from
+a TIFF without it keeps the input's compression (uncompressed stays uncompressed)."""
 
 DEFAULT_EPOCHS = 100
 """Gradient-descent steps of ``learn --method gd`` when ``--epochs`` is not given."""

@@ -188,11 +188,12 @@ def test_tiff_to_npy_and_npy_to_tiff(tmp_path):
 
 
 def test_large_output_is_bigtiff_and_tiled(tmp_path, monkeypatch):
-    """Past the BigTIFF threshold the output is BigTIFF (threshold lowered for the test)."""
+    """Past the BigTIFF threshold the output is BigTIFF (threshold lowered for the test), tiled
+    when compressed."""
     monkeypatch.setattr(convtool.io.tiff, "BIGTIFF_THRESHOLD", 1000)
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, image((64, 64, 3), np.uint8), photometric="rgb")
-    ok(src, "-k", "box", "--memory", "100K", "-o", tmp_path / "o.tif")
+    ok(src, "-k", "box", "--memory", "100K", "--compress-level", "4", "-o", tmp_path / "o.tif")
     with tifffile.TiffFile(tmp_path / "o.tif") as tif:
         assert tif.is_bigtiff and tif.pages.first.is_tiled
 

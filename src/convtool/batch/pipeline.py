@@ -44,7 +44,7 @@ class Settings:
     map: str | None
     gray: bool
     quality: int | None
-    compress_level: int
+    compress_level: int | None
     max_pixels: int
     memory: int | None = None
     lossless: bool = False

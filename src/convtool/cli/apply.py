@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from convtool.batch.jobs import plan_jobs
-from convtool.choices import DEFAULT_COMPRESS_LEVEL, DEFAULT_MAX_PIXELS
+from convtool.choices import DEFAULT_MAX_PIXELS
 from convtool.cli import apply_options as opts
 from convtool.cli.app import BatchReport, command
 from convtool.cli.env import env_of
@@ -45,7 +45,7 @@ def apply_command(
     alpha: opts.Alpha = DEFAULT_ALPHA,
     quality: opts.Quality = None,
     lossless: opts.Lossless = False,
-    compress_level: opts.CompressLevel = DEFAULT_COMPRESS_LEVEL,
+    compress_level: opts.CompressLevel = None,
     threads: opts.Threads = None,
     max_pixels: opts.MaxPixels = DEFAULT_MAX_PIXELS,
     memory: opts.Memory = None,

@@ -184,13 +184,14 @@ Lossless = Annotated[
 ]
 
 CompressLevel = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--compress-level",
         metavar="N",
         min=0,
         max=9,
-        help="zlib level for PNG and TIFF (0 none … 9 smallest, slowest).",
+        help="zlib level for PNG and TIFF (0 none … 9 smallest, slowest) "
+        "[default: 4; a TIFF from a TIFF keeps its compression].",
     ),
 ]
 

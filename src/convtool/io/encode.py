@@ -26,20 +26,24 @@ def encode(
     plan: OutputPlan,
     *,
     quality: int | None = None,
-    compress_level: int = DEFAULT_COMPRESS_LEVEL,
+    compress_level: int | None = None,
     threads: int | None = None,
 ) -> bytes:
     """The bytes of ``picture`` written as ``plan`` says: map, round to nearest, clamp, encode.
     ``quality``: for JPEG, WebP and AVIF; None writes a JPEG read from a JPEG with the input's
     quantization tables and subsampling, anything else at :data:`DEFAULT_QUALITY` (see
-    :func:`_quality_options`). ``threads``: how many a large PNG is written on (default: every
-    core)."""
+    :func:`_quality_options`). ``compress_level``: zlib's level for PNG (default
+    :data:`DEFAULT_COMPRESS_LEVEL`) and TIFF (default: a TIFF input's compression, see
+    :func:`~convtool.io.tiff.tiff_compression`). ``threads``: how many a large PNG or a
+    compressed TIFF is written on (default: every core)."""
     if plan.is_matrix:
         return encode_matrix(picture, plan)
     stored = stored_samples(picture, plan)
     metadata = fitting_metadata(picture.metadata, plan.colors)
     if plan.format == "TIFF":
-        return encode_tiff(stored, plan, metadata, compress_level)
+        return encode_tiff(stored, plan, metadata, compress_level, threads)
+    if compress_level is None:
+        compress_level = DEFAULT_COMPRESS_LEVEL
     if plan.format == "PNG" and plan.depth == 16 and stored.ndim == 3 and stored.shape[2] > 1:
         return png.encode_png16(stored, metadata, compress_level)
     return _encode_pillow(stored, plan, metadata, quality, compress_level, threads)
@@ -227,7 +231,7 @@ def encode_frames(
     loop: int | None = 0,
     disposals: list[int] | None = None,
     quality: int | None = None,
-    compress_level: int = DEFAULT_COMPRESS_LEVEL,
+    compress_level: int | None = None,
 ) -> bytes:
     """Pillow images (from :func:`pillow_frame`) as one animated GIF, WebP or PNG.
 
@@ -265,7 +269,8 @@ def encode_frames(
                 frames = [im.convert("LA") for im in frames]
                 options["append_images"] = frames[1:]
         options["blend"] = PngImagePlugin.Blend.OP_SOURCE
-        options["compress_level"] = compress_level
+        level = DEFAULT_COMPRESS_LEVEL if compress_level is None else compress_level
+        options["compress_level"] = level
     options.update(_quality_options(fmt, quality, lossless=plan.lossless))
     buffer = io.BytesIO()
     try:

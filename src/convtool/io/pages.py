@@ -159,7 +159,7 @@ class PagesWriter:
         *,
         indices: tuple[int, ...],
         quality: int | None,
-        compress_level: int,
+        compress_level: int | None,
     ) -> None:
         self.target = target
         self.pages = pages

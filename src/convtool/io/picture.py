@@ -31,7 +31,9 @@ class Metadata:
     ``exif`` is the EXIF block as Pillow writes it, with the orientation already applied to the
     pixels and therefore reset (the tag removed); ``dpi`` is (x, y) dots per inch; ``xmp`` the
     XMP packet (ratings, keywords, captions...), its ``tiff:Orientation`` removed likewise;
-    ``jpeg`` a JPEG input's compression (see :class:`JpegCompression`).
+    ``jpeg`` a JPEG input's compression (see :class:`JpegCompression`); ``tiff_compression``
+    a TIFF input's Compression tag (1 none, 5 LZW, 8 deflate...), which a TIFF output written
+    without ``--compress-level`` keeps.
     """
 
     icc_profile: bytes | None = None
@@ -39,6 +41,7 @@ class Metadata:
     exif: bytes | None = None
     xmp: bytes | None = None
     jpeg: JpegCompression | None = None
+    tiff_compression: int | None = None
 
     @property
     def icc_color_space(self) -> str | None:

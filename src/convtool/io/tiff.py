@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from convtool.choices import DEFAULT_COMPRESS_LEVEL
 from convtool.errors import ImageError, quoted
 from convtool.io.picture import Metadata, Picture, check_pixels, fitting_metadata, xmp_upright
 from convtool.io.pixels import colors_of, split_alpha, unit, upright
@@ -235,7 +236,10 @@ def tiff_metadata(tags: dict[int, Any]) -> tuple[Metadata, int]:
             exif[code] = value
     orientation = int(tags.get(274, 1) or 1)
     xmp = tags.get(_XMP_TAG)
-    return Metadata(icc, dpi, exif.tobytes() if len(exif) else None, xmp_upright(xmp)), orientation
+    exif_bytes = exif.tobytes() if len(exif) else None
+    compression = int(tags.get(259, 1) or 1)
+    metadata = Metadata(icc, dpi, exif_bytes, xmp_upright(xmp), tiff_compression=compression)
+    return metadata, orientation
 
 
 def _rational(value: Any) -> float:
@@ -244,22 +248,54 @@ def _rational(value: Any) -> float:
     return float(value)
 
 
+_KEPT_COMPRESSIONS = {1: None, 5: "lzw", 8: "zlib", 32946: "zlib", 32773: "packbits"}
+"""A TIFF input's Compression tag → the compression its TIFF output keeps (tifffile's names;
+None: uncompressed). Others (JPEG, zstd...) are written deflate-compressed: lossless, and
+read by every TIFF reader."""
+
+
 def encode_tiff(
-    stored: np.ndarray, plan: OutputPlan, metadata: Metadata, compress_level: int
+    stored: np.ndarray,
+    plan: OutputPlan,
+    metadata: Metadata,
+    compress_level: int | None,
+    threads: int | None = None,
 ) -> bytes:
+    """The TIFF bytes of ``stored``; compressed strips are encoded on ``threads`` threads
+    (default: every core). The bytes do not depend on ``threads``."""
     import tifffile
 
     if stored.ndim == 3 and stored.shape[2] == 1:
         stored = stored[..., 0]
+    options = tiff_options(plan, metadata, compress_level)
+    if "compression" in options:
+        options["maxworkers"] = threads or os.cpu_count() or 1
     buffer = io.BytesIO()
-    tifffile.imwrite(
-        buffer, np.ascontiguousarray(stored), **tiff_options(plan, metadata, compress_level)
-    )
+    tifffile.imwrite(buffer, np.ascontiguousarray(stored), **options)
     return buffer.getvalue()
 
 
-def tiff_options(plan: OutputPlan, metadata: Metadata, compress_level: int) -> dict[str, Any]:
-    """``tifffile`` write options for ``plan``: photometric, alpha, metadata tags, compression.
+def tiff_compression(metadata: Metadata, compress_level: int | None) -> dict[str, Any]:
+    """The compression options of a TIFF output: ``compress_level`` 0 none, 1–9 deflate at
+    that level; None keeps a TIFF input's compression (:data:`_KEPT_COMPRESSIONS`), or
+    deflate at :data:`DEFAULT_COMPRESS_LEVEL` for other inputs."""
+    if compress_level is None:
+        kept = _KEPT_COMPRESSIONS.get(metadata.tiff_compression or 0, "zlib")
+        if kept is None:
+            return {}
+        if kept != "zlib":
+            return {"compression": kept}
+        compress_level = DEFAULT_COMPRESS_LEVEL
+    if compress_level == 0:
+        return {}
+    return {"compression": "zlib", "compressionargs": {"level": compress_level}}
+
+
+def tiff_options(
+    plan: OutputPlan, metadata: Metadata, compress_level: int | None
+) -> dict[str, Any]:
+    """``tifffile`` write options for ``plan``: photometric, alpha, metadata tags, compression
+    (:func:`tiff_compression`).
 
     Shared by the in-memory writer and the streamed one (:func:`convtool.stream.write_tiff`).
     """
@@ -291,9 +327,7 @@ def tiff_options(plan: OutputPlan, metadata: Metadata, compress_level: int) -> d
     if metadata.xmp:
         extratags.append((_XMP_TAG, "B", len(metadata.xmp), metadata.xmp, True))
     options.setdefault("software", "convtool")
-    if compress_level > 0:
-        options["compression"] = "zlib"
-        options["compressionargs"] = {"level": compress_level}
+    options.update(tiff_compression(metadata, compress_level))
     options["extratags"] = extratags
     return options
 
