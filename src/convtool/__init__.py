@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from convtool.filtering.combine import correlate_combined
     from convtool.kernels.builtins import BUILTINS
     from convtool.kernels.files import format_kernel
-    from convtool.kernels.spec import load_kernel, parse_kernel
+    from convtool.kernels.layer import Layer
+    from convtool.kernels.spec import load_any_kernel, load_kernel, parse_kernel
     from convtool.kernels.value import Kernel
     from convtool.learn.fit import LearnResult, learn_kernel
 
@@ -35,6 +36,7 @@ __all__ = [
     "ImageError",
     "Kernel",
     "KernelError",
+    "Layer",
     "LearnError",
     "LearnResult",
     "UsageError",
@@ -45,6 +47,7 @@ __all__ = [
     "correlate_dask",
     "format_kernel",
     "learn_kernel",
+    "load_any_kernel",
     "load_kernel",
     "parse_kernel",
 ]
@@ -57,6 +60,8 @@ _LAZY = {
     "correlate_dask": "convtool.dask",
     "BUILTINS": "convtool.kernels.builtins",
     "Kernel": "convtool.kernels.value",
+    "Layer": "convtool.kernels.layer",
+    "load_any_kernel": "convtool.kernels.spec",
     "format_kernel": "convtool.kernels.files",
     "load_kernel": "convtool.kernels.spec",
     "parse_kernel": "convtool.kernels.spec",
