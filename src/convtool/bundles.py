@@ -107,3 +107,18 @@ class LearnPair(NamedTuple):
     ox: int
     lo: float
     hi: float
+
+
+class LayerTaps(NamedTuple):
+    """A layer's direct path (``_jit.layer``): for output channel o, taps
+    ``starts[o] .. starts[o + 1]`` (padded to a multiple of 8), tap t reading ring row ``tj[t]``
+    (input channel i, kernel row a: i·kh + a) at offset ``tb[t]`` with weight ``tw[t]``; the
+    ``bias`` of each output; ``cmap``, the source column of each column of an extended row
+    (−1: ``cval``)."""
+
+    tj: Any
+    tb: Any
+    tw: Any
+    starts: Any
+    bias: Any
+    cmap: Any
