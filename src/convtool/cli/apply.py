@@ -81,11 +81,12 @@ def apply_command(
     from convtool.filtering.chain import Recipe
     from convtool.io.formats import format_by_name
     from convtool.kernels.origin import parse_origin
-    from convtool.kernels.spec import load_kernel
+    from convtool.kernels.spec import load_any_kernel
+    from convtool.kernels.value import Kernel
     from convtool.stream.sizes import parse_bytes
 
     recipe = Recipe(
-        kernels=tuple(load_kernel(spec) for spec in kernel),
+        kernels=tuple(load_any_kernel(spec) for spec in kernel),
         border=border.value,
         cval=cval,
         convolve=convolve,
@@ -118,7 +119,7 @@ def apply_command(
     )
     if normalize:
         for k in recipe.kernels:
-            if k.is_zero_sum:
+            if isinstance(k, Kernel) and k.is_zero_sum:
                 env.note(
                     f"kernel {k.name!r} sums to 0, so --normalize leaves it as it is (dividing "
                     "by its sum would be dividing by zero)"
