@@ -119,3 +119,41 @@ def test_shapes_that_do_not_fit_the_image_are_refused_naming_both():
         correlate_layer(x, np.ones((4, 1, 1)), border="edge")
     with pytest.raises(convtool.KernelError, match="one 2-D kernel, not per-channel"):
         correlate_layer(x, "box:3")
+
+
+def _rank1(kh: int, kw: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.outer(rng.permutation(np.arange(1, kh + 1)), rng.permutation(np.arange(kw)) - 2.5)
+
+
+@pytest.mark.parametrize("border", ["reflect", "constant", "valid"])
+def test_separable_pairs_in_the_shared_pass(border):
+    """Rank-1 pairs larger than 3x3 are summed as two 1-D passes beside the direct pairs."""
+    x = random_image((260, 90, 3), np.float64, seed=7)
+    w = distinct((2, 3, 9, 7))
+    w[0, 1] = _rank1(9, 7, 1)
+    w[1, 0] = _rank1(9, 7, 2)
+    w[1, 2] = 0  # skipped
+    got = correlate_layer(x, Layer(w, [1, -1]), border=border, cval=0.25)
+    np.testing.assert_allclose(
+        got, conv2d_layer(x, w, [1, -1], border, 0.25), atol=_tolerance(w, x, np.float64)
+    )
+
+
+def test_method_separable_needs_every_pair_separable():
+    x = random_image((40, 30, 2), np.float32, seed=8)
+    w = np.stack([np.stack([_rank1(5, 4, 2 * o + i) for i in range(2)]) for o in range(2)])
+    got = correlate_layer(x, Layer(w), method="separable", border="wrap")
+    np.testing.assert_allclose(
+        got, conv2d_layer(x, w, [0, 0], "wrap"), atol=_tolerance(w, x, np.float32)
+    )
+    w[1, 1, 0, 0] += 1
+    with pytest.raises(convtool.KernelError, match="5x4 kernel of a layer pair is not separable"):
+        correlate_layer(x, Layer(w), method="separable")
+
+
+def test_auto_takes_the_fft_for_large_pairs_and_agrees():
+    x = random_image((300, 320, 2), np.float64, seed=9)
+    w = distinct((1, 2, 31, 31))
+    got = correlate_layer(x, Layer(w, [2]), border="mirror")
+    np.testing.assert_allclose(got, conv2d_layer(x, w, [2], "mirror"), atol=1e-9)

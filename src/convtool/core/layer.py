@@ -2,10 +2,11 @@
 
 The semantics of ``torch.nn.functional.conv2d`` (cross-correlation, a bias per output channel),
 with convtool's border modes. Each (o, i) pair takes the path it is cheapest on: pairs whose
-kernel is zero are skipped (the off-diagonal pairs of per-channel kernels); large separable
-kernels, and kernels the FFT beats, go through the core's own paths, a plane at a time; the
-rest are summed together in one jitted pass (``_jit.layer``), parallel over bands of rows and
-groups of output channels, which reads every input row once for all outputs.
+kernel is zero are skipped (the off-diagonal pairs of per-channel kernels); kernels the FFT
+beats go through the core's FFT path, a plane at a time; the rest, as direct taps or (rank 1,
+larger than 3×3, as the core decides) as two 1-D passes, are summed together in one jitted
+pass (``_jit.layer``), parallel over bands of rows and groups of output channels, which reads
+every input row once for all outputs.
 """
 
 from __future__ import annotations
@@ -17,12 +18,7 @@ from convtool.bundles import Border, Geometry, LayerTaps
 from convtool.choices import BORDER_CODES, METHODS
 from convtool.core.borders import check_border, check_cval, check_fits, output_shape
 from convtool.core.correlate import as_image_array, correlate
-from convtool.core.dispatch import (
-    NUMPY_WORK,
-    choose_method,
-    fft_is_faster,
-    separable_factors,
-)
+from convtool.core.dispatch import NUMPY_WORK, choose_method, separable_factors
 from convtool.core.paths import thread_scope
 from convtool.errors import KernelError, UsageError
 from convtool.kernels.layer import Layer
@@ -119,9 +115,9 @@ def _apply(
         core_pairs = pairs  # small: numpy, a pair at a time (no numba loaded)
         out[...] = layer.biases.astype(out_dtype)
     else:
-        core_pairs = [p for p in pairs if _core_path(layer.kernel(*p), x3.shape, method)]
-        direct = [p for p in pairs if p not in core_pairs]
-        _direct(x3, layer, direct, border, cval, threads, out)
+        paths = {p: _path(layer.kernel(*p), x3.shape, method) for p in pairs}
+        core_pairs = [p for p in pairs if paths[p] == "fft"]
+        _shared_pass(x3, layer, paths, border, cval, threads, out)
     planes: dict[int, np.ndarray] = {}
     for o, i in core_pairs:
         if i not in planes:
@@ -144,71 +140,96 @@ def _pairs(layer: Layer) -> list[tuple[int, int]]:
     ]
 
 
-def _core_path(weights: np.ndarray, shape: tuple[int, ...], method: str) -> bool:
-    """Whether a pair is done apart, through the core's separable or FFT path: when asked
-    for, or (``auto``) when the separable path saves more than half the taps or the FFT is
-    expected to be faster; the direct pairs share one pass over the input."""
-    kh, kw = weights.shape
-    if method in ("separable", "fft"):
-        return True
-    if method == "direct":
-        return False
-    plane = shape[:2]
-    separable = choose_method(plane, (kh, kw), method) == "separable"
-    if separable and kh + kw < kh * kw / 2 and separable_factors(weights) is not None:
-        return True
-    return fft_is_faster(plane, (kh, kw))
+def _path(weights: np.ndarray, shape: tuple[int, ...], method: str) -> str:
+    """How one pair is done: ``direct`` or ``separable`` in the shared pass, or ``fft`` apart
+    (the core's FFT path, a plane at a time): the core's own choice for the plane
+    (:func:`~convtool.core.dispatch.choose_method`), or the method asked for."""
+    kshape = (int(weights.shape[0]), int(weights.shape[1]))
+    chosen = choose_method(shape[:2], kshape, method)
+    if chosen == "separable" and separable_factors(weights) is None:
+        if method == "separable":
+            raise KernelError(
+                f"the {kshape[0]}x{kshape[1]} kernel of a layer pair is not separable (its "
+                "rank is above 1); method 'separable' needs every pair separable"
+            )
+        chosen = choose_method(shape[:2], kshape, "nonseparable")
+    return chosen
 
 
-def _direct(
+def _pad4(column: np.ndarray, fill: float | None = None) -> np.ndarray:
+    """``column`` padded to a multiple of 4 entries (none for an empty one) with ``fill``, or
+    by repeating its last entry (a read already in the cache)."""
+    extra = -len(column) % 4
+    pad = column[-1] if fill is None and len(column) else (fill or 0)
+    return np.concatenate([column, np.full(extra, pad, column.dtype)])
+
+
+def _tables(
+    layer: Layer, paths: dict[tuple[int, int], str], out_dtype: type, cmap: np.ndarray
+) -> LayerTaps:
+    """The direct taps and the separable factors of the pairs done in the shared pass."""
+    kh, kw = layer.shape
+    tj, tb, tw, starts = [], [], [], [0]
+    pin, pu, pv, pstarts = [], [], [], [0]
+    for o in range(layer.outputs):
+        j, b, w = [], [], []
+        for i in range(layer.inputs):
+            k = layer.kernel(o, i)
+            if paths.get((o, i)) == "direct":
+                a, c = np.nonzero(k)
+                j.append(i * kh + a)
+                b.append(c)
+                w.append(k[a, c])
+            elif paths.get((o, i)) == "separable":
+                factors = separable_factors(k)
+                assert factors is not None
+                pin.append(i)
+                pu.append(_pad4(factors[0], 0.0))
+                pv.append(_pad4(factors[1], 0.0))
+        tj.append(_pad4(np.concatenate([np.zeros(0, np.int64), *j])))
+        tb.append(_pad4(np.concatenate([np.zeros(0, np.int64), *b])))
+        tw.append(_pad4(np.concatenate([np.zeros(0), *w]), 0.0))
+        starts.append(starts[-1] + len(tj[-1]))
+        pstarts.append(len(pin))
+    prows = np.stack([_pad4(i * kh + np.arange(kh)) for i in range(layer.inputs)])
+    return LayerTaps(
+        np.concatenate(tj).astype(np.int64),
+        np.concatenate(tb).astype(np.int64),
+        np.concatenate(tw).astype(out_dtype),
+        np.array(starts, np.int64),
+        np.array(pstarts, np.int64),
+        np.array(pin, np.int64),
+        prows.astype(np.int64),
+        np.array(pu, out_dtype).reshape(len(pin), -(-kh // 4) * 4),
+        _pad4(np.arange(kw)).astype(np.int64),
+        np.array(pv, out_dtype).reshape(len(pin), -(-kw // 4) * 4),
+        layer.biases.astype(out_dtype),
+        cmap.astype(np.int64),
+    )
+
+
+def _shared_pass(
     x: np.ndarray,
     layer: Layer,
-    pairs: list[tuple[int, int]],
+    paths: dict[tuple[int, int], str],
     border: str,
     cval: float,
     threads: int | None,
     out: np.ndarray,
 ) -> None:
-    """Bias plus the ``pairs`` summed in one jitted pass into ``out`` (every output channel
-    written, with its bias alone where it has no pairs)."""
+    """Bias plus the direct and separable pairs of ``paths`` in one jitted pass into ``out``
+    (every output channel written, with its bias alone where it has no such pairs)."""
     out_dtype = out.dtype.type
     h, w, channels = x.shape
     kh, kw = layer.shape
     ho, wo = out.shape[:2]
-    tj: list[np.ndarray] = []
-    tb: list[np.ndarray] = []
-    tw: list[np.ndarray] = []
-    starts = [0]
-    for o in range(layer.outputs):
-        rows, cols, weights = [], [], []
-        for i in range(channels):
-            if (o, i) in pairs:
-                a, b = np.nonzero(layer.kernel(o, i))
-                rows.append(i * kh + a)
-                cols.append(b)
-                weights.append(layer.kernel(o, i)[a, b])
-        j = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-        v = np.concatenate(weights) if weights else np.zeros(0)
-        extra = -len(j) % 8 if len(j) else 8  # padded: repeat the last read, weigh it 0
-        tj.append(np.concatenate([j, np.full(extra, j[-1] if len(j) else 0)]))
-        tb.append(np.concatenate([c, np.full(extra, c[-1] if len(c) else 0)]))
-        tw.append(np.concatenate([v, np.zeros(extra)]))
-        starts.append(starts[-1] + len(tj[-1]))
     if border == "valid":
         ph = pw = mode = 0
         cmap = np.arange(wo + kw - 1, dtype=np.int64)
     else:
         ph, pw, mode = kh // 2, kw // 2, BORDER_CODES[border]
         cmap = extend_index(w, -pw, wo + kw - 1, mode)
-    taps = LayerTaps(
-        np.concatenate(tj).astype(np.int64),
-        np.concatenate(tb).astype(np.int64),
-        np.concatenate(tw).astype(out_dtype),
-        np.array(starts, np.int64),
-        layer.biases.astype(out_dtype),
-        cmap.astype(np.int64),
-    )
+    taps = _tables(layer, paths, out_dtype, cmap)
     with thread_scope(threads) as count:
         nchunks = max(1, min(ho, 4 * count))
         ngroups = max(1, min(layer.outputs, -(-4 * count // nchunks)))
