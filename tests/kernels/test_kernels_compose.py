@@ -10,7 +10,7 @@ import pytest
 from scipy import signal
 
 import convtool
-from convtool.kernels.compose import compose, describe_composition
+from convtool.kernels.compose import compose_kernels, describe_composition
 from convtool.kernels.layer import Layer
 from convtool.kernels.spec import load_any_kernel
 from convtool.kernels.value import Kernel
@@ -23,7 +23,7 @@ CONVTOOL = [sys.executable, "-m", "convtool"]
 
 def test_two_kernels_compose_to_their_full_convolution():
     a, b = distinct_kernel(3, 2, seed=1), distinct_kernel(2, 4, seed=2)
-    c = compose([Kernel(a, "a", 0.5), Kernel(b, "b", -1)])
+    c = compose_kernels([Kernel(a, "a", 0.5), Kernel(b, "b", -1)])
     # both widths even: the chain anchors one column further right, so a zero column is added
     full = signal.convolve2d(a, b, mode="full")
     np.testing.assert_array_equal(c.weights, np.pad(full, ((0, 0), (0, 1))))
@@ -44,7 +44,7 @@ def test_the_composed_kernel_equals_the_chain_away_from_the_borders(shapes):
     """Odd and even sizes: even ones are padded so that the anchors agree."""
     x = np.random.default_rng(0).standard_normal((30, 31))
     kernels = [Kernel(distinct_kernel(*s, seed=n), bias=n / 4) for n, s in enumerate(shapes)]
-    c = compose(kernels)
+    c = compose_kernels(kernels)
     chained = x
     for k in kernels:
         chained = correlate(chained, k.weights, "reflect") + k.bias
@@ -62,7 +62,7 @@ def test_layers_and_kernels_compose_into_a_layer():
     a = Layer(rng.standard_normal((2, 3, 3, 2)), [1, 2])
     b = Kernel(distinct_kernel(2, 2), bias=0.5)
     c = Layer(rng.standard_normal((3, 2, 3, 3)), [0.1, 0.2, 0.3])
-    composed = compose([a, b, c])
+    composed = compose_kernels([a, b, c])
     assert isinstance(composed, Layer) and composed.weights.shape == (3, 3, 6, 6)
     x = rng.standard_normal((25, 26, 3))
     y = conv2d_layer(x, a.weights, a.biases)
@@ -74,7 +74,7 @@ def test_layers_and_kernels_compose_into_a_layer():
 
 def test_layers_that_do_not_chain_are_refused():
     with pytest.raises(convtool.KernelError, match="taking 3 channels, but the kernels before"):
-        compose([Layer(np.ones((2, 3, 1, 1))), Layer(np.ones((1, 3, 1, 1)))])
+        compose_kernels([Layer(np.ones((2, 3, 1, 1))), Layer(np.ones((1, 3, 1, 1)))])
 
 
 def test_the_note_says_the_size():

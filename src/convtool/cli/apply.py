@@ -73,6 +73,8 @@ def apply_command(
 
       convtool apply x.txt -k '0 1; 2 3' --border valid -o -
 
+      convtool apply photo.png -k @rgb-to-grey.txt -o grey.png
+
       convtool apply scan.tif -k gaussian:3 --memory 512M -o blurred.tif
 
       convtool apply *.tif -k sobel-x --out-dir out/ --scheduler tcp://head:8786

@@ -56,7 +56,7 @@ def kernels_command(
       convtool kernels box:3 box:3 laplacian -o chain.txt
     """
     from convtool.kernels.builtins import BUILTINS
-    from convtool.kernels.compose import compose, describe_composition
+    from convtool.kernels.compose import compose_kernels, describe_composition
     from convtool.kernels.files import format_kernel, save_kernel
     from convtool.kernels.spec import load_any_kernel
 
@@ -71,7 +71,7 @@ def kernels_command(
             typer.echo(f"{name:<{width}}  {entry.summary}", file=env.stdout)
         return
     kernels = [load_any_kernel(spec) for spec in specs]
-    kernel = compose(kernels) if len(kernels) > 1 else kernels[0]
+    kernel = compose_kernels(kernels) if len(kernels) > 1 else kernels[0]
     if len(kernels) > 1:
         env.note(describe_composition(kernels))
     if output is not None:

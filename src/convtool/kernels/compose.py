@@ -24,7 +24,7 @@ from convtool.kernels.layer import Layer
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel
 
 
-def compose(kernels: Sequence[Kernel | Layer]) -> Kernel | Layer:
+def compose_kernels(kernels: Sequence[Kernel | Layer]) -> Kernel | Layer:
     """The single kernel (or layer) equal to applying ``kernels`` in order (see above): a
     :class:`Kernel` when all are 2-D, else a :class:`Layer`."""
     if not kernels:
