@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
-import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +21,12 @@ from convtool.errors import KernelError
 from convtool.io.matrix import parse_kernel_matrix, read_npy_header
 from convtool.io.source import read_at_most
 from convtool.kernels.layer import (
+    BIAS_RE,
     MAX_LAYER_CHANNELS,
     Layer,
+    finite_float,
     format_layer,
+    format_number,
     has_channel_blocks,
     layer_from_json,
     nesting,
@@ -107,9 +108,6 @@ def parse_matrix_text(text: str, what: str) -> np.ndarray:
     return validate_weights(parse_kernel_matrix(text, what), what)
 
 
-_BIAS_RE = re.compile(r"^\s*#\s*bias\s*[:=]\s*(\S+)\s*$", re.I)
-
-
 def load_kernel_file(path_text: str) -> Kernel | Layer:
     """Read a kernel file: ``.txt``/``.csv`` rows (``# bias: B`` optional), ``.npy``, ``.json``.
 
@@ -151,9 +149,9 @@ def load_kernel_file(path_text: str) -> Kernel | Layer:
     bias = 0.0
     rows = []
     for number, line in enumerate(text.splitlines(), 1):
-        match = _BIAS_RE.match(line)
+        match = BIAS_RE.match(line)
         if match:
-            bias = _finite_float(match.group(1), f"{what}: bias")
+            bias = finite_float(match.group(1), f"{what}: bias")
         if line.split("#", 1)[0].strip():
             rows.append((number, line))
     semicolon = next((n for n, line in rows if ";" in line.split("#", 1)[0]), None)
@@ -217,17 +215,7 @@ def kernel_from_json(text: str, what: str, name: str) -> Kernel | Layer:
         return layer_from_json(data, None, what, name)
     if isinstance(bias, bool) or not isinstance(bias, (int, float)):
         raise KernelError(f"{what}: bias must be a number; got {bias!r}")
-    return Kernel(validate_weights(data, what), name, _finite_float(str(bias), f"{what}: bias"))
-
-
-def _finite_float(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise KernelError(f"{what} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise KernelError(f"{what} {text!r} must be finite")
-    return value
+    return Kernel(validate_weights(data, what), name, finite_float(str(bias), f"{what}: bias"))
 
 
 def format_kernel(kernel: Kernel | Layer) -> str:
@@ -240,16 +228,8 @@ def format_kernel(kernel: Kernel | Layer) -> str:
     if kernel.bias:
         lines.append(f"# bias: {kernel.bias!r}")
     for row in kernel.weights:
-        lines.append(" ".join(_format_number(v) for v in row))
+        lines.append(" ".join(format_number(v) for v in row))
     return "\n".join(lines) + "\n"
-
-
-def _format_number(value: float) -> str:
-    if value == 0:
-        return "0"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
 
 
 def save_kernel(kernel: Kernel | Layer, path: str | Path) -> None:
