@@ -111,11 +111,11 @@ class LearnPair(NamedTuple):
 
 class LayerTaps(NamedTuple):
     """A layer's jitted pass (``_jit.layer``). Direct pairs: for output channel o, taps
-    ``starts[o] .. starts[o + 1]`` (a multiple of 4, padded with zero weights), tap t reading ring
+    ``starts[o] .. starts[o + 1]``, tap t reading ring
     row ``tj[t]`` (input channel i, kernel row a: i·kh + a) at offset ``tb[t]`` with weight
     ``tw[t]``. Separable pairs K = u vᵀ: for output o, pairs ``pstarts[o] .. pstarts[o + 1]``,
     pair p from input ``pin[p]``: down the columns ring rows ``prows[i]`` with weights ``pu[p]``,
-    along the row offsets ``pb`` with weights ``pv[p]`` (both padded to a multiple of 4). The
+    along the row offsets ``pb`` with weights ``pv[p]``. The
     ``bias`` of each output; ``cmap``, the source column of each column of an extended row
     (−1: ``cval``)."""
 

@@ -5,7 +5,7 @@ thread keeps a ring of the kh extended rows its current output row reads, one pe
 channel and kernel row, de-interleaved (so a tap is a contiguous slice, which numba vectorises)
 and converted to the float type of the computation; moving down one row fills one new ring
 row per channel. Every output channel of a row is summed from the same ring rows, eight taps
-at a time (``rows.taps8``; four for the rest): the direct pairs' taps, then each separable
+at a time (``rows.taps8``; then four, then one): the direct pairs' taps, then each separable
 pair K = u vᵀ as a column pass (u over the ring rows, into a scratch row) and a row pass (v
 along it); then the sum is written with its bias into the interleaved output row.
 """
@@ -16,27 +16,35 @@ import numba as nb
 import numpy as np
 
 from convtool._jit._options import leaf, parallel
-from convtool._jit.borders import map_index
+from convtool._jit.borders import CONSTANT, map_index
 from convtool._jit.rows import fill, taps8
 
 
 @leaf
 def _fill_ring(src, e, h, channels, kh, mode, cval, cmap, slot, ring):
-    """Extended row ``e`` of every input channel into ring rows ``i·kh + slot``."""
+    """Extended row ``e`` of every input channel into ring rows ``i·kh + slot``: a gather
+    through ``cmap`` per channel (branch-free where no column is ``cval``'s)."""
     sr = map_index(e, h, mode)
-    for q in range(cmap.shape[0]):
-        m = cmap[q]
-        for i in range(channels):
-            if sr < 0 or m < 0:
-                ring[i * kh + slot, q] = cval
-            else:
-                ring[i * kh + slot, q] = src[sr, m * channels + i]
+    n = cmap.shape[0]
+    for i in range(channels):
+        dst = ring[i * kh + slot]
+        if sr < 0:
+            for q in range(n):
+                dst[q] = cval
+        elif mode == CONSTANT:
+            row = src[sr]
+            for q in range(n):
+                m = cmap[q]
+                dst[q] = row[m * channels + i] if m >= 0 else cval
+        else:
+            row = src[sr]
+            for q in range(n):
+                dst[q] = row[cmap[q] * channels + i]
 
 
 @leaf
 def _taps4(o, first, rows, sel, tj, tb, w, k, n):
-    """``rows.taps8`` for the four taps k .. k + 3 (tables are padded to a multiple of 4: the
-    separable factors of a 9x9 kernel are 8 + 4 taps rather than 16)."""
+    """``rows.taps8`` for the four taps k .. k + 3."""
     s0 = rows[sel[tj[k]]][tb[k] : tb[k] + n]
     s1 = rows[sel[tj[k + 1]]][tb[k + 1] : tb[k + 1] + n]
     s2 = rows[sel[tj[k + 2]]][tb[k + 2] : tb[k + 2] + n]
@@ -51,14 +59,31 @@ def _taps4(o, first, rows, sel, tj, tb, w, k, n):
 
 
 @leaf
+def _tap(o, first, rows, sel, tj, tb, w, k, n):
+    """``rows.taps8`` for the one tap k."""
+    s0 = rows[sel[tj[k]]][tb[k] : tb[k] + n]
+    w0 = w[k]
+    if first:
+        for q in range(n):
+            o[q] = w0 * s0[q]
+    else:
+        for q in range(n):
+            o[q] += w0 * s0[q]
+
+
+@leaf
 def _taps(o, first, rows, sel, tj, tb, w, k0, k1, n):
-    """``o[:n]`` = (or +=) the taps k0 .. k1 (a multiple of 4 of them), eight at a time."""
+    """``o[:n]`` = (or +=) the taps k0 .. k1, eight at a time, then four, then one by one."""
     k = k0
     while k + 8 <= k1:
         taps8(o, first and k == k0, rows, sel, tj, tb, 0, w, k, n)
         k += 8
-    if k < k1:
+    if k + 4 <= k1:
         _taps4(o, first and k == k0, rows, sel, tj, tb, w, k, n)
+        k += 4
+    while k < k1:
+        _tap(o, first and k == k0, rows, sel, tj, tb, w, k, n)
+        k += 1
 
 
 @leaf

@@ -156,14 +156,6 @@ def _path(weights: np.ndarray, shape: tuple[int, ...], method: str) -> str:
     return chosen
 
 
-def _pad4(column: np.ndarray, fill: float | None = None) -> np.ndarray:
-    """``column`` padded to a multiple of 4 entries (none for an empty one) with ``fill``, or
-    by repeating its last entry (a read already in the cache)."""
-    extra = -len(column) % 4
-    pad = column[-1] if fill is None and len(column) else (fill or 0)
-    return np.concatenate([column, np.full(extra, pad, column.dtype)])
-
-
 def _tables(
     layer: Layer, paths: dict[tuple[int, int], str], out_dtype: type, cmap: np.ndarray
 ) -> LayerTaps:
@@ -184,14 +176,14 @@ def _tables(
                 factors = separable_factors(k)
                 assert factors is not None
                 pin.append(i)
-                pu.append(_pad4(factors[0], 0.0))
-                pv.append(_pad4(factors[1], 0.0))
-        tj.append(_pad4(np.concatenate([np.zeros(0, np.int64), *j])))
-        tb.append(_pad4(np.concatenate([np.zeros(0, np.int64), *b])))
-        tw.append(_pad4(np.concatenate([np.zeros(0), *w]), 0.0))
+                pu.append(factors[0])
+                pv.append(factors[1])
+        tj.append(np.concatenate([np.zeros(0, np.int64), *j]))
+        tb.append(np.concatenate([np.zeros(0, np.int64), *b]))
+        tw.append(np.concatenate([np.zeros(0), *w]))
         starts.append(starts[-1] + len(tj[-1]))
         pstarts.append(len(pin))
-    prows = np.stack([_pad4(i * kh + np.arange(kh)) for i in range(layer.inputs)])
+    prows = np.stack([i * kh + np.arange(kh) for i in range(layer.inputs)])
     return LayerTaps(
         np.concatenate(tj).astype(np.int64),
         np.concatenate(tb).astype(np.int64),
@@ -200,9 +192,9 @@ def _tables(
         np.array(pstarts, np.int64),
         np.array(pin, np.int64),
         prows.astype(np.int64),
-        np.array(pu, out_dtype).reshape(len(pin), -(-kh // 4) * 4),
-        _pad4(np.arange(kw)).astype(np.int64),
-        np.array(pv, out_dtype).reshape(len(pin), -(-kw // 4) * 4),
+        np.array(pu, out_dtype).reshape(len(pin), kh),
+        np.arange(kw, dtype=np.int64),
+        np.array(pv, out_dtype).reshape(len(pin), kw),
         layer.biases.astype(out_dtype),
         cmap.astype(np.int64),
     )
