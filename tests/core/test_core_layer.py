@@ -157,3 +157,15 @@ def test_auto_takes_the_fft_for_large_pairs_and_agrees():
     w = distinct((1, 2, 31, 31))
     got = correlate_layer(x, Layer(w, [2]), border="mirror")
     np.testing.assert_allclose(got, conv2d_layer(x, w, [2], "mirror"), atol=1e-9)
+
+
+@pytest.mark.parametrize("border", ["reflect", "mirror", "nearest", "wrap", "constant"])
+@pytest.mark.parametrize("method", ["auto", "direct"])
+def test_images_smaller_than_the_kernel_and_single_rows(border, method):
+    """The ring of extended rows walks the border rule many times round a tiny image."""
+    w = distinct((2, 2, 5, 6))
+    for shape in [(3, 2, 2), (1, 7, 2), (6, 1, 2)]:
+        x = random_image(shape, np.float64, seed=sum(shape))
+        got = correlate_layer(x, Layer(w, [1, 2]), border=border, cval=-0.5, method=method)
+        expected = conv2d_layer(x, w, [1, 2], border, -0.5)
+        np.testing.assert_allclose(got, expected, atol=_tolerance(w, x, np.float64))

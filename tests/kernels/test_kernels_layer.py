@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import convtool
 from convtool.kernels.files import format_kernel, save_kernel
@@ -163,3 +165,25 @@ def test_layer_value():
         Layer([[[1.0]]], [1, 2])
     with pytest.raises(convtool.KernelError, match="is a number"):
         Layer([[[1.0]]], [True])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)).map(
+        lambda s: s if s[1] > 1 else (s[0], s[2], s[3])
+    ),
+    data=st.data(),
+)
+def test_property_layer_files_round_trip(tmp_path_factory, shape, data):
+    """Any shape and any finite weights and biases come back exactly from .txt and .json."""
+    values = st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False)
+    n = int(np.prod(shape))
+    weights = np.array(data.draw(st.lists(values, min_size=n, max_size=n))).reshape(shape)
+    bias = data.draw(st.lists(values, min_size=shape[0], max_size=shape[0]))
+    layer = Layer(weights, bias, "any")
+    folder = tmp_path_factory.mktemp("layer")
+    for suffix in (".txt", ".json"):
+        save_kernel(layer, folder / f"k{suffix}")
+        back = load_any_kernel(f"@{folder / f'k{suffix}'}")
+        np.testing.assert_array_equal(back.weights, weights)
+        np.testing.assert_array_equal(back.biases, bias)
