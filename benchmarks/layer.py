@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import statistics
 import sys
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS-layer.md")
     args = parser.parse_args(argv)
+    load = os.getloadavg()[0]
     rng = np.random.default_rng(0)
     x = rng.random((HEIGHT, WIDTH, 3), dtype=np.float32)
     mix = Layer(rng.standard_normal((3, 3, 5, 5)), [0.1, 0.2, 0.3], "random 5x5")
@@ -113,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- Python {platform.python_version()}, numpy {np.__version__}, numba "
         f"{numba.__version__}, {numba.get_num_threads()} numba threads",
         f"- image: {WIDTH}×{HEIGHT} RGB float32",
+        f"- load average when it started: {load:.2f} (other processes share the cores: "
+        "compare ratios, not times)",
         "",
         "| case | correlate_layer ms | against | ms | ratio | target | notes |",
         "| --- | ---: | --- | ---: | ---: | --- | --- |",

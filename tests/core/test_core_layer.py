@@ -148,7 +148,7 @@ def test_method_separable_needs_every_pair_separable():
         got, conv2d_layer(x, w, [0, 0], "wrap"), atol=_tolerance(w, x, np.float32)
     )
     w[1, 1, 0, 0] += 1
-    with pytest.raises(convtool.KernelError, match="5x4 kernel of a layer pair is not separable"):
+    with pytest.raises(convtool.KernelError, match=r"5x4 kernel K\[1, 1\] is not separable"):
         correlate_layer(x, Layer(w), method="separable")
 
 

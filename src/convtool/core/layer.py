@@ -115,7 +115,7 @@ def _apply(
         core_pairs = pairs  # small: numpy, a pair at a time (no numba loaded)
         out[...] = layer.biases.astype(out_dtype)
     else:
-        paths = {p: _path(layer.kernel(*p), x3.shape, method) for p in pairs}
+        paths = {p: _path(layer.kernel(*p), x3.shape, method, p) for p in pairs}
         core_pairs = [p for p in pairs if paths[p] == "fft"]
         _shared_pass(x3, layer, paths, border, cval, threads, out)
     planes: dict[int, np.ndarray] = {}
@@ -140,7 +140,7 @@ def _pairs(layer: Layer) -> list[tuple[int, int]]:
     ]
 
 
-def _path(weights: np.ndarray, shape: tuple[int, ...], method: str) -> str:
+def _path(weights: np.ndarray, shape: tuple[int, ...], method: str, pair: tuple[int, int]) -> str:
     """How one pair is done: ``direct`` or ``separable`` in the shared pass, or ``fft`` apart
     (the core's FFT path, a plane at a time): the core's own choice for the plane
     (:func:`~convtool.core.dispatch.choose_method`), or the method asked for."""
@@ -149,8 +149,8 @@ def _path(weights: np.ndarray, shape: tuple[int, ...], method: str) -> str:
     if chosen == "separable" and separable_factors(weights) is None:
         if method == "separable":
             raise KernelError(
-                f"the {kshape[0]}x{kshape[1]} kernel of a layer pair is not separable (its "
-                "rank is above 1); method 'separable' needs every pair separable"
+                f"the {kshape[0]}x{kshape[1]} kernel K[{pair[0]}, {pair[1]}] is not separable "
+                "(its rank is above 1); method 'separable' needs every pair separable"
             )
         chosen = choose_method(shape[:2], kshape, "nonseparable")
     return chosen
