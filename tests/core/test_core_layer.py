@@ -110,7 +110,7 @@ def test_shapes_that_do_not_fit_the_image_are_refused_naming_both():
         "4: use a layer with 4 inputs, or an image with 3"
     )
     with pytest.raises(
-        convtool.KernelError, match=r"takes 3 input channels; the image .shape .8, 8.. has 1"
+        convtool.KernelError, match=r"kernels take 3 input channels; the image .shape .8, 8.. has 1"
     ):
         correlate_layer(np.zeros((8, 8)), np.ones((3, 3, 3)))
     with pytest.raises(convtool.KernelError, match="larger than the 2x2 image"):

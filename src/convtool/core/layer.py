@@ -88,8 +88,9 @@ def check_channels(layer: Layer, channels: int, what: str = "the image") -> None
     """A KernelError unless ``layer`` takes ``channels`` input channels, naming both."""
     if layer.inputs != channels:
         raise KernelError(
-            f"{layer.describe()} takes {layer.inputs} input channel"
-            f"{'s' if layer.inputs != 1 else ''}; {what} has {channels}: use a layer with "
+            f"{layer.describe()} {'take' if layer.per_channel and layer.inputs > 1 else 'takes'} "
+            f"{layer.inputs} input channel{'s' if layer.inputs != 1 else ''}; {what} has "
+            f"{channels}: use a layer with "
             f"{channels} input{'s' if channels != 1 else ''}, or an image with {layer.inputs}"
         )
 

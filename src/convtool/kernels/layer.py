@@ -90,7 +90,8 @@ class Layer:
         """``3 per-channel 5x5 kernels`` or ``a 3->1 layer of 5x5 kernels``."""
         kh, kw = self.shape
         if self.per_channel:
-            return f"{self.outputs} per-channel {kh}x{kw} kernels"
+            plural = "s" if self.outputs != 1 else ""
+            return f"{self.outputs} per-channel {kh}x{kw} kernel{plural}"
         return f"a {self.inputs}->{self.outputs} layer of {kh}x{kw} kernels"
 
     def flipped(self) -> Layer:
