@@ -12,6 +12,7 @@ from PIL import Image
 
 from convtool.kernels.files import save_kernel
 from convtool.kernels.layer import Layer
+from convtool.kernels.spec import load_any_kernel
 
 from references import conv2d_layer
 
@@ -174,3 +175,26 @@ def test_transparency_needs_alpha_keep(tmp_path):
         out = np.asarray(im)
     np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
     assert np.all(np.abs(out[..., :3].astype(int) - 67) <= 1)
+
+
+def test_an_image_filtered_in_bands_is_refused_with_a_layer(tmp_path, planes):
+    save_kernel(Layer(np.ones((3, 3, 1, 1))), tmp_path / "k.txt")
+    out = tmp_path / "o.npy"
+    message = refused("apply", planes, "-k", f"@{tmp_path / 'k.txt'}", "--memory", "1K", "-o", out)
+    assert "per-channel kernels and layers are applied to whole images only" in message
+    assert not out.exists()
+
+
+def test_kernels_prints_a_layer_file_and_writes_every_format(tmp_path):
+    layer = Layer(distinct((2, 3, 2, 2)), [1.5, -2])
+    save_kernel(layer, tmp_path / "k.json")
+    printed = run("kernels", f"@{tmp_path / 'k.json'}")
+    assert printed.returncode == 0 and "# channel 1, 2\n" in printed.stdout
+    (tmp_path / "k.txt").write_text(printed.stdout)
+    for name in ("again.txt", "again.json"):
+        ok("kernels", f"@{tmp_path / 'k.txt'}", "-o", tmp_path / name)
+        back = load_any_kernel(f"@{tmp_path / name}")
+        np.testing.assert_array_equal(back.weights, layer.weights)
+        np.testing.assert_array_equal(back.biases, [1.5, -2])
+    message = refused("kernels", f"@{tmp_path / 'k.txt'}", "-o", tmp_path / "k.npy")
+    assert "would lose the bias [1.5, -2.0]" in message
