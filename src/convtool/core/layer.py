@@ -5,8 +5,9 @@ with convtool's border modes. Each (o, i) pair takes the path it is cheapest on:
 kernel is zero are skipped (the off-diagonal pairs of per-channel kernels); kernels the FFT
 beats go through the core's FFT path, a plane at a time; the rest, as direct taps or (rank 1,
 larger than 3×3, as the core decides) as two 1-D passes, are summed together in one jitted
-pass (``_jit.layer``), parallel over bands of rows and groups of output channels, which reads
-every input row once for all outputs.
+pass (``_jit.layer``, its numpy twin ``twins.layer`` while numba's cache is cold), parallel
+over bands of rows and groups of output channels, which reads every input row once for all
+outputs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from convtool.core.paths import thread_scope
 from convtool.errors import KernelError, UsageError
 from convtool.kernels.layer import Layer
 from convtool.kernels.spec import load_any_kernel
+from convtool.twins import layer as twin
 from convtool.twins.borders import extend_index
 
 LayerLike = Layer | np.ndarray | str
@@ -236,4 +238,4 @@ def _shared_pass(
             ngroups,
             out.reshape(ho, wo * layer.outputs),
         )
-        compiled.call("correlate_layer", args)
+        compiled.run("correlate_layer", args, twin.correlate_layer, now=threads is not None)
