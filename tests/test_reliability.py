@@ -407,7 +407,7 @@ CASES = [
         files={"k.txt": b"# nothing here\n"},
     ),
     Case("kernel-ragged", apply("x.png", "-k", "1 2; 3", *TO_OLD), r"ragged rows \(lengths"),
-    Case("kernel-5d", apply("x.png", "-k", "[[[[[1]]]]]", *TO_OLD), r"has 5 dimensions"),
+    Case("kernel-5d", apply("x.png", "-k", "[[[[[1]]]]]", *TO_OLD), r"nested more than 4 deep"),
     Case(
         "kernel-3d-npy-channels",
         apply("x.png", "-k", "@k.npy", *TO_OLD),

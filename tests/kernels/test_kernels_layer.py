@@ -100,11 +100,12 @@ def test_refused_layer_text(tmp_path, text, message):
     ("data", "message"),
     [
         ({"kernel": [[[1, 2]], [[3]]]}, "ragged"),
-        ({"kernel": [[[1, True]]]}, "holds True; every entry is a number"),
-        ({"kernel": [[["1"]]]}, "holds '1'"),
+        ({"kernel": [[[1, True]]]}, "holds true, which is not a number"),
+        ({"kernel": [[["1"]]]}, 'holds "1", which is not a number'),
         ({"kernel": [[[1]], [[2]]], "bias": 0.5}, "one number per output channel; got 0.5"),
         ({"kernel": [[[1]], [[2]]], "bias": [1, 2, 3]}, "3 bias values for 2 output channels"),
-        ({"kernel": [[[[[1]]]]]}, "5 dimensions"),
+        ({"kernel": [[[[[1]]]]]}, "lists nested more than 4 deep"),
+        ({"kernel": [[[1]], [[2]]], "bias": [1, None]}, "holds null, which is not a number"),
     ],
 )
 def test_refused_layer_json(tmp_path, data, message):
