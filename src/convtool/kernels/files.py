@@ -2,7 +2,8 @@
 inline matrices, and writing kernels back (``convtool kernels``, ``learn --output``).
 
 A file holds one 2-D kernel (a :class:`Kernel`) or, 3-D or 4-D, per-channel kernels or a layer
-(a :class:`~convtool.kernels.layer.Layer`, whose text form is in :mod:`convtool.kernels.layer`).
+(a :class:`~convtool.kernels.layer.Layer`, whose text form is in
+:mod:`convtool.kernels.layer_forms`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ import numpy as np
 from convtool.errors import KernelError
 from convtool.io.matrix import parse_kernel_matrix, read_npy_header
 from convtool.io.source import read_at_most
-from convtool.kernels.layer import (
+from convtool.kernels.layer import MAX_LAYER_CHANNELS, Layer
+from convtool.kernels.layer_forms import (
     BIAS_RE,
-    MAX_LAYER_CHANNELS,
-    Layer,
     finite_float,
     format_layer,
     format_number,
@@ -220,7 +220,7 @@ def kernel_from_json(text: str, what: str, name: str) -> Kernel | Layer:
 
 def format_kernel(kernel: Kernel | Layer) -> str:
     """The kernel as the text format ``-k @FILE`` reads and (2-D) ``numpy.loadtxt`` loads; a
-    layer as blocks headed ``# channel o, i`` (see :func:`~convtool.kernels.layer.format_layer`)."""
+    layer as blocks headed ``# channel o, i`` (:func:`.layer_forms.format_layer`)."""
     if isinstance(kernel, Layer):
         return format_layer(kernel)
     name = " ".join(kernel.name.split())  # a spec written over several lines stays one comment
