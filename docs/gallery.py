@@ -186,6 +186,44 @@ def recipe_entries() -> list[Entry]:
     ]
 
 
+SEPIA = "[[[[0.393]], [[0.769]], [[0.189]]], [[[0.349]], [[0.686]], [[0.168]]], " + (
+    "[[[0.272]], [[0.534]], [[0.131]]]]"
+)
+"""The sepia tone as a 3→3 layer of 1×1 kernels: K[o, i] is the weight of input i in output o."""
+
+LUMA = "[[[[0.299]], [[0.587]], [[0.114]]]]"
+"""Rec. 601 luminance as a 3→1 layer of 1×1 kernels."""
+
+TINT = "[[[[1.0]]], [[[0.8]]], [[[0.55]]]]"
+"""A warm tint as a 1→3 layer: one grey channel in, red, green and blue out."""
+
+
+def channel_entries() -> list[Entry]:
+    """Per-channel kernels and layers (docs/channels.md): channel counts in and out."""
+    return [
+        Entry(
+            "coffee-sepia-blur",
+            "coffee.png",
+            ("-k", "@sepia-blur.txt"),
+            "3→3: the sepia layer composed with a 5×5 blur, one 3×3×5×5 layer",
+            setup=(("kernels", SEPIA, "box:5", "-o", "sepia-blur.txt"),),
+        ),
+        Entry(
+            "coffee-luma-sobel",
+            "coffee.png",
+            ("-k", "@luma-sobel.txt", "--map", "abs"),
+            "3→1: luminance then Sobel, one 1×3×3×3 layer: a grey edge map",
+            setup=(("kernels", LUMA, "sobel-x", "-o", "luma-sobel.txt"),),
+        ),
+        Entry(
+            "camera-tint",
+            "camera.png",
+            ("-k", TINT),
+            "1→3: a grey photograph made RGB",
+        ),
+    ]
+
+
 def prepare_inputs(source: Path, out_dir: Path, width: int) -> None:
     """Shrink the photographs to ``width`` pixels, copy the synthetic samples, and make the
     stand-in for "an unknown tool's output": Pillow's EMBOSS filter of the cameraman."""
@@ -265,6 +303,8 @@ def markdown() -> str:
         + markdown_grid(builtin_entries(), show_input=False)
         + "\n<!-- gallery: recipes -->\n"
         + markdown_grid(recipe_entries(), show_input=True)
+        + "\n<!-- gallery: channels -->\n"
+        + markdown_grid(channel_entries(), show_input=True, columns=3)
         + "\n<!-- gallery: highlights -->\n"
         + markdown_grid(highlight_entries(), True, directory=README_DIR)
     )
@@ -272,7 +312,7 @@ def markdown() -> str:
 
 def make_gallery(source: Path, out_dir: Path, width: int) -> list[Entry]:
     """Prepare the inputs and run every entry; return the entries, built-ins first."""
-    entries = builtin_entries() + recipe_entries()
+    entries = builtin_entries() + recipe_entries() + channel_entries()
     prepare_inputs(source, out_dir, width)
     run_entries(entries, out_dir)
     return entries

@@ -81,3 +81,30 @@ def scipy_correlate(x: np.ndarray, k: np.ndarray, mode: str, cval: float = 0.0) 
     kh, kw = k.shape
     full = ndimage.correlate(x, k, mode="constant")
     return full[kh // 2 : kh // 2 + x.shape[0] - kh + 1, kw // 2 : kw // 2 + x.shape[1] - kw + 1]
+
+
+def conv2d_layer(
+    x: np.ndarray, weights: np.ndarray, bias, mode: str = "reflect", cval: float = 0.0
+) -> np.ndarray:
+    """``torch.nn.functional.conv2d`` with scipy's border modes, in float64: the image (H, W, C_in)
+    extended by ``extend_index`` (plain loops), then one einsum over its windows,
+    out[y, x, o] = Σ_i Σ_a Σ_b K[o, i, a, b] · X̃[y + a, x + b, i] + bias[o]. Per-channel
+    weights (C, kh, kw) are the diagonal layer."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[..., np.newaxis] if x.ndim == 2 else x
+    k = np.asarray(weights, dtype=np.float64)
+    if k.ndim == 3:
+        k = np.einsum("oab,oi->oiab", k, np.eye(k.shape[0]))
+    _, _, kh, kw = k.shape
+    h, w, channels = x.shape
+    if mode == "valid":
+        ext = x
+    else:
+        ext = np.empty((h + kh - 1, w + kw - 1, channels))
+        for r in range(ext.shape[0]):
+            for c in range(ext.shape[1]):
+                sr = extend_index(r - kh // 2, h, mode)
+                sc = extend_index(c - kw // 2, w, mode)
+                ext[r, c] = cval if sr is None or sc is None else x[sr, sc]
+    windows = np.lib.stride_tricks.sliding_window_view(ext, (kh, kw), axis=(0, 1))
+    return np.einsum("yxiab,oiab->yxo", windows, k) + np.asarray(bias, dtype=np.float64)

@@ -354,7 +354,7 @@ def test_gallery_on_tiny_images(gallery, tmp_path):
 
 def test_committed_gallery_is_what_convtool_makes(gallery, tmp_path):
     """Every committed picture is what its command makes today (within one grey level)."""
-    entries = gallery.builtin_entries() + gallery.recipe_entries()
+    entries = gallery.builtin_entries() + gallery.recipe_entries() + gallery.channel_entries()
     inputs = {e.input for e in entries}
     for name in inputs:
         shutil.copy(gallery.GALLERY / name, tmp_path / name)
@@ -392,6 +392,11 @@ def test_gallery_tables_are_the_scripts(gallery):
             "<!-- gallery: recipes -->\n",
             DOCS / "usage.md",
             gallery.markdown_grid(gallery.recipe_entries(), show_input=True),
+        ),
+        (
+            "<!-- gallery: channels -->\n",
+            DOCS / "channels.md",
+            gallery.markdown_grid(gallery.channel_entries(), show_input=True, columns=3),
         ),
         (
             "<!-- gallery: highlights -->\n",
@@ -474,7 +479,7 @@ TEXTBOOK_BLOCKS = [
     "learn-convolve",
     "receptive-field",
 ]
-CONSOLE_BLOCKS = ["tour-kernels"]
+CONSOLE_BLOCKS = ["tour-kernels", "layer-file", "layer-apply", "compose"]
 
 
 def check_console_blocks(blocks: dict[str, Block], shell: Shell) -> None:

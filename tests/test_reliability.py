@@ -409,12 +409,19 @@ CASES = [
         files={"k.txt": b"# nothing here\n"},
     ),
     Case("kernel-ragged", apply("x.png", "-k", "1 2; 3", *TO_OLD), r"ragged rows \(lengths"),
-    Case("kernel-3d", apply("x.png", "-k", "[[[1], [2]]]", *TO_OLD), r"has 3 dimensions"),
+    Case("kernel-5d", apply("x.png", "-k", "[[[[[1]]]]]", *TO_OLD), r"nested more than 4 deep"),
     Case(
-        "kernel-3d-npy",
+        "kernel-3d-npy-channels",
         apply("x.png", "-k", "@k.npy", *TO_OLD),
-        r"kernel file 'k\.npy': has 3 dimensions, shape \(2, 2, 2\)",
+        r"2 per-channel 2x2 kernels take 2 input channels; x\.png has 1: use a layer with 1 "
+        "input, or an image with 2",
         files={"k.npy": _npy_bytes(np.ones((2, 2, 2)))},
+    ),
+    Case(
+        "kernel-5d-npy",
+        apply("x.png", "-k", "@k.npy", *TO_OLD),
+        r"kernel file 'k\.npy': has 5 dimensions, shape \(1, 1, 1, 1, 1\)",
+        files={"k.npy": _npy_bytes(np.ones((1, 1, 1, 1, 1)))},
     ),
     Case(
         "kernel-over-the-side-limit",

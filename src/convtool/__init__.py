@@ -18,11 +18,14 @@ from convtool.errors import ConvtoolError, ImageError, KernelError, LearnError, 
 if TYPE_CHECKING:
     from convtool.choices import BORDERS
     from convtool.core.correlate import convolve, correlate
+    from convtool.core.layer import convolve_layer, correlate_layer
     from convtool.dask import correlate_dask
     from convtool.filtering.combine import correlate_combined
     from convtool.kernels.builtins import BUILTINS
-    from convtool.kernels.files import format_kernel
-    from convtool.kernels.spec import load_kernel, parse_kernel
+    from convtool.kernels.compose import compose_kernels
+    from convtool.kernels.files import format_kernel, save_kernel
+    from convtool.kernels.layer import Layer
+    from convtool.kernels.spec import load_any_kernel, load_kernel, parse_kernel
     from convtool.kernels.value import Kernel
     from convtool.learn.fit import LearnResult, learn_kernel
 
@@ -35,18 +38,24 @@ __all__ = [
     "ImageError",
     "Kernel",
     "KernelError",
+    "Layer",
     "LearnError",
     "LearnResult",
     "UsageError",
     "__version__",
+    "compose_kernels",
     "convolve",
+    "convolve_layer",
     "correlate",
     "correlate_combined",
     "correlate_dask",
+    "correlate_layer",
     "format_kernel",
     "learn_kernel",
+    "load_any_kernel",
     "load_kernel",
     "parse_kernel",
+    "save_kernel",
 ]
 
 _LAZY = {
@@ -55,8 +64,14 @@ _LAZY = {
     "correlate": "convtool.core.correlate",
     "correlate_combined": "convtool.filtering.combine",
     "correlate_dask": "convtool.dask",
+    "correlate_layer": "convtool.core.layer",
+    "convolve_layer": "convtool.core.layer",
+    "compose_kernels": "convtool.kernels.compose",
+    "save_kernel": "convtool.kernels.files",
     "BUILTINS": "convtool.kernels.builtins",
     "Kernel": "convtool.kernels.value",
+    "Layer": "convtool.kernels.layer",
+    "load_any_kernel": "convtool.kernels.spec",
     "format_kernel": "convtool.kernels.files",
     "load_kernel": "convtool.kernels.spec",
     "parse_kernel": "convtool.kernels.spec",

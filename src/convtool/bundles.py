@@ -107,3 +107,27 @@ class LearnPair(NamedTuple):
     ox: int
     lo: float
     hi: float
+
+
+class LayerTaps(NamedTuple):
+    """A layer's jitted pass (``_jit.layer``). Direct pairs: for output channel o, taps
+    ``starts[o] .. starts[o + 1]``, tap t reading ring
+    row ``tj[t]`` (input channel i, kernel row a: i·kh + a) at offset ``tb[t]`` with weight
+    ``tw[t]``. Separable pairs K = u vᵀ: for output o, pairs ``pstarts[o] .. pstarts[o + 1]``,
+    pair p from input ``pin[p]``: down the columns ring rows ``prows[i]`` with weights ``pu[p]``,
+    along the row offsets ``pb`` with weights ``pv[p]``. The
+    ``bias`` of each output; ``cmap``, the source column of each column of an extended row
+    (−1: ``cval``)."""
+
+    tj: Any
+    tb: Any
+    tw: Any
+    starts: Any
+    pstarts: Any
+    pin: Any
+    prows: Any
+    pu: Any
+    pb: Any
+    pv: Any
+    bias: Any
+    cmap: Any

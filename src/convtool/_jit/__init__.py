@@ -13,6 +13,7 @@ Border modes are small ints (``borders``).
 from convtool._jit.borders import map_index
 from convtool._jit.direct import correlate_direct
 from convtool._jit.fft import correlate_fft, fft_kernel_spectrum
+from convtool._jit.layer import correlate_layer
 from convtool._jit.learn import learn_largest_error, learn_normal_equations, learn_residuals
 from convtool._jit.png import png_filter
 from convtool._jit.separable import correlate_separable
@@ -20,6 +21,7 @@ from convtool._jit.separable import correlate_separable
 __all__ = [
     "correlate_direct",
     "correlate_fft",
+    "correlate_layer",
     "correlate_separable",
     "fft_kernel_spectrum",
     "learn_largest_error",

@@ -142,6 +142,7 @@ def is_file(source: str) -> bool:
 
 def filter_for(job: Job, settings: Settings, picture: Picture) -> tuple[Picture, OutputPlan]:
     """The output planned, and the picture filtered for it (the input's planes dropped)."""
+    from convtool.filtering.channels import laid_out
     from convtool.filtering.clipping import filter_for_output
     from convtool.io.formats import format_for_path
     from convtool.io.plan import plan_output
@@ -154,7 +155,11 @@ def filter_for(job: Job, settings: Settings, picture: Picture) -> tuple[Picture,
         fmt = format_for_path(job.target)
         _check_format_option(job, settings, fmt)
     plan = plan_output(
-        picture, fmt, depth=settings.depth, map=settings.map, lossless=settings.lossless
+        laid_out(picture, settings.recipe, fmt),
+        fmt,
+        depth=settings.depth,
+        map=settings.map,
+        lossless=settings.lossless,
     )
     if job.target is None and settings.stdout_format is None:
         redirected = _redirected_elsewhere(settings.stdout_file, plan.format)

@@ -74,6 +74,8 @@ def apply_command(
 
       convtool apply x.txt -k '0 1; 2 3' --border valid -o -
 
+      convtool apply photo.png -k @rgb-to-grey.txt -o grey.png
+
       convtool apply scan.tif -k gaussian:3 --memory 512M -o blurred.tif
 
       convtool apply *.tif -k sobel-x --out-dir out/ --scheduler tcp://head:8786
@@ -82,11 +84,12 @@ def apply_command(
     from convtool.filtering.chain import Recipe
     from convtool.io.formats import format_by_name
     from convtool.kernels.origin import parse_origin
-    from convtool.kernels.spec import load_kernel
+    from convtool.kernels.spec import load_any_kernel
+    from convtool.kernels.value import Kernel
     from convtool.stream.sizes import parse_bytes
 
     recipe = Recipe(
-        kernels=tuple(load_kernel(spec) for spec in kernel),
+        kernels=tuple(load_any_kernel(spec) for spec in kernel),
         border=border.value,
         cval=cval,
         convolve=convolve,
@@ -128,7 +131,7 @@ def apply_command(
     )
     if normalize:
         for k in recipe.kernels:
-            if k.is_zero_sum:
+            if isinstance(k, Kernel) and k.is_zero_sum:
                 env.note(
                     f"kernel {k.name!r} sums to 0, so --normalize leaves it as it is (dividing "
                     "by its sum would be dividing by zero)"

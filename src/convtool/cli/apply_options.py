@@ -28,8 +28,9 @@ Kernel = Annotated[
         "-k",
         "--kernel",
         metavar="SPEC",
-        help="Kernel: a built-in (sobel-x, gaussian:2...), a matrix ('0 1; 2 3') or @FILE. "
-        "Repeat to apply several, in order.",
+        help="Kernel: a built-in (sobel-x, gaussian:2...), a matrix ('0 1; 2 3') or @FILE "
+        "(also per-channel kernels or a layer mixing channels). Repeat to apply several, "
+        "in order.",
         show_default=False,
         autocompletion=complete_kernel_name,
     ),

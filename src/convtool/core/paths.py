@@ -3,6 +3,8 @@ through ``convtool.compiled``, or their numpy twins), and the small-work numpy p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import NamedTuple
 
@@ -298,6 +300,17 @@ def _fft(task: Task, *, now: bool) -> None:
         _outputs(out, out_dtype, integer),
     )
     compiled.run("correlate_fft", args, fft.correlate_fft, now=now)
+
+
+@contextmanager
+def thread_scope(threads: int | None) -> Iterator[int]:
+    """Within: numba's parallel loops run on ``threads`` threads (checked; by default as many
+    as it uses now), the count yielded."""
+    with _threads(threads):
+        _core()
+        import numba
+
+        yield numba.get_num_threads()
 
 
 class _threads:

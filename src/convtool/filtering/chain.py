@@ -12,6 +12,12 @@ or, with ``combine``, the kernels side by side (:mod:`convtool.filtering.combine
 all in floating point, with no rounding or clipping between the steps (the pixel policy in
 :mod:`convtool.io.pixels` maps, rounds and clamps once, when writing).
 
+A step may also be per-channel kernels or a layer (:class:`~convtool.kernels.layer.Layer`):
+Xᵢ[o] = Σ_c Xᵢ₋₁[c] ⋆ Kᵢ[o, c] + bᵢ[o] (:func:`~convtool.core.layer.correlate_layer`), which
+may change the number of channels. Such a chain filters the colour as it is stored and keeps
+alpha (cropped with ``border="valid"``): premultiplying has no meaning for a step that mixes
+channels, so an image with transparency needs ``alpha="keep"``.
+
 Alpha. With ``alpha="auto"`` (the default) the colour is filtered premultiplied by alpha, so
 that the colour hidden under transparent pixels never bleeds into the result, and alpha is
 filtered as the coverage of each kernel: with K / ΣK, or with |K| / Σ|K| for a zero-sum K
@@ -48,6 +54,7 @@ import numpy as np
 from convtool.choices import ALPHA_MODES
 from convtool.core.borders import chain_size, check_border
 from convtool.core.correlate import correlate
+from convtool.core.layer import check_channels, correlate_layer
 from convtool.errors import UsageError
 from convtool.filtering.combine import (
     check_combine,
@@ -55,15 +62,19 @@ from convtool.filtering.combine import (
     combined_responses,
     on_one_grid,
 )
+from convtool.kernels.layer import Layer
 from convtool.kernels.origin import Origin, at_origin, check_valid_origin
 from convtool.kernels.value import Kernel
+
+Step = Kernel | Layer
+"""One step of the chain: a 2-D kernel for every channel, or per-channel kernels or a layer."""
 
 
 @dataclass(frozen=True)
 class Recipe:
     """How to filter: the kernel chain and the options of ``convtool apply``."""
 
-    kernels: tuple[Kernel, ...]
+    kernels: tuple[Step, ...]
     border: str = "reflect"
     cval: float = 0.0
     convolve: bool = False
@@ -83,6 +94,11 @@ class Recipe:
             check_valid_origin(self.origin)
         if self.combine is not None:
             check_combine(self.combine)
+        if self.has_layers and (self.combine is not None or self.origin is not None):
+            raise UsageError(
+                "--combine and --origin take 2-D kernels; per-channel kernels and layers are "
+                "applied in a chain, each centred: drop the option, or the layer"
+            )
         if self.alpha not in ALPHA_MODES:
             raise UsageError(f"unknown alpha mode {self.alpha!r}; choose auto, keep or filter")
         for name, value in (("cval", self.cval), ("scale", self.scale), ("bias", self.bias)):
@@ -94,18 +110,45 @@ class Recipe:
         """Whether an image with alpha is filtered premultiplied (``auto`` and ``filter``)."""
         return self.alpha != "keep"
 
-    def prepared(self) -> tuple[Kernel, ...]:
+    @property
+    def has_layers(self) -> bool:
+        """Whether a step is per-channel kernels or a layer (see the module's docstring)."""
+        return any(isinstance(k, Layer) for k in self.kernels)
+
+    def prepared(self) -> tuple[Step, ...]:
         """The kernels as they are applied: normalized (if asked), anchored at ``origin`` (if
         given: scipy's meaning, see :mod:`convtool.kernels.origin`), then flipped (if asked);
-        with ``combine``, on one grid."""
-        out = []
+        with ``combine``, on one grid (``origin`` and ``combine`` take no layers)."""
+        out: list[Step] = []
         for kernel in self.kernels:
             k = kernel.normalized() if self.normalize else kernel
-            if self.origin is not None and self.border != "valid":
+            if isinstance(k, Kernel) and self.origin is not None and self.border != "valid":
                 what = f"kernel {k.name!r}"
                 k = Kernel(at_origin(k.weights, self.origin, what), k.name, k.bias)
             out.append(k.flipped() if self.convolve else k)
-        return on_one_grid(out) if self.combine is not None else tuple(out)
+        if self.combine is not None:
+            return on_one_grid(tuple(k for k in out if isinstance(k, Kernel)))
+        return tuple(out)
+
+    def plain(self) -> tuple[Kernel, ...]:
+        """``prepared()`` of a chain without layers (the paths that take 2-D kernels only)."""
+        steps = self.prepared()
+        kernels = tuple(k for k in steps if isinstance(k, Kernel))
+        if len(kernels) != len(steps):
+            raise UsageError("per-channel kernels and layers are not taken on this path")
+        return kernels
+
+    def output_channels(self, channels: int, what: str = "the input") -> int:
+        """The channels the chain makes of ``channels``; a KernelError naming the step whose
+        layer takes another count."""
+        for number, step in enumerate(self.kernels, 1):
+            if isinstance(step, Layer):
+                after = (
+                    f" after the first {number - 1} kernels" if number > 2 else " after one kernel"
+                )
+                check_channels(step, channels, what + (after if number > 1 else ""))
+                channels = step.outputs
+        return channels
 
 
 def filter_planes(
@@ -117,7 +160,9 @@ def filter_planes(
     ``border="valid"`` both shrink by the kernel sizes − 1 (a kept alpha is cropped to the
     pixels each result is centred on).
     """
-    kernels = recipe.prepared()
+    if recipe.has_layers:
+        return _filter_layers(data, alpha, recipe)
+    kernels = recipe.plain()
     if recipe.combine is not None:
         return _filter_combined(data, alpha, kernels, recipe)
     if alpha is None or keeps_alpha(alpha, recipe):
@@ -170,6 +215,31 @@ def combined_step(
     cov3 = coverage[..., np.newaxis] if colours[0].ndim == 3 else coverage
     combined = combine_responses(colours, str(recipe.combine)) * cov3
     return combined, coverage, np.minimum.reduce(alphas)
+
+
+def _filter_layers(
+    data: np.ndarray, alpha: np.ndarray | None, recipe: Recipe
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A chain with per-channel kernels or layers: the colour as stored, alpha kept."""
+    if not keeps_alpha(alpha, recipe):
+        raise UsageError(
+            "per-channel kernels and layers filter the colour as it is stored, and this image "
+            "has transparency: add --alpha keep (alpha is kept, the colour under transparent "
+            "pixels filtered too), or remove the alpha channel"
+        )
+    recipe.output_channels(data.shape[2] if data.ndim == 3 else 1)
+    steps = recipe.prepared()
+    out = data
+    for k in steps:
+        if isinstance(k, Layer):
+            out = correlate_layer(
+                out, k, border=recipe.border, cval=recipe.cval, threads=recipe.threads
+            )
+            continue
+        out = _correlate(out, k.weights, recipe, recipe.cval)
+        if k.bias:
+            out = out + out.dtype.type(k.bias)
+    return scale_bias(out, recipe), None if alpha is None else crop_alpha(alpha, steps, recipe)
 
 
 def keeps_alpha(alpha: np.ndarray | None, recipe: Recipe) -> bool:
@@ -260,7 +330,7 @@ def scale_bias(x: np.ndarray, recipe: Recipe) -> np.ndarray:
     return x
 
 
-def crop_alpha(alpha: np.ndarray, kernels: tuple[Kernel, ...], recipe: Recipe) -> np.ndarray:
+def crop_alpha(alpha: np.ndarray, kernels: tuple[Step, ...], recipe: Recipe) -> np.ndarray:
     """Alpha at the pixels a ``valid`` chain's results are centred on (unchanged otherwise)."""
     if recipe.border != "valid":
         return alpha

@@ -99,7 +99,7 @@ class Clipping:
         remedies = []
         if self.input_out_of_range:
             remedies.append("a float output (.tif with --depth 32, or .npy)")
-        kernels = self.recipe.prepared()
+        kernels = [k for k in self.recipe.prepared() if isinstance(k, Kernel)]
         sums = [k.weights.sum() for k in kernels if not k.is_zero_sum and not _sums_to_one(k)]
         if sums:
             told = " and ".join(f"{s:.6g}" for s in sums)

@@ -8,6 +8,7 @@ import numpy as np
 from convtool.core.correlate import correlate, correlate_to_integer
 from convtool.core.dispatch import choose_method, separable_factors
 from convtool.filtering.chain import Recipe, crop_alpha, filter_planes, keeps_alpha
+from convtool.filtering.channels import with_result
 from convtool.io.picture import Picture
 from convtool.io.pixels import to_unit
 from convtool.io.plan import OutputPlan
@@ -26,7 +27,7 @@ def filter_picture(picture: Picture, recipe: Recipe, plan: OutputPlan) -> Pictur
     if fused is None:
         picture = to_unit(picture)
         data, alpha = filter_planes(picture.data, picture.alpha, recipe)
-        return picture.with_planes(data, alpha)
+        return with_result(picture, data, alpha, plan.format)
     samples = fused_samples(picture, recipe, fused, plan.map)
     alpha = picture.alpha if plan.alpha else None
     if alpha is not None:
@@ -123,10 +124,11 @@ def fused_kernel(
         or plan.colors != picture.colors
         or len(recipe.kernels) != 1
         or recipe.combine is not None
+        or recipe.has_layers
         or not keeps_alpha(picture.alpha, recipe)
     ):
         return None
-    (kernel,) = recipe.prepared()
+    (kernel,) = recipe.plain()
     w = kernel.weights
     if not _takes_direct(data.shape, w):
         return None

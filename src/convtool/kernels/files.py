@@ -1,12 +1,16 @@
 """Kernel files and text: reading ``-k @FILE`` (``.txt``, ``.csv``, ``.npy``, ``.json``) and
-inline matrices, and writing kernels back (``convtool kernels``, ``learn --output``)."""
+inline matrices, and writing kernels back (``convtool kernels``, ``learn --output``).
+
+A file holds one 2-D kernel (a :class:`Kernel`) or, 3-D or 4-D, per-channel kernels or a layer
+(a :class:`~convtool.kernels.layer.Layer`, whose text form is in
+:mod:`convtool.kernels.layer_forms`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
-import math
 import os
 import re
 import stat
@@ -18,6 +22,17 @@ import numpy as np
 from convtool.errors import KernelError, quoted
 from convtool.io.matrix import iter_lines, parse_kernel_matrix, read_npy_header
 from convtool.io.source import read_at_most
+from convtool.kernels.layer import MAX_LAYER_CHANNELS, Layer
+from convtool.kernels.layer_forms import (
+    BIAS_RE,
+    finite_float,
+    format_layer,
+    format_number,
+    has_channel_blocks,
+    layer_from_json,
+    nesting,
+    parse_layer_text,
+)
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel, check_rows, validate_weights
 
 JSON_KEYS = ("kernel", "bias")
@@ -55,14 +70,14 @@ def _parse_json_matrix(text: str, what: str) -> object:
             f"{what}: JSON nested too deep; a kernel nests at most {MAX_JSON_NESTING} lists"
         ) from None
     if isinstance(data, dict):
-        if "kernel" not in data:
-            raise KernelError(f'{what}: a JSON kernel file needs a "kernel" key')
         unknown = [key for key in data if key not in JSON_KEYS]
         if unknown:
             raise KernelError(
                 f"{what}: unknown key {unknown[0]!r}; a JSON kernel object holds "
                 + " and ".join(repr(key) for key in JSON_KEYS)
             )
+        if "kernel" not in data:
+            raise KernelError(f'{what}: a JSON kernel file needs a "kernel" key')
         for key, value in data.items():
             _check_json_numbers(value, f"{what}: {key!r}")
         return data
@@ -109,11 +124,12 @@ def parse_matrix_text(text: str, what: str) -> np.ndarray:
     return validate_weights(parse_kernel_matrix(text, what, MAX_KERNEL_SIDE), what)
 
 
-_BIAS_RE = re.compile(r"^\s*#\s*bias\s*[:=]\s*(\S+)\s*$", re.I)
+def load_kernel_file(path_text: str) -> Kernel | Layer:
+    """Read a kernel file: ``.txt``/``.csv`` rows (``# bias: B`` optional), ``.npy``, ``.json``.
 
-
-def load_kernel_file(path_text: str) -> Kernel:
-    """Read a kernel file: ``.txt``/``.csv`` rows (``# bias: B`` optional), ``.npy``, ``.json``."""
+    A 2-D kernel is a :class:`Kernel`; 3-D (C, kh, kw) or 4-D (C_out, C_in, kh, kw) weights, or a
+    text file of blocks headed ``# channel o, i``, a :class:`~convtool.kernels.layer.Layer`.
+    """
     path = Path(path_text)
     # '@~/k.txt': no shell expands a '~' after '@'; '~nobody/k.txt' is left as it is
     with contextlib.suppress(RuntimeError):
@@ -123,7 +139,10 @@ def load_kernel_file(path_text: str) -> Kernel:
         raise KernelError("'@' needs a file name, e.g. -k @kernel.txt")
     try:
         if path.suffix.lower() == ".npy":
-            return Kernel(validate_weights(_load_npy_kernel(path, what), what), path.name)
+            weights = _load_npy_kernel(path, what)
+            if weights.ndim > 2:
+                return Layer(weights, None, path.name)
+            return Kernel(validate_weights(weights, what), path.name)
         raw = _read_kernel_source(path, what)
     except KernelError:
         raise
@@ -141,12 +160,14 @@ def load_kernel_file(path_text: str) -> Kernel:
         raise KernelError(f"{what}: not a text file; use .txt, .csv, .json or .npy") from None
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         return kernel_from_json(text, what, path.name)
+    if has_channel_blocks(text):
+        return parse_layer_text(text, what, path.name)
     bias = 0.0
     rows = []
     for number, line in enumerate(iter_lines(text), 1):
-        match = _BIAS_RE.match(line)
+        match = BIAS_RE.match(line)
         if match:
-            bias = _finite_float(match.group(1), f"{what}: bias")
+            bias = finite_float(match.group(1), f"{what}: bias")
         if line.split("#", 1)[0].strip():
             rows.append((number, line))
             if len(rows) > MAX_KERNEL_SIDE:  # refused now, not once all of it is read
@@ -168,7 +189,8 @@ def load_kernel_file(path_text: str) -> Kernel:
 
 def _load_npy_kernel(path: Path, what: str) -> np.ndarray:
     """A .npy kernel, its header checked before anything is allocated or unpickled: numbers,
-    at most 2-D, no side over :data:`MAX_KERNEL_SIDE`."""
+    at most 4-D, no side over :data:`MAX_KERNEL_SIDE`, no more than
+    :data:`~convtool.kernels.layer.MAX_LAYER_CHANNELS` channels."""
     with open(path, "rb") as fp:
         try:
             shape, dtype = read_npy_header(fp)
@@ -177,12 +199,16 @@ def _load_npy_kernel(path: Path, what: str) -> np.ndarray:
         if dtype.kind not in "biuf":
             held = "Python objects (never unpickled)" if dtype.hasobject else f"{dtype} values"
             raise KernelError(f"{what}: holds {held}; a kernel needs real numbers")
-        if len(shape) > 2:
+        if len(shape) > 4:
             raise KernelError(
                 f"{what}: has {len(shape)} dimensions, shape {tuple(shape)}; a kernel is a 2-D "
-                "matrix (one kernel is applied to every colour channel)"
+                "matrix, per-channel kernels (C, kh, kw), a layer (C_out, C_in, kh, kw)"
             )
-        if shape and max(shape) > MAX_KERNEL_SIDE:
+        if len(shape) > 2 and max(shape[:-2]) > MAX_LAYER_CHANNELS:
+            raise KernelError(
+                f"{what}: shape {tuple(shape)} has more than {MAX_LAYER_CHANNELS} channels"
+            )
+        if shape and max(shape[-2:]) > MAX_KERNEL_SIDE:
             raise KernelError(
                 f"{what}: is {'x'.join(str(n) for n in shape)}; the largest kernel side convtool "
                 f"accepts is {MAX_KERNEL_SIDE}"
@@ -194,63 +220,57 @@ def _load_npy_kernel(path: Path, what: str) -> np.ndarray:
             raise KernelError(f"{what}: not a numeric .npy array ({exc})") from None
 
 
-def kernel_from_json(text: str, what: str, name: str) -> Kernel:
+def kernel_from_json(text: str, what: str, name: str) -> Kernel | Layer:
+    """A kernel from JSON: rows, or ``{"kernel": rows, "bias": b}``; kernels nested 3 or 4
+    deep are a layer, ``{"kernel": [[[...]]], "bias": [b0, b1, ...]}``."""
     data = _parse_json_matrix(text, what)
     bias: object = 0.0
     if isinstance(data, dict):
         if "kernel" not in data:
             raise KernelError(f'{what}: a JSON kernel file needs a "kernel" key')
+        if nesting(data["kernel"]) > 2:
+            return layer_from_json(data["kernel"], data.get("bias"), what, name)
         bias = data.get("bias", 0.0)
         data = check_rows(data["kernel"], what)
+    elif nesting(data) > 2:
+        return layer_from_json(data, None, what, name)
     if isinstance(bias, bool) or not isinstance(bias, (int, float)):
         raise KernelError(f"{what}: bias must be a number; got {bias!r}")
-    return Kernel(validate_weights(data, what), name, _finite_float(str(bias), f"{what}: bias"))
+    return Kernel(validate_weights(data, what), name, finite_float(str(bias), f"{what}: bias"))
 
 
-def _finite_float(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise KernelError(f"{what} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise KernelError(f"{what} {text!r} must be finite")
-    return value
-
-
-def format_kernel(kernel: Kernel) -> str:
-    """The kernel as the text format ``-k @FILE`` reads and ``numpy.loadtxt`` loads."""
+def format_kernel(kernel: Kernel | Layer) -> str:
+    """The kernel as the text format ``-k @FILE`` reads and (2-D) ``numpy.loadtxt`` loads; a
+    layer as blocks headed ``# channel o, i`` (:func:`.layer_forms.format_layer`)."""
+    if isinstance(kernel, Layer):
+        return format_layer(kernel)
     name = " ".join(kernel.name.split())  # a spec written over several lines stays one comment
     lines = [f"# kernel: {name}", f"# size: {kernel.shape[0]}x{kernel.shape[1]}"]
     if kernel.bias:
         lines.append(f"# bias: {kernel.bias!r}")
     for row in kernel.weights:
-        lines.append(" ".join(_format_number(v) for v in row))
+        lines.append(" ".join(format_number(v) for v in row))
     return "\n".join(lines) + "\n"
 
 
-def _format_number(value: float) -> str:
-    if value == 0:
-        return "0"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
+def save_kernel(kernel: Kernel | Layer, path: str | Path) -> None:
+    """Write ``kernel`` (or per-channel kernels, or a layer) where ``-k @FILE`` reads it,
+    atomically (temporary file + rename).
 
-
-def save_kernel(kernel: Kernel, path: str | Path) -> None:
-    """Write ``kernel`` where ``-k @FILE`` reads it, atomically (temporary file + rename).
-
-    ``.json``: ``{"kernel": [[...]], "bias": b}``; ``.npy``: the weights alone (refused when the
-    kernel has a bias); anything else: the text format of :func:`format_kernel`
-    (rows of numbers, ``# bias: b``), which ``numpy.loadtxt`` loads.
+    ``.json``: ``{"kernel": [[...]], "bias": b}`` (a layer: ``"bias": [b0, b1, ...]``); ``.npy``:
+    the weights alone (refused when there is a nonzero bias); anything else: the text format of
+    :func:`format_kernel` (rows of numbers, ``# bias: b``; a layer's blocks headed
+    ``# channel o, i``), which ``numpy.loadtxt`` loads for a 2-D kernel.
     """
     from convtool.io.files import write_atomic
 
     target = Path(path)
     suffix = target.suffix.lower()
-    if suffix == ".npy" and kernel.bias != 0:
+    bias = kernel.biases.tolist() if isinstance(kernel, Layer) else kernel.bias
+    if suffix == ".npy" and np.any(np.asarray(bias) != 0):
         raise KernelError(
             f"{quoted(target)}: a .npy file holds the weights alone and would lose the bias "
-            f"{kernel.bias!r}; write .txt or .json instead"
+            f"{bias!r}; write .txt or .json instead"
         )
     if not target.parent.is_dir():
         raise KernelError(
@@ -258,7 +278,7 @@ def save_kernel(kernel: Kernel, path: str | Path) -> None:
             "not exist; create it first"
         )
     if suffix == ".json":
-        text = json.dumps({"kernel": kernel.weights.tolist(), "bias": kernel.bias}) + "\n"
+        text = json.dumps({"kernel": kernel.weights.tolist(), "bias": bias}) + "\n"
         payload = text.encode("utf-8")
     elif suffix == ".npy":
         buffer = io.BytesIO()

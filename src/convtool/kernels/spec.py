@@ -14,6 +14,7 @@ from convtool.errors import KernelError, excerpt
 from convtool.io.matrix import NUMBER
 from convtool.kernels.builtins import BUILTINS, Builtin
 from convtool.kernels.files import kernel_from_json, load_kernel_file, parse_matrix_text
+from convtool.kernels.layer import Layer
 from convtool.kernels.magick import is_magick_spec, magick_kernel
 from convtool.kernels.value import Kernel
 from convtool.kernels.vips import load_vips_matrix
@@ -22,7 +23,8 @@ _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
 def load_kernel(spec: str) -> Kernel:
-    """Parse a kernel spec into a :class:`Kernel` (weights and bias).
+    """Parse a kernel spec into a :class:`Kernel` (weights and bias): one 2-D kernel, applied to
+    every channel (:func:`load_any_kernel` also takes per-channel kernels and layers).
 
     A spec is a built-in name with optional arguments (``laplacian``, ``box:5``, ``gaussian:2``,
     ``gaussian:sigma=2,size=9``), an inline matrix (JSON ``[[0,1],[2,3]]`` or rows separated by
@@ -31,6 +33,20 @@ def load_kernel(spec: str) -> Kernel:
     also be written ImageMagick's way (``'3x3: ...'``, ``Sobel:90``: :mod:`.magick`). Kernel
     files (but ``.npy``) and inline JSON objects ``{"kernel": [[...]], "bias": B}`` carry a bias.
     """
+    kernel = load_any_kernel(spec)
+    if isinstance(kernel, Layer):
+        raise KernelError(
+            f"kernel {spec!r} holds {kernel.describe()} (shape "
+            f"{'x'.join(str(n) for n in kernel.weights.shape)}, {kernel.weights.ndim} "
+            "dimensions); here a kernel is one 2-D matrix, applied to every channel"
+        )
+    return kernel
+
+
+def load_any_kernel(spec: str) -> Kernel | Layer:
+    """Parse a kernel spec as :func:`load_kernel` does, and also files and inline JSON of
+    per-channel kernels (C, kh, kw) or a layer (C_out, C_in, kh, kw): a
+    :class:`~convtool.kernels.layer.Layer`."""
     if not isinstance(spec, str):
         raise KernelError(f"a kernel spec is a string; got {type(spec).__name__}")
     text = spec.strip()
@@ -53,7 +69,7 @@ def load_kernel(spec: str) -> Kernel:
         raise
 
 
-def _inline_kernel(text: str, spec: str) -> Kernel:
+def _inline_kernel(text: str, spec: str) -> Kernel | Layer:
     """A built-in or an inline matrix (``text`` is ``spec`` stripped)."""
     if text.startswith(("[", "{")):
         return kernel_from_json(text, f"kernel {excerpt(spec)}", "inline")

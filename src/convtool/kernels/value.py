@@ -95,9 +95,10 @@ def validate_weights(weights: object, what: str = "kernel") -> np.ndarray:
     if w.ndim == 1:
         w = w[np.newaxis, :]
     if w.ndim != 2:
+        layer = "; per-channel kernels and layers take correlate_layer" if w.ndim in (3, 4) else ""
         raise KernelError(
             f"{what}: has {w.ndim} dimensions, shape {w.shape}; a kernel is a 2-D matrix "
-            "(one kernel is applied to every colour channel)"
+            f"(one kernel is applied to every colour channel){layer}"
         )
     if w.size == 0:
         raise KernelError(f"{what}: is empty (shape {w.shape}); give at least one number")

@@ -151,7 +151,7 @@ def _stages(recipe: Recipe, colour: int, alpha: bool) -> list[Stage]:
     valid = replace(recipe, border="valid", origin=None)
     if recipe.combine is not None:
         return [_combined_stage(recipe, valid, colour, alpha)]
-    for kernel in recipe.prepared():
+    for kernel in recipe.plain():
         kh, kw = (int(n) for n in kernel.weights.shape)
         if premultiplied:
             apply = functools.partial(_premultiplied_stage, kernel=kernel, recipe=valid)
@@ -171,7 +171,7 @@ def _stages(recipe: Recipe, colour: int, alpha: bool) -> list[Stage]:
 
 def _combined_stage(recipe: Recipe, valid: Recipe, colour: int, alpha: bool) -> Stage:
     """``--combine``: every kernel (on one grid) in one stage, as ``filtering`` combines them."""
-    kernels = recipe.prepared()
+    kernels = recipe.plain()
     if alpha and recipe.premultiplies:
         fill = np.array([recipe.cval] * colour + [1.0, 1.0])
         apply = functools.partial(_combined_premultiplied, kernels=kernels, recipe=valid)
@@ -256,6 +256,12 @@ def run_streamed(
         )
     if lossless:
         check_lossless(fmt)
+    if recipe.has_layers:
+        raise UsageError(
+            f"{source}: the image is filtered in bands (it is too large for memory, or --memory "
+            "asks for it), and per-channel kernels and layers are applied to whole images "
+            "only; raise --memory, or filter a smaller image"
+        )
     if fmt not in STREAM_FORMATS:
         raise ImageError(
             f"{quoted(target)}: the image is filtered in bands (it is too large for memory, or "
