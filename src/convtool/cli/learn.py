@@ -8,6 +8,7 @@ module turns options into calls, writes the kernel where ``-o`` says and the rep
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,7 @@ def learn_command(
     keep_clipped: opts.KeepClipped = False,
     json_report: opts.JsonReport = False,
     max_pixels: opts.MaxPixels = DEFAULT_MAX_PIXELS,
+    allow_long: opts.AllowLong = False,
 ) -> None:
     """Fit the kernel K (and with --bias a constant b) that best turns each INPUT into its TARGET.
 
@@ -122,6 +124,7 @@ def learn_command(
         if not all(p.data.dtype.kind == "u" for p in pictures[i : i + 2]):
             pictures[i : i + 2] = [to_unit(pictures[i]), to_unit(pictures[i + 1])]
     inputs, targets = pictures[0::2], pictures[1::2]
+    epochs_shown = _epochs_to(env)
     with numba_without_scipy():
         result = learn_kernel(
             [p.data for p in inputs],
@@ -135,10 +138,14 @@ def learn_command(
             lr=lr,
             epochs=epochs,
             seed=seed,
-            progress=_epochs_to(env) if method.value == "gd" else None,
+            progress=epochs_shown if method.value == "gd" else None,
             names=names,
             origin=parse_origin(origin) if origin is not None else None,
+            meter=_meter_to(env),
+            allow_long=allow_long,
         )
+    if result.method == "gd" and result.loss_history and not shown(len(result.loss_history)):
+        epochs_shown(len(result.loss_history), result.loss_history[-1])
     if to_stdout:
         write_output(format_kernel(result.kernel).encode("utf-8"), None)
     else:
@@ -156,11 +163,42 @@ def _same_file(a: str, b: str) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
+def shown(epoch: int) -> bool:
+    """Whether the line of ``epoch`` is shown: the first ten, then 20, 50, 100, 200, 500...
+    (a few lines a decade, however many epochs run; the last one is shown after the run)."""
+    if epoch <= 10:
+        return True
+    digits = str(epoch)
+    return digits[0] in "125" and set(digits[1:]) == {"0"}
+
+
 def _epochs_to(env: Env) -> Callable[[int, float], None]:
-    """What gradient descent reports after each epoch: one line on stderr."""
+    """What gradient descent reports after an epoch: one line on stderr, for the epochs
+    :func:`shown` picks."""
 
     def show(epoch: int, loss: float) -> None:
-        typer.echo(f"epoch {epoch}, loss {loss:.6g}", file=env.stderr)
+        if shown(epoch):
+            typer.echo(f"epoch {epoch}, loss {loss:.6g}", file=env.stderr)
+
+    return show
+
+
+def _meter_to(env: Env, every: float = 1.0) -> Callable[[float], None]:
+    """The progress of a long fit: past its first second, a line on stderr at most every
+    ``every`` seconds, with the time left estimated from the time so far."""
+    from convtool.learn.work import duration
+
+    start = time.monotonic()
+    last = [start]
+
+    def show(fraction: float) -> None:
+        now = time.monotonic()
+        if now - start < 1.0 or now - last[0] < every or not 0 < fraction < 1:
+            return
+        last[0] = now
+        left = (now - start) * (1 - fraction) / fraction
+        line = f"learn: {100 * fraction:.0f}% done, about {duration(left)} left"
+        typer.echo(line, file=env.stderr)
 
     return show
 
@@ -175,7 +213,8 @@ def report(result: LearnResult) -> str:
     lines += ["  " + "  ".join(c.rjust(width) for c in row) for row in cells]
     lines.append(f"bias: {result.bias:.6g}")
     if result.method == "gd":
-        lines.append(f"method: gd, {result.epochs} epochs, learning rate {result.lr:.6g}")
+        stop = " (stopped early: the loss stopped moving)" if result.stopped_early else ""
+        lines.append(f"method: gd, {result.epochs} epochs{stop}, learning rate {result.lr:.6g}")
     else:
         lines.append(f"method: lstsq, rank {result.rank} of {result.unknowns} unknowns")
     lines.append(f"RMSE: {_figure(result.rmse)}")

@@ -129,3 +129,11 @@ MaxPixels = Annotated[
         help="Refuse images with more pixels than N before decoding them.",
     ),
 ]
+
+AllowLong = Annotated[
+    bool,
+    typer.Option(
+        "--allow-long",
+        help="Run a fit estimated to take more than ten minutes (refused otherwise).",
+    ),
+]

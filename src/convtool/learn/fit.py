@@ -60,10 +60,12 @@ from convtool.learn.pairs import (
     ArrayOrArrays,
     Pair,
     as_list,
+    pair_work,
     prepare_pair,
     unit_warnings,
 )
 from convtool.learn.report import exact_figures, fit_figures
+from convtool.learn.work import Meter, check_time, epoch_seconds, normal_seconds, shares
 
 MOST_CLIPPED = 0.5
 """Warn when more than this fraction of the aligned target samples was left out as clipped."""
@@ -81,7 +83,8 @@ class LearnResult:
     ``rank`` of the ``unknowns`` (weights, plus the bias) are determined by the data (None when
     gradient descent ran with a given ``lr`` and the normal matrix was not computed).
     ``loss_history`` holds, for ``gd``, the loss at the start of each epoch, before its update
-    (what the textbook prints).
+    (what the textbook prints); ``epochs`` is how many ran, fewer than asked when the loss
+    stopped falling first (``stopped_early``, see :func:`convtool.learn.gd.stalled`).
     """
 
     kernel: Kernel
@@ -98,6 +101,7 @@ class LearnResult:
     loss_history: tuple[float, ...] = ()
     lr: float | None = None
     epochs: int | None = None
+    stopped_early: bool = False
 
     @property
     def weights(self) -> np.ndarray:
@@ -125,6 +129,7 @@ class LearnResult:
             "warnings": list(self.warnings),
             "lr": self.lr,
             "epochs": self.epochs,
+            "stopped_early": self.stopped_early,
             "loss_history": list(self.loss_history),
         }
 
@@ -193,6 +198,8 @@ def learn_kernel(
     progress: Progress | None = None,
     names: Sequence[tuple[str, str]] | None = None,
     origin: int | tuple[int, int] | None = None,
+    meter: Meter | None = None,
+    allow_long: bool = False,
 ) -> LearnResult:
     """Fit the ``size`` kernel K (and, with ``bias``, b) minimising Σ (X ⋆ K + b − Y)².
 
@@ -214,10 +221,15 @@ def learn_kernel(
     steps of ``K ← K − lr · ∇K`` on the summed loss from N(0, 0.01²) (``seed``), with
     ``lr`` by default 1/L, L the largest eigenvalue of the loss's Hessian (2·XᵀX, found from
     the normal matrix), which guarantees descent; ``progress(epoch, loss)`` is called with the
-    loss at the start of each epoch. ``convolve`` returns the kernel in convolution
+    loss at the start of each epoch; it stops early once the loss stops moving (by at most
+    1e-12 of itself over 10 epochs). ``convolve`` returns the kernel in convolution
     orientation (what ``convolve``/``apply --convolve`` expect). Samples of integer-stored
     targets at their extremes are left out unless ``keep_clipped``. ``origin`` (scipy's, as in
     ``correlate``/``convolve``) is where a same-size target's kernel was anchored.
+
+    The work is estimated first: a fit estimated at more than ten minutes is refused (a
+    LearnError saying how long) unless ``allow_long``; ``meter(fraction)`` is told the
+    fraction done, now and then, when the estimate exceeds a second.
 
     >>> x = np.ones((6, 8)); x[:, 2:6] = 0
     >>> y = x[:, :-1] - x[:, 1:]                      # the textbook's edge map, 6x7
@@ -241,7 +253,9 @@ def learn_kernel(
     ]
     unknowns = kh * kw + int(bias)
     warnings = unit_warnings(xs, ys, clip_limits, names)
-    fit = _fit(pairs, kh, kw, bias, method, lr, epochs, seed, progress)
+    epochs = DEFAULT_EPOCHS if epochs is None else int(epochs)
+    meters = _plan(pairs, kh, kw, method, lr, epochs, allow_long, meter)
+    fit = _fit(pairs, kh, kw, bias, method, lr, epochs, seed, progress, meters)
     figures = fit.figures
     used, clipped = figures["used"], figures["clipped"]
     aligned = used + clipped
@@ -275,6 +289,7 @@ def learn_kernel(
         loss_history=tuple(fit.history),
         lr=fit.lr if method == "gd" else None,
         epochs=fit.epochs if method == "gd" else None,
+        stopped_early=method == "gd" and fit.epochs < epochs,
     )
 
 
@@ -333,11 +348,13 @@ def _fit(
     bias: bool,
     method: str,
     lr: float | None,
-    epochs: int | None,
+    epochs: int,
     seed: int | None,
     progress: Progress | None,
+    meters: list[Meter | None],
 ) -> _Fit:
-    """Solve (``lstsq``, exactly over stored integers when every pair has them) or descend."""
+    """Solve (``lstsq``, exactly over stored integers when every pair has them) or descend;
+    ``meters`` show the progress of the normal equations and of the descent."""
     n = kh * kw
     normal: Normal | None = None
     rank: int | None = None
@@ -345,10 +362,11 @@ def _fit(
     exact = method == "lstsq" and all(p.raw is not None for p in pairs)
     raw_parts: list[RawPart] = []
     if exact:
-        normal, raw_parts = exact_normal_equations(pairs, kh, kw)
+        normal, raw_parts = exact_normal_equations(pairs, kh, kw, meters[0])
     elif method == "lstsq" or lr is None:
-        normal, _counts = normal_equations(pairs, kh, kw)
-    epochs = DEFAULT_EPOCHS if epochs is None else int(epochs)
+        normal, _counts = normal_equations(pairs, kh, kw, meters[0])
+    if normal is not None:
+        check_finite(normal)
     if method == "lstsq":
         assert normal is not None
         z, rank = solve(normal, n, bias)
@@ -359,12 +377,56 @@ def _fit(
             lr = default_lr(normal.gram, n, bias)
             rank = normal_rank(normal, n, bias)
         assert lr is not None
-        weights, b = descend(pairs, kh, kw, bias, lr, epochs, seed, progress, history)
+        weights, b = descend(pairs, kh, kw, bias, lr, epochs, seed, progress, history, meters[1])
     if exact:
         figures = exact_figures(pairs, raw_parts, weights, b)
     else:
         figures = fit_figures(pairs, weights, b)
-    return _Fit(weights, b, normal, rank, history, lr, epochs, figures)
+    ran = len(history) if method == "gd" else epochs
+    return _Fit(weights, b, normal, rank, history, lr, ran, figures)
+
+
+def _plan(
+    pairs: list[Pair],
+    kh: int,
+    kw: int,
+    method: str,
+    lr: float | None,
+    epochs: int,
+    allow_long: bool,
+    meter: Meter | None,
+) -> list[Meter | None]:
+    """Estimate the fit's time, refuse it past :data:`~convtool.learn.work.LONG_FIT` seconds
+    unless ``allow_long``, and split ``meter`` between its stages (normal equations, descent,
+    figures)."""
+    works = [pair_work(p, kh, kw) for p in pairs]
+    normal = normal_seconds(works, kh, kw) if method == "lstsq" or lr is None else 0.0
+    epoch = epoch_seconds(works, kh, kw)
+    descent = epochs * epoch if method == "gd" else 0.0
+    samples = sum(w.samples for w in works)
+    if method == "gd":
+        what = f"gradient descent for {epochs} epochs ({samples} samples, {kh}x{kw} kernel)"
+        hint = (
+            "give fewer --epochs (it also stops by itself once the loss stops falling), or use "
+            "--method lstsq, the exact fit"
+        )
+    else:
+        what = f"the least-squares fit of a {kh}x{kw} kernel to {samples} samples"
+        hint = "use a smaller --size or smaller images"
+    check_time(normal + descent + epoch, what, allow_long, hint)
+    return shares(meter, [normal, descent, epoch])
+
+
+def check_finite(normal: Normal) -> None:
+    """Refuse normal equations whose sums overflowed (finite data near the float64 limit)."""
+    if all(np.isfinite(g).all() for g, _, _ in normal.parts) and np.isfinite(normal.gram).all():
+        return
+    raise LearnError(
+        "the sums of squares and products of these data overflow float64 (values whose "
+        "squares summed exceed about 1e308): the fit cannot be computed; scale input and target "
+        "down (e.g. divide both by 1e150) and the kernel stays the same (the bias scales with "
+        "the target)"
+    )
 
 
 def check_options(

@@ -11,6 +11,7 @@ from convtool.errors import LearnError
 from convtool.learn.lstsq import Normal, solve, system
 from convtool.learn.pairs import Pair
 from convtool.learn.report import fit_figures, residuals
+from convtool.learn.work import Meter
 
 INIT_STD = 0.01
 """Gradient descent starts from weights drawn from N(0, INIT_STD²) and a bias of 0."""
@@ -26,6 +27,23 @@ is at hand, i.e. with the default learning rate)."""
 
 
 GD_FLOOR = 1e-4
+
+
+STALL_EPOCHS = 10
+STALL_RTOL = 1e-12
+"""Gradient descent stops early once the loss has moved by no more than STALL_RTOL of itself
+over the last STALL_EPOCHS epochs (or reached 0): in float64 it has stopped falling, and more
+epochs would only repeat it."""
+
+
+def stalled(history: list[float]) -> bool:
+    """Whether the losses so far have stopped falling (:data:`STALL_RTOL`)."""
+    if history and history[-1] == 0.0:
+        return True
+    if len(history) <= STALL_EPOCHS:
+        return False
+    before = history[-1 - STALL_EPOCHS]
+    return abs(before - history[-1]) <= STALL_RTOL * before
 
 
 def convergence_warning(
@@ -65,8 +83,11 @@ def descend(
     seed: int | None,
     progress: Progress | None,
     history: list[float],
+    meter: Meter | None = None,
 ) -> tuple[np.ndarray, float]:
-    """The textbook's loop: loss = Σ (Ŷ − Y)², then K ← K − lr · ∇K (and b ← b − lr · ∂b)."""
+    """The textbook's loop: loss = Σ (Ŷ − Y)², then K ← K − lr · ∇K (and b ← b − lr · ∂b),
+    for ``epochs`` epochs or until the loss stops falling (:func:`stalled`); ``history`` gets
+    the loss at the start of each epoch run."""
     n = kh * kw
     rng = np.random.default_rng(seed)
     weights = rng.normal(0.0, INIT_STD, size=(kh, kw))
@@ -82,6 +103,10 @@ def descend(
         history.append(loss)
         if progress is not None:
             progress(epoch, loss)
+        if meter is not None:
+            meter(epoch / epochs)
+        if stalled(history):
+            break
         weights = weights - lr * 2.0 * out[:n].reshape(kh, kw)
         if bias:
             b -= lr * 2.0 * float(out[n])

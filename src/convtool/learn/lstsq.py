@@ -9,11 +9,27 @@ import numpy as np
 
 from convtool import compiled
 from convtool.bundles import LearnPair
-from convtool.learn.pairs import Pair, nchunks
+from convtool.learn.gram import augmented_gram, integer_exact
+from convtool.learn.pairs import Pair, Raw, aligned, nchunks, pair_work
+from convtool.learn.work import (
+    SHOW_PROGRESS,
+    Meter,
+    direct_seconds,
+    fft_seconds,
+    shares,
+    use_fft,
+)
 
 RANK_RTOL = 1e-10
 """Eigenvalues of the unit-diagonal normal matrix below ``RANK_RTOL × the largest`` count as
 zero: those directions of the kernel are not determined by the data (minimum-norm solution)."""
+
+
+CHOLESKY_FROM = 400
+"""Well-conditioned systems of at least this many unknowns are solved by a Cholesky
+factorisation, a fraction of the cost of the eigenvectors; smaller ones through the
+eigendecomposition, cheap at that size, whose answers to exact data come out exact (the
+textbook's [1, −1])."""
 
 
 CENTRE_RATIO = 100.0
@@ -54,15 +70,19 @@ def _shift_matrix(m: int, c: float, d: float) -> np.ndarray:
     return p
 
 
-def normal_equations(pairs: list[Pair], kh: int, kw: int) -> tuple[Normal, np.ndarray]:
+def normal_equations(
+    pairs: list[Pair], kh: int, kw: int, meter: Meter | None = None
+) -> tuple[Normal, np.ndarray]:
     """The pairs' normal equations (see :class:`Normal`) and the counts (kept, left out).
 
-    When an input is far from 0 (:data:`CENTRE_RATIO`), each pair is centred on its own means
-    (c_p, d_p) band by band (float64 copies of at most :data:`BAND_VALUES` values) for the
-    jitted pass; otherwise the pass reads the pairs' own arrays, whole.
+    Each pair by the faster route (:func:`~convtool.learn.work.use_fft`): FFTs of the pair
+    centred on its means (:func:`~convtool.learn.gram.augmented_gram`), or the jitted pass.
+    When an input is far from 0 (:data:`CENTRE_RATIO`), the jitted pass sums each pair centred
+    on its own means (c_p, d_p) band by band (float64 copies of at most :data:`BAND_VALUES`
+    values); otherwise it reads the pairs' own arrays, whole (in bands when the fit is long
+    enough to show progress).
     """
-    n = kh * kw
-    m = n + 2
+    m = kh * kw + 2
     counts = np.zeros(2, dtype=np.int64)
     parts = []
     means = [float(np.mean(p.src, dtype=np.float64)) for p in pairs]
@@ -71,31 +91,75 @@ def normal_equations(pairs: list[Pair], kh: int, kw: int) -> tuple[Normal, np.nd
     centre = any(
         abs(c_p) > CENTRE_RATIO * float(np.ptp(p.src)) for c_p, p in zip(means, pairs, strict=True)
     )
-    for p, c_p in zip(pairs, means, strict=True):
+    works = [pair_work(p, kh, kw) for p in pairs]
+    meters = shares(meter, [min(direct_seconds(w, kh, kw), fft_seconds(w, kh, kw)) for w in works])
+    for p, c_p, work, tick in zip(pairs, means, works, meters, strict=True):
+        if use_fft(work, kh, kw):
+            x, y = aligned(p.src, p.target, p, kh, kw)
+            kept = (p.lo < y) & (y < p.hi)
+            x = x.astype(np.float64) - c_p
+            part = augmented_gram(x, y.astype(np.float64) - p.shift, kept, kh, kw, tick=tick)
+            kept_here = int(np.count_nonzero(kept))
+            counts += (kept_here, kept.size - kept_here)
+            parts.append((part, c_p, p.shift, kept_here))
+            continue
         d_p = p.shift
         if not centre:
             c_p = d_p = 0.0
-        part = np.zeros((m, m))
-        kept = int(counts[0])
-        rows = p.src.shape[0] - kh + 1
-        band = max(1, BAND_VALUES // p.src.shape[1]) if centre else rows
-        for r0 in range(0, rows, band):
-            r1 = min(rows, r0 + band)
-            src = p.src[r0 : r1 + kh - 1]
-            target = p.target[r0 + p.oy : r1 + p.oy]
-            if centre:  # float64 copies of the band (the data's own rows otherwise)
-                src = src.astype(np.float64)
-                src -= c_p
-                target = target.astype(np.float64)
-                target -= d_p
-            chunks = nchunks(r1 - r0, n)
-            compiled.call(
-                "learn_normal_equations",
-                (LearnPair(src, p.channels, target, 0, p.ox, p.lo - d_p, p.hi - d_p), kh, kw,
-                 chunks, part, counts),
-            )  # fmt: skip
-        parts.append((part, c_p, d_p, int(counts[0]) - kept))
+        kept_before = int(counts[0])
+        banded = direct_seconds(work, kh, kw) > SHOW_PROGRESS
+        part = _direct_part(p, kh, kw, c_p, d_p, centre, counts, banded, tick)
+        parts.append((part, c_p, d_p, int(counts[0]) - kept_before))
     return combine(parts, m), counts
+
+
+def _direct_part(
+    p: Pair,
+    kh: int,
+    kw: int,
+    c_p: float,
+    d_p: float,
+    centre: bool,
+    counts: np.ndarray,
+    banded: bool,
+    tick: Meter | None,
+) -> np.ndarray:
+    """One pair's augmented matrix from the jitted pass, band by band (see there); ``banded``:
+    in bands of a tenth of the rows (a long pass, to show progress; the same bytes whether
+    progress is shown or not)."""
+    n = kh * kw
+    part = np.zeros((n + 2, n + 2))
+    rows = p.src.shape[0] - kh + 1
+    band = rows
+    if centre:
+        band = max(1, BAND_VALUES // p.src.shape[1])
+    elif banded:
+        band = max(1, -(-rows // 10))
+    for r0 in range(0, rows, band):
+        r1 = min(rows, r0 + band)
+        src = p.src[r0 : r1 + kh - 1]
+        target = p.target[r0 + p.oy : r1 + p.oy]
+        if centre:  # float64 copies of the band (the data's own rows otherwise)
+            src = src.astype(np.float64)
+            src -= c_p
+            target = target.astype(np.float64)
+            target -= d_p
+        chunks = nchunks(r1 - r0, n)
+        compiled.call(
+            "learn_normal_equations",
+            (LearnPair(src, p.channels, target, 0, p.ox, p.lo - d_p, p.hi - d_p), kh, kw,
+             chunks, part, counts),
+        )  # fmt: skip
+        if tick is not None:
+            tick(r1 / rows)
+    return part
+
+
+def congruence(g: np.ndarray, k: int, rows: list[int], v: np.ndarray) -> np.ndarray:
+    """Lᵀ g L for L = (the first k columns of the identity) + Σ_j e_(rows[j]) v[:, j]ᵀ, in
+    O(m·k) rather than the O(m²·k) of the products (``v`` is k × len(rows))."""
+    x = g[:k, rows]
+    return g[:k, :k] + x @ v.T + v @ x.T + v @ g[np.ix_(rows, rows)] @ v.T
 
 
 def combine(parts: list[tuple[np.ndarray, float, float, int]], m: int) -> Normal:
@@ -105,8 +169,9 @@ def combine(parts: list[tuple[np.ndarray, float, float, int]], m: int) -> Normal
     d = sum(d_p * k for _, _, d_p, k in parts) / total if total else 0.0
     gram = np.zeros((m, m))
     for part, c_p, d_p, _ in parts:
-        shift = _shift_matrix(m, c_p, d_p)
-        gram += shift.T @ part @ shift
+        # Pᵀ part P for P = _shift_matrix(m, c_p, d_p): the identity and one row, so O(m²)
+        row = _shift_matrix(m, c_p, d_p)[m - 2] - np.eye(m)[m - 2]
+        gram += congruence(part, m, [m - 2], row[:, np.newaxis])
     return Normal(tuple((g, c_p, d_p) for g, c_p, d_p, _ in parts), c, d, gram)
 
 
@@ -128,17 +193,19 @@ class RawPart:
     left_out: int
 
 
-def exact_normal_equations(pairs: list[Pair], kh: int, kw: int) -> tuple[Normal, list[RawPart]]:
+def exact_normal_equations(
+    pairs: list[Pair], kh: int, kw: int, meter: Meter | None = None
+) -> tuple[Normal, list[RawPart]]:
     """The normal equations summed over the stored integers, exact, then in [0, 1] units.
 
     Every product and partial sum of integers is an integer, the same in any order while it
     stays below 2**53: so the jitted pass and its numpy twin (``convtool.twins.learn``, run while
     numba's cache is cold) give the same bytes. One pass sums fewer than 2**53 / top²
     samples; the passes are added as Python ints. Centring (:data:`CENTRE_RATIO`) is by the
-    rounded means, which keeps the centred samples integers.
+    rounded means, which keeps the centred samples integers. A pair whose FFT route is faster
+    takes it when its FFT sums, rounded, are exact (:func:`~convtool.learn.gram.integer_exact`):
+    the same integers, hence the same bytes.
     """
-    from convtool.twins import learn as learn_twins
-
     n = kh * kw
     m = n + 2
     raws = [p.raw for p in pairs]
@@ -151,31 +218,18 @@ def exact_normal_equations(pairs: list[Pair], kh: int, kw: int) -> tuple[Normal,
     )
     exact: list[RawPart] = []
     parts = []
-    for p, r, mean in zip(pairs, raws, means, strict=True):
+    works = [pair_work(p, kh, kw) for p in pairs]
+    meters = shares(meter, [min(direct_seconds(w, kh, kw), fft_seconds(w, kh, kw)) for w in works])
+    for i, (p, r, mean) in enumerate(zip(pairs, raws, means, strict=True)):
         assert r is not None
         c_p = round(mean) if centre else 0
         d_p = round(float(np.mean(r.target, dtype=np.float64))) if centre else 0
-        total = np.zeros((m, m), dtype=object)
         counts = np.zeros(2, dtype=np.int64)
-        rows = r.src.shape[0] - kh + 1
-        length = (r.src.shape[1] // p.channels - kw + 1) * p.channels
-        # rows of products per pass, with the kh − 1 rows below the last (the twin sums them)
-        band = max(1, EXACT_SUM // (max(r.top_x, r.top_y) ** 2 * length) - (kh - 1))
-        if centre:
-            band = min(band, max(1, BAND_VALUES // r.src.shape[1]))
-        for r0 in range(0, rows, band):
-            r1 = min(rows, r0 + band)
-            src, target = r.src[r0 : r1 + kh - 1], r.target[r0 + p.oy : r1 + p.oy]
-            if centre:  # float64 copies of the band, still integers
-                src = src.astype(np.float64) - c_p
-                target = target.astype(np.float64) - d_p
-            part = np.zeros((m, m))
-            bundle = LearnPair(src, p.channels, target, 0, p.ox, r.lo - d_p, r.hi - d_p)
-            args = (bundle, kh, kw, nchunks(r1 - r0, n), part, counts)
-            compiled.run(
-                "learn_normal_equations", args, learn_twins.learn_normal_equations, now=False
-            )
-            total += part.astype(np.int64).astype(object)
+        total = None
+        if use_fft(works[i], kh, kw):
+            total = _exact_fft(p, r, kh, kw, c_p, d_p, counts, meters[i])
+        if total is None:
+            total = _exact_direct(p, r, kh, kw, c_p, d_p, centre, counts, meters[i])
         kept = int(counts[0])
         exact.append(RawPart(total, c_p, d_p, r.top_x, r.top_y, kept, int(counts[1])))
         scale = np.array([1.0 / r.top_x] * n + [1.0, 1.0 / r.top_y])
@@ -184,21 +238,90 @@ def exact_normal_equations(pairs: list[Pair], kh: int, kw: int) -> tuple[Normal,
     return combine(parts, m), exact
 
 
+def _exact_fft(
+    p: Pair,
+    r: Raw,
+    kh: int,
+    kw: int,
+    c_p: int,
+    d_p: int,
+    counts: np.ndarray,
+    tick: Meter | None,
+) -> np.ndarray | None:
+    """One pair's exact augmented matrix (Python ints) from FFTs, or None when their rounded
+    sums could be off (:func:`~convtool.learn.gram.integer_exact`)."""
+    x, y = aligned(r.src, r.target, p, kh, kw)
+    kept = (r.lo < y) & (y < r.hi)
+    x = x.astype(np.float64) - c_p
+    y = y.astype(np.float64) - d_p
+    if not (integer_exact(x, x) and integer_exact(x, y) and integer_exact(y, y)):
+        return None
+    part = augmented_gram(x, y, kept, kh, kw, integer=True, tick=tick)
+    kept_here = int(np.count_nonzero(kept))
+    counts += (kept_here, kept.size - kept_here)
+    return part.astype(np.int64).astype(object)
+
+
+def _exact_direct(
+    p: Pair,
+    r: Raw,
+    kh: int,
+    kw: int,
+    c_p: int,
+    d_p: int,
+    centre: bool,
+    counts: np.ndarray,
+    tick: Meter | None,
+) -> np.ndarray:
+    """One pair's exact augmented matrix (Python ints) from the jitted pass (or its twin), in
+    bands whose sums stay below 2**53."""
+    from convtool.twins import learn as learn_twins
+
+    n = kh * kw
+    m = n + 2
+    total = np.zeros((m, m), dtype=object)
+    rows = r.src.shape[0] - kh + 1
+    length = (r.src.shape[1] // p.channels - kw + 1) * p.channels
+    # rows of products per pass, with the kh − 1 rows below the last (the twin sums them)
+    band = max(1, EXACT_SUM // (max(r.top_x, r.top_y) ** 2 * length) - (kh - 1))
+    if centre:
+        band = min(band, max(1, BAND_VALUES // r.src.shape[1]))
+    if tick is not None:  # bands of a tenth at most, to show progress (integers: same sums)
+        band = min(band, max(1, -(-rows // 10)))
+    for r0 in range(0, rows, band):
+        r1 = min(rows, r0 + band)
+        src, target = r.src[r0 : r1 + kh - 1], r.target[r0 + p.oy : r1 + p.oy]
+        if centre:  # float64 copies of the band, still integers
+            src = src.astype(np.float64) - c_p
+            target = target.astype(np.float64) - d_p
+        part = np.zeros((m, m))
+        bundle = LearnPair(src, p.channels, target, 0, p.ox, r.lo - d_p, r.hi - d_p)
+        args = (bundle, kh, kw, nchunks(r1 - r0, n), part, counts)
+        compiled.run("learn_normal_equations", args, learn_twins.learn_normal_equations, now=False)
+        total += part.astype(np.int64).astype(object)
+        if tick is not None:
+            tick(r1 / rows)
+    return total
+
+
 def system(gram: np.ndarray, n: int, bias: bool) -> tuple[np.ndarray, np.ndarray]:
     """The normal equations A z = c for z = weights (and the bias) from the augmented matrix."""
     idx = list(range(n + 1)) if bias else list(range(n))
     return gram[np.ix_(idx, idx)], gram[idx, n + 1]
 
 
-def _scaled_eigen(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """D⁻¹AD⁻¹ = V diag(λ) Vᵀ with D = √diag(A) (1 where 0); returns λ, V, d, and the mask of
-    eigenvalues above the rank tolerance."""
+def _scaled(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """D⁻¹AD⁻¹ with D = √diag(A) (1 where 0), d = diag(D), and the mask of its eigenvalues
+    above the rank tolerance (eigenvalues alone: a fraction of the cost of the vectors)."""
     d = np.sqrt(np.diag(a).copy())
     d[d == 0] = 1.0
-    lam, v = np.linalg.eigh(a / np.outer(d, d))
+    scaled = a / np.outer(d, d)
+    return scaled, d, _kept(np.linalg.eigvalsh(scaled))
+
+
+def _kept(lam: np.ndarray) -> np.ndarray:
     top = float(lam.max()) if lam.size else 0.0
-    keep = lam > RANK_RTOL * top if top > 0 else np.zeros(lam.shape, dtype=bool)
-    return lam, v, d, keep
+    return lam > RANK_RTOL * top if top > 0 else np.zeros(lam.shape, dtype=bool)
 
 
 def _reparametrised(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, ...]:
@@ -225,38 +348,48 @@ def _reparametrised(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, ...
     a = np.zeros((k, k))
     r = np.zeros(k)
     for g, c_p, d_p in normal.parts:
-        lmat = np.zeros((m, k))
-        lmat[:n, :n] = tmat
+        # L = (the first k columns of I) + e_(n−1) τᵀ + e_n ℓᵀ: tmat's last row and the row
+        # of the constant 1; a0 = (0, …, 0, −(d_p − d) or −d_p, −1)
+        v = np.zeros((k, 2))
+        v[:n, 0] = tmat[n - 1] - np.eye(n)[n - 1]
+        v[n - 1, 1] = c_p - normal.c if bias else c_p
         a0 = np.zeros(m)
         a0[n + 1] = -1.0
-        if bias:
-            lmat[n, n - 1] = c_p - normal.c
-            lmat[n, n] = 1.0
-            a0[n] = -(d_p - normal.d)
-        else:
-            lmat[n, n - 1] = c_p
-            a0[n] = -d_p
-        a += lmat.T @ g @ lmat
-        r -= lmat.T @ (g @ a0)
+        a0[n] = -(d_p - normal.d) if bias else -d_p
+        a += congruence(g, k, [n - 1, n], v)
+        y = g @ a0
+        r -= y[:k] + v @ y[[n - 1, n]]
     return a, r, smat, z0
 
 
 def normal_rank(normal: Normal, n: int, bias: bool) -> int:
     a, *_ = _reparametrised(normal, n, bias)
-    return int(_scaled_eigen(a)[3].sum())
+    return int(_scaled(a)[2].sum())
 
 
 def solve(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, int]:
     """The minimum-norm least-squares solution of the normal equations, and their rank.
 
     The system, in the coordinates of :func:`_reparametrised`, is scaled to a unit diagonal (so
-    the tolerance does not depend on the units of each unknown) and solved through its
-    eigendecomposition, dropping eigenvalues below ``RANK_RTOL`` × the largest. When some are
-    dropped the solution set is z + null; its element of least norm (in the original units:
-    weights and bias) is z projected off the null space.
+    the tolerance does not depend on the units of each unknown). When no eigenvalue is below
+    ``RANK_RTOL`` × the largest (well conditioned) and the system is large
+    (:data:`CHOLESKY_FROM`), it is solved by a Cholesky factorisation;
+    otherwise through its eigendecomposition, dropping those eigenvalues: the solution set is
+    then z + null, and its element of least norm (in the original units: weights and bias) is z
+    projected off the null space.
     """
     a, r, smat, z0 = _reparametrised(normal, n, bias)
-    lam, v, d, keep = _scaled_eigen(a)
+    scaled, d, keep = _scaled(a)
+    if len(keep) >= CHOLESKY_FROM and keep.all():
+        try:
+            chol = np.linalg.cholesky(scaled)
+        except np.linalg.LinAlgError:  # positive definite by its eigenvalues, not by rounding
+            pass
+        else:
+            theta = np.linalg.solve(chol.T, np.linalg.solve(chol, r / d)) / d
+            return smat @ theta + z0, len(keep)
+    lam, v = np.linalg.eigh(scaled)
+    keep = _kept(lam)
     vk = v[:, keep]
     theta = (vk @ ((vk.T @ (r / d)) / lam[keep])) / d
     z = smat @ theta + z0

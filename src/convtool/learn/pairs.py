@@ -12,6 +12,7 @@ import numpy as np
 from convtool.core.correlate import writeable
 from convtool.errors import LearnError
 from convtool.io.picture import Picture
+from convtool.learn.work import PairWork
 
 MAX_LEARN_WEIGHTS = 4096
 """The most kernel weights ``learn`` solves for (64×64): the normal matrix has (kh·kw + 2)²
@@ -250,3 +251,27 @@ def read_pairs(
 
 def _shown(path: str) -> str:
     return "standard input" if path == "-" else path
+
+
+def aligned(
+    src: np.ndarray, target: np.ndarray, pair: Pair, kh: int, kw: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``src`` (H, W·C) as planes (C, H, W) and the aligned part of ``target`` as (C, Ho, Wo)
+    (views): the valid sample (c, i, j) of the input is compared with ``y[c, i, j]``. ``src``
+    and ``target`` are the pair's arrays or its stored integers."""
+    c = pair.channels
+    h = src.shape[0]
+    w = src.shape[1] // c
+    ho, wo = h - kh + 1, w - kw + 1
+    x = src.reshape(h, w, c).transpose(2, 0, 1)
+    rows = target.reshape(target.shape[0], -1, c)[pair.oy : pair.oy + ho, pair.ox : pair.ox + wo]
+    return x, rows.transpose(2, 0, 1)
+
+
+def pair_work(pair: Pair, kh: int, kw: int) -> PairWork:
+    """The pair's size for the cost model, with its samples left out as clipped counted."""
+    x, y = aligned(pair.src, pair.target, pair, kh, kw)
+    left = 0
+    if math.isfinite(pair.lo) or math.isfinite(pair.hi):
+        left = y.size - int(np.count_nonzero((pair.lo < y) & (y < pair.hi)))
+    return PairWork(pair.channels, x.shape[1], x.shape[2], y.size, left)

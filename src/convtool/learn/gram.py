@@ -1,0 +1,289 @@
+"""The Gram matrix of a valid-window fit from FFTs: autocorrelations less thin border strips.
+
+For planes A, B (H × W) and a kh × kw window, the fit's Gram matrix is
+
+    G[p, r] = Σ_(i < Ho, j < Wo) A[i + a, j + b] · B[i + a', j + b'],   p = (a, b), r = (a', b')
+
+with Ho = H − kh + 1, Wo = W − kw + 1. Summed over s = (i + a, j + b) it is the product
+A(s)·B(s + δ), δ = r − p, over the rectangle [a, a + Ho) × [b, b + Wo): the whole
+cross-correlation of A and B at lag δ (one 2-D FFT gives all (2kh − 1)(2kw − 1) lags) less
+the rows above and below the rectangle (fewer than kh of each: 1-D FFTs of those rows), less
+the columns left and right of it (likewise), plus the four corners subtracted twice (blocks
+under kh × kw, summed directly). That is O(HW log HW + k³(H + W) + k⁴) work, against the
+O(HW·k⁴) of summing the products pixel by pixel, and O(k⁴) memory.
+
+``integer=True`` (planes of integers) rounds each FFT sum to the nearest integer, which it is:
+the result is then the exact Gram matrix, the same bytes as the pixel-by-pixel sums, while
+:func:`integer_exact` holds (the FFT's rounding error stays far below ½).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+FFT_ERROR = 1e-13
+"""A bound on the FFT's rounding error, relative to ‖A‖·‖B‖ (pocketfft is near 1e-15)."""
+
+
+STRIPS_SHARE = 0.2
+"""About the share of :func:`window_gram`'s time spent before the assembly (for progress)."""
+
+
+def integer_exact(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether rounding the FFT sums of integer planes ``a``, ``b`` gives them exactly."""
+    norms = float(np.sqrt(np.sum(np.square(a, dtype=np.float64))))
+    norms *= float(np.sqrt(np.sum(np.square(b, dtype=np.float64))))
+    return norms * FFT_ERROR < 0.25 and norms < 2.0**52
+
+
+def _fast_len(n: int) -> int:
+    """The smallest 2^i·3^j·5^k ≥ n (sizes pocketfft transforms fastest)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p = p35
+            while p < n:
+                p *= 2
+            best = min(best, p)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def _round(x: np.ndarray, integer: bool) -> np.ndarray:
+    return np.rint(x) if integer else x
+
+
+def _lags(a: np.ndarray, b: np.ndarray, kh: int, kw: int, integer: bool) -> np.ndarray:
+    """T[dy + kh − 1, dx + kw − 1] = Σ_(channel, s) A(s)·B(s + δ) over every s with both inside."""
+    h, w = a.shape[1:]
+    shape = (_fast_len(h + kh - 1), _fast_len(w + kw - 1))
+    spectrum = np.zeros((shape[0], shape[1] // 2 + 1), dtype=complex)
+    for ac, bc in zip(a, b, strict=True):  # a channel at a time bounds the memory
+        fa = np.fft.rfft2(ac, shape)
+        spectrum += np.conj(fa) * (fa if bc is ac else np.fft.rfft2(bc, shape))
+    c = np.fft.irfft2(spectrum, shape)
+    rows = np.r_[shape[0] - kh + 1 : shape[0], 0:kh]
+    cols = np.r_[shape[1] - kw + 1 : shape[1], 0:kw]
+    return _round(c[np.ix_(rows, cols)], integer)
+
+
+def _line_lags(
+    a: np.ndarray, b: np.ndarray, lines: np.ndarray, k_across: int, k_along: int, integer: bool
+) -> np.ndarray:
+    """F[l, dy + k_across − 1, dx + k_along − 1] = Σ_(channel, c) A(ρ, c)·B(ρ + dy, c + dx) for
+    the rows ρ = ``lines[l]`` (0 where row ρ + dy is outside)."""
+    channels, h, w = a.shape
+    length = _fast_len(w + k_along - 1)
+    pad = np.zeros((channels, h + 2 * (k_across - 1), w))
+    pad[:, k_across - 1 : k_across - 1 + h] = b
+    fa = np.conj(np.fft.rfft(a[:, lines], length))  # (C, L, f)
+    out = np.empty((len(lines), 2 * k_across - 1, 2 * k_along - 1))
+    cols = np.r_[length - k_along + 1 : length, 0:k_along]
+    for dy in range(2 * k_across - 1):  # a loop bounds the memory to one lag of rows
+        fb = np.fft.rfft(pad[:, lines + dy], length)
+        c = np.fft.irfft((fa * fb).sum(axis=0), length)
+        out[:, dy] = c[:, cols]
+    return _round(out, integer)
+
+
+def _corner(
+    a: np.ndarray, bpad: np.ndarray, rows: slice, cols: slice, iy: int, kw: int
+) -> np.ndarray:
+    """P[ρ, c, dx] = Σ_channel A(ρ, c)·B(ρ + dy, c + dx) over a corner block (0 outside B), for
+    the lag row dy = iy − (kh − 1) (``bpad`` is B with kh − 1 rows and kw − 1 columns of 0
+    around)."""
+    block = a[:, rows, cols]
+    r0, c0 = rows.start, cols.start
+    bh, bw = block.shape[1:]
+    window = bpad[:, r0 + iy : r0 + iy + bh, c0 : c0 + bw + 2 * (kw - 1)]
+    view = np.lib.stride_tricks.sliding_window_view(window, bw, axis=2)  # (C, bh, 2kw−1, bw)
+    return np.einsum("crxb,crb->rbx", view, block)
+
+
+def as_stack(x: np.ndarray) -> np.ndarray:
+    """(H, W) or (C, H, W) as a float64 (C, H, W) stack."""
+    x = np.asarray(x, dtype=np.float64)
+    return x[np.newaxis] if x.ndim == 2 else x
+
+
+def window_gram(
+    a: np.ndarray,
+    b: np.ndarray,
+    kh: int,
+    kw: int,
+    *,
+    integer: bool = False,
+    tick: Callable[[float], None] | None = None,
+) -> np.ndarray:
+    """G[p, r] (n × n, n = kh·kw, p = a·kw + b) of the module docstring, summed over channels.
+
+    ``a`` and ``b`` are planes (H, W) or stacks (C, H, W) of the same shape; ``b`` may be ``a``.
+    ``tick(fraction)`` is told how much of the work is done, now and then.
+
+    >>> a = np.arange(12.0).reshape(3, 4)
+    >>> g = window_gram(a, a, 2, 2)
+    >>> x = np.lib.stride_tricks.sliding_window_view(a, (2, 2)).reshape(-1, 4)
+    >>> bool(np.allclose(g, x.T @ x))
+    True
+    """
+    same = b is a
+    a = as_stack(a)
+    b = a if same else as_stack(b)
+    h, w = a.shape[1:]
+    ho, wo = h - kh + 1, w - kw + 1
+    t = _lags(a, b, kh, kw, integer)
+    rt = _line_lags(a, b, np.arange(kh - 1), kh, kw, integer)  # (kh−1, 2kh−1, 2kw−1)
+    rb = _line_lags(a, b, np.arange(ho, h), kh, kw, integer)
+    at, bt = a.transpose(0, 2, 1), b.transpose(0, 2, 1)
+    ct = _line_lags(at, bt, np.arange(kw - 1), kw, kh, integer)  # (kw−1, 2kw−1, 2kh−1)
+    cr = _line_lags(at, bt, np.arange(wo, w), kw, kh, integer)
+    if tick is not None:
+        tick(STRIPS_SHARE)
+    # strip sums by the window's place: rows above a (prefix), rows from a + Ho (suffix)
+    zero_r = np.zeros((1, 2 * kh - 1, 2 * kw - 1))
+    above = np.concatenate([zero_r, np.cumsum(rt, axis=0)])
+    below = np.concatenate([np.cumsum(rb[::-1], axis=0)[::-1], zero_r])
+    zero_c = np.zeros((1, 2 * kw - 1, 2 * kh - 1))
+    leftof = np.concatenate([zero_c, np.cumsum(ct, axis=0)])
+    rightof = np.concatenate([np.cumsum(cr[::-1], axis=0)[::-1], zero_c])
+    bpad = np.zeros((b.shape[0], h + 2 * (kh - 1), w + 2 * (kw - 1)))
+    bpad[:, kh - 1 : kh - 1 + h, kw - 1 : kw - 1 + w] = b
+    return _assemble(t, above, below, leftof, rightof, (a, bpad), kh, kw, tick)
+
+
+def _corner_sums(a: np.ndarray, bpad: np.ndarray, kh: int, kw: int, iy: int) -> np.ndarray:
+    """Q[a, b, dx] = the four corners' sums of A(s)·B(s + δ), dy = iy − (kh − 1), for the window
+    at (a, b): rows above a or from a + Ho, columns left of b or from b + Wo."""
+    h, w = a.shape[1:]
+    ho, wo = h - kh + 1, w - kw + 1
+    q = np.zeros((kh, kw, 2 * kw - 1))
+    if kh == 1 or kw == 1:
+        return q
+    blocks = (
+        (slice(0, kh - 1), slice(0, kw - 1), False, False),
+        (slice(0, kh - 1), slice(wo, w), False, True),
+        (slice(ho, h), slice(0, kw - 1), True, False),
+        (slice(ho, h), slice(wo, w), True, True),
+    )
+    s = np.zeros((kh, kw, 2 * kw - 1))
+    for rows, cols, flip_r, flip_c in blocks:
+        p = _corner(a, bpad, rows, cols, iy, kw)  # (kh−1, kw−1, 2kw−1)
+        p = p[:: -1 if flip_r else 1, :: -1 if flip_c else 1]
+        # the lags last: both sums run along outer axes, over rows of 2kw − 1 lags at once
+        np.cumsum(p, axis=0, out=s[1:, 1:])
+        np.cumsum(s[1:, 1:], axis=1, out=s[1:, 1:])
+        # suffix sums: index a counts the rows from a + Ho, the last kh − 1 − a of them
+        q += s[:: -1 if flip_r else 1, :: -1 if flip_c else 1]
+    return q
+
+
+def _assemble(
+    t: np.ndarray,
+    above: np.ndarray,
+    below: np.ndarray,
+    leftof: np.ndarray,
+    rightof: np.ndarray,
+    planes: tuple[np.ndarray, np.ndarray],
+    kh: int,
+    kw: int,
+    tick: Callable[[float], None] | None,
+) -> np.ndarray:
+    """G[(a, b), (a + dy, b + dx)] = T − strips + corners, one lag row dy at a time (the
+    corners of each computed there from ``planes``, A and the padded B: O(k³) memory)."""
+    g = np.zeros((kh, kw, kh, kw))
+    bi = np.arange(kw)[:, None]  # b
+    ix = np.arange(kw)[None, :] - bi + kw - 1  # dx + kw − 1 of (b, b')
+    for dy in range(-(kh - 1), kh):
+        ai = np.arange(max(0, -dy), min(kh, kh - dy))
+        iy = dy + kh - 1
+        v = (
+            t[iy, ix][None]
+            - (above[ai, iy] + below[ai, iy])[:, ix]
+            - (leftof[:, :, iy] + rightof[:, :, iy])[bi, ix][None]
+            + _corner_sums(*planes, kh, kw, iy)[ai[:, None, None], bi[None], ix]
+        )
+        g[ai, :, ai + dy, :] = v
+        if tick is not None:
+            tick(STRIPS_SHARE + (1 - STRIPS_SHARE) * (iy + 1) / (2 * kh - 1))
+    return g.reshape(kh * kw, kh * kw)
+
+
+PATCH_VALUES = 1 << 21
+"""float64 values (16 MiB) a block of gathered patches holds at most."""
+
+
+def _box_sums(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    """S[a·kw + b] = Σ_(channel, i < Ho, j < Wo) X[i + a, j + b]: the sum of each tap's samples."""
+    _, h, w = x.shape
+    c = np.zeros((h + 1, w + 1))
+    c[1:, 1:] = x.sum(axis=0).cumsum(axis=0).cumsum(axis=1)
+    ho, wo = h - kh + 1, w - kw + 1
+    a = np.arange(kh)[:, None]
+    b = np.arange(kw)[None, :]
+    return (c[a + ho, b + wo] - c[a, b + wo] - c[a + ho, b] + c[a, b]).ravel()
+
+
+def _cross(x: np.ndarray, y: np.ndarray, kh: int, kw: int, integer: bool) -> np.ndarray:
+    """R[a·kw + b] = Σ_(channel, i, j) X[i + a, j + b]·Y[i, j], Y of the valid size (Xᵀy)."""
+    _, h, w = x.shape
+    shape = (_fast_len(h), _fast_len(w))
+    spectrum = np.zeros((shape[0], shape[1] // 2 + 1), dtype=complex)
+    for xc, yc in zip(x, y, strict=True):
+        spectrum += np.fft.rfft2(xc, shape) * np.conj(np.fft.rfft2(yc, shape))
+    return _round(np.fft.irfft2(spectrum, shape)[:kh, :kw], integer).ravel()
+
+
+def _patches(x: np.ndarray, y: np.ndarray, where: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    """Σ v vᵀ of v = (window, 1, y) over the samples ``where`` (C, Ho, Wo) marks, in blocks."""
+    n = kh * kw
+    total = np.zeros((n + 2, n + 2))
+    step = max(1, PATCH_VALUES // (n + 2))
+    for c in range(x.shape[0]):
+        windows = np.lib.stride_tricks.sliding_window_view(x[c], (kh, kw))
+        rows, cols = np.nonzero(where[c])
+        for s in range(0, len(rows), step):
+            r, q = rows[s : s + step], cols[s : s + step]
+            v = np.empty((len(r), n + 2))
+            v[:, :n] = windows[r, q].reshape(len(r), n)
+            v[:, n] = 1.0
+            v[:, n + 1] = y[c, r, q]
+            total += v.T @ v
+    return total
+
+
+def augmented_gram(
+    x: np.ndarray,
+    y: np.ndarray,
+    kept: np.ndarray,
+    kh: int,
+    kw: int,
+    *,
+    integer: bool = False,
+    tick: Callable[[float], None] | None = None,
+) -> np.ndarray:
+    """Σ v vᵀ of v = (x_0 … x_{n−1}, 1, y) over the kept valid samples, the layout of
+    ``_jit.learn.learn_normal_equations``: from FFTs over every sample, less the samples left
+    out (or, when fewer are kept than left out, summed over the kept ones directly).
+
+    ``x`` (C, H, W) the input, ``y`` (C, Ho, Wo) the aligned target, ``kept`` (C, Ho, Wo)
+    which samples count. Over integers (``integer``) every sum is exact.
+    """
+    n = kh * kw
+    left = ~kept
+    if int(left.sum()) > int(kept.sum()):
+        return _patches(x, y, kept, kh, kw)
+    g = np.empty((n + 2, n + 2))
+    g[:n, :n] = window_gram(x, x, kh, kw, integer=integer, tick=tick)
+    g[:n, n] = g[n, :n] = _box_sums(x, kh, kw)
+    g[:n, n + 1] = g[n + 1, :n] = _cross(x, y, kh, kw, integer)
+    g[n, n] = y.size
+    g[n, n + 1] = g[n + 1, n] = float(y.sum())
+    g[n + 1, n + 1] = float(np.square(y).sum())
+    if left.any():
+        g -= _patches(x, y, left, kh, kw)
+    return g
