@@ -389,3 +389,92 @@ def test_learn_help_does_not_import_numba():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "--keep-clipped" in result.stdout
+
+
+# --- bounded work (issue 16, items 7 and 9) -----------------------------------------------
+
+
+def convtool(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """convtool in a process of its own, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "convtool", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
+def test_endless_gradient_descent_is_refused_with_an_estimate(textbook, tmp_path):
+    """10¹² epochs could not end: one error line saying how long and what to do, no kernel."""
+    out = tmp_path / "k.txt"
+    run_ = convtool(
+        "learn", *textbook, "--size", "1x2", "--method", "gd", "--epochs", 10**12, "-o", out
+    )
+    assert run_.returncode != 0
+    assert run_.stdout == ""
+    [line] = run_.stderr.splitlines()
+    assert line.startswith("convtool: error: gradient descent for 1000000000000 epochs")
+    assert "would take about" in line and "years" in line
+    assert "fewer --epochs" in line and "--allow-long" in line
+    assert not out.exists()
+
+
+def test_gradient_descent_stops_when_the_loss_stops_moving_and_says_so(textbook):
+    """Asked for a million epochs, it stops once converged, with a few epoch lines a decade."""
+    run_ = convtool(
+        "learn", *textbook, "--size", "1x2", "--method", "gd", "--epochs", 10**6, "--seed", "0",
+        "--allow-long",
+    )  # fmt: skip
+    assert run_.returncode == 0, run_.stderr
+    np.testing.assert_allclose(np.loadtxt(run_.stdout.splitlines()), [1, -1], atol=1e-6)
+    epochs = [line for line in run_.stderr.splitlines() if line.startswith("epoch ")]
+    numbers = [int(line.split(",")[0].split()[1]) for line in epochs]
+    assert numbers[:10] == list(range(1, 11))
+    assert all(str(n)[0] in "125" and set(str(n)[1:]) <= {"0"} for n in numbers[10:-1])
+    assert len(epochs) < 40
+    [method] = [line for line in run_.stderr.splitlines() if line.startswith("method:")]
+    last = numbers[-1]
+    assert last < 10**6
+    assert method.startswith(f"method: gd, {last} epochs (stopped early: the loss stopped moving)")
+
+
+def test_gradient_descent_json_says_it_stopped_early(textbook, tmp_path):
+    run_ = convtool(
+        "learn", *textbook, "--size", "1x2", "--method", "gd", "--epochs", 10**5, "--seed", "1",
+        "-o", tmp_path / "k.json", "--json",
+    )  # fmt: skip
+    assert run_.returncode == 0, run_.stderr
+    report = json.loads(run_.stdout)
+    assert report["stopped_early"] is True
+    assert report["epochs"] == len(report["loss_history"]) < 10**5
+
+
+@pytest.mark.parametrize("method", ["lstsq", "gd"])
+def test_finite_data_near_the_float_limit_get_their_own_message(tmp_path, method):
+    """Values near 1e308 overflow the sums of squares: a clear line, not 'this is a bug'."""
+    x = np.random.default_rng(0).random((8, 9)) * 1e308
+    np.savetxt(tmp_path / "x.txt", x)
+    np.savetxt(tmp_path / "y.txt", x * 0.5)
+    run_ = convtool(
+        "learn", tmp_path / "x.txt", tmp_path / "y.txt", "--size", "3", "--method", method
+    )
+    assert run_.returncode != 0
+    [line] = run_.stderr.splitlines()
+    assert line.startswith("convtool: error: the sums of squares and products of these data")
+    assert "scale input and target down" in line
+    assert "bug" not in line
+
+
+def test_a_fit_beyond_ten_minutes_is_refused_before_reading_the_work(tmp_path):
+    """A 64×64 fit whose target is half clipped needs hours of products: refused at once."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (1500, 1500), dtype=np.uint8)
+    y = np.where(rng.random((1500, 1500)) < 0.5, 0, 128).astype(np.uint8)
+    Image.fromarray(x).save(tmp_path / "x.png")
+    Image.fromarray(y).save(tmp_path / "y.png")
+    run_ = convtool("learn", tmp_path / "x.png", tmp_path / "y.png", "--size", "64", timeout=60)
+    assert run_.returncode != 0
+    [line] = run_.stderr.splitlines()
+    assert "the least-squares fit of a 64x64 kernel" in line
+    assert "would take about" in line and "--allow-long" in line

@@ -144,8 +144,9 @@ def learn_command(
             meter=_meter_to(env),
             allow_long=allow_long,
         )
-    if result.method == "gd" and result.loss_history and not shown(len(result.loss_history)):
-        epochs_shown(len(result.loss_history), result.loss_history[-1])
+    last = len(result.loss_history)
+    if result.method == "gd" and last and not shown(last):
+        typer.echo(f"epoch {last}, loss {result.loss_history[-1]:.6g}", file=env.stderr)
     if to_stdout:
         write_output(format_kernel(result.kernel).encode("utf-8"), None)
     else:

@@ -45,7 +45,7 @@ from convtool.choices import DEFAULT_EPOCHS, LEARN_METHODS
 from convtool.errors import LearnError, UsageError
 from convtool.kernels.origin import anchor_cells, check_origin
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel
-from convtool.learn.gd import Progress, convergence_warning, default_lr, descend
+from convtool.learn.gd import OVERFLOW, Progress, convergence_warning, default_lr, descend
 from convtool.learn.lstsq import (
     Normal,
     RawPart,
@@ -237,6 +237,32 @@ def learn_kernel(
     array([[ 1., -1.]])
     """
     check_options(method, lr=lr, epochs=epochs, seed=seed)
+    # finite data near the float64 limit overflow in sums: refused with OVERFLOW, not warned
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _learn(
+            inputs, targets, size, bias, method, convolve, keep_clipped, clip_limits, lr,
+            epochs, seed, progress, names, meter, allow_long,
+        )  # fmt: skip
+
+
+def _learn(
+    inputs: ArrayOrArrays,
+    targets: ArrayOrArrays,
+    size: str | int | tuple[int, int],
+    bias: bool,
+    method: str,
+    convolve: bool,
+    keep_clipped: bool,
+    clip_limits: Sequence[tuple[float, float] | None] | None,
+    lr: float | None,
+    epochs: int | None,
+    seed: int | None,
+    progress: Progress | None,
+    names: Sequence[tuple[str, str]] | None,
+    meter: Meter | None,
+    allow_long: bool,
+) -> LearnResult:
+    """:func:`learn_kernel` after its options are checked."""
     kh, kw = parse_size(size)
     xs, ys, clip_limits, names = _checked_pairs(inputs, targets, clip_limits, names)
     pairs = [
@@ -407,7 +433,7 @@ def _plan(
     if method == "gd":
         what = f"gradient descent for {epochs} epochs ({samples} samples, {kh}x{kw} kernel)"
         hint = (
-            "give fewer --epochs (it also stops by itself once the loss stops falling), or use "
+            "give fewer --epochs (it also stops by itself once the loss stops moving), or use "
             "--method lstsq, the exact fit"
         )
     else:
@@ -421,12 +447,7 @@ def check_finite(normal: Normal) -> None:
     """Refuse normal equations whose sums overflowed (finite data near the float64 limit)."""
     if all(np.isfinite(g).all() for g, _, _ in normal.parts) and np.isfinite(normal.gram).all():
         return
-    raise LearnError(
-        "the sums of squares and products of these data overflow float64 (values whose "
-        "squares summed exceed about 1e308): the fit cannot be computed; scale input and target "
-        "down (e.g. divide both by 1e150) and the kernel stays the same (the bias scales with "
-        "the target)"
-    )
+    raise LearnError(OVERFLOW)
 
 
 def check_options(

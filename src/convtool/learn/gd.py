@@ -29,6 +29,13 @@ is at hand, i.e. with the default learning rate)."""
 GD_FLOOR = 1e-4
 
 
+OVERFLOW = (
+    "the sums of squares and products of these data overflow float64 (values whose squares "
+    "summed exceed about 1e308): the fit cannot be computed; scale input and target down (e.g. "
+    "divide both by 1e150) and the kernel stays the same (the bias scales with the target)"
+)
+
+
 STALL_EPOCHS = 10
 STALL_RTOL = 1e-12
 """Gradient descent stops early once the loss has moved by no more than STALL_RTOL of itself
@@ -95,6 +102,8 @@ def descend(
     for epoch in range(1, epochs + 1):
         out = residuals(pairs, weights, b, gradient=True).sum(axis=0)
         loss = float(out[n + 1])
+        if epoch == 1 and not math.isfinite(loss):  # from a small start: the data overflow
+            raise LearnError(OVERFLOW)
         if not math.isfinite(loss) or not np.isfinite(out[: n + 1]).all():
             raise LearnError(
                 f"gradient descent diverged at epoch {epoch} (loss {loss:g}) with learning rate "

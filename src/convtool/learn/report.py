@@ -9,16 +9,36 @@ import numpy as np
 
 from convtool import compiled
 from convtool.bundles import LearnPair
+from convtool.learn.gram import valid_correlation
 from convtool.learn.lstsq import RawPart
-from convtool.learn.pairs import Pair, nchunks
+from convtool.learn.pairs import Pair, aligned, nchunks, pair_work
+from convtool.learn.work import use_fft
 
 
 def residuals(pairs: list[Pair], weights: np.ndarray, b: float, gradient: bool) -> np.ndarray:
-    """Per pair ``_jit.learn_residuals`` outputs, one row each (see there for the layout)."""
+    """Per pair ``_jit.learn_residuals`` outputs, one row each (see there for the layout);
+    without the gradient, by FFT for a pair whose normal equations take the FFT route."""
     kernel = np.ascontiguousarray(weights, dtype=np.float64)
+    kh, kw = kernel.shape
     n = kernel.size
     out = np.zeros((len(pairs), n + 7))
     for k, p in enumerate(pairs):
+        if not gradient and use_fft(pair_work(p, kh, kw), kh, kw):
+            x, y = aligned(p.src, p.target, p, kh, kw)
+            r = valid_correlation(x.astype(np.float64), kernel) + b - y
+            kept = (p.lo < y) & (y < p.hi)
+            used = r[kept]
+            d = y[kept] - p.shift
+            out[k, n : n + 7] = (
+                used.sum(),
+                np.square(used).sum(),
+                np.abs(used).max(initial=0.0),
+                used.size,
+                kept.size - used.size,
+                d.sum(),
+                np.square(d).sum(),
+            )
+            continue
         chunks = nchunks(p.src.shape[0] - kernel.shape[0] + 1, n)
         compiled.call(
             "learn_residuals",
@@ -98,14 +118,22 @@ def exact_figures(
 
 
 def _largest_error(pairs: list[Pair], weights: np.ndarray, b: float) -> float:
-    """max |r| over the kept samples, from the stored integers in the target's stored units."""
+    """max |r| over the kept samples, from the stored integers in the target's stored units
+    (by FFT for a pair whose normal equations take the FFT route)."""
     from convtool.twins import learn as learn_twins
 
     largest = 0.0
-    kh = weights.shape[0]
+    kh, kw = weights.shape
     for p in pairs:
         r = p.raw
         assert r is not None
+        if use_fft(pair_work(p, kh, kw), kh, kw):  # in the target's stored units
+            x, y = aligned(r.src, r.target, p, kh, kw)
+            kept = (r.lo < y) & (y < r.hi)
+            pred = valid_correlation(x.astype(np.float64), weights * (r.top_y / r.top_x))
+            res = (pred + float(b) * r.top_y - y)[kept]
+            largest = max(largest, float(np.abs(res).max(initial=0.0)) / r.top_y)
+            continue
         kernel = np.ascontiguousarray(weights * (r.top_y / r.top_x), dtype=np.float64)
         out = np.zeros(1)
         chunks = nchunks(r.src.shape[0] - kh + 1, weights.size)

@@ -31,6 +31,10 @@ PATCH_SECONDS = 1.0e-10
 EPOCH_SECONDS = 1.0e-9
 """Cost model, one epoch of gradient descent: seconds per sample and per tap."""
 
+EPOCH_OVERHEAD = 5.0e-5
+"""Cost model, one epoch of gradient descent: seconds per epoch whatever its size (the calls
+into the compiled pass and the Python around them)."""
+
 SHOW_PROGRESS = 1.0
 """Progress is shown for fits estimated to take longer than this many seconds."""
 
@@ -88,7 +92,7 @@ def normal_seconds(pairs: list[PairWork], kh: int, kw: int) -> float:
 
 
 def epoch_seconds(pairs: list[PairWork], kh: int, kw: int) -> float:
-    return EPOCH_SECONDS * sum(p.samples for p in pairs) * kh * kw
+    return EPOCH_OVERHEAD + EPOCH_SECONDS * sum(p.samples for p in pairs) * kh * kw
 
 
 def check_time(seconds: float, what: str, allow_long: bool, hint: str) -> None:
@@ -112,7 +116,7 @@ def duration(seconds: float) -> str:
         return f"{seconds / 60:.0f} min"
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
-    if seconds < 3.15e8:
+    if seconds < 3.15e7:
         return f"{seconds / 86400:.0f} days"
     return f"{seconds / 3.15e7:.2g} years"
 
