@@ -610,6 +610,51 @@ class Bench:
             Image.fromarray(np.clip(np.rint(y), 0, 255).astype(np.uint8)).save(dst)
         return src, dst
 
+    # 6. learn: the FFT normal equations (issue 18's learn rows)
+
+    def learn_blur41(self) -> tuple[Path, Path]:
+        """The 512×512 RGB sample and its 41×41 Gaussian blur (σ = 6), made by convtool."""
+        src, dst = self.small(), self.tmp / "learn41-out.png"
+        if not dst.exists():
+            subprocess.run(
+                [str(self.convtool), "apply", str(src), "-k", "gaussian:sigma=6,size=41",
+                 "-o", str(dst)],
+                check=True, env=self.env(self.cache),
+            )  # fmt: skip
+        return src, dst
+
+    def learn_case(self) -> list[Row]:
+        """``learn --size 41`` on a 512² pair and ``--size 64`` on a 2000² RGB pair, in the
+        same interleaved rounds (targets of issue 18: ≤ 2 s and ≤ 30 s)."""
+        cases = [
+            ("`learn --size 41`, 512² RGB pair (Gaussian σ = 6)", self.learn_blur41(), "41", 2.0),
+            ("`learn --size 64`, 2000² RGB pair", self.learn_pair(), "64", 30.0),
+        ]
+        tools = []
+        for label, pair, size, _ in cases:
+            out = self.tmp / f"learn{size}.txt"
+            argv = [str(self.convtool), "learn", *map(str, pair), "--size", size, "-o", str(out)]
+            tools.append(Tool(label, argv, self.env(self.cache)))
+        self.show(*tools)
+        runs, changed = self.measure(tools, self.repeat)
+        rows = []
+        for (label, _, _, target), tool in zip(cases, tools, strict=True):
+            t = wall(runs[tool.name])
+            rows.append(
+                Row(
+                    label,
+                    f"{t:.2f} s",
+                    "issue 18's target",
+                    f"{target:.0f} s",
+                    f"{t / target:.2f}",
+                    f"≤ {target:.0f} s: {met(t <= target)}",
+                    f"peak RSS {rss(runs[tool.name]):.0f} MB, CPU {cpu(runs[tool.name]):.1f} s; "
+                    f"{plural(self.repeat, 'round')}, interleaved with the other learn case"
+                    + changed,
+                )
+            )
+        return rows
+
     def cold(self) -> list[Row]:
         """The first run of each command of the first-contact issue with an empty numba cache,
         against the same command with a warm one (the targets: ≤ 3 s, and ≤ 1 s more)."""
@@ -708,6 +753,7 @@ CASES: dict[str, Callable[[Bench], list[Row]]] = {
     "4k": Bench.big4k,
     "batch": Bench.batch_case,
     "cold": Bench.cold,
+    "learn": Bench.learn_case,
 }
 
 

@@ -310,13 +310,11 @@ def system(gram: np.ndarray, n: int, bias: bool) -> tuple[np.ndarray, np.ndarray
     return gram[np.ix_(idx, idx)], gram[idx, n + 1]
 
 
-def _scaled(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """D⁻¹AD⁻¹ with D = √diag(A) (1 where 0), d = diag(D), and the mask of its eigenvalues
-    above the rank tolerance (eigenvalues alone: a fraction of the cost of the vectors)."""
+def _scaled(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """D⁻¹AD⁻¹ with D = √diag(A) (1 where 0), and d = diag(D)."""
     d = np.sqrt(np.diag(a).copy())
     d[d == 0] = 1.0
-    scaled = a / np.outer(d, d)
-    return scaled, d, _kept(np.linalg.eigvalsh(scaled))
+    return a / np.outer(d, d), d
 
 
 def _kept(lam: np.ndarray) -> np.ndarray:
@@ -324,7 +322,58 @@ def _kept(lam: np.ndarray) -> np.ndarray:
     return lam > RANK_RTOL * top if top > 0 else np.zeros(lam.shape, dtype=bool)
 
 
-def _reparametrised(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, ...]:
+BLOCK = 256
+"""Rows per block of the triangular solves (numpy has none: blocks of dense solves)."""
+
+
+class Triangle:
+    """A lower-triangular Cholesky factor L ready for solves: the inverses of its diagonal
+    blocks (:data:`BLOCK` rows; numpy has no triangular solve), so that each solve is O(k²)."""
+
+    def __init__(self, chol: np.ndarray) -> None:
+        self.chol = chol
+        self.spans = [(i, min(len(chol), i + BLOCK)) for i in range(0, len(chol), BLOCK)]
+        self.inverses = [np.linalg.inv(chol[i0:i1, i0:i1]) for i0, i1 in self.spans]
+
+    def lower(self, b: np.ndarray) -> np.ndarray:
+        """x with L x = b."""
+        x = np.empty_like(b)
+        for (i0, i1), inv in zip(self.spans, self.inverses, strict=True):
+            x[i0:i1] = inv @ (b[i0:i1] - self.chol[i0:i1, :i0] @ x[:i0])
+        return x
+
+    def upper(self, b: np.ndarray) -> np.ndarray:
+        """x with Lᵀ x = b."""
+        x = np.empty_like(b)
+        for (i0, i1), inv in zip(self.spans[::-1], self.inverses[::-1], strict=True):
+            x[i0:i1] = inv.T @ (b[i0:i1] - self.chol[i1:, i0:i1].T @ x[i1:])
+        return x
+
+
+CERTAIN = 100.0
+"""The Cholesky route needs the smallest eigenvalue, as estimated, above CERTAIN × RANK_RTOL ×
+a bound on the largest: a margin for the estimate."""
+
+ITERATIONS = 12
+"""Steps of inverse iteration that estimate the smallest eigenvalue."""
+
+
+def _well_conditioned(scaled: np.ndarray, chol: Triangle) -> bool:
+    """Whether no eigenvalue of ``scaled`` is near the rank tolerance: the smallest by inverse
+    iteration through the Cholesky factor (O(k²) a step, from a fixed start), the largest
+    bounded by the largest absolute row sum."""
+    top = float(np.abs(scaled).sum(axis=1).max())
+    x = np.random.default_rng(0).standard_normal(len(scaled))
+    for _ in range(ITERATIONS):
+        y = chol.upper(chol.lower(x))
+        x = y / np.linalg.norm(y)
+    smallest = float(x @ (scaled @ x))
+    return smallest > CERTAIN * RANK_RTOL * top
+
+
+def _reparametrised(
+    normal: Normal, n: int, bias: bool
+) -> tuple[np.ndarray, np.ndarray, Map, np.ndarray]:
     """The least-squares problem in coordinates θ where it is well conditioned.
 
     For a pair centred on (c_p, d_p), with x'' = x − c_p and y'' = y − d_p, the residual
@@ -336,22 +385,26 @@ def _reparametrised(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, ...
     """
     m = n + 2
     k = n + int(bias)
-    tmat = np.eye(n)
+    # S = I + e_(n−1) sᵀ_0 (+ e_n sᵀ_1 with a bias), T its first n rows and columns
+    tau = np.zeros(k)
     if any(c_p or d_p for _, c_p, d_p in normal.parts):
-        tmat[n - 1, : n - 1] = -1.0  # K_{n−1} = u − Σ_{p<n−1} K_p
-    smat = np.eye(k)
-    smat[:n, :n] = tmat
+        tau[: n - 1] = -1.0  # K_{n−1} = u − Σ_{p<n−1} K_p
+    srows = [n - 1]
+    svecs = [tau]
     z0 = np.zeros(k)
     if bias:
-        smat[n, n - 1] = -normal.c  # b = β − c·u + d
+        b_row = np.zeros(k)
+        b_row[n - 1] = -normal.c  # b = β − c·u + d
+        srows.append(n)
+        svecs.append(b_row)
         z0[n] = normal.d
     a = np.zeros((k, k))
     r = np.zeros(k)
     for g, c_p, d_p in normal.parts:
-        # L = (the first k columns of I) + e_(n−1) τᵀ + e_n ℓᵀ: tmat's last row and the row
+        # L = (the first k columns of I) + e_(n−1) τᵀ + e_n ℓᵀ: T's last row and the row
         # of the constant 1; a0 = (0, …, 0, −(d_p − d) or −d_p, −1)
         v = np.zeros((k, 2))
-        v[:n, 0] = tmat[n - 1] - np.eye(n)[n - 1]
+        v[:n, 0] = tau[:n]
         v[n - 1, 1] = c_p - normal.c if bias else c_p
         a0 = np.zeros(m)
         a0[n + 1] = -1.0
@@ -359,35 +412,57 @@ def _reparametrised(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, ...
         a += congruence(g, k, [n - 1, n], v)
         y = g @ a0
         r -= y[:k] + v @ y[[n - 1, n]]
-    return a, r, smat, z0
+    return a, r, Map(srows, np.array(svecs)), z0
+
+
+@dataclass(frozen=True)
+class Map:
+    """S = I + Σ_j e_(rows[j]) vecs[j]ᵀ: the identity but for a row or two."""
+
+    rows: list[int]
+    vecs: np.ndarray
+
+    def __matmul__(self, x: np.ndarray) -> np.ndarray:
+        out = np.array(x, dtype=np.float64)
+        for row, vec in zip(self.rows, self.vecs, strict=True):
+            out[row] += vec @ x
+        return out
 
 
 def normal_rank(normal: Normal, n: int, bias: bool) -> int:
     a, *_ = _reparametrised(normal, n, bias)
-    return int(_scaled(a)[2].sum())
+    scaled, _ = _scaled(a)
+    if len(scaled) >= CHOLESKY_FROM:
+        try:
+            if _well_conditioned(scaled, Triangle(np.linalg.cholesky(scaled))):
+                return len(scaled)
+        except np.linalg.LinAlgError:
+            pass
+    return int(_kept(np.linalg.eigvalsh(scaled)).sum())
 
 
 def solve(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, int]:
     """The minimum-norm least-squares solution of the normal equations, and their rank.
 
     The system, in the coordinates of :func:`_reparametrised`, is scaled to a unit diagonal (so
-    the tolerance does not depend on the units of each unknown). When no eigenvalue is below
-    ``RANK_RTOL`` × the largest (well conditioned) and the system is large
-    (:data:`CHOLESKY_FROM`), it is solved by a Cholesky factorisation;
+    the tolerance does not depend on the units of each unknown). A large system
+    (:data:`CHOLESKY_FROM`) whose eigenvalues are all well above ``RANK_RTOL`` × the largest
+    (:func:`_well_conditioned`) is solved by a Cholesky factorisation;
     otherwise through its eigendecomposition, dropping those eigenvalues: the solution set is
     then z + null, and its element of least norm (in the original units: weights and bias) is z
     projected off the null space.
     """
     a, r, smat, z0 = _reparametrised(normal, n, bias)
-    scaled, d, keep = _scaled(a)
-    if len(keep) >= CHOLESKY_FROM and keep.all():
+    scaled, d = _scaled(a)
+    if len(scaled) >= CHOLESKY_FROM:
         try:
-            chol = np.linalg.cholesky(scaled)
-        except np.linalg.LinAlgError:  # positive definite by its eigenvalues, not by rounding
+            chol = Triangle(np.linalg.cholesky(scaled))
+        except np.linalg.LinAlgError:  # not positive definite in floating point
             pass
         else:
-            theta = np.linalg.solve(chol.T, np.linalg.solve(chol, r / d)) / d
-            return smat @ theta + z0, len(keep)
+            if _well_conditioned(scaled, chol):
+                theta = chol.upper(chol.lower(r / d)) / d
+                return smat @ theta + z0, len(scaled)
     lam, v = np.linalg.eigh(scaled)
     keep = _kept(lam)
     vk = v[:, keep]
