@@ -26,6 +26,9 @@ COMBINE_MODES = ("magnitude", "sum", "max", "min", "maxabs")
 """How ``--combine`` merges the responses of kernels applied side by side."""
 
 LEARN_METHODS = ("lstsq", "gd")
+CHANNEL_MODES = ("shared", "per", "mix")
+"""learn's ``--channels``: ``shared``, one kernel for every channel; ``per``, one kernel and
+bias per channel; ``mix``, a full layer of C_out × C_in kernels and a bias per output."""
 """How ``learn`` fits: exact least squares or the textbook's gradient descent."""
 
 DEFAULT_MAX_PIXELS = 100_000_000

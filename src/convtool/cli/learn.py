@@ -55,6 +55,7 @@ def learn_command(
     json_report: opts.JsonReport = False,
     max_pixels: opts.MaxPixels = DEFAULT_MAX_PIXELS,
     allow_long: opts.AllowLong = False,
+    channels: opts.Channels = "shared",
 ) -> None:
     """Fit the kernel K (and with --bias a constant b) that best turns each INPUT into its TARGET.
 
@@ -143,6 +144,7 @@ def learn_command(
             origin=parse_origin(origin) if origin is not None else None,
             meter=_meter_to(env),
             allow_long=allow_long,
+            channels=channels,
         )
     last = len(result.loss_history)
     if result.method == "gd" and last and not shown(last):
@@ -206,13 +208,22 @@ def _meter_to(env: Env, every: float = 1.0) -> Callable[[float], None]:
 
 def report(result: LearnResult) -> str:
     """The text report ``convtool learn`` prints on stderr (one warning per ``warning:`` line)."""
+    from convtool.kernels.layer import Layer
+
     kh, kw = result.kernel.shape
     orientation = "convolution" if result.convolve else "correlation"
-    cells = [[f"{v:.6g}" for v in row] for row in result.weights]
-    width = max(len(c) for row in cells for c in row)
-    lines = [f"kernel {kh}x{kw} ({orientation} orientation):"]
-    lines += ["  " + "  ".join(c.rjust(width) for c in row) for row in cells]
-    lines.append(f"bias: {result.bias:.6g}")
+    if result.channels == "shared":
+        lines = [f"kernel {kh}x{kw} ({orientation} orientation):", *_grid(result.weights)]
+        lines.append(f"bias: {result.bias:.6g}")
+    else:
+        what = result.kernel.describe() if isinstance(result.kernel, Layer) else "kernels"
+        lines = [f"{what} ({orientation} orientation):"]
+        blocks = result.weights if result.channels == "mix" else [result.weights]
+        for o, block in enumerate(blocks):
+            for i, kernel in enumerate(block):
+                label = f"channel {o}, {i}" if result.channels == "mix" else f"channel {i}"
+                lines += [f"  # {label}", *_grid(kernel)]
+        lines.append("biases: " + " ".join(f"{b:.6g}" for b in result.biases))
     if result.method == "gd":
         stop = " (stopped early: the loss stopped moving)" if result.stopped_early else ""
         lines.append(f"method: gd, {result.epochs} epochs{stop}, learning rate {result.lr:.6g}")
@@ -225,6 +236,12 @@ def report(result: LearnResult) -> str:
     lines.append(f"pixels left out as clipped: {result.pixels_clipped}")
     lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines) + "\n"
+
+
+def _grid(weights: Any) -> list[str]:
+    cells = [[f"{v:.6g}" for v in row] for row in weights]
+    width = max(len(c) for row in cells for c in row)
+    return ["  " + "  ".join(c.rjust(width) for c in row) for row in cells]
 
 
 def _figure(value: Any) -> str:

@@ -137,3 +137,13 @@ AllowLong = Annotated[
         help="Run a fit estimated to take more than ten minutes (refused otherwise).",
     ),
 ]
+
+Channels = Annotated[
+    str,
+    typer.Option(
+        "--channels",
+        metavar="shared|per|mix",
+        help="shared: one kernel for every channel; per: a kernel and bias per channel; "
+        "mix: a full layer, C_out x C_in kernels and a bias per output.",
+    ),
+]

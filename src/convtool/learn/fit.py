@@ -41,8 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from convtool.choices import DEFAULT_EPOCHS, LEARN_METHODS
+from convtool.choices import CHANNEL_MODES, DEFAULT_EPOCHS, LEARN_METHODS
 from convtool.errors import LearnError, UsageError
+from convtool.kernels.layer import Layer
 from convtool.kernels.origin import anchor_cells, check_origin
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel
 from convtool.learn.gd import OVERFLOW, Progress, convergence_warning, default_lr, descend
@@ -87,7 +88,7 @@ class LearnResult:
     stopped falling first (``stopped_early``, see :func:`convtool.learn.gd.stalled`).
     """
 
-    kernel: Kernel
+    kernel: Kernel | Layer
     method: str
     convolve: bool
     rmse: float | None
@@ -102,6 +103,7 @@ class LearnResult:
     lr: float | None = None
     epochs: int | None = None
     stopped_early: bool = False
+    channels: str = "shared"
 
     @property
     def weights(self) -> np.ndarray:
@@ -109,14 +111,23 @@ class LearnResult:
 
     @property
     def bias(self) -> float:
-        return self.kernel.bias
+        """The bias (a shared kernel's; see ``biases`` for a layer's)."""
+        return self.kernel.bias if isinstance(self.kernel, Kernel) else 0.0
+
+    @property
+    def biases(self) -> np.ndarray:
+        """The bias per output channel (a shared kernel's once)."""
+        if isinstance(self.kernel, Kernel):
+            return np.array([self.kernel.bias])
+        return self.kernel.biases
 
     def as_dict(self) -> dict[str, Any]:
         """The result as plain JSON-ready values (what ``convtool learn --json`` prints)."""
         return {
             "kernel": self.weights.tolist(),
-            "bias": self.bias,
+            "bias": self.bias if isinstance(self.kernel, Kernel) else self.biases.tolist(),
             "size": list(self.kernel.shape),
+            "channels": self.channels,
             "orientation": "convolution" if self.convolve else "correlation",
             "method": self.method,
             "rmse": self.rmse,
@@ -171,7 +182,7 @@ def parse_size(spec: str | int | tuple[int, int] | Sequence[int]) -> tuple[int, 
     return kh, kw
 
 
-def _anchor(
+def target_anchor(
     shape: tuple[int, int], origin: int | tuple[int, int] | None, convolve: bool
 ) -> tuple[int, int] | None:
     """The cell of the fitted (correlation) kernel on each pixel of a same-size target; with
@@ -200,6 +211,7 @@ def learn_kernel(
     origin: int | tuple[int, int] | None = None,
     meter: Meter | None = None,
     allow_long: bool = False,
+    channels: str = "shared",
 ) -> LearnResult:
     """Fit the ``size`` kernel K (and, with ``bias``, b) minimising Σ (X ⋆ K + b − Y)².
 
@@ -237,11 +249,25 @@ def learn_kernel(
     array([[ 1., -1.]])
     """
     check_options(method, lr=lr, epochs=epochs, seed=seed)
+    if channels not in CHANNEL_MODES:
+        raise UsageError(
+            f"unknown --channels {channels!r}; choose one of {', '.join(CHANNEL_MODES)}"
+        )
+    if channels != "shared":
+        from convtool.learn.layer import learn_layer
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            return learn_layer(
+                _learn, inputs, targets, size, channels, bias=bias, method=method,
+                convolve=convolve, keep_clipped=keep_clipped, clip_limits=clip_limits, lr=lr,
+                epochs=epochs, seed=seed, names=names, meter=meter, allow_long=allow_long,
+                origin=origin,
+            )  # fmt: skip
     # finite data near the float64 limit overflow in sums: refused with OVERFLOW, not warned
     with np.errstate(over="ignore", invalid="ignore"):
         return _learn(
             inputs, targets, size, bias, method, convolve, keep_clipped, clip_limits, lr,
-            epochs, seed, progress, names, meter, allow_long,
+            epochs, seed, progress, names, meter, allow_long, origin,
         )  # fmt: skip
 
 
@@ -261,6 +287,7 @@ def _learn(
     names: Sequence[tuple[str, str]] | None,
     meter: Meter | None,
     allow_long: bool,
+    origin: int | tuple[int, int] | None = None,
 ) -> LearnResult:
     """:func:`learn_kernel` after its options are checked."""
     kh, kw = parse_size(size)
@@ -273,7 +300,7 @@ def _learn(
             None if clip_limits is None else clip_limits[i],
             keep_clipped,
             names[i],
-            _anchor((kh, kw), origin, convolve),
+            target_anchor((kh, kw), origin, convolve),
         )
         for i, (x, y) in enumerate(zip(xs, ys, strict=True))
     ]

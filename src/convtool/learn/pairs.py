@@ -100,7 +100,7 @@ def unit_warnings(
     return warnings
 
 
-def _planes(array: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
+def as_planes(array: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
     """``array`` as float (H, W, C) under the pixel policy, and whether it was integer-stored."""
     a = np.asarray(array)
     if a.dtype.kind not in "biuf":
@@ -143,8 +143,8 @@ def prepare_pair(
     anchor: tuple[int, int] | None = None,
 ) -> Pair:
     input_name, target_name = names
-    xp, x_integer = _planes(x, input_name)
-    yp, integer_stored = _planes(y, target_name)
+    xp, x_integer = as_planes(x, input_name)
+    yp, integer_stored = as_planes(y, target_name)
     kh, kw = ksize
     h, w, c = xp.shape
     th, tw, tc = yp.shape
