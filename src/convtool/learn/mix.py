@@ -12,7 +12,7 @@ without a pass over the pixels per epoch).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,8 +29,8 @@ BLOCK_VALUES = 1 << 21
 
 @dataclass(frozen=True)
 class MixPair:
-    """One pair for a layer: the input (H, W, C_in), the aligned target (Ho, Wo, C_out), and
-    which target samples are kept (Ho, Wo, C_out)."""
+    """One pair for a layer: the input (H, W, C_in), the aligned target (Ho, Wo, C_out) (float32
+    or float64), and which target samples are kept (Ho, Wo, C_out)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -70,32 +70,34 @@ def mix_pair(
         )
     if limits is None and integer_stored:
         limits = (0.0, 1.0)
-    y64 = np.ascontiguousarray(yp, dtype=np.float64)
+    # the planes as they come (float32 for 8/16-bit): blocks are made float64 one at a time
     if keep_clipped or limits is None:
-        kept = np.ones(y64.shape, dtype=bool)
+        kept = np.ones(yp.shape, dtype=bool)
     else:
-        kept = (limits[0] < y64) & (y64 < limits[1])
-    return MixPair(np.asarray(xp, dtype=np.float64), y64, kept)
+        kept = (limits[0] < yp) & (yp < limits[1])
+    return MixPair(xp, yp, kept)
 
 
-def _blocks(p: MixPair, kh: int, kw: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The pair's windows as (samples, C_in·kh·kw + 1) blocks (with the column of ones), their
-    targets and kept masks (samples, C_out), a block of rows at a time."""
+def _block_rows(p: MixPair, kh: int, kw: int) -> int:
+    """Rows of windows per block: about :data:`BLOCK_VALUES` values."""
+    wo = p.x.shape[1] - kw + 1
+    return max(1, BLOCK_VALUES // (wo * (p.x.shape[2] * kh * kw + 1)))
+
+
+def _blocks(p: MixPair, kh: int, kw: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The pair's windows as float64 (samples, C_in·kh·kw + 1) blocks (with the column of
+    ones), their targets and kept masks (samples, C_out), made a block of rows at a time."""
     view = np.lib.stride_tricks.sliding_window_view(p.x, (kh, kw), axis=(0, 1))
     ho, wo = view.shape[:2]
     n = view[0, 0].size
-    rows = max(1, BLOCK_VALUES // (wo * (n + 1)))
-    out = []
+    rows = _block_rows(p, kh, kw)
     for r0 in range(0, ho, rows):
         r1 = min(ho, r0 + rows)
         v = np.empty((r1 - r0, wo, n + 1))
         v[..., :n] = view[r0:r1].reshape(r1 - r0, wo, n)
         v[..., n] = 1.0
-        out.append(
-            (v.reshape(-1, n + 1), p.y[r0:r1].reshape(-1, p.y.shape[2]),
-             p.kept[r0:r1].reshape(-1, p.y.shape[2]))
-        )  # fmt: skip
-    return out
+        y = p.y[r0:r1].reshape(-1, p.y.shape[2]).astype(np.float64)
+        yield v.reshape(-1, n + 1), y, p.kept[r0:r1].reshape(-1, p.y.shape[2])
 
 
 def layer_normals(pairs: Sequence[MixPair], kh: int, kw: int, meter: Meter | None) -> list[Normal]:
@@ -109,7 +111,8 @@ def layer_normals(pairs: Sequence[MixPair], kh: int, kw: int, meter: Meter | Non
     left = np.zeros((c_out, n + 1, n + 1))
     sy = np.zeros(c_out)
     syy = np.zeros(c_out)
-    blocks = [b for p in pairs for b in _blocks(p, kh, kw)]
+    total = sum(-(-(p.x.shape[0] - kh + 1) // _block_rows(p, kh, kw)) for p in pairs)
+    blocks = (b for p in pairs for b in _blocks(p, kh, kw))
     for done, (v, y, kept) in enumerate(blocks, start=1):
         shared += v.T @ v
         ym = np.where(kept, y, 0.0)
@@ -121,7 +124,7 @@ def layer_normals(pairs: Sequence[MixPair], kh: int, kw: int, meter: Meter | Non
                 out = v[~kept[:, o]]
                 left[o] += out.T @ out
         if meter is not None:
-            meter(done / len(blocks))
+            meter(done / total)
     normals = []
     for o in range(c_out):
         g = np.empty((m, m))
