@@ -478,3 +478,66 @@ def test_a_fit_beyond_ten_minutes_is_refused_before_reading_the_work(tmp_path):
     [line] = run_.stderr.splitlines()
     assert "the least-squares fit of a 64x64 kernel" in line
     assert "would take about" in line and "--allow-long" in line
+
+
+# --- channels (issue 17) -------------------------------------------------------------------
+
+
+def test_learned_colour_mixing_layer_applies_back_within_a_grey_level(tmp_path, photo):
+    """learn --channels mix writes a layer file that apply reads: the target made again."""
+    x = read_png(photo).astype(np.float64)
+    m = np.array([[0.5, 0.3, 0.1], [0.1, 0.6, 0.2], [0.2, 0.1, 0.6]])
+    y = cv2.filter2D(cv2.transform(x, m), -1, np.outer([1, 2, 1], [1, 2, 1]) / 16.0)
+    target = tmp_path / "mixed.png"
+    Image.fromarray(np.clip(np.rint(y), 0, 255).astype(np.uint8)).save(target)
+    layer = tmp_path / "layer.txt"
+    run_ = convtool("learn", photo, target, "--size", "3", "--channels", "mix", "-o", layer)
+    assert run_.returncode == 0, run_.stderr
+    lines = run_.stderr.splitlines()
+    assert lines[0] == "a 3->3 layer of 3x3 kernels (correlation orientation):"
+    assert lines[1] == "  # channel 0, 0" and "method: lstsq, rank 81 of 81 unknowns" in lines
+    again = tmp_path / "again.png"
+    run_ = convtool("apply", photo, "-k", f"@{layer}", "-o", again)
+    assert run_.returncode == 0, run_.stderr
+    assert np.abs(read_png(again) - read_png(target))[1:-1, 1:-1].max() <= 1
+
+
+def test_per_channel_json_has_a_kernel_and_bias_per_channel(tmp_path, photo):
+    x = read_png(photo)
+    y = np.clip(x * np.array([1.0, 0.5, 0.25]) + 10, 0, 255).astype(np.uint8)
+    Image.fromarray(y).save(tmp_path / "t.png")
+    run_ = convtool(
+        "learn", photo, tmp_path / "t.png", "--size", "1", "--channels", "per", "--bias",
+        "-o", tmp_path / "k.json", "--json",
+    )  # fmt: skip
+    assert run_.returncode == 0, run_.stderr
+    report = json.loads(run_.stdout)
+    assert report["channels"] == "per"
+    np.testing.assert_allclose(np.ravel(report["kernel"]), [1.0, 0.5, 0.25], atol=2e-3)
+    np.testing.assert_allclose(report["bias"], [10 / 255] * 3, atol=2e-3)
+
+
+def test_unknown_channels_mode_is_one_line(textbook):
+    run_ = convtool("learn", *textbook, "--size", "1x2", "--channels", "all")
+    assert run_.returncode != 0
+    [line] = run_.stderr.splitlines()
+    assert line == "convtool: error: unknown --channels 'all'; choose one of shared, per, mix"
+
+
+def test_progress_shows_after_a_second_with_the_time_left(monkeypatch):
+    """No line in the first second; then at most one a second, with an estimate of the rest."""
+    import io
+    import types
+
+    from convtool.cli import learn as learn_cli
+
+    clock = iter([100.0, 100.5, 101.5, 101.8, 103.0, 104.0])
+    monkeypatch.setattr(learn_cli.time, "monotonic", lambda: next(clock))
+    env = types.SimpleNamespace(stderr=io.StringIO())
+    show = learn_cli.meter_to(env)  # started at 100.0
+    for fraction in (0.1, 0.3, 0.35, 0.6, 1.0):
+        show(fraction)
+    assert env.stderr.getvalue().splitlines() == [
+        "learn: 30% done, about 3 s left",  # 1.5 s for 30 %: 3.5 s to go, rounded to even
+        "learn: 60% done, about 2 s left",
+    ]

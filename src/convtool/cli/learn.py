@@ -142,7 +142,7 @@ def learn_command(
             progress=epochs_shown if method.value == "gd" else None,
             names=names,
             origin=parse_origin(origin) if origin is not None else None,
-            meter=_meter_to(env),
+            meter=meter_to(env),
             allow_long=allow_long,
             channels=channels,
         )
@@ -186,7 +186,7 @@ def _epochs_to(env: Env) -> Callable[[int, float], None]:
     return show
 
 
-def _meter_to(env: Env, every: float = 1.0) -> Callable[[float], None]:
+def meter_to(env: Env, every: float = 1.0) -> Callable[[float], None]:
     """The progress of a long fit: past its first second, a line on stderr at most every
     ``every`` seconds, with the time left estimated from the time so far."""
     from convtool.learn.work import duration
