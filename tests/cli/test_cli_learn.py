@@ -538,6 +538,6 @@ def test_progress_shows_after_a_second_with_the_time_left(monkeypatch):
     for fraction in (0.1, 0.3, 0.35, 0.6, 1.0):
         show(fraction)
     assert env.stderr.getvalue().splitlines() == [
-        "learn: 30% done, about 3 s left",  # 1.5 s for 30 %: 3.5 s to go, rounded to even
+        "learn: 30% done, about 3 s left",  # 1.5 s for 30 %: 3.5 s to go, less a rounding
         "learn: 60% done, about 2 s left",
     ]
