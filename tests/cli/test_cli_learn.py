@@ -60,6 +60,7 @@ def test_textbook_least_squares_prints_the_kernel_on_stdout(capsys, textbook):
         "kernel 1x2 (correlation orientation):",
         "   1  -1",
         "bias: 0",
+        "≈ edge-x (0.0 % of ‖K‖)",
         "method: lstsq, rank 2 of 2 unknowns",
         "RMSE: 0",
         "largest error: 0",
@@ -541,3 +542,22 @@ def test_progress_shows_after_a_second_with_the_time_left(monkeypatch):
         "learn: 30% done, about 3 s left",  # 1.5 s for 30 %: 3.5 s to go, less a rounding
         "learn: 60% done, about 2 s left",
     ]
+
+
+def test_a_learned_gaussian_is_named_in_the_report_and_the_json(tmp_path):
+    """The closest built-in family (kernels.identify) is named, as a spec apply accepts."""
+    camera = SAMPLES / "camera.png"
+    blurred = tmp_path / "blurred.png"
+    assert (
+        convtool("apply", camera, "-k", "gaussian:sigma=1.5,size=7", "-o", blurred).returncode == 0
+    )
+    run_ = convtool("learn", camera, blurred, "--size", "7", "-o", tmp_path / "k.txt")
+    assert run_.returncode == 0, run_.stderr
+    [named] = [line for line in run_.stderr.splitlines() if line.startswith("≈ ")]
+    assert named.startswith("≈ gaussian:sigma=1.5")
+    run_ = convtool("learn", camera, blurred, "--size", "7", "-o", tmp_path / "k.json", "--json")
+    closest = json.loads(run_.stdout)["closest"]
+    assert closest["spec"].startswith("gaussian:sigma=1.5") and closest["error"] < 0.01
+    assert (
+        convtool("apply", camera, "-k", closest["spec"], "-o", tmp_path / "x.png").returncode == 0
+    )

@@ -215,6 +215,8 @@ def report(result: LearnResult) -> str:
     if result.channels == "shared":
         lines = [f"kernel {kh}x{kw} ({orientation} orientation):", *_grid(result.weights)]
         lines.append(f"bias: {result.bias:.6g}")
+        if result.closest and result.closest[0] is not None:
+            lines.append(result.closest[0].describe())
     else:
         what = result.kernel.describe() if isinstance(result.kernel, Layer) else "kernels"
         lines = [f"{what} ({orientation} orientation):"]
@@ -224,6 +226,9 @@ def report(result: LearnResult) -> str:
                 label = f"channel {o}, {i}" if result.channels == "mix" else f"channel {i}"
                 lines += [f"  # {label}", *_grid(kernel)]
         lines.append("biases: " + " ".join(f"{b:.6g}" for b in result.biases))
+        for c, match in enumerate(result.closest):
+            if match is not None:
+                lines.append(f"channel {c} {match.describe()}")
     if result.method == "gd":
         stop = " (stopped early: the loss stopped moving)" if result.stopped_early else ""
         lines.append(f"method: gd, {result.epochs} epochs{stop}, learning rate {result.lr:.6g}")

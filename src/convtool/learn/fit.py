@@ -43,6 +43,7 @@ import numpy as np
 
 from convtool.choices import CHANNEL_MODES, DEFAULT_EPOCHS, LEARN_METHODS
 from convtool.errors import LearnError, UsageError
+from convtool.kernels.identify import Match, closest
 from convtool.kernels.layer import Layer
 from convtool.kernels.origin import anchor_cells, check_origin
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel
@@ -104,6 +105,15 @@ class LearnResult:
     epochs: int | None = None
     stopped_early: bool = False
     channels: str = "shared"
+    closest: tuple[Match | None, ...] = ()
+
+    def _closest_json(self) -> Any:
+        """The named family (``spec``, ``scale``, ``convolve``, ``error``) or None; for
+        ``per``, one per channel; for ``mix``, None (a layer's kernels are not named)."""
+        found = [m.as_json() if m is not None else None for m in self.closest]
+        if self.channels == "per":
+            return found
+        return found[0] if found else None
 
     @property
     def weights(self) -> np.ndarray:
@@ -128,6 +138,7 @@ class LearnResult:
             "bias": self.bias if isinstance(self.kernel, Kernel) else self.biases.tolist(),
             "size": list(self.kernel.shape),
             "channels": self.channels,
+            "closest": self._closest_json(),
             "orientation": "convolution" if self.convolve else "correlation",
             "method": self.method,
             "rmse": self.rmse,
@@ -343,6 +354,7 @@ def _learn(
         lr=fit.lr if method == "gd" else None,
         epochs=fit.epochs if method == "gd" else None,
         stopped_early=method == "gd" and fit.epochs < epochs,
+        closest=(closest(weights),),
     )
 
 

@@ -110,6 +110,7 @@ def _per(
         epochs=max(epochs) if epochs else None,
         stopped_early=any(f.stopped_early for f in fits),
         channels="per",
+        closest=tuple(f.closest[0] if f.closest else None for f in fits),
     )
 
 
