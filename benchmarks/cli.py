@@ -647,7 +647,7 @@ class Bench:
                 Row(
                     label,
                     f"{t:.2f} s",
-                    "issue 18's target",
+                    "the issue's target",
                     f"{target:.0f} s",
                     f"{t / target:.2f}",
                     f"≤ {target:.0f} s: {met(t <= target)}",
