@@ -204,3 +204,24 @@ def test_cholesky_and_eigendecomposition_agree_on_a_large_system(monkeypatch):
     slow = learn_kernel(x, y, 21)
     assert fast.rank == slow.rank == 441
     np.testing.assert_allclose(fast.weights, slow.weights, rtol=1e-8, atol=1e-12)
+
+
+def test_flat_windows_left_out_are_summed_exactly():
+    """Windows of one value (flat black and white regions, where blurs clip) take a shortcut:
+    the same sums as their products."""
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 256, (2, 30, 28)).astype(np.float64)
+    x[0, 3:15, 2:20] = 255.0
+    x[1, 10:25, 5:27] = 0.0
+    x[1, 0:8, 0:9] = 7.0
+    y = rng.integers(0, 256, (2, 27, 26)).astype(np.float64)
+    kept = rng.random(y.shape) < 0.8
+    kept[0, 3:12, 2:17] = False  # flat windows of 255 among those left out
+    kept[1, 10:22, 5:24] = False  # and of 0
+    kept[1, 0:5, 0:6] = False  # and of 7
+    got = augmented_gram(x, y, kept, 4, 3, integer=True)
+    np.testing.assert_array_equal(got, reference(x, y, kept, 4, 3))
+    most = np.zeros(y.shape, dtype=bool)
+    most[0, 3:12, 2:17] = most[1, 10:22, 5:24] = True
+    got = augmented_gram(x, y, ~most, 4, 3, integer=True)  # most left out: kept ones summed
+    np.testing.assert_array_equal(got, reference(x, y, ~most, 4, 3))

@@ -239,20 +239,40 @@ def _cross(x: np.ndarray, y: np.ndarray, kh: int, kw: int, integer: bool) -> np.
 
 
 def _patches(x: np.ndarray, y: np.ndarray, where: np.ndarray, kh: int, kw: int) -> np.ndarray:
-    """Σ v vᵀ of v = (window, 1, y) over the samples ``where`` (C, Ho, Wo) marks, in blocks."""
+    """Σ v vᵀ of v = (window, 1, y) over the samples ``where`` (C, Ho, Wo) marks, in blocks.
+
+    Windows of one value c throughout (the flat black or white regions whose blur a target
+    clips) add c²·11ᵀ, c·1 and c·y·1: summed as such, in O(n) each, rather than by the
+    O(n²) product the other windows take."""
     n = kh * kw
     total = np.zeros((n + 2, n + 2))
+    flat = np.zeros(6)  # Σ c², Σ c, Σ c·y, count, Σ y, Σ y² over the flat windows
     step = max(1, PATCH_VALUES // (n + 2))
     for c in range(x.shape[0]):
         windows = np.lib.stride_tricks.sliding_window_view(x[c], (kh, kw))
         rows, cols = np.nonzero(where[c])
         for s in range(0, len(rows), step):
             r, q = rows[s : s + step], cols[s : s + step]
-            v = np.empty((len(r), n + 2))
-            v[:, :n] = windows[r, q].reshape(len(r), n)
+            w = windows[r, q].reshape(len(r), n)
+            t = y[c, r, q]
+            one = w.min(axis=1) == w.max(axis=1)
+            cv, ty = w[one, 0], t[one]
+            flat += (cv @ cv, cv.sum(), cv @ ty, len(cv), ty.sum(), ty @ ty)
+            rest = ~one
+            v = np.empty((int(rest.sum()), n + 2))
+            v[:, :n] = w[rest]
             v[:, n] = 1.0
-            v[:, n + 1] = y[c, r, q]
+            v[:, n + 1] = t[rest]
             total += v.T @ v
+    total[:n, :n] += flat[0]
+    total[:n, n] += flat[1]
+    total[n, :n] += flat[1]
+    total[:n, n + 1] += flat[2]
+    total[n + 1, :n] += flat[2]
+    total[n, n] += flat[3]
+    total[n, n + 1] += flat[4]
+    total[n + 1, n] += flat[4]
+    total[n + 1, n + 1] += flat[5]
     return total
 
 
