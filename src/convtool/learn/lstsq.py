@@ -97,8 +97,8 @@ def normal_equations(
         if use_fft(work, kh, kw):
             x, y = aligned(p.src, p.target, p, kh, kw)
             kept = (p.lo < y) & (y < p.hi)
-            x = x.astype(np.float64) - c_p
-            part = augmented_gram(x, y.astype(np.float64) - p.shift, kept, kh, kw, tick=tick)
+            x = _centred(x, c_p)
+            part = augmented_gram(x, _centred(y, p.shift), kept, kh, kw, tick=tick)
             kept_here = int(np.count_nonzero(kept))
             counts += (kept_here, kept.size - kept_here)
             parts.append((part, c_p, p.shift, kept_here))
@@ -111,6 +111,14 @@ def normal_equations(
         part = _direct_part(p, kh, kw, c_p, d_p, centre, counts, banded, tick)
         parts.append((part, c_p, d_p, int(counts[0]) - kept_before))
     return combine(parts, m), counts
+
+
+def _centred(a: np.ndarray, centre: float) -> np.ndarray:
+    """A float64 copy of ``a`` less ``centre``, made in place (one copy, not two)."""
+    out = a.astype(np.float64)
+    if centre:
+        out -= centre
+    return out
 
 
 def _direct_part(
@@ -252,8 +260,8 @@ def _exact_fft(
     sums could be off (:func:`~convtool.learn.gram.integer_exact`)."""
     x, y = aligned(r.src, r.target, p, kh, kw)
     kept = (r.lo < y) & (y < r.hi)
-    x = x.astype(np.float64) - c_p
-    y = y.astype(np.float64) - d_p
+    x = _centred(x, c_p)
+    y = _centred(y, d_p)
     if not (integer_exact(x, x) and integer_exact(x, y) and integer_exact(y, y)):
         return None
     part = augmented_gram(x, y, kept, kh, kw, integer=True, tick=tick)
