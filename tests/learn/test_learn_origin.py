@@ -41,3 +41,26 @@ def test_learn_origin_option(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     np.testing.assert_allclose(np.loadtxt(tmp_path / "k.txt"), K, atol=1e-6)
+
+
+@pytest.mark.parametrize("convolve", [False, True])
+@pytest.mark.parametrize("origin", [(1, -2), (-1, 1)])
+def test_layer_modes_follow_the_origin(origin, convolve):
+    """--channels per and mix align the target at the origin too: a scipy layer with origin=
+    (out[o] = Σ_i corr(x[i], K[o, i], origin) + b[o]) learns back."""
+    rng = np.random.default_rng(3)
+    x = rng.random((24, 30, 3))
+    layer = rng.normal(size=(2, 3, 3, 4))
+    biases = np.array([0.25, -0.5])
+    op = ndi.convolve if convolve else ndi.correlate
+    y = np.stack(
+        [sum(op(x[..., i], layer[o, i], origin=origin) for i in range(3)) + biases[o]
+         for o in range(2)],
+        axis=-1,
+    )  # fmt: skip
+    mixed = learn_kernel(x, y, "3x4", channels="mix", bias=True, origin=origin, convolve=convolve)
+    np.testing.assert_allclose(mixed.kernel.weights, layer, atol=1e-9)
+    np.testing.assert_allclose(mixed.kernel.biases, biases, atol=1e-9)
+    per = np.stack([op(x[..., c], layer[0, c], origin=origin) for c in range(3)], axis=-1)
+    fitted = learn_kernel(x, per, "3x4", channels="per", origin=origin, convolve=convolve)
+    np.testing.assert_allclose(fitted.kernel.weights, layer[0], atol=1e-9)

@@ -120,9 +120,7 @@ def _mix(
     ksize: tuple[int, int],
     options: dict[str, Any],
 ) -> LearnResult:
-    from convtool.learn.fit import LearnResult
-
-    from convtool.learn.fit import target_anchor
+    from convtool.learn.fit import LearnResult, target_anchor
 
     kh, kw = ksize
     anchor = target_anchor(ksize, options.get("origin"), bool(options["convolve"]))
