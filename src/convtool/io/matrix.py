@@ -107,6 +107,16 @@ NUMBER = re.compile(
 ``float`` would take), or nan/inf (refused later as not finite)."""
 
 
+def read_number(text: str) -> float:
+    """``text`` as a float if it is written as :data:`NUMBER` says (surrounding blanks aside),
+    else ValueError: ``float`` without the other scripts' digits (``'١'``, ``'１'``) and
+    underscores (``'1_0'``) it also takes. Every number a kernel is written with is read so."""
+    stripped = text.strip()
+    if not NUMBER.match(stripped):
+        raise ValueError(f"not a number: {text!r}")
+    return float(stripped)
+
+
 def matrix_rows(lines: Iterable[str]) -> list[tuple[int, list[str]]]:
     """The rows of a text matrix as (line number, entries): ``#`` starts a comment (a ``;`` in
     one separates no rows), ``;`` separates rows on a line, spaces or commas entries; empty

@@ -100,6 +100,14 @@ def _pillow_pages(fp: Any, timing: bool) -> Pages | None:
         )
 
 
+def _page_number(text: str) -> int:
+    """ASCII digits only: ``int`` would also take other scripts' digits and ``1_0``."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise ValueError(text)
+    return int(text)
+
+
 def parse_pages(spec: str) -> tuple[tuple[int, int], ...]:
     """``--page``: ``N``, ``N-M`` (both included) or a comma-separated list of them, 0-based;
     the (first, last) ranges. UsageError for anything else."""
@@ -107,8 +115,8 @@ def parse_pages(spec: str) -> tuple[tuple[int, int], ...]:
     for part in spec.split(","):
         first, dash, last = part.strip().partition("-")
         try:
-            lo = int(first)
-            hi = int(last) if dash else lo
+            lo = _page_number(first)
+            hi = _page_number(last) if dash else lo
         except ValueError:
             raise UsageError(
                 f"--page {spec!r}: give a page number, a range N-M or a list of them "

@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from convtool.errors import KernelError
-from convtool.io.matrix import parse_kernel_matrix
+from convtool.io.matrix import parse_kernel_matrix, read_number
 from convtool.kernels.layer import MAX_LAYER_CHANNELS, Layer, validate_layer_weights
 from convtool.kernels.value import validate_weights
 
@@ -52,7 +52,7 @@ def format_number(value: float) -> str:
     return repr(float(value))
 
 
-CHANNEL_RE = re.compile(r"^\s*#\s*channel\s+(\d+)\s*(?:,\s*(\d+)\s*)?$", re.I)
+CHANNEL_RE = re.compile(r"^\s*#\s*channel\s+(\d+)\s*(?:,\s*(\d+)\s*)?$", re.I | re.ASCII)
 """A block header of a layer's text form: ``# channel o, i`` or, per channel, ``# channel c``."""
 
 BIAS_RE = re.compile(r"^\s*#\s*bias\s*[:=]\s*(\S+)\s*$", re.I)
@@ -169,7 +169,7 @@ def _label(index: tuple[int, ...]) -> str:
 def finite_float(text: str, what: str) -> float:
     """``text`` as a finite float, else a KernelError: ``{what} 'x' is not a number``."""
     try:
-        value = float(text)
+        value = read_number(text)
     except ValueError:
         raise KernelError(f"{what} {text!r} is not a number") from None
     if not math.isfinite(value):

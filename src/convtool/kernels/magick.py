@@ -19,6 +19,7 @@ import re
 import numpy as np
 
 from convtool.errors import KernelError, excerpt
+from convtool.io.matrix import read_number
 from convtool.kernels.origin import at_origin
 from convtool.kernels.value import MAX_KERNEL_SIDE
 
@@ -29,11 +30,14 @@ QUANTUM_SCALE = 1.0 / 65535.0
 """``QuantumScale`` of a Q16 build (ImageMagick 6's default), where Gaussian widths stop."""
 
 _ARRAY_RE = re.compile(
-    r"^\s*(?P<w>\d+)?(?:x(?P<h>\d+))?(?:\+(?P<x>\d+)\+(?P<y>\d+))?\s*:(?P<values>.*)$", re.S
+    r"^\s*(?P<w>\d+)?(?:x(?P<h>\d+))?(?:\+(?P<x>\d+)\+(?P<y>\d+))?\s*:(?P<values>.*)$",
+    re.S | re.ASCII,
 )
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_GEOMETRY_RE = re.compile(rf"^\s*(?P<r>{_NUMBER})?(?:x(?P<s>{_NUMBER}))?(?P<a>[-+]{_NUMBER})?\s*$")
+_GEOMETRY_RE = re.compile(
+    rf"^\s*(?P<r>{_NUMBER})?(?:x(?P<s>{_NUMBER}))?(?P<a>[-+]{_NUMBER})?\s*$", re.ASCII
+)
 
 SOBEL = "1,0,-1 2,0,-2 1,0,-1"
 ROBERTS = "0,0,0 1,-1,0 0,0,0"
@@ -129,7 +133,7 @@ def _user_array(match: re.Match[str], what: str) -> np.ndarray:
 
 def _number(token: str, what: str) -> float:
     try:
-        value = float(token)
+        value = read_number(token)
     except ValueError:
         raise KernelError(
             f"{what}: {token!r} is not a number (nan or - marks a cell outside the kernel)"

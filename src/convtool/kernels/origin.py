@@ -12,6 +12,7 @@ ImageMagick's ``-morphology Convolve`` with a ``+x+y`` offset).
 from __future__ import annotations
 
 import numbers
+import re
 
 import numpy as np
 
@@ -52,9 +53,8 @@ def check_valid_origin(origin: Origin | None) -> None:
 def parse_origin(text: str) -> Origin:
     """``"DY,DX"`` (or one integer for both) as an origin, else a UsageError."""
     parts = [p.strip() for p in text.split(",")]
-    try:
-        numbers_ = [int(p) for p in parts]
-    except ValueError:
+    numbers_ = [int(p) for p in parts if re.fullmatch(r"[+-]?[0-9]{1,18}", p)]
+    if len(numbers_) != len(parts):
         numbers_ = []
     if len(numbers_) not in (1, 2):
         raise UsageError(

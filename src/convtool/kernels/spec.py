@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from convtool.errors import KernelError, excerpt
-from convtool.io.matrix import NUMBER
+from convtool.io.matrix import NUMBER, read_number
 from convtool.kernels.builtins import BUILTINS, Builtin
 from convtool.kernels.files import kernel_from_json, load_kernel_file, parse_matrix_text
 from convtool.kernels.layer import Layer
@@ -161,7 +161,7 @@ def _parse_args(name: str, entry: Builtin, args: str, spec: str) -> dict[str, ob
             kwargs[key] = value.lower()
             continue
         try:
-            number = float(value)
+            number = read_number(value)
         except ValueError:
             raise KernelError(
                 f"kernel {excerpt(spec)}: argument {key}={value!r} is not a number"

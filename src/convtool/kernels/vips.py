@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from convtool.errors import KernelError
+from convtool.io.matrix import read_number
 from convtool.kernels.value import MAX_KERNEL_SIDE, Kernel
 
 EIGHT_BIT = 255.0
@@ -71,7 +72,7 @@ def parse_vips_matrix(text: str, what: str, name: str = "matrix") -> Kernel:
 
 def _number(token: str, what: str, part: str) -> float:
     try:
-        value = float(token)
+        value = read_number(token)
     except ValueError:
         raise KernelError(f"{what}: {part} {token!r} is not a number") from None
     if not math.isfinite(value):

@@ -156,7 +156,7 @@ class LearnResult:
         }
 
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*$")
+_SIZE_RE = re.compile(r"^\s*(\d{1,9})\s*(?:[xX×]\s*(\d{1,9}))?\s*$", re.ASCII)
 
 
 def parse_size(spec: str | int | tuple[int, int] | Sequence[int]) -> tuple[int, int]:
