@@ -39,7 +39,7 @@ PAGES_DIR = "gallery"
 HIGHLIGHTS = ("sobel-x", "coffee-relief", "camera-blur-laplacian", "coffee-learned")
 
 # The photographs the gallery starts from: name in the gallery -> file in sample_images/.
-PHOTOS = {"camera.png": "camera.png", "coffee.png": "coffee.png"}
+PHOTOS = {"camera.png": "camera.png", "coffee.png": "coffee.png", "chelsea.png": "chelsea.png"}
 # Synthetic samples copied as they are (already small).
 SYNTHETIC = ("checkerboard.png",)
 
@@ -198,8 +198,14 @@ TINT = "[[[[1.0]]], [[[0.8]]], [[[0.55]]]]"
 """A warm tint as a 1→3 layer: one grey channel in, red, green and blue out."""
 
 
+COLOUR_MATRIX = (0.2, 0.5, 0.3, 0, 0.6, 0.4, 0.1, 0, 0.1, 0.3, 0.5, 40)
+"""The unknown tool's colour mixing (Pillow's ``convert("RGB", matrix)``: each output a sum of
+the input's red, green and blue plus an offset in grey levels), then a 3×3 box blur."""
+
+
 def channel_entries() -> list[Entry]:
-    """Per-channel kernels and layers (docs/channels.md): channel counts in and out."""
+    """Per-channel kernels and layers (docs/channels.md): channel counts in and out, and a
+    layer learned from one photograph applied to another."""
     return [
         Entry(
             "coffee-sepia-blur",
@@ -221,6 +227,27 @@ def channel_entries() -> list[Entry]:
             ("-k", TINT),
             "1→3: a grey photograph made RGB",
         ),
+        Entry("chelsea", "chelsea.png", (), "the input"),
+        Entry(
+            "chelsea-pillow",
+            "chelsea-pillow.png",
+            (),
+            "made by Pillow: a colour matrix, then a box blur (the unknown tool)",
+        ),
+        Entry(
+            "coffee-learned-layer",
+            "coffee.png",
+            ("-k", "@layer.txt"),
+            "the 3→3 layer learned from the cat, applied to another photo",
+            setup=(
+                tuple(
+                    shlex.split(
+                        "learn chelsea.png chelsea-pillow.png --size 3 --channels mix --bias "
+                        "-o layer.txt"
+                    )
+                ),
+            ),
+        ),
     ]
 
 
@@ -237,6 +264,9 @@ def prepare_inputs(source: Path, out_dir: Path, width: int) -> None:
             im.save(out_dir / name)
     with Image.open(out_dir / "camera.png") as im:
         im.filter(ImageFilter.EMBOSS).save(out_dir / "camera-pillow.png")
+    with Image.open(out_dir / "chelsea.png") as im:
+        mixed = im.convert("RGB").convert("RGB", COLOUR_MATRIX)
+        mixed.filter(ImageFilter.BoxBlur(1)).save(out_dir / "chelsea-pillow.png")
 
 
 def _resolve(argv: Sequence[str], directory: Path) -> list[str]:

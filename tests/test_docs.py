@@ -322,6 +322,7 @@ def test_gallery_on_tiny_images(gallery, tmp_path):
     Image.fromarray(step).save(source / "camera.png")
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (20, 32, 3), dtype=np.uint8)).save(source / "coffee.png")
+    Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(source / "chelsea.png")
     Image.fromarray(np.kron([[0, 255], [255, 0]], np.ones((8, 8))).astype(np.uint8)).save(
         source / "checkerboard.png"
     )
@@ -374,7 +375,7 @@ def test_committed_gallery_is_what_convtool_makes(gallery, tmp_path):
 
 def test_committed_gallery_inputs_are_the_shrunk_samples(gallery, tmp_path):
     gallery.prepare_inputs(SAMPLES, tmp_path, 160)
-    for name in [*gallery.PHOTOS, *gallery.SYNTHETIC, "camera-pillow.png"]:
+    for name in [*gallery.PHOTOS, *gallery.SYNTHETIC, "camera-pillow.png", "chelsea-pillow.png"]:
         assert_within_one_level(pixels(gallery.GALLERY / name), pixels(tmp_path / name))
 
 
