@@ -152,6 +152,9 @@ def parse_matrix(text: str, name: str, max_pixels: int | None = None) -> np.ndar
     ``;``-separated CSV (where ``,`` may be the decimal mark), refused rather than read as one
     column.
     """
+    plain = _parse_plain(text, max_pixels)
+    if plain is not None:
+        return plain
     lines = text.splitlines()
     written = [(n, line.split("#", 1)[0]) for n, line in enumerate(lines, 1)]
     written = [(n, line) for n, line in written if line.strip()]
@@ -184,6 +187,38 @@ def parse_matrix(text: str, name: str, max_pixels: int | None = None) -> np.ndar
     if max_pixels is not None:
         check_pixels(int(data.shape[1]), int(data.shape[0]), name, max_pixels)
     return data
+
+
+def _parse_plain(text: str, max_pixels: int | None) -> np.ndarray | None:
+    """:func:`parse_matrix` of a plain matrix (new lines between rows, no ``;``) by numpy's C
+    reader, whose numbers are :data:`NUMBER`'s and whose memory is the result's, not a Python
+    string per entry; None for anything else (ragged rows, non-numbers, a size past
+    ``max_pixels``...), which the tokenizer then reads or reports line by line."""
+    if ";" in text:
+        return None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:  # a lone carriage return: left to the tokenizer
+            return None
+    first = next(iter_matrix_rows(iter_lines(text)), None)
+    if first is None:
+        return None
+    if max_pixels is not None and (text.count("\n") + 1) * len(first[1]) > max_pixels:
+        return None
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.loadtxt(
+                io.BytesIO(text.replace(",", " ").encode("utf-8")),
+                dtype=np.float64,
+                comments="#",
+                ndmin=2,
+                encoding="utf-8",
+            )
+    except ValueError:
+        return None
 
 
 def parse_kernel_matrix(text: str, what: str, max_side: int | None = None) -> list[list[float]]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from convtool.errors import ImageError, quoted
 from convtool.io.formats import MATRIX_FORMATS, starts_as
-from convtool.io.matrix import NpyReader, read_npy_header
+from convtool.io.matrix import NpyReader, iter_lines, iter_matrix_rows, read_npy_header
 from convtool.io.pillow import pillow
 from convtool.stream.sizes import DEFAULT_MEMORY, available_memory, format_bytes
 
@@ -39,10 +39,13 @@ class Probe:
     """Why this input cannot be read in bands (None: it can)."""
     sample_bytes: int = 4
     """Bytes of a sample as filtered in memory: float32 for images, float64 for matrices."""
+    read_bytes: int = 0
+    """What reading it holds beside the samples (a text matrix's copies of its text)."""
 
     @property
     def in_memory_bytes(self) -> int:
-        return self.height * self.width * self.samples * self.sample_bytes * IN_MEMORY_COPIES
+        samples = self.height * self.width * self.samples
+        return samples * self.sample_bytes * IN_MEMORY_COPIES + self.read_bytes
 
 
 def probe(source: str) -> Probe | None:
@@ -56,7 +59,7 @@ def probe(source: str) -> Probe | None:
     try:
         if path.suffix.lower() in MATRIX_FORMATS:
             if MATRIX_FORMATS[path.suffix.lower()] != "NPY":
-                return None  # text matrices are parsed whole
+                return _probe_text(path, MATRIX_FORMATS[path.suffix.lower()])
             reader = NpyReader(path)
             h, w = reader.shape[:2]
             return Probe("NPY", h, w, int(np.prod(reader.shape[2:])), sample_bytes=8)
@@ -77,6 +80,39 @@ def probe(source: str) -> Probe | None:
         # image) is opened again the same way by the in-memory reader, which fails the same
         # way and reports it in its own words; once the size is known, nothing is caught
         return None
+
+
+TEXT_COPIES = 4
+"""A text matrix is held about this many times while it is read: its bytes, their text, the
+text with commas made blanks, and that encoded for numpy's reader."""
+
+
+def _probe_text(path: Path, fmt: str) -> Probe | None:
+    """A text matrix's rows (its line ends and ``;``, counted in blocks) times the numbers of
+    its first row: its size without parsing it."""
+    size = path.stat().st_size
+    with open(path, "rb") as fp:
+        head = last = fp.read(2**20)
+        ends = head.count(b"\n") + head.count(b";")
+        while block := fp.read(2**22):
+            ends += block.count(b"\n") + block.count(b";")
+            last = block
+    return _text_probe(head, ends + (not last.endswith(b"\n")), size, fmt)
+
+
+def _text_probe(head: bytes, rows: int, size: int, fmt: str) -> Probe | None:
+    """The size of a text matrix that starts with ``head``; None for bytes that are not text
+    (the reader says what they are)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not a character cut at the end of the block
+            return None
+        text = head[: exc.start].decode("utf-8")
+    first = next(iter_matrix_rows(iter_lines(text)), None)
+    if first is None:
+        return None
+    return Probe(fmt, rows, len(first[1]), 1, "a text matrix is read whole", 8, TEXT_COPIES * size)
 
 
 def _probe_tiff(path: Path) -> Probe:
@@ -123,7 +159,12 @@ def should_stream(source: str, *, memory: int | None, max_pixels: int) -> bool:
     if info.why_not is None:
         return too_big or over_limit
     if too_big and not over_limit:  # over the limit: the in-memory path refuses it from its size
-        if info.format == "TIFF":  # a TIFF of a kind the band reader does not take
+        if info.format in ("TXT", "CSV"):
+            remedy = (
+                "save it as .npy (numpy.save), which convtool filters band by band, or give "
+                "more --memory"
+            )
+        elif info.format == "TIFF":  # a TIFF of a kind the band reader does not take
             remedy = (
                 "rewrite it as an upright (orientation 1) 8-bit, 16-bit or float TIFF, which "
                 "convtool filters band by band (e.g. vips autorot in.tif out.tif, or vips cast)"
@@ -194,7 +235,9 @@ def _probe_bytes(raw: bytes) -> Probe | None:
         with pillow().open(fp) as im:
             return Probe(str(im.format), int(im.height), int(im.width), len(im.getbands()))
     except Exception:  # damaged or not an image: the reader says so in its own words
-        return None
+        pass
+    rows = raw.count(b"\n") + raw.count(b";") + (not raw.endswith(b"\n"))
+    return _text_probe(raw[: 2**20], rows, len(raw), "TXT")
 
 
 def default_band_memory() -> int:
