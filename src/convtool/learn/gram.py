@@ -23,6 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from convtool.learn.runs import Sums, add_masked
+
 FFT_ERROR = 1e-13
 """A bound on the FFT's rounding error, relative to ‖A‖·‖B‖ (pocketfft is near 1e-15)."""
 
@@ -213,10 +215,6 @@ def _assemble(
     return g.reshape(kh * kw, kh * kw)
 
 
-PATCH_VALUES = 1 << 21
-"""float64 values (16 MiB) a block of gathered patches holds at most."""
-
-
 def _box_sums(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
     """S[a·kw + b] = Σ_(channel, i < Ho, j < Wo) X[i + a, j + b]: the sum of each tap's samples."""
     _, h, w = x.shape
@@ -239,41 +237,13 @@ def _cross(x: np.ndarray, y: np.ndarray, kh: int, kw: int, integer: bool) -> np.
 
 
 def _patches(x: np.ndarray, y: np.ndarray, where: np.ndarray, kh: int, kw: int) -> np.ndarray:
-    """Σ v vᵀ of v = (window, 1, y) over the samples ``where`` (C, Ho, Wo) marks, in blocks.
-
-    Windows of one value c throughout (the flat black or white regions whose blur a target
-    clips) add c²·11ᵀ, c·1 and c·y·1: summed as such, in O(n) each, rather than by the
-    O(n²) product the other windows take."""
-    n = kh * kw
-    total = np.zeros((n + 2, n + 2))
-    flat = np.zeros(6)  # Σ c², Σ c, Σ c·y, count, Σ y, Σ y² over the flat windows
-    step = max(1, PATCH_VALUES // (n + 2))
+    """Σ v vᵀ of v = (window, 1, y) over the samples ``where`` (C, Ho, Wo) marks, every channel
+    a plane of its own (:mod:`convtool.learn.runs`: long runs from their ends)."""
+    sums = Sums.zeros(1, kh, kw, 1)
     for c in range(x.shape[0]):
-        windows = np.lib.stride_tricks.sliding_window_view(x[c], (kh, kw))
-        rows, cols = np.nonzero(where[c])
-        for s in range(0, len(rows), step):
-            r, q = rows[s : s + step], cols[s : s + step]
-            w = windows[r, q].reshape(len(r), n)
-            t = y[c, r, q]
-            one = w.min(axis=1) == w.max(axis=1)
-            cv, ty = w[one, 0], t[one]
-            flat += (cv @ cv, cv.sum(), cv @ ty, len(cv), ty.sum(), ty @ ty)
-            rest = ~one
-            v = np.empty((int(rest.sum()), n + 2))
-            v[:, :n] = w[rest]
-            v[:, n] = 1.0
-            v[:, n + 1] = t[rest]
-            total += v.T @ v
-    total[:n, :n] += flat[0]
-    total[:n, n] += flat[1]
-    total[n, :n] += flat[1]
-    total[:n, n + 1] += flat[2]
-    total[n + 1, :n] += flat[2]
-    total[n, n] += flat[3]
-    total[n, n + 1] += flat[4]
-    total[n + 1, n] += flat[4]
-    total[n + 1, n + 1] += flat[5]
-    return total
+        if where[c].any():
+            add_masked(sums, x[c][..., np.newaxis], y[c][..., np.newaxis], where[c], kh, kw)
+    return sums.gram(1, kh, kw)
 
 
 def augmented_gram(
