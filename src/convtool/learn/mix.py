@@ -146,16 +146,16 @@ def _pair_normals(p: MixPair, kh: int, kw: int) -> list[np.ndarray]:
     n = c_in * kh * kw
     sums = Sums.zeros(c_in, kh, kw, c_out)
     _add_rows(sums, p, kh, kw)
-    shared = sums.gram(c_in, kh, kw)
+    shared = sums.finish(c_in, kh, kw)
     scale = np.array([p.x_scale] * n + [1.0, p.y_scale])
     out = []
     for o in range(c_out):
         g = np.empty((n + 2, n + 2))
         g[: n + 1, : n + 1] = shared[: n + 1, : n + 1]
         if not p.kept[..., o].all():
-            left = Sums.zeros(c_in, kh, kw, 0)
+            left = Sums.zeros(c_in, kh, kw, 0, g[: n + 1, : n + 1], -1.0)
             add_masked(left, p.x, p.y[..., :0], ~p.kept[..., o], kh, kw)
-            g[: n + 1, : n + 1] -= left.gram(c_in, kh, kw)
+            left.finish(c_in, kh, kw)
         g[: n + 1, n + 1] = g[n + 1, : n + 1] = shared[: n + 1, n + 1 + o]
         g[n + 1, n + 1] = shared[n + 1 + o, n + 1 + o]
         out.append(g * np.outer(scale, scale))

@@ -102,9 +102,9 @@ def exact_figures(
         w = [kp * sy for kp in k]
         w += [sy * q.c * sum_k + bias * sx * sy - sx * q.d, Fraction(-sx)]
         den = math.lcm(*(f.denominator for f in w))
-        wi = np.array([int(f * den) for f in w], dtype=object)
-        sse += Fraction(int(wi @ (q.gram @ wi)), (den * sx * sy) ** 2)
-        count, sum_y, sum_yy = q.gram[n, n], q.gram[n, n + 1], q.gram[n + 1, n + 1]
+        wi = [int(f * den) for f in w]
+        sse += Fraction(quadratic(q.gram, wi), (den * sx * sy) ** 2)
+        count, sum_y, sum_yy = (int(q.gram[i, j]) for i, j in ((n, n), (n, n + 1), (n + 1, n + 1)))
         s1 += Fraction(sum_y + count * q.d, sy)
         s2 += Fraction(sum_yy + 2 * q.d * sum_y + count * q.d**2, sy**2)
     sst = s2 - s1 * s1 / used
@@ -115,6 +115,39 @@ def exact_figures(
         "max_error": _largest_error(pairs, weights, b),
         "r2": float(1 - sse / sst) if sst > 0 else None,
     }
+
+
+LIMB_BITS = 31
+"""The exact int64 Gram matrix is split into two halves of this many bits for products."""
+
+
+def quadratic(gram: np.ndarray, w: list[int]) -> int:
+    """wᵀ G w exactly, for integers w (Python ints, any size) and G of int64 (or of Python
+    ints). An int64 G (|G| < 2**62) is split as G1·2**31 + G0 and w into limbs small enough that
+    the int64 products G0·W and G1·W cannot overflow; the limbs are put together in Python ints
+    row by row (O(n) big-integer work rather than O(n²))."""
+    if gram.dtype == object:
+        wi = np.array(w, dtype=object)
+        return int(wi @ (gram @ wi))
+    n = len(w)
+    bits = 62 - LIMB_BITS - n.bit_length()
+    limbs = max(1, -(-max(abs(v) for v in w).bit_length() // bits))
+    mask = (1 << bits) - 1
+    parts = np.array(
+        [[(abs(v) >> (bits * k)) & mask for k in range(limbs)] for v in w], dtype=np.int64
+    )
+    parts *= np.array([(v > 0) - (v < 0) for v in w], dtype=np.int64)[:, np.newaxis]
+    low = (gram & ((1 << LIMB_BITS) - 1)) @ parts
+    high = (gram >> LIMB_BITS) @ parts
+    total = 0
+    for v, lo, hi in zip(w, low.tolist(), high.tolist(), strict=True):
+        if v:
+            row = sum(
+                ((h << LIMB_BITS) + low_k) << (bits * k)
+                for k, (low_k, h) in enumerate(zip(lo, hi, strict=True))
+            )
+            total += v * row
+    return total
 
 
 def _largest_error(pairs: list[Pair], weights: np.ndarray, b: float) -> float:

@@ -73,51 +73,72 @@ def _spans(count: int, width: int) -> Iterator[tuple[int, int]]:
 
 @dataclass
 class Sums:
-    """What the runs and the other samples add up to, before the assembly: the first block
-    row ``head`` with its rows of 1 and y (C·kh + 1 + m × n), ``ends`` (Σ e eᵀ − s sᵀ),
-    ``tail`` (Σ (1, y)(1, y)ᵀ) and ``plain`` (Σ u uᵀ of the samples summed as products)."""
+    """Σ u uᵀ under way: the samples summed as products go straight to ``out`` (times
+    ``sign``); the runs keep their first block row ``head`` with its rows of 1 and y
+    (C·kh + 1 + m × n), ``ends`` (Σ e eᵀ − s sᵀ) and ``tail`` (Σ (1, y)(1, y)ᵀ) until
+    :meth:`finish` assembles them into ``out``."""
 
     head: np.ndarray
     ends: np.ndarray
     tail: np.ndarray
-    plain: np.ndarray
+    out: np.ndarray
+    sign: float = 1.0
 
     @classmethod
-    def zeros(cls, channels: int, kh: int, kw: int, m: int) -> Sums:
+    def zeros(
+        cls,
+        channels: int,
+        kh: int,
+        kw: int,
+        m: int,
+        out: np.ndarray | None = None,
+        sign: float = 1.0,
+    ) -> Sums:
+        """Empty sums for windows of ``channels`` × kh × kw and m targets, to go to ``out``
+        ((n + 1 + m)², by default a new matrix of zeros) times ``sign``."""
         ck = channels * kh
         n = ck * kw
+        if out is None:
+            out = np.zeros((n + 1 + m, n + 1 + m))
         return cls(
             np.zeros((ck + 1 + m, n)),
             np.zeros((ck * (kw - 1), ck * (kw - 1))),
             np.zeros((1 + m, 1 + m)),
-            np.zeros((n + 1 + m, n + 1 + m)),
+            out,
+            sign,
         )
 
-    def gram(self, channels: int, kh: int, kw: int) -> np.ndarray:
-        """Σ u uᵀ: the runs' part assembled, plus the products."""
+    def finish(self, channels: int, kh: int, kw: int) -> np.ndarray:
+        """``out`` with the runs' part added (times ``sign``)."""
         ck = channels * kh
         g = assemble(self.head[:ck], self.ends, channels, kh, kw)
-        out = self.plain.copy()
+        if self.sign < 0:
+            np.negative(g, out=g)
         n = len(g)
-        out[:n, :n] += g
-        out[n:, :n] += self.head[ck:]
-        out[:n, n:] += self.head[ck:].T
-        out[n:, n:] += self.tail
-        return out
+        self.out[:n, :n] += g
+        del g
+        sums = self.sign * self.head[ck:]
+        self.out[n:, :n] += sums
+        self.out[:n, n:] += sums.T
+        self.out[n:, n:] += self.sign * self.tail
+        return self.out
 
 
 def _plain(
     sums: Sums, x: np.ndarray, ys: np.ndarray, rows: np.ndarray, cols: np.ndarray, kh: int, kw: int
 ) -> None:
     """Add Σ u uᵀ over the samples (rows, cols): the products themselves, a block at a time."""
-    width = len(sums.plain)
+    width = len(sums.out)
     n = width - 1 - ys.shape[2]
     for s0, s1 in _spans(len(rows), width):
         u = np.empty((s1 - s0, width))
         u[:, :n] = windows(x, rows[s0:s1], cols[s0:s1], kh, kw)
         u[:, n] = 1.0
         u[:, n + 1 :] = ys[rows[s0:s1], cols[s0:s1]]
-        sums.plain += u.T @ u
+        if sums.sign < 0:
+            sums.out -= u.T @ u
+        else:
+            sums.out += u.T @ u
 
 
 def assemble(head: np.ndarray, ends: np.ndarray, channels: int, kh: int, kw: int) -> np.ndarray:
@@ -131,11 +152,9 @@ def assemble(head: np.ndarray, ends: np.ndarray, channels: int, kh: int, kw: int
     d = ends.reshape(c, kh, kw - 1, c, kh, kw - 1)
     for b in range(1, kw):
         g[:, :, b, :, :, b:] = g[:, :, b - 1, :, :, b - 1 : kw - 1] + d[:, :, b - 1, :, :, b - 1 :]
-    flat = g.reshape(n, n)
-    col = np.arange(n) % kw
-    lower = col[:, np.newaxis] > col[np.newaxis, :]
-    flat[lower] = flat.T[lower]
-    return flat
+    for b in range(1, kw):  # the blocks b > b' are the transposes of those b' < b
+        g[:, :, b, :, :, :b] = g[:, :, :b, :, :, b].transpose(3, 4, 0, 1, 2)
+    return g.reshape(n, n)
 
 
 def _along_runs(
@@ -193,4 +212,4 @@ def masked_gram(x: np.ndarray, ys: np.ndarray, where: np.ndarray, kh: int, kw: i
     """Σ u uᵀ over the samples ``where`` marks (see :func:`add_masked`)."""
     sums = Sums.zeros(x.shape[2], kh, kw, ys.shape[2])
     add_masked(sums, x, ys, where, kh, kw)
-    return sums.gram(x.shape[2], kh, kw)
+    return sums.finish(x.shape[2], kh, kw)
