@@ -112,8 +112,9 @@ def _line_lags(
     fa = np.conj(np.fft.rfft(_f64(a[:, lines]), length))  # (C, L, f)
     out = np.empty((len(lines), 2 * k_across - 1, 2 * k_along - 1))
     cols = np.r_[length - k_along + 1 : length, 0:k_along]
+    fpad = np.fft.rfft(pad, length)  # each row of B once, read by every lag that reaches it
     for dy in range(2 * k_across - 1):  # a loop bounds the memory to one lag of rows
-        fb = np.fft.rfft(pad[:, lines - first + dy], length)
+        fb = fpad[:, lines - first + dy]
         c = np.fft.irfft((fa * fb).sum(axis=0), length)
         out[:, dy] = c[:, cols]
     return _round(out, integer)
