@@ -113,6 +113,27 @@ def _bands(p: MixPair, kh: int) -> Iterator[tuple[int, int, np.ndarray]]:
         yield i0, i1, z.reshape(-1, c * kh)
 
 
+PRODUCT_ROWS = 160
+"""Samples per product of a band's skinny matrices: products this small run on one BLAS thread,
+which suits these shapes (more threads would mostly wait on each other)."""
+
+
+def _spans(count: int) -> Iterator[slice]:
+    for s0 in range(0, count, PRODUCT_ROWS):
+        yield slice(s0, min(count, s0 + PRODUCT_ROWS))
+
+
+def _every_kw(e: np.ndarray, kw: int, r: int) -> np.ndarray:
+    """The windows of samples r, r + kw, r + 2·kw … of a band as the rows of a matrix, without a
+    copy: the window of sample q is E[q], … E[q + kw − 1], kw·C·kh consecutive values of E, and
+    samples kw apart start kw·C·kh values apart. Values in (column, channel, row) order."""
+    count = max(0, (len(e) - kw - r) // kw + 1)
+    size = kw * e.shape[1]
+    return np.lib.stride_tricks.as_strided(
+        e[r:], shape=(count, size), strides=(size * e.itemsize, e.itemsize), writeable=False
+    )
+
+
 def _add_rows(sums: Sums, p: MixPair, kh: int, kw: int) -> None:
     """Add every sample of the pair, row by row as runs (:mod:`convtool.learn.runs`): the first
     block row from the column strips and their lags, each target masked to its kept samples."""
@@ -126,10 +147,14 @@ def _add_rows(sums: Sums, p: MixPair, kh: int, kw: int) -> None:
         u[:, :wo, ck] = 1.0
         u[:, :wo, ck + 1 :] = np.where(p.kept[i0:i1], p.y[i0:i1], 0.0)
         flat = u.reshape(-1, ck + 1 + m)
-        head = sums.head.reshape(ck + 1 + m, ck, kw)
-        for b in range(kw):  # E[q + b] lies in the sample's row while E[q] is a sample's
-            head[:, :, b] += flat[: len(flat) - b].T @ e[b:]
-        sums.tail += flat[:, ck:].T @ flat[:, ck:]
+        head = np.zeros((ck + 1 + m, kw * ck))  # columns in (column, channel, row) order
+        for r in range(kw):  # a sample's window lies in its row (0 past Wo: no others count)
+            v = _every_kw(e, kw, r)
+            ur = flat[r : r + kw * len(v) : kw]
+            for span in _spans(len(v)):
+                head += ur[span].T @ v[span]
+        sums.head += head.reshape(-1, kw, c, kh).transpose(0, 2, 3, 1).reshape(len(head), -1)
+        sums.tail += np.einsum("qi,qj->ij", flat[:, ck:], flat[:, ck:])
     if kw > 1:
         rows = np.arange(ho)
         first = windows(p.x, rows, np.zeros(ho, dtype=np.intp), kh, kw - 1)
@@ -247,12 +272,16 @@ def _residuals(
     w = p.x.shape[1]
     wo = w - kw + 1
     c_out = weights.shape[0]
-    taps = weights.reshape(c_out, -1, kw) * p.x_scale  # (C_out, C_in·kh, kw)
+    # (column, channel, row) order, as _every_kw gives the windows
+    taps = weights.reshape(c_out, -1, kh, kw).transpose(3, 1, 2, 0).reshape(-1, c_out)
+    taps = taps * p.x_scale
     for i0, i1, e in _bands(p, kh):
         pred = np.zeros((len(e), c_out))
-        valid = len(e) - kw + 1
-        for b in range(kw):
-            pred[:valid] += e[b : b + valid] @ taps[:, :, b].T
+        for r in range(kw):
+            v = _every_kw(e, kw, r)
+            rows = pred[r : r + kw * len(v) : kw]
+            for span in _spans(len(v)):
+                rows[span] = v[span] @ taps
         pred3 = pred.reshape(i1 - i0, w, c_out)[:, :wo] + biases
         yield (pred3 - p.y_scale * p.y[i0:i1])[p.kept[i0:i1]]
 
