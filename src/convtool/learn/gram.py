@@ -323,13 +323,14 @@ def augmented_gram(
 
 
 def valid_correlation(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """X ⋆ K over the valid windows of each plane of ``x`` (C, H, W), by FFT: (C, Ho, Wo)."""
+    """X ⋆ K over the valid windows of each plane of ``x`` (C, H, W), by FFT: (C, Ho, Wo) (each
+    plane taken in float64 in turn)."""
     kh, kw = kernel.shape
     _, h, w = x.shape
     shape = (_fast_len(h), _fast_len(w))
     spectrum = np.conj(np.fft.rfft2(kernel, shape))
     out = np.empty((x.shape[0], h - kh + 1, w - kw + 1))
     for c, plane in enumerate(x):
-        full = np.fft.irfft2(np.fft.rfft2(plane, shape) * spectrum, shape)
+        full = np.fft.irfft2(np.fft.rfft2(_f64(plane), shape) * spectrum, shape)
         out[c] = full[: h - kh + 1, : w - kw + 1]
     return out

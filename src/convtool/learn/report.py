@@ -25,7 +25,7 @@ def residuals(pairs: list[Pair], weights: np.ndarray, b: float, gradient: bool) 
     for k, p in enumerate(pairs):
         if not gradient and use_fft(pair_work(p, kh, kw), kh, kw):
             x, y = aligned(p.src, p.target, p, kh, kw)
-            r = valid_correlation(x.astype(np.float64), kernel) + b - y
+            r = valid_correlation(x, kernel) + b - y
             kept = (p.lo < y) & (y < p.hi)
             used = r[kept]
             d = y[kept] - p.shift
@@ -163,7 +163,7 @@ def _largest_error(pairs: list[Pair], weights: np.ndarray, b: float) -> float:
         if use_fft(pair_work(p, kh, kw), kh, kw):  # in the target's stored units
             x, y = aligned(r.src, r.target, p, kh, kw)
             kept = (r.lo < y) & (y < r.hi)
-            pred = valid_correlation(x.astype(np.float64), weights * (r.top_y / r.top_x))
+            pred = valid_correlation(x, weights * (r.top_y / r.top_x))
             res = (pred + float(b) * r.top_y - y)[kept]
             largest = max(largest, float(np.abs(res).max(initial=0.0)) / r.top_y)
             continue
