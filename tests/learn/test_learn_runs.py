@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from convtool.learn.gram import augmented_gram, window_gram
 from convtool.learn.mix import layer_normals, mix_pair
+from convtool.learn.report import quadratic
 from convtool.learn.runs import masked_gram, min_run, runs
 
 CASES = [
@@ -118,3 +120,35 @@ def test_layer_normals_of_8_bit_pairs_are_the_scaled_integer_sums():
     got = layer_normals(pairs, 4, 3, None)
     for g, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(g.gram, e, rtol=1e-15, atol=0)
+
+
+def test_exact_quadratic_form_in_int64_limbs_is_the_python_ints_one():
+    """wᵀ G w from int64 limbs equals the sum over Python ints, G up to 2**62 and w of any size,
+    negative entries included."""
+    rng = np.random.default_rng(13)
+    for n, top in ((3, 2**20), (40, 2**52), (200, 2**61)):
+        g = rng.integers(-top, top, (n, n), dtype=np.int64)
+        w = [int(v) for v in rng.integers(-(2**62), 2**62, n)]
+        w[0], w[-1] = 0, -(3**140)
+        wi = np.array(w, dtype=object)
+        assert quadratic(g, w) == int(wi @ (g.astype(object) @ wi))
+        assert quadratic(g.astype(object), w) == int(wi @ (g.astype(object) @ wi))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_augmented_gram_reads_integer_planes_as_they_are(dtype):
+    """Stored integers (no float64 copy of the planes) give the sums of their float64 copy."""
+    rng = np.random.default_rng(14)
+    top = np.iinfo(dtype).max
+    x = rng.integers(0, top, (3, 23, 29), endpoint=True).astype(dtype)
+    y = rng.integers(0, top, (3, 18, 23), endpoint=True).astype(dtype)
+    kept = (y > 0) & (y < top) & (rng.random(y.shape) < 0.9)
+    kept[1, 4:12, 2:20] = False  # long runs left out
+    got = augmented_gram(x, y, kept, 6, 7, integer=True)
+    expected = augmented_gram(x.astype(np.float64), y.astype(np.float64), kept, 6, 7, integer=True)
+    np.testing.assert_array_equal(got, expected)
+    g = np.full((44, 44), np.nan)
+    window_gram(x, x, 6, 7, integer=True, out=g[:42, :42])  # into a view of a larger matrix
+    whole = window_gram(x.astype(np.float64), x.astype(np.float64), 6, 7, integer=True)
+    np.testing.assert_array_equal(g[:42, :42], whole)
+    assert np.isnan(g[42:]).all() and np.isnan(g[:, 42:]).all()

@@ -2,8 +2,10 @@
 
 Each output channel has C_in·kh·kw weights (and a bias). Their normal equations share one Gram
 matrix, Σ v vᵀ of v = (the C_in·kh·kw window values, 1) over the valid windows: it is summed
-once, in blocks of windows (a BLAS product; memory O((C_in·kh·kw)²) whatever the image size),
-and each output subtracts the windows of its own samples left out as clipped. Least squares
+once, every row of samples a run (:mod:`convtool.learn.runs`: its first block row from bands of
+column strips, no patch matrix; memory O((C_in·kh·kw)²) and a band whatever the image size), and
+each output subtracts the windows of its own samples left out as clipped. 8- and 16-bit arrays
+are summed as stored, exact integers, and scaled once. Least squares
 solves each output's system as ``lstsq.solve`` does; gradient descent runs the textbook's step
 K ← K − lr·∇K, the gradient 2(A w − r) read off the same sums (the summed loss's gradient,
 without a pass over the pixels per epoch).
