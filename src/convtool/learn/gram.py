@@ -19,7 +19,7 @@ the result is then the exact Gram matrix, the same bytes as the pixel-by-pixel s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -322,15 +322,18 @@ def augmented_gram(
     return g
 
 
-def valid_correlation(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """X ⋆ K over the valid windows of each plane of ``x`` (C, H, W), by FFT: (C, Ho, Wo) (each
-    plane taken in float64 in turn)."""
+def correlated_planes(x: np.ndarray, kernel: np.ndarray) -> Iterator[np.ndarray]:
+    """X ⋆ K over the valid windows of each plane of ``x`` (C, H, W) in turn, by FFT: (Ho, Wo)
+    arrays (each plane taken in float64 when its turn comes)."""
     kh, kw = kernel.shape
     _, h, w = x.shape
     shape = (_fast_len(h), _fast_len(w))
     spectrum = np.conj(np.fft.rfft2(kernel, shape))
-    out = np.empty((x.shape[0], h - kh + 1, w - kw + 1))
-    for c, plane in enumerate(x):
+    for plane in x:
         full = np.fft.irfft2(np.fft.rfft2(_f64(plane), shape) * spectrum, shape)
-        out[c] = full[: h - kh + 1, : w - kw + 1]
-    return out
+        yield full[: h - kh + 1, : w - kw + 1]
+
+
+def valid_correlation(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """X ⋆ K over the valid windows of each plane of ``x`` (C, H, W), by FFT: (C, Ho, Wo)."""
+    return np.array(list(correlated_planes(x, kernel)))

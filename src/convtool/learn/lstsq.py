@@ -383,6 +383,33 @@ class Triangle:
         return x
 
 
+def _cholesky(a: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor L of ``a`` (A = L Lᵀ), made in ``a`` itself by blocks of
+    :data:`BLOCK` rows: no copies of the matrix, and a few large products rather than LAPACK's
+    many small steps, which BLAS threads on a busy machine mostly spend waiting for each other.
+    Raises LinAlgError when ``a`` is not positive definite in floating point."""
+    n = len(a)
+    for i0 in range(0, n, BLOCK):
+        i1 = min(n, i0 + BLOCK)
+        a[i0:i1, i0:i1] = np.linalg.cholesky(a[i0:i1, i0:i1])
+        a[i0:i1, i1:] = 0.0
+        if i1 == n:
+            break
+        a[i1:, i0:i1] = a[i1:, i0:i1] @ np.linalg.inv(a[i0:i1, i0:i1]).T
+        below = a[i1:, i0:i1]
+        for j0 in range(i1, n, BLOCK):  # the lower part of the rest, a block of rows at a time
+            j1 = min(n, j0 + BLOCK)
+            a[j0:j1, i1:j1] -= below[j0 - i1 : j1 - i1] @ below[: j1 - i1].T
+    return a
+
+
+def _row_bound(a: np.ndarray) -> float:
+    """The largest absolute row sum of ``a``: a bound on its largest eigenvalue."""
+    return max(
+        float(np.abs(a[i : i + ROW_BLOCK]).sum(axis=1).max()) for i in range(0, len(a), ROW_BLOCK)
+    )
+
+
 CERTAIN = 100.0
 """The Cholesky route needs the smallest eigenvalue, as estimated, above CERTAIN × RANK_RTOL ×
 a bound on the largest: a margin for the estimate."""
@@ -391,19 +418,16 @@ ITERATIONS = 12
 """Steps of inverse iteration that estimate the smallest eigenvalue."""
 
 
-def _well_conditioned(scaled: np.ndarray, chol: Triangle) -> bool:
-    """Whether no eigenvalue of ``scaled`` is near the rank tolerance: the smallest by inverse
-    iteration through the Cholesky factor (O(k²) a step, from a fixed start), the largest
-    bounded by the largest absolute row sum."""
-    top = max(
-        float(np.abs(scaled[i : i + ROW_BLOCK]).sum(axis=1).max())
-        for i in range(0, len(scaled), ROW_BLOCK)
-    )
-    x = np.random.default_rng(0).standard_normal(len(scaled))
+def _well_conditioned(top: float, chol: Triangle) -> bool:
+    """Whether no eigenvalue of A = L Lᵀ is near the rank tolerance: the smallest by inverse
+    iteration through the Cholesky factor (O(k²) a step, from a fixed start; its Rayleigh
+    quotient xᵀAx = |Lᵀx|²), the largest bounded by ``top`` (A's largest absolute row sum)."""
+    x = np.random.default_rng(0).standard_normal(len(chol.chol))
     for _ in range(ITERATIONS):
         y = chol.upper(chol.lower(x))
         x = y / np.linalg.norm(y)
-    smallest = float(x @ (scaled @ x))
+    v = chol.chol.T @ x
+    smallest = float(v @ v)
     return smallest > CERTAIN * RANK_RTOL * top
 
 
@@ -474,11 +498,13 @@ def normal_rank(normal: Normal, n: int, bias: bool) -> int:
     a, *_ = _reparametrised(normal, n, bias)
     scaled, _ = _scaled(a)
     if len(scaled) >= CHOLESKY_FROM:
+        top = _row_bound(scaled)
         try:
-            if _well_conditioned(scaled, Triangle(np.linalg.cholesky(scaled))):
+            if _well_conditioned(top, Triangle(_cholesky(scaled))):
                 return len(scaled)
         except np.linalg.LinAlgError:
             pass
+        scaled, _ = _scaled(_reparametrised(normal, n, bias)[0])  # factorised in place
     return int(_kept(np.linalg.eigvalsh(scaled)).sum())
 
 
@@ -496,14 +522,17 @@ def solve(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, int]:
     a, r, smat, z0 = _reparametrised(normal, n, bias)
     scaled, d = _scaled(a)
     if len(scaled) >= CHOLESKY_FROM:
+        top = _row_bound(scaled)
         try:
-            chol = Triangle(np.linalg.cholesky(scaled))
+            chol = Triangle(_cholesky(scaled))
         except np.linalg.LinAlgError:  # not positive definite in floating point
             pass
         else:
-            if _well_conditioned(scaled, chol):
+            if _well_conditioned(top, chol):
                 theta = chol.upper(chol.lower(r / d)) / d
                 return smat @ theta + z0, len(scaled)
+        a, r, smat, z0 = _reparametrised(normal, n, bias)  # factorised in place: again
+        scaled, d = _scaled(a)
     lam, v = np.linalg.eigh(scaled)
     keep = _kept(lam)
     vk = v[:, keep]

@@ -9,7 +9,7 @@ import numpy as np
 
 from convtool import compiled
 from convtool.bundles import LearnPair
-from convtool.learn.gram import valid_correlation
+from convtool.learn.gram import correlated_planes, valid_correlation
 from convtool.learn.lstsq import RawPart
 from convtool.learn.pairs import Pair, aligned, nchunks, pair_work
 from convtool.learn.work import use_fft
@@ -162,10 +162,10 @@ def _largest_error(pairs: list[Pair], weights: np.ndarray, b: float) -> float:
         assert r is not None
         if use_fft(pair_work(p, kh, kw), kh, kw):  # in the target's stored units
             x, y = aligned(r.src, r.target, p, kh, kw)
-            kept = (r.lo < y) & (y < r.hi)
-            pred = valid_correlation(x, weights * (r.top_y / r.top_x))
-            res = (pred + float(b) * r.top_y - y)[kept]
-            largest = max(largest, float(np.abs(res).max(initial=0.0)) / r.top_y)
+            planes = correlated_planes(x, weights * (r.top_y / r.top_x))
+            for pred, yc in zip(planes, y, strict=True):  # a channel at a time bounds the memory
+                res = (pred + float(b) * r.top_y - yc)[(r.lo < yc) & (yc < r.hi)]
+                largest = max(largest, float(np.abs(res).max(initial=0.0)) / r.top_y)
             continue
         kernel = np.ascontiguousarray(weights * (r.top_y / r.top_x), dtype=np.float64)
         out = np.zeros(1)
