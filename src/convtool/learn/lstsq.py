@@ -383,7 +383,7 @@ class Triangle:
         return x
 
 
-def _cholesky(a: np.ndarray) -> np.ndarray:
+def cholesky_in_place(a: np.ndarray) -> np.ndarray:
     """The lower Cholesky factor L of ``a`` (A = L Lᵀ), made in ``a`` itself by blocks of
     :data:`BLOCK` rows: no copies of the matrix, and a few large products rather than LAPACK's
     many small steps, which BLAS threads on a busy machine mostly spend waiting for each other.
@@ -500,7 +500,7 @@ def normal_rank(normal: Normal, n: int, bias: bool) -> int:
     if len(scaled) >= CHOLESKY_FROM:
         top = _row_bound(scaled)
         try:
-            if _well_conditioned(top, Triangle(_cholesky(scaled))):
+            if _well_conditioned(top, Triangle(cholesky_in_place(scaled))):
                 return len(scaled)
         except np.linalg.LinAlgError:
             pass
@@ -524,7 +524,7 @@ def solve(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, int]:
     if len(scaled) >= CHOLESKY_FROM:
         top = _row_bound(scaled)
         try:
-            chol = Triangle(_cholesky(scaled))
+            chol = Triangle(cholesky_in_place(scaled))
         except np.linalg.LinAlgError:  # not positive definite in floating point
             pass
         else:
