@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from convtool.learn.runs import Sums, add_masked
+from convtool.learn.work import FFT_LAG_SECONDS, FFT_PIXEL_SECONDS, PATCH_SECONDS
 
 FFT_ERROR = 1e-13
 """A bound on the FFT's rounding error, relative to ‖A‖·‖B‖ (pocketfft is near 1e-15)."""
@@ -278,15 +279,25 @@ def _patches(
     kw: int,
     out: np.ndarray | None = None,
     sign: float = 1.0,
+    tick: Callable[[float], None] | None = None,
 ) -> np.ndarray:
     """Σ v vᵀ of v = (window, 1, y) over the samples ``where`` (C, Ho, Wo) marks, every channel
     a plane of its own (:mod:`convtool.learn.runs`: long runs from their ends), added to
-    ``out`` times ``sign`` (by default to a new matrix of zeros)."""
+    ``out`` times ``sign`` (by default to a new matrix of zeros); ``tick`` is told the fraction
+    done now and then."""
     sums = Sums.zeros(1, kh, kw, 1, out, sign)
+    counts = where.reshape(len(where), -1).sum(axis=1)
+    before = np.concatenate([[0], np.cumsum(counts)]) / max(1, int(counts.sum()))
     for c in range(x.shape[0]):
-        if where[c].any():
-            add_masked(sums, x[c][..., np.newaxis], y[c][..., np.newaxis], where[c], kh, kw)
+        if counts[c]:
+            part = None if tick is None else _part(tick, before[c], before[c + 1])
+            add_masked(sums, x[c][..., np.newaxis], y[c][..., np.newaxis], where[c], kh, kw, part)
     return sums.finish(1, kh, kw)
+
+
+def _part(tick: Callable[[float], None], start: float, end: float) -> Callable[[float], None]:
+    """``tick`` moved over [start, end] as a piece of work goes from 0 to 1."""
+    return lambda fraction: tick(start + (end - start) * fraction)
 
 
 def augmented_gram(
@@ -308,17 +319,24 @@ def augmented_gram(
     """
     n = kh * kw
     left = ~kept
-    if int(left.sum()) > int(kept.sum()):
-        return _patches(x, y, kept, kh, kw)
+    left_out = int(left.sum())
+    if left_out > kept.size - left_out:
+        return _patches(x, y, kept, kh, kw, tick=tick)
+    # the meter's share of each part by the cost model's estimates
+    lags = FFT_PIXEL_SECONDS * x.size + FFT_LAG_SECONDS * (2 * kh - 1) * (2 * kw - 1) * n
+    share = lags / (lags + PATCH_SECONDS * left_out * (n + 2) ** 2)
     g = np.empty((n + 2, n + 2))
-    window_gram(x, x, kh, kw, integer=integer, tick=tick, out=g[:n, :n])
+    window_gram(
+        x, x, kh, kw, integer=integer, out=g[:n, :n],
+        tick=None if tick is None else _part(tick, 0.0, share),
+    )  # fmt: skip
     g[:n, n] = g[n, :n] = _box_sums(x, kh, kw)
     g[:n, n + 1] = g[n + 1, :n] = _cross(x, y, kh, kw, integer)
     g[n, n] = y.size
     g[n, n + 1] = g[n + 1, n] = float(y.sum(dtype=np.float64))
     g[n + 1, n + 1] = square_sum(y)
-    if left.any():
-        _patches(x, y, left, kh, kw, g, -1.0)
+    if left_out:
+        _patches(x, y, left, kh, kw, g, -1.0, None if tick is None else _part(tick, share, 1.0))
     return g
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convtool.learn.work import Meter
+
 PATCH_VALUES = 1 << 21
 """float64 values (16 MiB) a block of gathered windows holds at most."""
 
@@ -125,9 +127,17 @@ class Sums:
 
 
 def _plain(
-    sums: Sums, x: np.ndarray, ys: np.ndarray, rows: np.ndarray, cols: np.ndarray, kh: int, kw: int
+    sums: Sums,
+    x: np.ndarray,
+    ys: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    kh: int,
+    kw: int,
+    tick: Meter | None = None,
 ) -> None:
-    """Add Σ u uᵀ over the samples (rows, cols): the products themselves, a block at a time."""
+    """Add Σ u uᵀ over the samples (rows, cols): the products themselves, a block at a time
+    (``tick`` told the fraction done after each)."""
     width = len(sums.out)
     n = width - 1 - ys.shape[2]
     for s0, s1 in _spans(len(rows), width):
@@ -139,6 +149,8 @@ def _plain(
             sums.out -= u.T @ u
         else:
             sums.out += u.T @ u
+        if tick is not None:
+            tick(s1 / len(rows))
 
 
 def assemble(head: np.ndarray, ends: np.ndarray, channels: int, kh: int, kw: int) -> np.ndarray:
@@ -188,13 +200,20 @@ def _along_runs(
 
 
 def add_masked(
-    sums: Sums, x: np.ndarray, ys: np.ndarray, where: np.ndarray, kh: int, kw: int
+    sums: Sums,
+    x: np.ndarray,
+    ys: np.ndarray,
+    where: np.ndarray,
+    kh: int,
+    kw: int,
+    tick: Meter | None = None,
 ) -> None:
     """Add Σ u uᵀ of u = (v, 1, y_0 … y_(m−1)) over the samples ``where`` (Ho × Wo) marks.
 
     ``x`` (H, W, C) the planes (any float dtype; summed in float64), ``ys`` (Ho, Wo, m) the
     targets (m may be 0). Runs of at least :func:`min_run` samples are summed from their first
-    block row and their ends, the other samples by their products.
+    block row and their ends, the other samples by their products (the costlier part, of which
+    ``tick`` is told the fraction done now and then).
     """
     rows, starts, ends = runs(where)
     shortest = min_run(kw)
@@ -205,7 +224,7 @@ def add_masked(
         rest = where.copy()
         rest[samples(rows[long], starts[long], ends[long])] = False
         r, q = np.nonzero(rest)
-        _plain(sums, x, ys, r, q, kh, kw)
+        _plain(sums, x, ys, r, q, kh, kw, tick)
 
 
 def masked_gram(x: np.ndarray, ys: np.ndarray, where: np.ndarray, kh: int, kw: int) -> np.ndarray:
