@@ -19,9 +19,12 @@ the result is then the exact Gram matrix, the same bytes as the pixel-by-pixel s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
+
+from convtool.learn.runs import Sums, add_masked
+from convtool.learn.work import FFT_LAG_SECONDS, FFT_PIXEL_SECONDS, PATCH_SECONDS
 
 FFT_ERROR = 1e-13
 """A bound on the FFT's rounding error, relative to ‖A‖·‖B‖ (pocketfft is near 1e-15)."""
@@ -33,9 +36,33 @@ STRIPS_SHARE = 0.2
 
 def integer_exact(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether rounding the FFT sums of integer planes ``a``, ``b`` gives them exactly."""
-    norms = float(np.sqrt(np.sum(np.square(a, dtype=np.float64))))
-    norms *= float(np.sqrt(np.sum(np.square(b, dtype=np.float64))))
+    norms = float(np.sqrt(square_sum(a))) * float(np.sqrt(square_sum(b)))
     return norms * FFT_ERROR < 0.25 and norms < 2.0**52
+
+
+def square_sum(a: np.ndarray) -> float:
+    """Σ a² in float64, a plane at a time (no float64 copy of the whole stack)."""
+    planes = a.reshape(-1, *a.shape[-2:]) if a.ndim > 2 else a[np.newaxis]
+    return float(sum(np.sum(np.square(plane, dtype=np.float64)) for plane in planes))
+
+
+def _f64(a: np.ndarray) -> np.ndarray:
+    """``a`` in float64 (numpy's FFTs keep float32 in single precision)."""
+    return np.asarray(a, dtype=np.float64)
+
+
+def _zero_padded(
+    b: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], py: int, px: int
+) -> np.ndarray:
+    """Rows [r0, r1) and columns [c0, c1) of the stack ``b`` with ``py`` rows and ``px`` columns
+    of 0 around it, in float64 (the part of the padded stack that is read, not all of it)."""
+    (r0, r1), (c0, c1) = rows, cols
+    out = np.zeros((b.shape[0], r1 - r0, c1 - c0))
+    s0, s1 = max(r0 - py, 0), min(r1 - py, b.shape[1])
+    t0, t1 = max(c0 - px, 0), min(c1 - px, b.shape[2])
+    if s0 < s1 and t0 < t1:
+        out[:, s0 + py - r0 : s1 + py - r0, t0 + px - c0 : t1 + px - c0] = b[:, s0:s1, t0:t1]
+    return out
 
 
 def _fast_len(n: int) -> int:
@@ -64,8 +91,8 @@ def _lags(a: np.ndarray, b: np.ndarray, kh: int, kw: int, integer: bool) -> np.n
     shape = (_fast_len(h + kh - 1), _fast_len(w + kw - 1))
     spectrum = np.zeros((shape[0], shape[1] // 2 + 1), dtype=complex)
     for ac, bc in zip(a, b, strict=True):  # a channel at a time bounds the memory
-        fa = np.fft.rfft2(ac, shape)
-        spectrum += np.conj(fa) * (fa if bc is ac else np.fft.rfft2(bc, shape))
+        fa = np.fft.rfft2(_f64(ac), shape)
+        spectrum += np.conj(fa) * (fa if bc is ac else np.fft.rfft2(_f64(bc), shape))
     c = np.fft.irfft2(spectrum, shape)
     rows = np.r_[shape[0] - kh + 1 : shape[0], 0:kh]
     cols = np.r_[shape[1] - kw + 1 : shape[1], 0:kw]
@@ -77,37 +104,37 @@ def _line_lags(
 ) -> np.ndarray:
     """F[l, dy + k_across − 1, dx + k_along − 1] = Σ_(channel, c) A(ρ, c)·B(ρ + dy, c + dx) for
     the rows ρ = ``lines[l]`` (0 where row ρ + dy is outside)."""
-    channels, h, w = a.shape
+    _, _, w = a.shape
     length = _fast_len(w + k_along - 1)
-    pad = np.zeros((channels, h + 2 * (k_across - 1), w))
-    pad[:, k_across - 1 : k_across - 1 + h] = b
-    fa = np.conj(np.fft.rfft(a[:, lines], length))  # (C, L, f)
+    # the rows of B with k_across − 1 rows of 0 around that lines + dy reach
+    first = int(lines.min()) if len(lines) else 0
+    span = (first, (int(lines.max()) if len(lines) else 0) + 2 * k_across - 1)
+    pad = _zero_padded(b, span, (0, w), k_across - 1, 0)
+    fa = np.conj(np.fft.rfft(_f64(a[:, lines]), length))  # (C, L, f)
     out = np.empty((len(lines), 2 * k_across - 1, 2 * k_along - 1))
     cols = np.r_[length - k_along + 1 : length, 0:k_along]
+    fpad = np.fft.rfft(pad, length)  # each row of B once, read by every lag that reaches it
     for dy in range(2 * k_across - 1):  # a loop bounds the memory to one lag of rows
-        fb = np.fft.rfft(pad[:, lines + dy], length)
+        fb = fpad[:, lines - first + dy]
         c = np.fft.irfft((fa * fb).sum(axis=0), length)
         out[:, dy] = c[:, cols]
     return _round(out, integer)
 
 
-def _corner(
-    a: np.ndarray, bpad: np.ndarray, rows: slice, cols: slice, iy: int, kw: int
-) -> np.ndarray:
-    """P[ρ, c, dx] = Σ_channel A(ρ, c)·B(ρ + dy, c + dx) over a corner block (0 outside B), for
-    the lag row dy = iy − (kh − 1) (``bpad`` is B with kh − 1 rows and kw − 1 columns of 0
-    around)."""
-    block = a[:, rows, cols]
-    r0, c0 = rows.start, cols.start
+def _corner(block: np.ndarray, bpad: np.ndarray, iy: int, kw: int) -> np.ndarray:
+    """P[ρ, c, dx] = Σ_channel A(ρ, c)·B(ρ + dy, c + dx) over a corner ``block`` of A (0 outside
+    B), for the lag row dy = iy − (kh − 1) (``bpad``: the part of B, with kh − 1 rows and kw − 1
+    columns of 0 around, that the block's windows reach)."""
     bh, bw = block.shape[1:]
-    window = bpad[:, r0 + iy : r0 + iy + bh, c0 : c0 + bw + 2 * (kw - 1)]
+    window = bpad[:, iy : iy + bh]
     view = np.lib.stride_tricks.sliding_window_view(window, bw, axis=2)  # (C, bh, 2kw−1, bw)
     return np.einsum("crxb,crb->rbx", view, block)
 
 
 def as_stack(x: np.ndarray) -> np.ndarray:
-    """(H, W) or (C, H, W) as a float64 (C, H, W) stack."""
-    x = np.asarray(x, dtype=np.float64)
+    """(H, W) or (C, H, W) as a (C, H, W) stack of numbers as they are (each transform or
+    block takes its float64 copy: none of the whole stack is made)."""
+    x = np.asarray(x)
     return x[np.newaxis] if x.ndim == 2 else x
 
 
@@ -119,11 +146,13 @@ def window_gram(
     *,
     integer: bool = False,
     tick: Callable[[float], None] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """G[p, r] (n × n, n = kh·kw, p = a·kw + b) of the module docstring, summed over channels.
 
     ``a`` and ``b`` are planes (H, W) or stacks (C, H, W) of the same shape; ``b`` may be ``a``.
-    ``tick(fraction)`` is told how much of the work is done, now and then.
+    ``tick(fraction)`` is told how much of the work is done, now and then. ``out`` (n × n, a
+    view into a larger matrix, say) receives G.
 
     >>> a = np.arange(12.0).reshape(3, 4)
     >>> g = window_gram(a, a, 2, 2)
@@ -151,32 +180,38 @@ def window_gram(
     zero_c = np.zeros((1, 2 * kw - 1, 2 * kh - 1))
     leftof = np.concatenate([zero_c, np.cumsum(ct, axis=0)])
     rightof = np.concatenate([np.cumsum(cr[::-1], axis=0)[::-1], zero_c])
-    bpad = np.zeros((b.shape[0], h + 2 * (kh - 1), w + 2 * (kw - 1)))
-    bpad[:, kh - 1 : kh - 1 + h, kw - 1 : kw - 1 + w] = b
-    return _assemble(t, above, below, leftof, rightof, (a, bpad), kh, kw, tick)
+    corners = []
+    for r0, c0 in ((0, 0), (0, wo), (ho, 0), (ho, wo)):
+        block = _f64(a[:, r0 : r0 + kh - 1, c0 : c0 + kw - 1])
+        reach = ((r0, r0 + 3 * (kh - 1)), (c0, c0 + 3 * (kw - 1)))
+        corners.append((block, _zero_padded(b, *reach, kh - 1, kw - 1)))
+    if out is None:
+        out = np.empty((kh * kw, kh * kw))
+    _assemble(t, above, below, leftof, rightof, corners, kh, kw, tick, out)
+    return out
 
 
-def _corner_sums(a: np.ndarray, bpad: np.ndarray, kh: int, kw: int, iy: int) -> np.ndarray:
+def _corner_sums(
+    corners: list[tuple[np.ndarray, np.ndarray]], kh: int, kw: int, iy: int
+) -> np.ndarray:
     """Q[a, b, dx] = the four corners' sums of A(s)·B(s + δ), dy = iy − (kh − 1), for the window
-    at (a, b): rows above a or from a + Ho, columns left of b or from b + Wo."""
-    h, w = a.shape[1:]
-    ho, wo = h - kh + 1, w - kw + 1
+    at (a, b): rows above a or from a + Ho, columns left of b or from b + Wo. ``corners``: the
+    four (kh − 1) × (kw − 1) blocks of A (top left, top right, bottom left, bottom right) with
+    the part of the padded B their windows reach."""
     q = np.zeros((kh, kw, 2 * kw - 1))
     if kh == 1 or kw == 1:
         return q
-    blocks = (
-        (slice(0, kh - 1), slice(0, kw - 1), False, False),
-        (slice(0, kh - 1), slice(wo, w), False, True),
-        (slice(ho, h), slice(0, kw - 1), True, False),
-        (slice(ho, h), slice(wo, w), True, True),
-    )
+    flips = ((False, False), (False, True), (True, False), (True, True))
     s = np.zeros((kh, kw, 2 * kw - 1))
-    for rows, cols, flip_r, flip_c in blocks:
-        p = _corner(a, bpad, rows, cols, iy, kw)  # (kh−1, kw−1, 2kw−1)
+    for (block, bpad), (flip_r, flip_c) in zip(corners, flips, strict=True):
+        p = _corner(block, bpad, iy, kw)  # (kh−1, kw−1, 2kw−1)
         p = p[:: -1 if flip_r else 1, :: -1 if flip_c else 1]
-        # the lags last: both sums run along outer axes, over rows of 2kw − 1 lags at once
-        np.cumsum(p, axis=0, out=s[1:, 1:])
-        np.cumsum(s[1:, 1:], axis=1, out=s[1:, 1:])
+        # the lags last: both sums run along outer axes, over rows of 2kw − 1 lags at once, as
+        # loops of vector additions (the order of np.cumsum's, which goes element by element)
+        for r in range(kh - 1):
+            np.add(s[r, 1:], p[r], out=s[r + 1, 1:])
+        for c in range(1, kw - 1):
+            np.add(s[1:, c + 1], s[1:, c], out=s[1:, c + 1])
         # suffix sums: index a counts the rows from a + Ho, the last kh − 1 − a of them
         q += s[:: -1 if flip_r else 1, :: -1 if flip_c else 1]
     return q
@@ -188,14 +223,17 @@ def _assemble(
     below: np.ndarray,
     leftof: np.ndarray,
     rightof: np.ndarray,
-    planes: tuple[np.ndarray, np.ndarray],
+    corners: list[tuple[np.ndarray, np.ndarray]],
     kh: int,
     kw: int,
     tick: Callable[[float], None] | None,
-) -> np.ndarray:
+    out: np.ndarray,
+) -> None:
     """G[(a, b), (a + dy, b + dx)] = T − strips + corners, one lag row dy at a time (the
     corners of each computed there from ``planes``, A and the padded B: O(k³) memory)."""
-    g = np.zeros((kh, kw, kh, kw))
+    out[...] = 0.0
+    g = out.reshape(kh, kw, kh, kw)
+    assert np.shares_memory(g, out)
     bi = np.arange(kw)[:, None]  # b
     ix = np.arange(kw)[None, :] - bi + kw - 1  # dx + kw − 1 of (b, b')
     for dy in range(-(kh - 1), kh):
@@ -205,23 +243,18 @@ def _assemble(
             t[iy, ix][None]
             - (above[ai, iy] + below[ai, iy])[:, ix]
             - (leftof[:, :, iy] + rightof[:, :, iy])[bi, ix][None]
-            + _corner_sums(*planes, kh, kw, iy)[ai[:, None, None], bi[None], ix]
+            + _corner_sums(corners, kh, kw, iy)[ai[:, None, None], bi[None], ix]
         )
         g[ai, :, ai + dy, :] = v
         if tick is not None:
             tick(STRIPS_SHARE + (1 - STRIPS_SHARE) * (iy + 1) / (2 * kh - 1))
-    return g.reshape(kh * kw, kh * kw)
-
-
-PATCH_VALUES = 1 << 21
-"""float64 values (16 MiB) a block of gathered patches holds at most."""
 
 
 def _box_sums(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
     """S[a·kw + b] = Σ_(channel, i < Ho, j < Wo) X[i + a, j + b]: the sum of each tap's samples."""
     _, h, w = x.shape
     c = np.zeros((h + 1, w + 1))
-    c[1:, 1:] = x.sum(axis=0).cumsum(axis=0).cumsum(axis=1)
+    c[1:, 1:] = x.sum(axis=0, dtype=np.float64).cumsum(axis=0).cumsum(axis=1)
     ho, wo = h - kh + 1, w - kw + 1
     a = np.arange(kh)[:, None]
     b = np.arange(kw)[None, :]
@@ -234,46 +267,37 @@ def _cross(x: np.ndarray, y: np.ndarray, kh: int, kw: int, integer: bool) -> np.
     shape = (_fast_len(h), _fast_len(w))
     spectrum = np.zeros((shape[0], shape[1] // 2 + 1), dtype=complex)
     for xc, yc in zip(x, y, strict=True):
-        spectrum += np.fft.rfft2(xc, shape) * np.conj(np.fft.rfft2(yc, shape))
+        spectrum += np.fft.rfft2(_f64(xc), shape) * np.conj(np.fft.rfft2(_f64(yc), shape))
     return _round(np.fft.irfft2(spectrum, shape)[:kh, :kw], integer).ravel()
 
 
-def _patches(x: np.ndarray, y: np.ndarray, where: np.ndarray, kh: int, kw: int) -> np.ndarray:
-    """Σ v vᵀ of v = (window, 1, y) over the samples ``where`` (C, Ho, Wo) marks, in blocks.
-
-    Windows of one value c throughout (the flat black or white regions whose blur a target
-    clips) add c²·11ᵀ, c·1 and c·y·1: summed as such, in O(n) each, rather than by the
-    O(n²) product the other windows take."""
-    n = kh * kw
-    total = np.zeros((n + 2, n + 2))
-    flat = np.zeros(6)  # Σ c², Σ c, Σ c·y, count, Σ y, Σ y² over the flat windows
-    step = max(1, PATCH_VALUES // (n + 2))
+def _patches(
+    x: np.ndarray,
+    y: np.ndarray,
+    where: np.ndarray,
+    kh: int,
+    kw: int,
+    out: np.ndarray | None = None,
+    sign: float = 1.0,
+    tick: Callable[[float], None] | None = None,
+) -> np.ndarray:
+    """Σ v vᵀ of v = (window, 1, y) over the samples ``where`` (C, Ho, Wo) marks, every channel
+    a plane of its own (:mod:`convtool.learn.runs`: long runs from their ends), added to
+    ``out`` times ``sign`` (by default to a new matrix of zeros); ``tick`` is told the fraction
+    done now and then."""
+    sums = Sums.zeros(1, kh, kw, 1, out, sign)
+    counts = where.reshape(len(where), -1).sum(axis=1)
+    before = np.concatenate([[0], np.cumsum(counts)]) / max(1, int(counts.sum()))
     for c in range(x.shape[0]):
-        windows = np.lib.stride_tricks.sliding_window_view(x[c], (kh, kw))
-        rows, cols = np.nonzero(where[c])
-        for s in range(0, len(rows), step):
-            r, q = rows[s : s + step], cols[s : s + step]
-            w = windows[r, q].reshape(len(r), n)
-            t = y[c, r, q]
-            one = w.min(axis=1) == w.max(axis=1)
-            cv, ty = w[one, 0], t[one]
-            flat += (cv @ cv, cv.sum(), cv @ ty, len(cv), ty.sum(), ty @ ty)
-            rest = ~one
-            v = np.empty((int(rest.sum()), n + 2))
-            v[:, :n] = w[rest]
-            v[:, n] = 1.0
-            v[:, n + 1] = t[rest]
-            total += v.T @ v
-    total[:n, :n] += flat[0]
-    total[:n, n] += flat[1]
-    total[n, :n] += flat[1]
-    total[:n, n + 1] += flat[2]
-    total[n + 1, :n] += flat[2]
-    total[n, n] += flat[3]
-    total[n, n + 1] += flat[4]
-    total[n + 1, n] += flat[4]
-    total[n + 1, n + 1] += flat[5]
-    return total
+        if counts[c]:
+            part = None if tick is None else _part(tick, before[c], before[c + 1])
+            add_masked(sums, x[c][..., np.newaxis], y[c][..., np.newaxis], where[c], kh, kw, part)
+    return sums.finish(1, kh, kw)
+
+
+def _part(tick: Callable[[float], None], start: float, end: float) -> Callable[[float], None]:
+    """``tick`` moved over [start, end] as a piece of work goes from 0 to 1."""
+    return lambda fraction: tick(start + (end - start) * fraction)
 
 
 def augmented_gram(
@@ -295,28 +319,39 @@ def augmented_gram(
     """
     n = kh * kw
     left = ~kept
-    if int(left.sum()) > int(kept.sum()):
-        return _patches(x, y, kept, kh, kw)
+    left_out = int(left.sum())
+    if left_out > kept.size - left_out:
+        return _patches(x, y, kept, kh, kw, tick=tick)
+    # the meter's share of each part by the cost model's estimates
+    lags = FFT_PIXEL_SECONDS * x.size + FFT_LAG_SECONDS * (2 * kh - 1) * (2 * kw - 1) * n
+    share = lags / (lags + PATCH_SECONDS * left_out * (n + 2) ** 2)
     g = np.empty((n + 2, n + 2))
-    g[:n, :n] = window_gram(x, x, kh, kw, integer=integer, tick=tick)
+    window_gram(
+        x, x, kh, kw, integer=integer, out=g[:n, :n],
+        tick=None if tick is None else _part(tick, 0.0, share),
+    )  # fmt: skip
     g[:n, n] = g[n, :n] = _box_sums(x, kh, kw)
     g[:n, n + 1] = g[n + 1, :n] = _cross(x, y, kh, kw, integer)
     g[n, n] = y.size
-    g[n, n + 1] = g[n + 1, n] = float(y.sum())
-    g[n + 1, n + 1] = float(np.square(y).sum())
-    if left.any():
-        g -= _patches(x, y, left, kh, kw)
+    g[n, n + 1] = g[n + 1, n] = float(y.sum(dtype=np.float64))
+    g[n + 1, n + 1] = square_sum(y)
+    if left_out:
+        _patches(x, y, left, kh, kw, g, -1.0, None if tick is None else _part(tick, share, 1.0))
     return g
 
 
-def valid_correlation(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """X ⋆ K over the valid windows of each plane of ``x`` (C, H, W), by FFT: (C, Ho, Wo)."""
+def correlated_planes(x: np.ndarray, kernel: np.ndarray) -> Iterator[np.ndarray]:
+    """X ⋆ K over the valid windows of each plane of ``x`` (C, H, W) in turn, by FFT: (Ho, Wo)
+    arrays (each plane taken in float64 when its turn comes)."""
     kh, kw = kernel.shape
     _, h, w = x.shape
     shape = (_fast_len(h), _fast_len(w))
     spectrum = np.conj(np.fft.rfft2(kernel, shape))
-    out = np.empty((x.shape[0], h - kh + 1, w - kw + 1))
-    for c, plane in enumerate(x):
-        full = np.fft.irfft2(np.fft.rfft2(plane, shape) * spectrum, shape)
-        out[c] = full[: h - kh + 1, : w - kw + 1]
-    return out
+    for plane in x:
+        full = np.fft.irfft2(np.fft.rfft2(_f64(plane), shape) * spectrum, shape)
+        yield full[: h - kh + 1, : w - kw + 1]
+
+
+def valid_correlation(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """X ⋆ K over the valid windows of each plane of ``x`` (C, H, W), by FFT: (C, Ho, Wo)."""
+    return np.array(list(correlated_planes(x, kernel)))

@@ -144,7 +144,9 @@ def _mix(
     epochs = DEFAULT_EPOCHS if options.get("epochs") is None else int(options["epochs"])
     samples = sum(p.y.shape[0] * p.y.shape[1] for p in pairs)
     left_out = sum(int(p.kept.size - np.count_nonzero(p.kept)) for p in pairs)
-    gram = PATCH_SECONDS * (samples + left_out) * (n + 1) ** 2
+    # every sample adds its first block row (:mod:`convtool.learn.runs`); each left out, n²
+    strips = next(iter(c_in)) * kh + 1 + next(iter(c_out))
+    gram = PATCH_SECONDS * (samples * strips * n + left_out * (n + 1) ** 2)
     descent = epochs * (EPOCH_OVERHEAD + 1e-9 * len(c_out) * n**2) if method == "gd" else 0.0
     check_time(
         gram + descent,

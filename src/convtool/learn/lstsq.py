@@ -61,15 +61,6 @@ class Normal:
     gram: np.ndarray
 
 
-def _shift_matrix(m: int, c: float, d: float) -> np.ndarray:
-    """P such that v·P adds c to the window values and d to the target of v = (x, 1, y): the
-    identity, with c and d in the row of the constant 1. Then Σ (vP)ᵀ(vP) = Pᵀ (Σ vᵀv) P."""
-    p = np.eye(m)
-    p[m - 2, : m - 2] = c
-    p[m - 2, m - 1] = d
-    return p
-
-
 def normal_equations(
     pairs: list[Pair], kh: int, kw: int, meter: Meter | None = None
 ) -> tuple[Normal, np.ndarray]:
@@ -114,10 +105,12 @@ def normal_equations(
 
 
 def _centred(a: np.ndarray, centre: float) -> np.ndarray:
-    """A float64 copy of ``a`` less ``centre``, made in place (one copy, not two)."""
+    """A float64 copy of ``a`` less ``centre``, made in place (one copy, not two); ``a`` itself
+    when ``centre`` is 0 (the FFT route takes its float64 copies a plane or a block at a time)."""
+    if not centre:
+        return a
     out = a.astype(np.float64)
-    if centre:
-        out -= centre
+    out -= centre
     return out
 
 
@@ -163,11 +156,23 @@ def _direct_part(
     return part
 
 
+ROW_BLOCK = 512
+"""Rows a time of the rank-few updates of large matrices (their temporaries stay small)."""
+
+
 def congruence(g: np.ndarray, k: int, rows: list[int], v: np.ndarray) -> np.ndarray:
     """Lᵀ g L for L = (the first k columns of the identity) + Σ_j e_(rows[j]) v[:, j]ᵀ, in
-    O(m·k) rather than the O(m²·k) of the products (``v`` is k × len(rows))."""
-    x = g[:k, rows]
-    return g[:k, :k] + x @ v.T + v @ x.T + v @ g[np.ix_(rows, rows)] @ v.T
+    O(m·k) rather than the O(m²·k) of the products (``v`` is k × len(rows)): g[:k, :k] +
+    u vᵀ + v uᵀ with u = g[:k, rows] + ½ v g[rows, rows], a block of rows at a time. A zero ``v``
+    gives g[:k, :k] itself (no copy)."""
+    if not v.any():
+        return g[:k, :k]
+    u = g[:k, rows] + 0.5 * (v @ g[np.ix_(rows, rows)])
+    out = g[:k, :k].copy()
+    for i0 in range(0, k, ROW_BLOCK):
+        i1 = min(k, i0 + ROW_BLOCK)
+        out[i0:i1] += u[i0:i1] @ v.T + v[i0:i1] @ u.T
+    return out
 
 
 def combine(parts: list[tuple[np.ndarray, float, float, int]], m: int) -> Normal:
@@ -175,13 +180,27 @@ def combine(parts: list[tuple[np.ndarray, float, float, int]], m: int) -> Normal
     total = sum(k for *_, k in parts)
     c = sum(c_p * k for _, c_p, _, k in parts) / total if total else 0.0
     d = sum(d_p * k for _, _, d_p, k in parts) / total if total else 0.0
-    gram = np.zeros((m, m))
+    gram: np.ndarray | None = None
     for part, c_p, d_p, _ in parts:
-        # Pᵀ part P for P = _shift_matrix(m, c_p, d_p): the identity and one row, so O(m²)
-        row = _shift_matrix(m, c_p, d_p)[m - 2] - np.eye(m)[m - 2]
-        gram += congruence(part, m, [m - 2], row[:, np.newaxis])
+        # Pᵀ part P for P, the identity but for row m − 2 (c_p … c_p, 1, d_p), which adds c_p to
+        # the window values and d_p to the target of v·P: O(m²)
+        row = np.zeros(m)  # P's row less the identity's
+        row[: m - 2] = c_p
+        row[m - 1] = d_p
+        shifted = congruence(part, m, [m - 2], row[:, np.newaxis])
+        if gram is None:
+            gram = shifted  # one uncentred pair: its own matrix, not a copy
+        else:
+            if gram is parts[0][0]:
+                gram = gram.copy()
+            gram += shifted
+    if gram is None:
+        gram = np.zeros((m, m))
     return Normal(tuple((g, c_p, d_p) for g, c_p, d_p, _ in parts), c, d, gram)
 
+
+INT_SUM = 1 << 62
+"""Exact sums below this are kept as int64 (a fraction of the memory of Python ints)."""
 
 EXACT_SUM = 1 << 53
 """float64 holds every integer below this exactly: no sum of one pass may reach it."""
@@ -192,7 +211,7 @@ class RawPart:
     """One pair's normal equations in stored units, exact: Σ v vᵀ of v = (x − c, 1, y − d)
     over its kept samples, as Python ints, with the integer centres c, d (0 when uncentred)."""
 
-    gram: np.ndarray  # (n + 2, n + 2), dtype object
+    gram: np.ndarray  # (n + 2, n + 2), int64 (Python ints, dtype object, past INT_SUM)
     c: int
     d: int
     top_x: int
@@ -241,7 +260,9 @@ def exact_normal_equations(
         kept = int(counts[0])
         exact.append(RawPart(total, c_p, d_p, r.top_x, r.top_y, kept, int(counts[1])))
         scale = np.array([1.0 / r.top_x] * n + [1.0, 1.0 / r.top_y])
-        unit = total.astype(np.float64) * np.outer(scale, scale)
+        unit = total.astype(np.float64)
+        unit *= scale[:, np.newaxis]
+        unit *= scale[np.newaxis, :]
         parts.append((unit, c_p / r.top_x, d_p / r.top_y, kept))
     return combine(parts, m), exact
 
@@ -267,7 +288,7 @@ def _exact_fft(
     part = augmented_gram(x, y, kept, kh, kw, integer=True, tick=tick)
     kept_here = int(np.count_nonzero(kept))
     counts += (kept_here, kept.size - kept_here)
-    return part.astype(np.int64).astype(object)
+    return part.astype(np.int64)
 
 
 def _exact_direct(
@@ -309,6 +330,8 @@ def _exact_direct(
         total += part.astype(np.int64).astype(object)
         if tick is not None:
             tick(r1 / rows)
+    if max(abs(int(total.max())), abs(int(total.min()))) < INT_SUM:
+        return total.astype(np.int64)
     return total
 
 
@@ -319,10 +342,12 @@ def system(gram: np.ndarray, n: int, bias: bool) -> tuple[np.ndarray, np.ndarray
 
 
 def _scaled(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """D⁻¹AD⁻¹ with D = √diag(A) (1 where 0), and d = diag(D)."""
+    """D⁻¹AD⁻¹ with D = √diag(A) (1 where 0), made in ``a`` itself, and d = diag(D)."""
     d = np.sqrt(np.diag(a).copy())
     d[d == 0] = 1.0
-    return a / np.outer(d, d), d
+    for i in range(0, len(a), ROW_BLOCK):
+        a[i : i + ROW_BLOCK] /= np.outer(d[i : i + ROW_BLOCK], d)
+    return a, d
 
 
 def _kept(lam: np.ndarray) -> np.ndarray:
@@ -358,6 +383,33 @@ class Triangle:
         return x
 
 
+def cholesky_in_place(a: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor L of ``a`` (A = L Lᵀ), made in ``a`` itself by blocks of
+    :data:`BLOCK` rows: no copies of the matrix, and a few large products rather than LAPACK's
+    many small steps, which BLAS threads on a busy machine mostly spend waiting for each other.
+    Raises LinAlgError when ``a`` is not positive definite in floating point."""
+    n = len(a)
+    for i0 in range(0, n, BLOCK):
+        i1 = min(n, i0 + BLOCK)
+        a[i0:i1, i0:i1] = np.linalg.cholesky(a[i0:i1, i0:i1])
+        a[i0:i1, i1:] = 0.0
+        if i1 == n:
+            break
+        a[i1:, i0:i1] = a[i1:, i0:i1] @ np.linalg.inv(a[i0:i1, i0:i1]).T
+        below = a[i1:, i0:i1]
+        for j0 in range(i1, n, BLOCK):  # the lower part of the rest, a block of rows at a time
+            j1 = min(n, j0 + BLOCK)
+            a[j0:j1, i1:j1] -= below[j0 - i1 : j1 - i1] @ below[: j1 - i1].T
+    return a
+
+
+def _row_bound(a: np.ndarray) -> float:
+    """The largest absolute row sum of ``a``: a bound on its largest eigenvalue."""
+    return max(
+        float(np.abs(a[i : i + ROW_BLOCK]).sum(axis=1).max()) for i in range(0, len(a), ROW_BLOCK)
+    )
+
+
 CERTAIN = 100.0
 """The Cholesky route needs the smallest eigenvalue, as estimated, above CERTAIN × RANK_RTOL ×
 a bound on the largest: a margin for the estimate."""
@@ -366,16 +418,16 @@ ITERATIONS = 12
 """Steps of inverse iteration that estimate the smallest eigenvalue."""
 
 
-def _well_conditioned(scaled: np.ndarray, chol: Triangle) -> bool:
-    """Whether no eigenvalue of ``scaled`` is near the rank tolerance: the smallest by inverse
-    iteration through the Cholesky factor (O(k²) a step, from a fixed start), the largest
-    bounded by the largest absolute row sum."""
-    top = float(np.abs(scaled).sum(axis=1).max())
-    x = np.random.default_rng(0).standard_normal(len(scaled))
+def _well_conditioned(top: float, chol: Triangle) -> bool:
+    """Whether no eigenvalue of A = L Lᵀ is near the rank tolerance: the smallest by inverse
+    iteration through the Cholesky factor (O(k²) a step, from a fixed start; its Rayleigh
+    quotient xᵀAx = |Lᵀx|²), the largest bounded by ``top`` (A's largest absolute row sum)."""
+    x = np.random.default_rng(0).standard_normal(len(chol.chol))
     for _ in range(ITERATIONS):
         y = chol.upper(chol.lower(x))
         x = y / np.linalg.norm(y)
-    smallest = float(x @ (scaled @ x))
+    v = chol.chol.T @ x
+    smallest = float(v @ v)
     return smallest > CERTAIN * RANK_RTOL * top
 
 
@@ -406,7 +458,7 @@ def _reparametrised(
         srows.append(n)
         svecs.append(b_row)
         z0[n] = normal.d
-    a = np.zeros((k, k))
+    a: np.ndarray | None = None
     r = np.zeros(k)
     for g, c_p, d_p in normal.parts:
         # L = (the first k columns of I) + e_(n−1) τᵀ + e_n ℓᵀ: T's last row and the row
@@ -417,9 +469,14 @@ def _reparametrised(
         a0 = np.zeros(m)
         a0[n + 1] = -1.0
         a0[n] = -(d_p - normal.d) if bias else -d_p
-        a += congruence(g, k, [n - 1, n], v)
+        part = congruence(g, k, [n - 1, n], v)
+        if a is None:
+            a = part.copy() if np.shares_memory(part, g) else part
+        else:
+            a += part
         y = g @ a0
         r -= y[:k] + v @ y[[n - 1, n]]
+    assert a is not None
     return a, r, Map(srows, np.array(svecs)), z0
 
 
@@ -441,11 +498,13 @@ def normal_rank(normal: Normal, n: int, bias: bool) -> int:
     a, *_ = _reparametrised(normal, n, bias)
     scaled, _ = _scaled(a)
     if len(scaled) >= CHOLESKY_FROM:
+        top = _row_bound(scaled)
         try:
-            if _well_conditioned(scaled, Triangle(np.linalg.cholesky(scaled))):
+            if _well_conditioned(top, Triangle(cholesky_in_place(scaled))):
                 return len(scaled)
         except np.linalg.LinAlgError:
             pass
+        scaled, _ = _scaled(_reparametrised(normal, n, bias)[0])  # factorised in place
     return int(_kept(np.linalg.eigvalsh(scaled)).sum())
 
 
@@ -463,14 +522,17 @@ def solve(normal: Normal, n: int, bias: bool) -> tuple[np.ndarray, int]:
     a, r, smat, z0 = _reparametrised(normal, n, bias)
     scaled, d = _scaled(a)
     if len(scaled) >= CHOLESKY_FROM:
+        top = _row_bound(scaled)
         try:
-            chol = Triangle(np.linalg.cholesky(scaled))
+            chol = Triangle(cholesky_in_place(scaled))
         except np.linalg.LinAlgError:  # not positive definite in floating point
             pass
         else:
-            if _well_conditioned(scaled, chol):
+            if _well_conditioned(top, chol):
                 theta = chol.upper(chol.lower(r / d)) / d
                 return smat @ theta + z0, len(scaled)
+        a, r, smat, z0 = _reparametrised(normal, n, bias)  # factorised in place: again
+        scaled, d = _scaled(a)
     lam, v = np.linalg.eigh(scaled)
     keep = _kept(lam)
     vk = v[:, keep]

@@ -2,8 +2,10 @@
 
 Each output channel has C_in·kh·kw weights (and a bias). Their normal equations share one Gram
 matrix, Σ v vᵀ of v = (the C_in·kh·kw window values, 1) over the valid windows: it is summed
-once, in blocks of windows (a BLAS product; memory O((C_in·kh·kw)²) whatever the image size),
-and each output subtracts the windows of its own samples left out as clipped. Least squares
+once, every row of samples a run (:mod:`convtool.learn.runs`: its first block row from bands of
+column strips, no patch matrix; memory O((C_in·kh·kw)²) and a band whatever the image size), and
+each output subtracts the windows of its own samples left out as clipped. 8- and 16-bit arrays
+are summed as stored, exact integers, and scaled once. Least squares
 solves each output's system as ``lstsq.solve`` does; gradient descent runs the textbook's step
 K ← K − lr·∇K, the gradient 2(A w − r) read off the same sums (the summed loss's gradient,
 without a pass over the pixels per epoch).
@@ -20,21 +22,35 @@ import numpy as np
 from convtool.errors import LearnError
 from convtool.learn.gd import INIT_STD, OVERFLOW, stalled
 from convtool.learn.lstsq import Normal, solve
-from convtool.learn.pairs import as_planes
+from convtool.learn.pairs import as_planes, shaped
+from convtool.learn.runs import Sums, add_masked, windows
 from convtool.learn.work import Meter
 
-BLOCK_VALUES = 1 << 21
-"""float64 values (16 MiB) a block of windows holds at most."""
+BLOCK_VALUES = 1 << 20
+"""float64 values (8 MiB) a band of column strips holds at most."""
 
 
 @dataclass(frozen=True)
 class MixPair:
-    """One pair for a layer: the input (H, W, C_in), the aligned target (Ho, Wo, C_out) (float32
-    or float64), and which target samples are kept (Ho, Wo, C_out)."""
+    """One pair for a layer: the input (H, W, C_in), the aligned target (Ho, Wo, C_out), which
+    target samples are kept (Ho, Wo, C_out), and the scales that take each array to the pixel
+    policy's units: 8- and 16-bit arrays stay as stored (their sums are then exact integers),
+    scaled by 1/255 or 1/65535 once summed; float arrays are taken as they are (scale 1)."""
 
     x: np.ndarray
     y: np.ndarray
     kept: np.ndarray
+    x_scale: float = 1.0
+    y_scale: float = 1.0
+
+
+def _stored(array: np.ndarray, name: str) -> tuple[np.ndarray, float]:
+    """(H, W, C) planes: 8/16-bit as stored, with the scale to [0, 1]; others as floats."""
+    a = shaped(array, name)
+    if a.dtype in (np.uint8, np.uint16):
+        return a, 1.0 / float(np.iinfo(a.dtype).max)
+    planes, _ = as_planes(a, name)
+    return planes, 1.0
 
 
 def mix_pair(
@@ -49,8 +65,9 @@ def mix_pair(
     """Planes under the pixel policy, the target aligned as ``learn`` aligns it (same size:
     anchored at ``anchor``, by default (kh//2, kw//2); or valid), its clipped samples marked."""
     input_name, target_name = names
-    xp, _ = as_planes(x, input_name)
-    yp, integer_stored = as_planes(y, target_name)
+    xp, x_scale = _stored(x, input_name)
+    yp, y_scale = _stored(y, target_name)
+    integer_stored = y_scale != 1.0
     kh, kw = ksize
     h, w, _ = xp.shape
     th, tw, _ = yp.shape
@@ -70,70 +87,119 @@ def mix_pair(
         )
     if limits is None and integer_stored:
         limits = (0.0, 1.0)
-    # the planes as they come (float32 for 8/16-bit): blocks are made float64 one at a time
+    # the arrays as they come: bands are made float64 one at a time
     if keep_clipped or limits is None:
         kept = np.ones(yp.shape, dtype=bool)
     else:
-        kept = (limits[0] < yp) & (yp < limits[1])
-    return MixPair(xp, yp, kept)
+        kept = (limits[0] / y_scale < yp) & (yp < limits[1] / y_scale)
+    return MixPair(xp, yp, kept, x_scale, y_scale)
 
 
-def _block_rows(p: MixPair, kh: int, kw: int) -> int:
-    """Rows of windows per block: about :data:`BLOCK_VALUES` values."""
-    wo = p.x.shape[1] - kw + 1
-    return max(1, BLOCK_VALUES // (wo * (p.x.shape[2] * kh * kw + 1)))
+def _band_rows(p: MixPair, kh: int) -> int:
+    """Rows of samples per band: about :data:`BLOCK_VALUES` values of its column strips."""
+    return max(1, BLOCK_VALUES // (p.x.shape[1] * p.x.shape[2] * kh))
 
 
-def _blocks(p: MixPair, kh: int, kw: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The pair's windows as float64 (samples, C_in·kh·kw + 1) blocks (with the column of
-    ones), their targets and kept masks (samples, C_out), made a block of rows at a time."""
-    view = np.lib.stride_tricks.sliding_window_view(p.x, (kh, kw), axis=(0, 1))
-    ho, wo = view.shape[:2]
-    n = view[0, 0].size
-    rows = _block_rows(p, kh, kw)
-    for r0 in range(0, ho, rows):
-        r1 = min(ho, r0 + rows)
-        v = np.empty((r1 - r0, wo, n + 1))
-        v[..., :n] = view[r0:r1].reshape(r1 - r0, wo, n)
-        v[..., n] = 1.0
-        y = p.y[r0:r1].reshape(-1, p.y.shape[2]).astype(np.float64)
-        yield v.reshape(-1, n + 1), y, p.kept[r0:r1].reshape(-1, p.y.shape[2])
+def _bands(p: MixPair, kh: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The pair's column strips a band of sample rows [i0, i1) at a time: E (rows·W, C_in·kh)
+    float64 with E[(i − i0)·W + j] = X[i : i + kh, j, :] in (channel, row) order, so that the
+    window of sample (i, j) is E[q], E[q + 1], … E[q + kw − 1] for q = (i − i0)·W + j."""
+    h, w, c = p.x.shape
+    ho = h - kh + 1
+    rows = _band_rows(p, kh)
+    for i0 in range(0, ho, rows):
+        i1 = min(ho, i0 + rows)
+        z = np.empty((i1 - i0, w, c, kh))
+        for a in range(kh):
+            z[..., a] = p.x[i0 + a : i1 + a]
+        yield i0, i1, z.reshape(-1, c * kh)
+
+
+PRODUCT_ROWS = 160
+"""Samples per product of a band's skinny matrices: products this small run on one BLAS thread,
+which suits these shapes (more threads would mostly wait on each other)."""
+
+
+def _spans(count: int) -> Iterator[slice]:
+    for s0 in range(0, count, PRODUCT_ROWS):
+        yield slice(s0, min(count, s0 + PRODUCT_ROWS))
+
+
+def _every_kw(e: np.ndarray, kw: int, r: int) -> np.ndarray:
+    """The windows of samples r, r + kw, r + 2·kw … of a band as the rows of a matrix, without a
+    copy: the window of sample q is E[q], … E[q + kw − 1], kw·C·kh consecutive values of E, and
+    samples kw apart start kw·C·kh values apart. Values in (column, channel, row) order."""
+    count = max(0, (len(e) - kw - r) // kw + 1)
+    size = kw * e.shape[1]
+    return np.lib.stride_tricks.as_strided(
+        e[r:], shape=(count, size), strides=(size * e.itemsize, e.itemsize), writeable=False
+    )
+
+
+def _add_rows(sums: Sums, p: MixPair, kh: int, kw: int) -> None:
+    """Add every sample of the pair, row by row as runs (:mod:`convtool.learn.runs`): the first
+    block row from the column strips and their lags, each target masked to its kept samples."""
+    h, w, c = p.x.shape
+    ck = c * kh
+    ho, wo = h - kh + 1, w - kw + 1
+    m = p.y.shape[2]
+    for i0, i1, e in _bands(p, kh):
+        u = np.zeros((i1 - i0, w, ck + 1 + m))  # the samples' strips, 1 and targets; 0 past Wo
+        u[:, :wo, :ck] = e.reshape(i1 - i0, w, ck)[:, :wo]
+        u[:, :wo, ck] = 1.0
+        u[:, :wo, ck + 1 :] = np.where(p.kept[i0:i1], p.y[i0:i1], 0.0)
+        flat = u.reshape(-1, ck + 1 + m)
+        head = np.zeros((ck + 1 + m, kw * ck))  # columns in (column, channel, row) order
+        for r in range(kw):  # a sample's window lies in its row (0 past Wo: no others count)
+            v = _every_kw(e, kw, r)
+            ur = flat[r : r + kw * len(v) : kw]
+            for span in _spans(len(v)):
+                head += ur[span].T @ v[span]
+        sums.head += head.reshape(-1, kw, c, kh).transpose(0, 2, 3, 1).reshape(len(head), -1)
+        sums.tail += np.einsum("qi,qj->ij", flat[:, ck:], flat[:, ck:])
+    if kw > 1:
+        rows = np.arange(ho)
+        first = windows(p.x, rows, np.zeros(ho, dtype=np.intp), kh, kw - 1)
+        last = windows(p.x, rows, np.full(ho, wo), kh, kw - 1)
+        sums.ends += last.T @ last
+        sums.ends -= first.T @ first
+
+
+def _pair_normals(p: MixPair, kh: int, kw: int) -> list[np.ndarray]:
+    """The pair's augmented matrix for each output, Σ u uᵀ of u = (v, 1, y_o) over its kept
+    samples, in the pixel policy's units: the matrix over every sample, less the windows of
+    the output's samples left out, summed in the arrays' own units and scaled once."""
+    c_in, c_out = p.x.shape[2], p.y.shape[2]
+    n = c_in * kh * kw
+    sums = Sums.zeros(c_in, kh, kw, c_out)
+    _add_rows(sums, p, kh, kw)
+    shared = sums.finish(c_in, kh, kw)
+    scale = np.array([p.x_scale] * n + [1.0, p.y_scale])
+    out = []
+    for o in range(c_out):
+        g = np.empty((n + 2, n + 2))
+        g[: n + 1, : n + 1] = shared[: n + 1, : n + 1]
+        if not p.kept[..., o].all():
+            left = Sums.zeros(c_in, kh, kw, 0, g[: n + 1, : n + 1], -1.0)
+            add_masked(left, p.x, p.y[..., :0], ~p.kept[..., o], kh, kw)
+            left.finish(c_in, kh, kw)
+        g[: n + 1, n + 1] = g[n + 1, : n + 1] = shared[: n + 1, n + 1 + o]
+        g[n + 1, n + 1] = shared[n + 1 + o, n + 1 + o]
+        out.append(g * np.outer(scale, scale))
+    return out
 
 
 def layer_normals(pairs: Sequence[MixPair], kh: int, kw: int, meter: Meter | None) -> list[Normal]:
     """Each output channel's normal equations: Σ v vᵀ of v = (windows, 1, y_o) over its kept
     samples, as a :class:`~convtool.learn.lstsq.Normal` (uncentred)."""
-    c_out = pairs[0].y.shape[2]
-    n = pairs[0].x.shape[2] * kh * kw
-    m = n + 2
-    shared = np.zeros((n + 1, n + 1))
-    cross = np.zeros((n + 1, c_out))
-    left = np.zeros((c_out, n + 1, n + 1))
-    sy = np.zeros(c_out)
-    syy = np.zeros(c_out)
-    total = sum(-(-(p.x.shape[0] - kh + 1) // _block_rows(p, kh, kw)) for p in pairs)
-    blocks = (b for p in pairs for b in _blocks(p, kh, kw))
-    for done, (v, y, kept) in enumerate(blocks, start=1):
-        shared += v.T @ v
-        ym = np.where(kept, y, 0.0)
-        cross += v.T @ ym
-        sy += ym.sum(axis=0)
-        syy += np.square(ym).sum(axis=0)
-        for o in range(c_out):
-            if not kept[:, o].all():
-                out = v[~kept[:, o]]
-                left[o] += out.T @ out
+    total: list[np.ndarray] | None = None
+    for done, p in enumerate(pairs, start=1):
+        parts = _pair_normals(p, kh, kw)
+        total = parts if total is None else [t + g for t, g in zip(total, parts, strict=True)]
         if meter is not None:
-            meter(done / total)
-    normals = []
-    for o in range(c_out):
-        g = np.empty((m, m))
-        g[: n + 1, : n + 1] = shared - left[o]
-        g[: n + 1, n + 1] = g[n + 1, : n + 1] = cross[:, o]
-        g[n, n + 1] = g[n + 1, n] = sy[o]
-        g[n + 1, n + 1] = syy[o]
-        normals.append(Normal(((g, 0.0, 0.0),), 0.0, 0.0, g))
-    return normals
+            meter(done / len(pairs))
+    assert total is not None
+    return [Normal(((g, 0.0, 0.0),), 0.0, 0.0, g) for g in total]
 
 
 @dataclass(frozen=True)
@@ -200,6 +266,28 @@ def descend_layer(
     return LayerFit(z[:, :n], biases, [], history, lr, len(history))
 
 
+def _residuals(
+    p: MixPair, weights: np.ndarray, biases: np.ndarray, kh: int, kw: int
+) -> Iterator[np.ndarray]:
+    """The pair's residuals Σ_(c, a, b) X ⋆ K + b − Y over its kept samples, a band at a time
+    (from the column strips: the window of sample q is E[q … q + kw − 1])."""
+    w = p.x.shape[1]
+    wo = w - kw + 1
+    c_out = weights.shape[0]
+    # (column, channel, row) order, as _every_kw gives the windows
+    taps = weights.reshape(c_out, -1, kh, kw).transpose(3, 1, 2, 0).reshape(-1, c_out)
+    taps = taps * p.x_scale
+    for i0, i1, e in _bands(p, kh):
+        pred = np.zeros((len(e), c_out))
+        for r in range(kw):
+            v = _every_kw(e, kw, r)
+            rows = pred[r : r + kw * len(v) : kw]
+            for span in _spans(len(v)):
+                rows[span] = v[span] @ taps
+        pred3 = pred.reshape(i1 - i0, w, c_out)[:, :wo] + biases
+        yield (pred3 - p.y_scale * p.y[i0:i1])[p.kept[i0:i1]]
+
+
 def layer_figures(
     pairs: Sequence[MixPair],
     normals: list[Normal],
@@ -220,10 +308,8 @@ def layer_figures(
         count = float(nm.gram[n, n])
         if count:
             sst += float(nm.gram[n + 1, n + 1]) - float(nm.gram[n, n + 1]) ** 2 / count
-    wb = np.vstack([weights.T, biases[np.newaxis]])  # (n + 1, C_out)
     for p in pairs:  # the residuals themselves: a quadratic form would lose their last digits
-        for v, y, kept in _blocks(p, kh, kw):
-            res = (v @ wb - y)[kept]
+        for res in _residuals(p, weights, biases, kh, kw):
             sse += float(np.square(res).sum())
             largest = max(largest, float(np.abs(res).max(initial=0.0)))
     return {

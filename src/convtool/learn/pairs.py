@@ -100,8 +100,8 @@ def unit_warnings(
     return warnings
 
 
-def as_planes(array: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
-    """``array`` as float (H, W, C) under the pixel policy, and whether it was integer-stored."""
+def shaped(array: np.ndarray, name: str) -> np.ndarray:
+    """``array`` as (H, W, C) numbers, as they are (a LearnError for anything else)."""
     a = np.asarray(array)
     if a.dtype.kind not in "biuf":
         raise LearnError(f"{name} has dtype {a.dtype}; expected numbers (uint8, uint16, float)")
@@ -120,6 +120,12 @@ def as_planes(array: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
         )
     if 0 in a.shape:
         raise LearnError(f"{name} is empty (shape {a.shape}); it needs at least one pixel")
+    return a
+
+
+def as_planes(array: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
+    """``array`` as float (H, W, C) under the pixel policy, and whether it was integer-stored."""
+    a = shaped(array, name)
     integer_stored = a.dtype in (np.uint8, np.uint16)
     if integer_stored:
         scale = np.float32(np.iinfo(a.dtype).max)

@@ -9,7 +9,7 @@ import numpy as np
 
 from convtool import compiled
 from convtool.bundles import LearnPair
-from convtool.learn.gram import valid_correlation
+from convtool.learn.gram import correlated_planes, valid_correlation
 from convtool.learn.lstsq import RawPart
 from convtool.learn.pairs import Pair, aligned, nchunks, pair_work
 from convtool.learn.work import use_fft
@@ -25,7 +25,7 @@ def residuals(pairs: list[Pair], weights: np.ndarray, b: float, gradient: bool) 
     for k, p in enumerate(pairs):
         if not gradient and use_fft(pair_work(p, kh, kw), kh, kw):
             x, y = aligned(p.src, p.target, p, kh, kw)
-            r = valid_correlation(x.astype(np.float64), kernel) + b - y
+            r = valid_correlation(x, kernel) + b - y
             kept = (p.lo < y) & (y < p.hi)
             used = r[kept]
             d = y[kept] - p.shift
@@ -102,9 +102,9 @@ def exact_figures(
         w = [kp * sy for kp in k]
         w += [sy * q.c * sum_k + bias * sx * sy - sx * q.d, Fraction(-sx)]
         den = math.lcm(*(f.denominator for f in w))
-        wi = np.array([int(f * den) for f in w], dtype=object)
-        sse += Fraction(int(wi @ (q.gram @ wi)), (den * sx * sy) ** 2)
-        count, sum_y, sum_yy = q.gram[n, n], q.gram[n, n + 1], q.gram[n + 1, n + 1]
+        wi = [int(f * den) for f in w]
+        sse += Fraction(quadratic(q.gram, wi), (den * sx * sy) ** 2)
+        count, sum_y, sum_yy = (int(q.gram[i, j]) for i, j in ((n, n), (n, n + 1), (n + 1, n + 1)))
         s1 += Fraction(sum_y + count * q.d, sy)
         s2 += Fraction(sum_yy + 2 * q.d * sum_y + count * q.d**2, sy**2)
     sst = s2 - s1 * s1 / used
@@ -115,6 +115,39 @@ def exact_figures(
         "max_error": _largest_error(pairs, weights, b),
         "r2": float(1 - sse / sst) if sst > 0 else None,
     }
+
+
+LIMB_BITS = 31
+"""The exact int64 Gram matrix is split into two halves of this many bits for products."""
+
+
+def quadratic(gram: np.ndarray, w: list[int]) -> int:
+    """wᵀ G w exactly, for integers w (Python ints, any size) and G of int64 (or of Python
+    ints). An int64 G (|G| < 2**62) is split as G1·2**31 + G0 and w into limbs small enough that
+    the int64 products G0·W and G1·W cannot overflow; the limbs are put together in Python ints
+    row by row (O(n) big-integer work rather than O(n²))."""
+    if gram.dtype == object:
+        wi = np.array(w, dtype=object)
+        return int(wi @ (gram @ wi))
+    n = len(w)
+    bits = 62 - LIMB_BITS - n.bit_length()
+    limbs = max(1, -(-max(abs(v) for v in w).bit_length() // bits))
+    mask = (1 << bits) - 1
+    parts = np.array(
+        [[(abs(v) >> (bits * k)) & mask for k in range(limbs)] for v in w], dtype=np.int64
+    )
+    parts *= np.array([(v > 0) - (v < 0) for v in w], dtype=np.int64)[:, np.newaxis]
+    low = (gram & ((1 << LIMB_BITS) - 1)) @ parts
+    high = (gram >> LIMB_BITS) @ parts
+    total = 0
+    for v, lo, hi in zip(w, low.tolist(), high.tolist(), strict=True):
+        if v:
+            row = sum(
+                ((h << LIMB_BITS) + low_k) << (bits * k)
+                for k, (low_k, h) in enumerate(zip(lo, hi, strict=True))
+            )
+            total += v * row
+    return total
 
 
 def _largest_error(pairs: list[Pair], weights: np.ndarray, b: float) -> float:
@@ -129,10 +162,10 @@ def _largest_error(pairs: list[Pair], weights: np.ndarray, b: float) -> float:
         assert r is not None
         if use_fft(pair_work(p, kh, kw), kh, kw):  # in the target's stored units
             x, y = aligned(r.src, r.target, p, kh, kw)
-            kept = (r.lo < y) & (y < r.hi)
-            pred = valid_correlation(x.astype(np.float64), weights * (r.top_y / r.top_x))
-            res = (pred + float(b) * r.top_y - y)[kept]
-            largest = max(largest, float(np.abs(res).max(initial=0.0)) / r.top_y)
+            planes = correlated_planes(x, weights * (r.top_y / r.top_x))
+            for pred, yc in zip(planes, y, strict=True):  # a channel at a time bounds the memory
+                res = (pred + float(b) * r.top_y - yc)[(r.lo < yc) & (yc < r.hi)]
+                largest = max(largest, float(np.abs(res).max(initial=0.0)) / r.top_y)
             continue
         kernel = np.ascontiguousarray(weights * (r.top_y / r.top_x), dtype=np.float64)
         out = np.zeros(1)
