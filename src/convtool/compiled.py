@@ -52,7 +52,7 @@ _child: subprocess.Popen[bytes] | None = None
 _noted = False
 _twin_work = 0.0
 
-TWIN_BUDGET = 4e8
+TWIN_BUDGET = 6e8
 """Multiply-adds (a call's ``work``) a short run does in the numpy twins before it loads numba:
 about what the twins do while a process imports numba and loads its cached machine code."""
 
