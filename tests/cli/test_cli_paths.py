@@ -104,3 +104,52 @@ def test_work_past_the_budget_loads_numba(tmp_path, inputs):
     assert convtool(
         tmp_path, "apply", str(inputs["jpg"]), "-k", spec, "--normalize", "-o", str(out)
     )
+
+
+BUDGET = """
+import sys
+from convtool import compiled
+def twin(*args):
+    pass
+assert compiled.choose("png_filter", (), twin, work=1.0) is not twin  # not a short run
+assert "numba" in sys.modules
+"""
+"""Outside a short run (the Python API), the twins never stand in for numba."""
+
+SHORT = """
+import sys
+from convtool import compiled
+def twin(*args):
+    pass
+with compiled.configured(policy="now", short=True):
+    assert compiled.choose("png_filter", (), twin, work=1.0, now=True) is not twin
+    print(int("numba" in sys.modules))
+"""
+"""``now`` (``--threads``) loads numba whatever the work."""
+
+SPENT = """
+import sys
+from convtool import compiled
+def twin(*args):
+    pass
+half = compiled.TWIN_BUDGET / 2
+with compiled.configured(policy="now", short=True):
+    assert compiled.choose("png_filter", (), twin, work=half) is twin
+    assert compiled.choose("correlate_direct", (), twin, work=half) is twin
+    assert compiled.thread_count() >= 1
+    assert "numba" not in sys.modules  # neither the twins nor the thread count loaded it
+    assert compiled.choose("png_filter", (), twin, work=1.0) is not twin  # the budget is spent
+    assert "convtool._jit" in sys.modules
+    assert compiled.choose("png_filter", (), twin, work=1.0) is not twin  # and numba loaded
+"""
+"""A short run spends the budget once: twins while it lasts, numba after."""
+
+
+@pytest.mark.parametrize("script", [BUDGET, SHORT, SPENT], ids=["api", "now", "spent"])
+def test_the_twin_budget(script):
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 0, done.stderr
+    if script is SHORT:
+        assert done.stdout.strip() == "1"
