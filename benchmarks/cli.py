@@ -5,6 +5,7 @@
     python benchmarks/cli.py --cases startup 4k --repeat 9 --output /tmp/cli.md
     python benchmarks/cli.py --convtool /tmp/v/bin/convtool
     python benchmarks/cli.py --list                 # the cases and their peers
+    python benchmarks/cli.py --docs                 # docs/performance.md's table, from the results
 
 Issue #5's command-line targets: start-up of ``convtool --help`` and ``convtool kernels``;
 ``convtool apply`` on a 512×512 PNG with a warm numba cache; a 3840×2160 PNG against ImageMagick
@@ -12,6 +13,8 @@ Issue #5's command-line targets: start-up of ``convtool --help`` and ``convtool 
 ``mogrify``; the first run with an empty numba cache (the first-contact issue's commands: 4K
 PNG with ``sobel-x``, ``gaussian:2``, ``box:5``, ``motion``, a random 31×31 kernel file, a
 16-bit TIFF with ``laplacian``, ``learn --size 5`` on a 2000² pair) against the same warm.
+Issue #18's whole commands: a 4K Sobel JPEG → JPEG, TIFF → TIFF and PNG → PNG against libvips'
+``vips conv`` at integer precision, each with the pieces its time is made of (``pieces.py``).
 Every figure is one whole process, timed from the outside. The tools of a case run in the same
 rounds, in an order that rotates from round to round, after one warm-up each; the table gives
 medians and the ratio convtool / peer (for the first runs: the difference from the warm run).
@@ -41,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pieces
 from machine import cpu_line
 from PIL import Image
 
@@ -258,6 +262,8 @@ def machine(convtool: Path, python: str, found: dict[str, str]) -> list[str]:
             im.append(f"`{found[name]}` ({first})")
         else:
             im.append(f"`{name}`: no ImageMagick found (its rows skipped)")
+    vips = found.get("vips")
+    im.append(f"`{vips}` ({pieces.vips_version(vips)})" if vips else "libvips: not found")
     lines.append("- peers: " + ", ".join(im))
     lines.append(
         "- peak RSS: "
@@ -361,6 +367,7 @@ class Bench:
     cold_threads: bool = True
     cache: Path = field(init=False)
     commands: list[str] = field(default_factory=list)
+    breakdowns: list[str] = field(default_factory=list)
     _big: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -370,8 +377,13 @@ class Bench:
 
     def env(self, cache: Path) -> dict[str, str]:
         """This run's own numba cache; the warm-up runs fill it in the foreground (the
-        command's default would run numpy twins and compile after them)."""
-        return {**os.environ, "NUMBA_CACHE_DIR": str(cache), "CONVTOOL_COMPILE": "now"}
+        command's default would run numpy twins and compile after them), and Python's
+        bytecode cache, as an installed convtool has one."""
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "CONVTOOL_COMPILE": "now"}
+        # an installed package has its bytecode: let the warm-up write it (outside the tree)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(self.tmp / "pycache")
+        return env
 
     def small(self) -> Path:
         path = self.tmp / "in512.png"
@@ -389,6 +401,18 @@ class Bench:
         path = self.tmp / "in4k.png"
         if not path.exists():
             Image.fromarray(self.big()).save(path)
+        return path
+
+    def big_jpeg(self) -> Path:
+        path = self.tmp / "in4k.jpg"
+        if not path.exists():
+            Image.fromarray(self.big()).save(path, quality=90)
+        return path
+
+    def big_tiff8(self) -> Path:
+        path = self.tmp / "in4k.tif"
+        if not path.exists():
+            Image.fromarray(self.big()).save(path)  # uncompressed
         return path
 
     def batch_dir(self) -> Path:
@@ -750,6 +774,56 @@ def wait_for_background_compiles(limit: float = 300.0) -> None:
         time.sleep(0.2)
 
 
+def vips_case(bench: Bench) -> list[Row]:
+    """Issue #18's whole commands: a 4K Sobel JPEG → JPEG, TIFF → TIFF, PNG → PNG against
+    ``vips conv`` (integer precision), with the pieces of each beside libvips'."""
+    vips = bench.found.get("vips")
+    if vips is None:
+        return [Row("4K Sobel against libvips", "", "libvips `vips`: not found", "", "", "", "")]
+    matrix = pieces.write_matrix(bench.tmp / "sobel-x.mat", pieces.SOBEL_X)
+    runs = min(bench.repeat, 5)
+    env = bench.env(bench.cache)
+    interpreter = wall(rounds([Tool("python", [bench.python, "-c", "pass"])], runs)["python"])
+    start = wall(rounds([Tool("vips", [vips, "--version"])], runs)["vips"])
+    rows = []
+    for label, src, suffix, target in (
+        ("JPEG → JPEG", bench.big_jpeg(), ".jpg", 2.0),
+        ("TIFF → TIFF", bench.big_tiff8(), ".tif", 2.0),
+        ("PNG → PNG", bench.big_png(), ".png", 0.6),
+    ):
+        out_ct, out_v = bench.tmp / f"ct-sobel{suffix}", bench.tmp / f"vips-sobel{suffix}"
+        args = ["apply", str(src), "-k", "sobel-x", "--border", "nearest", "-o", str(out_ct)]
+        ours = Tool("convtool apply -k sobel-x", [str(bench.convtool), *args], env)
+        theirs = Tool("vips conv", [vips, "conv", str(src), str(out_v), str(matrix), "--precision",
+                                    "integer"])  # fmt: skip
+        copy = Tool("vips copy", [vips, "copy", str(src), str(bench.tmp / f"vips-copy{suffix}")])
+        bench.show(ours, theirs, copy)
+        runs_of, changed = bench.measure([ours, theirs, copy], bench.repeat)
+        t, p = wall(runs_of[ours.name]), wall(runs_of[theirs.name])
+        mine = pieces.command_pieces(bench.python, args, env, runs)
+        numba = pieces.numba_pieces(bench.python, src, env, runs)
+        theirs_pieces = {"start": start, "copy": wall(runs_of[copy.name]), "conv": p}
+        bench.breakdowns += pieces.table(
+            f"4K {label}, Sobel", interpreter, mine, numba, t, theirs_pieces
+        )
+        loaded = "loaded numba" if mine["numba"] else "did not load numba"
+        rows.append(
+            Row(
+                f"4K (3840×2160 RGB) {label}, `-k sobel-x`: time",
+                f"{t:.2f} s",
+                "libvips `vips conv --precision integer`",
+                f"{p:.2f} s",
+                f"{t / p:.2f}",
+                f"≤ {target}: {met(t / p <= target)}",
+                f"CPU {cpu(runs_of[ours.name]):.2f} s / {cpu(runs_of[theirs.name]):.2f} s; "
+                f"input {size_mb(src)}, output {size_mb(out_ct)} (convtool) / "
+                f"{size_mb(out_v)} (vips); {agreement(out_ct, out_v)}; the command {loaded}; "
+                "pieces below" + changed,
+            )
+        )
+    return rows
+
+
 CASES: dict[str, Callable[[Bench], list[Row]]] = {
     "startup": Bench.startup,
     "apply-512": Bench.apply512,
@@ -757,6 +831,7 @@ CASES: dict[str, Callable[[Bench], list[Row]]] = {
     "batch": Bench.batch_case,
     "cold": Bench.cold,
     "learn": Bench.learn_case,
+    "vips": vips_case,
 }
 
 
@@ -797,7 +872,67 @@ def report(rows: list[Row], bench: Bench, lines: list[str], seconds: float) -> s
     for r in rows:
         line = f"| {r.case} | {r.convtool} | {r.peer} | {r.peer_value} | {r.ratio} | {r.target} | "
         out.append(f"{line}{r.notes} |".replace(str(bench.tmp), "$T"))
+    if bench.breakdowns:
+        out += ["", *BREAKDOWN_INTRODUCTION, "", *bench.breakdowns]
     return "\n".join([*out, ""])
+
+
+BREAKDOWN_INTRODUCTION = [
+    "## The whole commands against libvips, piece by piece",
+    "",
+    "Where each 4K Sobel command's time goes (medians of separate runs, so the sum of the "
+    "pieces need not be the whole command's median). convtool's pieces are timed inside a "
+    "process running the command: its pipeline's read, filter, encode and write, and the rest "
+    "of the process after the interpreter's start-up (imports, options, planning). The last "
+    "three rows say what numba would add or save: importing it, loading the filter's cached "
+    "machine code, and the filter once loaded; a command whose work is small does not load it "
+    "(`compiled.TWIN_BUDGET`). libvips' pieces are whole processes: `vips --version`, `vips "
+    "copy` (decode and encode, no filter) and `vips conv`. The floor of a Python command is "
+    "the interpreter, the imports, decoding and encoding; the filter is what is left to win.",
+]
+
+
+DOCS = ROOT / "docs" / "performance.md"
+BEGIN = "<!-- begin: written by benchmarks/cli.py from benchmarks/RESULTS-cli.md -->"
+END = "<!-- end: written by benchmarks/cli.py -->"
+
+
+def docs_block(results: str) -> list[str]:
+    """The performance page's table of whole commands, made from a RESULTS-cli.md: its date,
+    load and machine, and each row without its notes."""
+    lines = results.splitlines()
+    measured = next(line for line in lines if line.startswith("Measured "))
+    when = measured.removeprefix("Measured ").split(" by ", 1)[0]
+    load = measured.rsplit("Load average at the end: ", 1)[-1].rstrip(".")
+    cpu_model = next(line for line in lines if line.startswith("- CPU: "))
+    header = lines.index("| case | convtool | peer | peer's figure | ratio | target | notes |")
+    out = [
+        BEGIN,
+        "",
+        f"Measured {when}, load average {load} at the end (a shared machine: absolute times "
+        "move with the load, ratios of tools timed in the same rounds much less), on "
+        f"{cpu_model.removeprefix('- CPU: ')}. Whole processes timed from outside, medians of "
+        "interleaved rounds; ratio = convtool / peer (below 1: convtool is faster). The "
+        "notes, the commands, and the pieces of the commands against libvips are in "
+        "`benchmarks/RESULTS-cli.md`.",
+        "",
+        "| case | convtool | peer | peer's figure | ratio | target |",
+        "| --- | ---: | --- | ---: | ---: | --- |",
+    ]
+    for line in lines[header + 2 :]:
+        if not line.startswith("| "):
+            break
+        cells = line.split(" | ")
+        out.append(" | ".join(cells[:6]) + " |")
+    return [*out, "", END]
+
+
+def update_docs(results: Path, docs: Path = DOCS) -> None:
+    """Write :func:`docs_block` of ``results`` between the page's markers."""
+    text = docs.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    docs.write_text(head + "\n".join(docs_block(results.read_text())) + tail)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -822,11 +957,25 @@ def main(argv: list[str] | None = None) -> int:
         help="the executable to time (default: the convtool next to this Python)",
     )
     parser.add_argument("--list", action="store_true", help="list the cases and peers, then stop")
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help="rewrite docs/performance.md's table from benchmarks/RESULTS-cli.md, then stop "
+        "(a run writing benchmarks/RESULTS-cli.md rewrites it too)",
+    )
     args = parser.parse_args(argv)
+    default_output = HERE / "RESULTS-cli.md"
+    if args.docs:
+        update_docs(default_output)
+        print(f"wrote {DOCS}")
+        return 0
     if not args.convtool.exists():
         parser.error(f"no convtool at {args.convtool}; give one with --convtool PATH")
     convtool = args.convtool.absolute()
     found = find_imagemagick()
+    vips = pieces.find_vips()
+    if vips:
+        found["vips"] = vips
     python = interpreter(convtool)
     lines = machine(convtool, python, found)
     print("\n".join(lines), flush=True)
@@ -838,6 +987,8 @@ def main(argv: list[str] | None = None) -> int:
             "4k": "convert",
             "batch": "mogrify",
             "cold": "convtool with a warm cache",
+            "learn": "its time target (no peer)",
+            "vips": "vips conv",
         }
         for name in CASES:
             print(f"{name}: {peers[name]}")
@@ -872,6 +1023,9 @@ def main(argv: list[str] | None = None) -> int:
         text = report(rows, bench, lines, time.perf_counter() - start)
     args.output.write_text(text)
     print(f"wrote {args.output}")
+    if args.output.resolve() == default_output.resolve():
+        update_docs(default_output)
+        print(f"wrote {DOCS}")
     return 0
 
 

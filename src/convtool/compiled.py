@@ -9,6 +9,12 @@ first run of a command is about as fast as the later ones. Under ``now`` (the Py
 default, plain numba) the first call compiles. ``CONVTOOL_COMPILE`` chooses either; a run
 (the command's) states its own with :func:`configured`.
 
+Loading numba at all (importing it, then its cached machine code) takes a process far longer
+than a 3×3 filter of a large photograph. A short run (the command's, see :func:`configured`)
+therefore runs the twins of calls that say their ``work`` until that work adds up to
+:data:`TWIN_BUDGET`, and loads numba only past it: a command with little work never pays for
+numba, one with much pays at most about twice what it had to. The bytes are the same.
+
 The cache itself: numba keeps it beside the code, else in ``~/.cache/numba``
 (``NUMBA_CACHE_DIR`` chooses another place). Where neither is writable (a system-wide install
 run by a service account without a home), a private directory under the system's temporary
@@ -18,6 +24,7 @@ directory is used instead, so that no run fails for want of a cache.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pickle
 import stat
@@ -37,11 +44,17 @@ POLICIES = ("background", "now")
 
 _policy: ContextVar[str | None] = ContextVar("convtool_compile_policy", default=None)
 _note: ContextVar[Callable[[str], None] | None] = ContextVar("convtool_compiling", default=None)
+_short: ContextVar[bool] = ContextVar("convtool_short_run", default=False)
 
 _lock = threading.Lock()
 _scheduled: set[tuple[str, tuple[Any, ...]]] = set()
 _child: subprocess.Popen[bytes] | None = None
 _noted = False
+_twin_work = 0.0
+
+TWIN_BUDGET = 6e8
+"""Multiply-adds (a call's ``work``) a short run does in the numpy twins before it loads numba:
+about what the twins do while a process imports numba and loads its cached machine code."""
 
 JIT_PACKAGE = Path(__file__).resolve().parent / "_jit"
 """Where the numba package's sources are (numba caches its machine code beside them)."""
@@ -61,15 +74,53 @@ def policy() -> str:
 
 
 @contextmanager
-def configured(*, policy: str, note: Callable[[str], None] | None = None) -> Iterator[None]:
+def configured(
+    *, policy: str, note: Callable[[str], None] | None = None, short: bool = False
+) -> Iterator[None]:
     """Within (in this thread, and in threads started in a copy of its context): ``policy``,
-    and ``note`` called once per process before numba compiles in the foreground."""
-    tokens = (_policy.set(policy), _note.set(note))
+    ``note`` called once per process before numba compiles in the foreground, and whether
+    this is a ``short`` run, one process doing one piece of work (the command), whose small
+    work runs the twins rather than load numba (:data:`TWIN_BUDGET`)."""
+    tokens = (_policy.set(policy), _note.set(note), _short.set(short))
     try:
         yield
     finally:
+        _short.reset(tokens[2])
         _note.reset(tokens[1])
         _policy.reset(tokens[0])
+
+
+def loaded() -> bool:
+    """Whether this process has loaded the numba core (``convtool._jit``)."""
+    return "convtool._jit" in sys.modules
+
+
+def thread_count() -> int:
+    """The threads numba's parallel loops run on: ``numba.get_num_threads()`` once numba is
+    loaded; before, the count numba starts with (``NUMBA_NUM_THREADS``, else the usable
+    cores), told without loading numba."""
+    if loaded():
+        import numba
+
+        return int(numba.get_num_threads())
+    with contextlib.suppress(ValueError):
+        return max(1, int(os.environ.get("NUMBA_NUM_THREADS", "")))
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _twin_affordable(work: float) -> bool:
+    """Whether a call of ``work`` multiply-adds runs its twin in place of numba: a short run
+    that has not loaded numba, with that much of :data:`TWIN_BUDGET` left (then spent)."""
+    global _twin_work
+    if not _short.get() or loaded() or not work <= TWIN_BUDGET:
+        return False
+    with _lock:
+        if _twin_work + work > TWIN_BUDGET:
+            return False
+        _twin_work += work
+    return True
 
 
 def core() -> ModuleType:
@@ -154,11 +205,20 @@ def ready(function: Any, types: tuple[Any, ...]) -> bool:
 
 
 def choose(
-    name: str, args: tuple[Any, ...], twin: Callable[..., None], *, now: bool = False
+    name: str,
+    args: tuple[Any, ...],
+    twin: Callable[..., None],
+    *,
+    now: bool = False,
+    work: float = math.inf,
 ) -> Callable[..., None]:
     """``_jit.<name>`` when its specialisation for ``args`` is compiled (or ``now``, or the
     policy says so: it is then compiled on its first call); else ``twin``, and the
-    specialisation is compiled in the background for later calls."""
+    specialisation is compiled in the background for later calls. ``twin`` too, with numba
+    left unloaded, in a short run whose ``work`` (the call's multiply-adds, or an equivalent)
+    fits in what is left of :data:`TWIN_BUDGET` (unless ``now``)."""
+    if not now and _twin_affordable(work):
+        return twin
     jit = core()
     function = getattr(jit, name)
     types = argument_types(function, args)
@@ -180,9 +240,16 @@ def call(name: str, args: tuple[Any, ...]) -> Any:
     return function(*args)
 
 
-def run(name: str, args: tuple[Any, ...], twin: Callable[..., None], *, now: bool) -> None:
-    """``choose(name, args, twin, now=now)(*args)``."""
-    choose(name, args, twin, now=now)(*args)
+def run(
+    name: str,
+    args: tuple[Any, ...],
+    twin: Callable[..., None],
+    *,
+    now: bool,
+    work: float = math.inf,
+) -> None:
+    """``choose(name, args, twin, now=now, work=work)(*args)``."""
+    choose(name, args, twin, now=now, work=work)(*args)
 
 
 def notify_compiling() -> None:

@@ -410,10 +410,13 @@ def test_the_compiling_note_is_shown_on_a_terminal_only(tmp_path):
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to watch the compile")
 def test_first_run_twin_then_background_compile_same_bytes(tmp_path):
     """An empty cache: the first run writes its output at once (numpy twin) and asks for a
-    background compile; the second run, compiled, writes the same bytes."""
+    background compile; the second run, compiled, writes the same bytes. The kernel is large
+    enough for its work to pass ``compiled.TWIN_BUDGET`` (below it, a command runs the twin
+    without loading numba at all)."""
     rng = np.random.default_rng(3)
     Image.fromarray(rng.integers(0, 256, (600, 720, 3), dtype=np.uint8)).save(tmp_path / "in.png")
-    np.savetxt(tmp_path / "k.txt", rng.standard_normal((5, 4)) / 5)
+    side = int((compiled.TWIN_BUDGET / (600 * 720 * 3)) ** 0.5) + 1
+    np.savetxt(tmp_path / "k.txt", rng.standard_normal((side + 1, side)) / side)
     env = {k: v for k, v in os.environ.items() if k != "CONVTOOL_COMPILE"}
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "cache")
     outputs = []

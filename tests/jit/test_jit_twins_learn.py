@@ -107,7 +107,7 @@ def test_largest_error_keeps_a_larger_given_maximum():
 
 def twins_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every jitted call with a twin run the twin, compiling nothing in the background."""
-    monkeypatch.setattr(compiled, "choose", lambda name, args, twin, *, now=False: twin)
+    monkeypatch.setattr(compiled, "choose", lambda name, args, twin, **options: twin)
 
 
 def photo_pair(dtype: type, channels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -59,7 +59,7 @@ def calls(monkeypatch, run) -> list[tuple[str, tuple]]:
     """The (name, arguments) of every jitted filter call ``run()`` makes."""
     seen: list[tuple[str, tuple]] = []
 
-    def record(name, args, twin, *, now):
+    def record(name, args, twin, **options):
         seen.append((name, args))
         getattr(JIT, name)(*args)
 

@@ -148,4 +148,4 @@ def _main(
     # numba compiling in the foreground takes seconds: a person at a terminal is told why;
     # a script's or a log's stderr gets no line it did not ask for
     note = env.note if env.stderr_isatty else None
-    ctx.with_resource(compiled.configured(policy=env.compile_policy, note=note))
+    ctx.with_resource(compiled.configured(policy=env.compile_policy, note=note, short=True))

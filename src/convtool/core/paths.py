@@ -145,10 +145,9 @@ def _thread_count(threads: int | None) -> int:
 
 
 def _nchunks(rows: int, per_thread: int) -> int:
-    _core()
-    import numba
-
-    return max(1, min(rows, per_thread * numba.get_num_threads()))
+    """Chunks of rows for the parallel loops (told without loading numba: a short run may do
+    the work with the twins, see ``compiled.TWIN_BUDGET``)."""
+    return max(1, min(rows, per_thread * compiled.thread_count()))
 
 
 def _pad8(indices: list[np.ndarray], weights: list[np.ndarray]) -> list[np.ndarray]:
@@ -192,7 +191,13 @@ def _direct(task: Task, threads: int | None) -> None:
         _outputs(out, out_dtype, integer),
     )
     with _threads(threads):
-        compiled.run("correlate_direct", args, direct.correlate_direct, now=threads is not None)
+        compiled.run(
+            "correlate_direct",
+            args,
+            direct.correlate_direct,
+            now=threads is not None,
+            work=float(out.size) * int(np.count_nonzero(weights)),
+        )
 
 
 def _extension(border: str, kh: int, kw: int) -> tuple[int, int, int]:
@@ -242,7 +247,11 @@ def _separable(task: Task, factors: tuple[np.ndarray, np.ndarray], threads: int 
     )
     with _threads(threads):
         compiled.run(
-            "correlate_separable", args, separable.correlate_separable, now=threads is not None
+            "correlate_separable",
+            args,
+            separable.correlate_separable,
+            now=threads is not None,
+            work=float(out.size) * int(np.count_nonzero(u) + np.count_nonzero(v)),
         )
 
 

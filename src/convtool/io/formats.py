@@ -28,7 +28,8 @@ class FormatCaps:
     ``dpi``, ``exif``, ``xmp`` Pillow's writer is given; ``pillow``: Pillow's writer when it is
     another's (PGM: PPM's); ``magic``: ways a file starts, each a :data:`Magic`; ``decoder``:
     ``pillow``, ``tifffile`` or ``numpy``; ``label``: the name in messages; ``aliases``: other
-    names for ``--format``; ``suffixes``: extensions convtool maps itself, not through Pillow;
+    names for ``--format``; ``suffixes``: extensions convtool maps itself, not through Pillow
+    (the commonest outputs among them: told without loading every Pillow plugin);
     ``refused``: why convtool does not write it; ``pages``: how it holds several pictures
     (``"pages"``: a multi-page TIFF, ``"frames"``: an animation), None for one.
     """
@@ -67,6 +68,7 @@ FORMATS: dict[str, FormatCaps] = {
         metadata=frozenset({"icc", "dpi", "exif"}),
         magic=(((0, b"\x89PNG\r\n\x1a\n"),),),
         pages="frames",  # APNG
+        suffixes=(".png", ".apng"),
     ),
     "JPEG": FormatCaps(
         alpha=False,
@@ -76,6 +78,7 @@ FORMATS: dict[str, FormatCaps] = {
         metadata=frozenset({"icc", "dpi", "exif", "xmp"}),
         magic=(((0, b"\xff\xd8\xff"),),),
         aliases=("JPG",),
+        suffixes=(".jpg", ".jpeg", ".jpe", ".jfif"),
     ),
     "TIFF": FormatCaps(
         depths=(8, 16, 32),
@@ -87,6 +90,7 @@ FORMATS: dict[str, FormatCaps] = {
         decoder="tifffile",
         aliases=("TIF",),
         pages="pages",
+        suffixes=(".tif", ".tiff"),
     ),
     "WEBP": FormatCaps(
         grey=False,

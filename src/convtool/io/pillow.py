@@ -15,6 +15,7 @@ from convtool.io.formats import signature
 from convtool.io.jpeg import check_complete, check_scan_size
 from convtool.io.picture import JpegCompression, Metadata, Picture, check_pixels, xmp_upright
 from convtool.io.pixels import LAYOUTS, colors_of, split_alpha, to_unit, unit, upright
+from convtool.io.png_read import spng_pixels
 
 ORIENTATION_TAG = 0x0112
 
@@ -82,14 +83,21 @@ def _decode(im: Any, fp: BinaryIO, name: str, count_frames: bool = True) -> Pict
     try:
         # The pixels before the metadata: getexif() decodes a PNG, and it may not fail
         # quietly (a damaged file would then be filtered into garbage).
-        data, alpha, colors, depth, mode = _pillow_planes(im, fp, name, rawmode)
+        pixels = spng_pixels(im, fp, rawmode)
+        if pixels is None:
+            data, alpha, colors, depth, mode = _pillow_planes(im, fp, name, rawmode)
+        else:
+            data, alpha = split_alpha(pixels, str(im.mode))
+            colors, depth, mode = colors_of(data), 8, str(im.mode)
         if im.format in ("JPEG", "MPO"):
             check_complete(im, data, fp, functools.partial(_decode_jpeg, mode=im.mode), name)
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"{name}: broken or truncated {im.format} file ({exc})") from None
-    metadata, orientation = _pillow_metadata(im)
+    # a PNG's getexif() would decode the pixels again; libspng decodes only PNGs whose
+    # metadata Pillow has read on opening (nothing follows their image data)
+    metadata, orientation = _pillow_metadata(im, has_exif=pixels is None or "exif" in im.info)
     fmt = {"MPO": "JPEG", None: "PNG"}.get(im.format, str(im.format))  # MPO: camera JPEG
     notes = _reading_notes(im, name, count_frames)
     data, alpha = upright(data, alpha, orientation)
@@ -136,12 +144,13 @@ def _reading_notes(im: Any, name: str, count_frames: bool = True) -> tuple[str, 
     return tuple(notes)
 
 
-def _pillow_metadata(im: Any) -> tuple[Metadata, int]:
-    """ICC profile, DPI, EXIF (orientation removed) and the orientation, from a Pillow image."""
+def _pillow_metadata(im: Any, has_exif: bool = True) -> tuple[Metadata, int]:
+    """ICC profile, DPI, EXIF (orientation removed) and the orientation, from a Pillow image
+    (``has_exif`` False: it has none)."""
     orientation = 1
     exif_bytes = None
     try:
-        exif = im.getexif()
+        exif = im.getexif() if has_exif else None
     except Exception:  # a broken EXIF block must not make the picture unreadable
         exif = None
     if exif:

@@ -89,6 +89,10 @@ PIECE_BYTES = 1 << 21
 """Filtered bytes per piece (whole rows, at least one): a fixed size, so that the file depends
 on the picture and the level only, never on the number of cores."""
 
+FILTER_WORK = 5
+"""The row filter's cost a sample, in the multiply-adds of ``compiled.TWIN_BUDGET``: its numpy
+twin tries the five filter types on every byte."""
+
 _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # grey, grey + alpha, RGB, RGBA
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -124,7 +128,12 @@ def _zlib_stream(rows: np.ndarray, planes: int, level: int, threads: int) -> lis
     filtered = np.empty((h, rows.shape[1] + 1), np.uint8)
     step = max(1, PIECE_BYTES // filtered.shape[1])
     pieces = [(top, min(top + step, h)) for top in range(0, h, step)]
-    png_filter = compiled.choose("png_filter", (rows, 0, 1, planes, filtered), png_twin.png_filter)
+    png_filter = compiled.choose(
+        "png_filter",
+        (rows, 0, 1, planes, filtered),
+        png_twin.png_filter,
+        work=float(rows.size) * FILTER_WORK,
+    )
 
     def filter_rows(piece: tuple[int, int]) -> None:
         png_filter(rows, piece[0], piece[1], planes, filtered)

@@ -180,5 +180,5 @@ def _read_image(
     head = fp.read(12)
     fp.seek(0)
     if starts_as(head, "TIFF"):
-        return read_tiff(fp, name, limit, page)
+        return read_tiff(fp, name, limit, page, samples)
     return read_pillow(fp, head, name, limit, samples, page)

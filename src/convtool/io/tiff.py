@@ -27,8 +27,12 @@ _TIFF_DESCRIPTIVE_TAGS = (270, 271, 272, 305, 306, 315, 33432)
 TIFF carries as its own tags (kept in ``Metadata.exif`` when reading a TIFF)."""
 
 
-def read_tiff(fp: BinaryIO, name: str, limit: int, index: int | None = None) -> Picture:
-    """Page ``index`` (0-based) of a TIFF; None: the first, with a note when there are more."""
+def read_tiff(
+    fp: BinaryIO, name: str, limit: int, index: int | None = None, samples: bool = False
+) -> Picture:
+    """Page ``index`` (0-based) of a TIFF; None: the first, with a note when there are more.
+    ``samples``: 8- and 16-bit samples that mean sample / 255 or / 65535 as they stand are
+    kept as they are (see :class:`Picture`), the others converted to floats."""
     import tifffile
 
     try:
@@ -55,7 +59,10 @@ def read_tiff(fp: BinaryIO, name: str, limit: int, index: int | None = None) -> 
             f"{name}: a TIFF with axes {axes!r}; convtool reads 2-D images with samples "
             "(one page, axes YX or YXS)"
         )
-    data, alpha, depth = tiff_planes(stored, photometric, extrasamples, colormap, name, bits)
+    kept = stored_planes(stored, photometric, extrasamples, bits) if samples else None
+    if kept is None:
+        kept = tiff_planes(stored, photometric, extrasamples, colormap, name, bits)
+    data, alpha, depth = kept
     metadata, orientation = tiff_metadata(tags)
     data, alpha = upright(data, alpha, orientation)
     colors = colors_of(data)
@@ -180,6 +187,30 @@ def tiff_planes(
     if alpha is not None:
         alpha = np.ascontiguousarray(alpha, dtype=np.float32)
     return data, alpha, depth
+
+
+def stored_planes(
+    stored: np.ndarray, photometric: int, extrasamples: tuple[int, ...], bits: int | None
+) -> tuple[np.ndarray, np.ndarray | None, int] | None:
+    """TIFF samples (H, W[, S]) as the uint8/uint16 (data, alpha, depth) of a picture of
+    samples, where :func:`tiff_planes` would only divide them by 255 or 65535: grey
+    (min-is-black), RGB or CMYK at the container's full depth, alpha absent or unassociated.
+    None for the others (min-is-white, palettes, 12-bit samples, premultiplied alpha...)."""
+    if stored.dtype not in (np.uint8, np.uint16):
+        return None
+    container = 8 * stored.dtype.itemsize
+    if bits is not None and bits != container:
+        return None
+    if stored.ndim == 2:
+        stored = stored[..., np.newaxis]
+    ncolour = stored.shape[2] - len(extrasamples)
+    if (photometric, ncolour) not in ((1, 1), (2, 3), (5, 4)):
+        return None
+    has_alpha = bool(extrasamples) and extrasamples[0] in (1, 2)
+    if has_alpha and extrasamples[0] == 1:
+        return None  # associated alpha: the colour is divided by it
+    data, alpha = split_alpha(stored[..., : ncolour + has_alpha], "A" if has_alpha else "")
+    return data, alpha, container
 
 
 def _tiff_palette(colormap: np.ndarray, depth: int) -> np.ndarray:
