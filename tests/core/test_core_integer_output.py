@@ -170,3 +170,24 @@ def test_integer_output_refused(output, match):
     """An output type the call cannot write says what came in and what to pass."""
     with pytest.raises(convtool.UsageError, match=match):
         convtool.correlate(np.zeros((6, 8), np.uint8), "laplacian", output=output)
+
+
+def test_the_python_api_pages_examples():
+    """docs/python-api.md, Integer output: convtool's values, and scipy's truncation and
+    wrap-around it is contrasted with (6.5 → 6, 202.5 → 202 both; −5 → 0 or 251; 300 → 255
+    or 44)."""
+    ndi = pytest.importorskip("scipy.ndimage")
+    x = np.array([[3, 5, 200]], np.uint8)
+    got = convtool.correlate(x, [[0.5, 1.0]], border="valid", output=np.uint8)
+    np.testing.assert_array_equal(got, [[6, 202]])
+    np.testing.assert_array_equal(convtool.correlate(x, [[-1.0]], output=np.uint8), [[0, 0, 0]])
+    v = np.array([[1, 120, 81]], np.uint8)
+    k = np.array([[-5.0, 2.5, 2.5]])
+    ours = convtool.correlate(v, k[:, :1], output=np.uint8)[0, 0]
+    theirs = ndi.correlate(v, k[:, :1], output=np.uint8)[0, 0]
+    assert (ours, theirs) == (0, 251)
+    ours = convtool.correlate(v, k[:, 1:2], output=np.uint8)[0, 1]
+    theirs = ndi.correlate(v, k[:, 1:2], output=np.uint8)[0, 1]
+    assert (ours, theirs) == (255, 44)
+    theirs = ndi.correlate(x, np.array([[0.5, 1.0]]), output=np.uint8, mode="nearest")
+    assert theirs[0, 2] == 202  # 202.5 truncated; convtool rounds it to the even 202 too
