@@ -62,7 +62,9 @@ def correlate(
     they are, unscaled. The result is float32, or float64 for a float64 image. ``kernel`` is an
     array, a :class:`~convtool.kernels.value.Kernel` or a spec string; a kernel's bias is *not*
     added here. ``method`` picks the algorithm, never the result: ``direct`` (sums of taps),
-    ``separable`` (rank-1 kernels as two 1-D passes fused in one sweep), ``fft`` (FFTs of
+    ``separable`` (rank-1 kernels as two 1-D passes fused in one sweep; rank 1 within the
+    rounding of the precision filtered in, see
+    :func:`~convtool.core.dispatch.separable_factors`), ``fft`` (FFTs of
     overlap-save tiles: equal to ``direct`` within 1e-4 of Σ|K|·max|X| in float32, within
     rounding in float64, every border mode included); ``auto`` takes ``separable`` for rank-1
     kernels larger than 3×3, otherwise ``fft`` where :func:`~convtool.core.dispatch.fft_is_faster`
