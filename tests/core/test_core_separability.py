@@ -175,3 +175,22 @@ def test_integer_output_of_a_float32_gaussian():
     got = convtool.correlate(x, k, border="mirror", output=np.uint8, threads=1)
     float_result = convtool.correlate(x, k, border="mirror", method="separable", threads=1)
     np.testing.assert_array_equal(got, np.clip(np.rint(float_result), 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("mode", [*MODES, "valid"])
+def test_per_channel_float32_gaussians_take_the_passes_of_a_layer(mode):
+    """Per-channel kernels (a layer's pairs) are judged alike: float32 Gaussians go to the
+    separable pass (``method="separable"`` accepts them), within float32 rounding of the
+    direct pass and of scipy.ndimage channel by channel."""
+    layer_module = pytest.importorskip("convtool.core.layer")
+    ks = [KERNELS["gaussian 15x15"], KERNELS["gaussian 15x15 sigma 5"], skewed32(15, 15)]
+    per_channel = np.stack(ks)
+    x = random_image((24, 29, 3), np.float32, seed=9)
+    kwargs = {"border": mode, "cval": 0.5, "threads": 1}
+    auto = layer_module.correlate_layer(x, per_channel, **kwargs)
+    separable = layer_module.correlate_layer(x, per_channel, method="separable", **kwargs)
+    direct = layer_module.correlate_layer(x, per_channel, method="direct", **kwargs)
+    np.testing.assert_array_equal(auto, separable)
+    for c, k in enumerate(ks):
+        assert_close(auto[..., c], direct[..., c], k, x)
+        assert_close(auto[..., c], reference(x[..., c], k, mode, 0.5), k, x)
