@@ -411,9 +411,10 @@ def measure(case: Case, repeat: int) -> list[Row]:
             times[name].append(timed(run))
     med = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
     ours = med["convtool"]
+    load = f"; load {os.getloadavg()[0]:.2f}"
     rows = []
     for p in case.peers:
-        detail = f"outputs {checks[p.name]}" + (f"; {p.note}" if p.note else "")
+        detail = f"outputs {checks[p.name]}" + (f"; {p.note}" if p.note else "") + load
         rows.append(Row(case, ours, p.name, med[p.name], ours / med[p.name], detail))
     for name, _, _ in case.commands:
         net = med[name] - med[name + " (copy only)"]
@@ -436,6 +437,37 @@ def agreement(ours: object, theirs: object, tolerance: float, levels: float) -> 
 
 
 # --- the machine -------------------------------------------------------------------------------
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all CPUs from /proc/stat; None where there is none."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    except OSError:
+        return None
+    values = [int(v) for v in fields]
+    return values[3] + values[4], sum(values)
+
+
+def wait_for_quiet(limit: float, idle: float = 0.8, seconds: int = 3) -> str:
+    """Wait, at most ``limit`` seconds, until the CPUs were at least ``idle`` idle for
+    ``seconds`` seconds in a row (other processes on a shared machine take cores from both
+    tools unevenly); what happened, for the report."""
+    before = cpu_times()
+    if before is None or limit <= 0:
+        return ""
+    start = time.monotonic()
+    quiet = 0
+    while time.monotonic() - start < limit:
+        time.sleep(1)
+        now = cpu_times()
+        assert now is not None
+        share = (now[0] - before[0]) / max(1, now[1] - before[1])
+        before = now
+        quiet = quiet + 1 if share >= idle else 0
+        if quiet >= seconds:
+            return f"quiet after {time.monotonic() - start:.0f} s"
+    return f"not quiet within {limit:.0f} s"
 
 
 def find_commands() -> dict[str, str]:
@@ -488,7 +520,7 @@ THREADS_TARGET = 1.7
 """The speed-up on 2 threads against 1 that the threads rows aim at."""
 
 
-def threads_rows(x: np.ndarray, repeat: int) -> list[str]:
+def threads_rows(x: np.ndarray, repeat: int, wait: float) -> list[str]:
     """1 against 2 threads on the 4K 5x5 and 15x15 cases, with OpenCV's own 1 → 2 speed-up
     measured in the same rounds: on a shared machine it shows how much of a second core there
     was to be had."""
@@ -514,6 +546,7 @@ def threads_rows(x: np.ndarray, repeat: int) -> list[str]:
             )
             runs[f"cv2 {n}"] = lambda n=n: cv(n)
         previous = cv2.getNumThreads()
+        wait_for_quiet(wait)
         try:
             med = interleaved(runs, repeat)
         finally:
@@ -555,7 +588,9 @@ def report(rows: list[Row], extra: list[str], lines: list[str], args: argparse.N
         f"3840×2160 RGB (`{args.image.name}` upscaled, plus noise), border `mirror` (OpenCV's "
         f"default, `BORDER_REFLECT_101`), median of {args.repeat} interleaved runs after a "
         "warm-up. **Figures are ratios from one run** on a shared machine: absolute times "
-        f"drift with its load (load average at the end: {load}).",
+        f"drift with its load (load average at the end: {load}; each row's notes give the "
+        "one-minute load when its rounds ended). Before each case the script waited up to "
+        f"{args.wait_quiet:g} s for idle CPUs.",
         "",
         *lines,
         "",
@@ -600,6 +635,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--image", type=Path, default=ROOT / "sample_images" / "astronaut.png")
     parser.add_argument("--list", action="store_true", help="list the cases and peers, then stop")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=60.0,
+        help="before each case, wait up to this many seconds for idle CPUs (60; 0: never)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.repeat = min(args.repeat, 3)
@@ -617,7 +658,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         rows: list[Row] = []
         for case in selected:
-            print(f"{case.name} ...", flush=True)
+            waited = wait_for_quiet(args.wait_quiet)
+            print(f"{case.name} ... {waited}", flush=True)
             for row in measure(case, args.repeat):
                 print(
                     f"    {row.peer:32s} {row.peer_ms:9.1f} ms   convtool {row.convtool_ms:9.1f} "
@@ -627,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
     extra = []
     if not args.cases or any(p in "threads" for p in args.cases):
-        extra = threads_rows(x, args.repeat)
+        extra = threads_rows(x, args.repeat, args.wait_quiet)
         print("\n".join(extra), flush=True)
     text = report(rows, extra, machine(found), args)
     args.output.write_text(text)
