@@ -32,6 +32,7 @@ import numpy as np
 
 from convtool._jit._options import by_kind, by_output, leaf, parallel
 from convtool._jit.borders import CONSTANT, fill_strip, map_index
+from convtool._jit.chunks import claim
 from convtool._jit.integer import output_shape, to_integer
 from convtool._jit.rows import taps8, taps8_pair
 
@@ -286,12 +287,16 @@ def direct_rows(src, geometry, border, kind, taps, r0, r1, output):
 
 @parallel
 def correlate_direct(src, geometry, border, kind, taps, nchunks, output):
-    """``direct_rows`` over ``nchunks`` chunks of an even number of output rows, on numba's
-    threads (its OpenMP-style workers scale better than a pool of Python threads running the
-    chunks, whose second thread starts slower)."""
+    """``direct_rows`` over ``nchunks`` chunks of an even number of output rows, claimed by
+    numba's threads as they become free (``chunks``; its OpenMP-style workers scale better
+    than a pool of Python threads running the chunks, whose second thread starts slower)."""
     ho = output_shape(output)[0]
     step = (ho + nchunks - 1) // nchunks
     step += step % 2
-    for t in nb.prange(nchunks):
-        r0 = t * step
-        direct_rows(src, geometry, border, kind, taps, r0, min(ho, r0 + step), output)
+    claimed = np.zeros(1, np.int64)
+    for _ in nb.prange(nchunks):  # the first iteration of each thread does its share
+        t = claim(claimed)
+        while t < nchunks:
+            r0 = t * step
+            direct_rows(src, geometry, border, kind, taps, r0, min(ho, r0 + step), output)
+            t = claim(claimed)

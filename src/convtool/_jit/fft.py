@@ -21,6 +21,7 @@ import numba as nb
 import numpy as np
 
 from convtool._jit._options import by_output, leaf, parallel
+from convtool._jit.chunks import claim
 from convtool._jit.integer import output_shape
 from convtool._jit.rows import fill, fill2
 
@@ -293,13 +294,21 @@ def correlate_fft(src, channels, extension, spectrum, t0, t1, nchunks, output):
     planes = (ho + t0 - 1) // t0 * across * channels
     pairs = (planes + 1) // 2
     step = (pairs + nchunks - 1) // nchunks
-    for t in nb.prange(nchunks):
-        _fft_pairs(
-            src, channels, extension, spectrum, t0, t1, across, planes, 2 * t * step,
-            min(planes, 2 * (t * step + step)), np.empty((n0, n1), dtype),
-            np.empty((n0, n1), dtype), np.empty((n1, n0), dtype), np.empty((n1, n0), dtype),
-            output,
-        )  # fmt: skip
+    claimed = np.zeros(1, np.int64)
+    for _ in nb.prange(nchunks):  # chunks claimed as threads become free (``chunks``)
+        t = claim(claimed)
+        if t >= nchunks:
+            continue
+        re = np.empty((n0, n1), dtype)
+        im = np.empty((n0, n1), dtype)
+        ret = np.empty((n1, n0), dtype)
+        imt = np.empty((n1, n0), dtype)
+        while t < nchunks:
+            _fft_pairs(
+                src, channels, extension, spectrum, t0, t1, across, planes, 2 * t * step,
+                min(planes, 2 * (t * step + step)), re, im, ret, imt, output,
+            )  # fmt: skip
+            t = claim(claimed)
 
 
 @leaf

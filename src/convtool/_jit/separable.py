@@ -7,6 +7,7 @@ import numpy as np
 
 from convtool._jit._options import by_output, by_source, leaf, parallel, serial
 from convtool._jit.borders import fill_strip, map_index
+from convtool._jit.chunks import claim
 from convtool._jit.integer import output_shape, to_integer
 from convtool._jit.rows import fill, taps8, taps8_pair
 
@@ -145,10 +146,15 @@ def separable_rows(src, geometry, border, taps, r0, r1, output):
 
 @parallel
 def correlate_separable(src, geometry, border, taps, nchunks, output):
-    """``separable_rows`` over ``nchunks`` chunks of an even number of output rows, on numba's
-    threads (see ``correlate_direct``)."""
+    """``separable_rows`` over ``nchunks`` chunks of an even number of output rows, claimed by
+    numba's threads as they become free (see ``correlate_direct``)."""
     ho = output_shape(output)[0]
     step = (ho + nchunks - 1) // nchunks
     step += step % 2
-    for t in nb.prange(nchunks):
-        separable_rows(src, geometry, border, taps, t * step, min(ho, t * step + step), output)
+    claimed = np.zeros(1, np.int64)
+    for _ in nb.prange(nchunks):  # the first iteration of each thread does its share
+        t = claim(claimed)
+        while t < nchunks:
+            separable_rows(src, geometry, border, taps, t * step, min(ho, t * step + step),
+                           output)  # fmt: skip
+            t = claim(claimed)

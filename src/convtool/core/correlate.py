@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from convtool.choices import INTEGER_MAPS, METHODS
 from convtool.core.borders import check_border, check_cval, check_fits, output_shape
@@ -33,6 +34,9 @@ from convtool.kernels.value import Kernel, validate_weights
 
 KernelLike = Kernel | np.ndarray | str | list[list[float]]
 
+INTEGER_OUTPUTS = (np.dtype(np.uint8), np.dtype(np.uint16))
+"""The integer types ``output=`` takes: the result rounded half to even and clipped."""
+
 
 def correlate(
     image: np.ndarray,
@@ -42,7 +46,7 @@ def correlate(
     cval: float = 0.0,
     method: str = "auto",
     threads: int | None = None,
-    output: np.ndarray | None = None,
+    output: np.ndarray | DTypeLike | None = None,
     origin: int | tuple[int, int] | None = None,
     **scipy_keywords: object,
 ) -> np.ndarray:
@@ -58,7 +62,9 @@ def correlate(
     they are, unscaled. The result is float32, or float64 for a float64 image. ``kernel`` is an
     array, a :class:`~convtool.kernels.value.Kernel` or a spec string; a kernel's bias is *not*
     added here. ``method`` picks the algorithm, never the result: ``direct`` (sums of taps),
-    ``separable`` (rank-1 kernels as two 1-D passes fused in one sweep), ``fft`` (FFTs of
+    ``separable`` (rank-1 kernels as two 1-D passes fused in one sweep; rank 1 within the
+    rounding of the precision filtered in, see
+    :func:`~convtool.core.dispatch.separable_factors`), ``fft`` (FFTs of
     overlap-save tiles: equal to ``direct`` within 1e-4 of Σ|K|·max|X| in float32, within
     rounding in float64, every border mode included); ``auto`` takes ``separable`` for rank-1
     kernels larger than 3×3, otherwise ``fft`` where :func:`~convtool.core.dispatch.fft_is_faster`
@@ -67,10 +73,14 @@ def correlate(
     ``threads`` limits the numba core (default: all cores) and asks for it even for small work;
     the result does not depend on the count.
 
-    ``output``, as in scipy.ndimage, is an array to write the result into, returned itself: a
-    loop over frames can reuse one instead of new memory every call (touching fresh pages
-    costs a pass over the result). It must be a writeable, C-contiguous ndarray of
-    exactly the result's shape and dtype, sharing no memory with ``image``.
+    ``output``, as in scipy.ndimage, is the result's dtype or an array to write it into
+    (returned itself: a loop over frames can reuse one instead of new memory every call, and
+    touching fresh pages costs a pass over the result). ``np.uint8`` or ``np.uint16`` (a dtype,
+    or an array of one) gives integers in the same pass: the float result rounded half to even
+    and clipped to the type's range, exactly ``np.clip(np.rint(correlate(image, kernel)), 0,
+    255).astype(np.uint8)`` (OpenCV's ``saturate_cast``; scipy truncates and wraps around
+    instead). An array must be writeable, C-contiguous, of exactly the result's shape and of
+    its float dtype or uint8 / uint16, sharing no memory with ``image``.
 
     ``origin``, as in scipy.ndimage, moves the anchor from cell ``(kh//2, kw//2)`` to
     ``(kh//2 + dy, kw//2 + dx)`` (an integer moves both); ``-(k//2) ≤ o ≤ (k−1)//2``.
@@ -80,6 +90,8 @@ def correlate(
     >>> correlate(x, [[0, 1], [2, 3]], border="valid")
     array([[19., 25.],
            [37., 43.]])
+    >>> correlate(np.array([[3, 5, 200]], np.uint8), [[0.5, 1.0]], border="valid", output=np.uint8)
+    array([[ 6, 202]], dtype=uint8)
     """
     refuse_scipy_keywords("correlate", scipy_keywords)
     weights = kernel_weights(kernel)
@@ -96,7 +108,7 @@ def convolve(
     cval: float = 0.0,
     method: str = "auto",
     threads: int | None = None,
-    output: np.ndarray | None = None,
+    output: np.ndarray | DTypeLike | None = None,
     origin: int | tuple[int, int] | None = None,
     **scipy_keywords: object,
 ) -> np.ndarray:
@@ -297,23 +309,23 @@ def _correlate(
     cval: float,
     method: str,
     threads: int | None,
-    output: np.ndarray | None,
+    output: object,
 ) -> np.ndarray:
-    empty = _empty_result(image, weights, border, method)
+    empty = _empty_result(image, weights, border, method, output)
     if empty is not None:
         return empty
     x, cval = _prepare(image, weights, border, cval, method)
-    out_dtype = np.float64 if x.dtype == np.float64 else np.float32
+    compute = np.float64 if x.dtype == np.float64 else np.float32
     shape = output_shape(x.shape, weights.shape, border)
-    if output is None:
-        out = np.empty(shape, out_dtype)
-    else:
-        out = _check_output(output, image, shape, np.dtype(out_dtype))
-    return run_path(Task(x, weights, border, cval, out_dtype, out, None), method, threads)
+    out = _output(output, image, shape, np.dtype(compute))
+    integer = None
+    if out.dtype.kind == "u":
+        integer = IntegerOutput(0.0, False, float(np.iinfo(out.dtype).max))
+    return run_path(Task(x, weights, border, cval, compute, out, integer), method, threads)
 
 
 def _empty_result(
-    image: object, weights: np.ndarray, border: str, method: str
+    image: object, weights: np.ndarray, border: str, method: str, output: object
 ) -> np.ndarray | None:
     """The empty result of an empty image, as scipy.ndimage returns one; None otherwise."""
     if not isinstance(image, np.ndarray) or image.size or image.ndim not in (2, 3):
@@ -325,22 +337,42 @@ def _empty_result(
         (int(weights.shape[0]), int(weights.shape[1])), (image.shape[0], image.shape[1]), border
     )
     dtype = np.float64 if image.dtype == np.float64 else np.float32
-    return np.empty(output_shape(image.shape, weights.shape, border), dtype)
+    return _output(output, image, output_shape(image.shape, weights.shape, border), np.dtype(dtype))
+
+
+def _output(output: object, image: object, shape: tuple[int, ...], compute: np.dtype) -> np.ndarray:
+    """The array the result goes into: new for ``None`` or a dtype, else ``output`` checked."""
+    if output is None:
+        return np.empty(shape, compute)
+    if isinstance(output, np.ndarray):
+        return _check_output(output, image, shape, compute)
+    try:
+        dtype = np.dtype(output)  # type: ignore[call-overload]
+    except TypeError:
+        raise UsageError(
+            f"output must be a numpy array or a dtype; got {type(output).__name__} "
+            f"{output!r}: pass np.{compute.name}, np.uint8 or np.uint16, or an array of one"
+        ) from None
+    if dtype != compute and dtype not in INTEGER_OUTPUTS:
+        raise UsageError(
+            f"output dtype {dtype} is not one this call writes: it computes in "
+            f"{compute.name}; pass np.{compute.name}, or np.uint8 / np.uint16 for integers "
+            "rounded half to even and clipped (convert other types from the result yourself)"
+        )
+    return np.empty(shape, dtype)
 
 
 def _check_output(
-    output: object, image: object, shape: tuple[int, ...], dtype: np.dtype
+    output: np.ndarray, image: object, shape: tuple[int, ...], compute: np.dtype
 ) -> np.ndarray:
     """``output`` if the result can be written into it as it is, else a ``UsageError``."""
+    dtype = output.dtype if output.dtype in INTEGER_OUTPUTS else compute
     required = f"np.empty({shape}, np.{dtype.name})"
-    if not isinstance(output, np.ndarray):
-        raise UsageError(
-            f"output must be a numpy array; got {type(output).__name__}: pass {required}"
-        )
     if output.shape != shape or output.dtype != dtype:
         raise UsageError(
             f"output has shape {output.shape} and dtype {output.dtype}; this call returns shape "
-            f"{shape} and dtype {dtype.name}: pass {required}"
+            f"{shape} and dtype {compute.name} (or uint8 / uint16, rounded and clipped): pass "
+            f"{required}"
         )
     if not output.flags.writeable:
         raise UsageError("output is read-only; pass a writeable array such as " + required)

@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 
-SEPARABLE_RTOL = 1e-13
-"""A kernel is applied as two 1-D passes when ``max|K − u vᵀ| ≤ SEPARABLE_RTOL · max|K|``."""
+SEPARABLE_ULPS = 4
+"""A kernel is applied as two 1-D passes when ``Σ|K − u vᵀ| ≤ SEPARABLE_ULPS · ε · Σ|K|``, ε
+being the machine epsilon of ``filtering_precision``: the two passes then differ from the sums
+of K by at most that fraction of Σ|K|·max|X|, within the rounding of the type the image is
+filtered in (a Gaussian rounded to float32 is rank 1 within a few of its own roundings)."""
 
 
-def separable_factors(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(u, v) with ``K = u vᵀ`` when the kernel has rank 1 within rounding, else None.
+def filtering_precision(image_dtype: np.dtype | type, weights: np.ndarray) -> type:
+    """The float type whose rounding judges rank 1: float32 for an image filtered in float32
+    (uint8, uint16 and float32 images), float64 for a float64 one; float32 as well when every
+    weight is a float32 value (a kernel saved as float32, e.g. ``.npy``), whose own rounding
+    the two passes then stay within."""
+    if np.dtype(image_dtype) != np.float64:
+        return np.float32
+    k = np.asarray(weights, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        stored32 = bool(np.all(k.astype(np.float32) == k))
+    return np.float32 if stored32 else np.float64
+
+
+def separable_factors(
+    weights: np.ndarray, precision: type = np.float64
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(u, v) with ``K = u vᵀ`` when the kernel has rank 1 within the rounding of ``precision``
+    (see ``SEPARABLE_ULPS``), else None.
 
     The factors are a column and a scaled row of K itself, so integer kernels (Sobel, box)
     factor exactly.
@@ -21,7 +40,8 @@ def separable_factors(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | No
         return None
     u = k[:, q].copy()
     v = k[p, :] / pivot
-    if np.max(np.abs(k - np.outer(u, v))) > SEPARABLE_RTOL * abs(pivot):
+    eps = float(np.finfo(precision).eps)
+    if np.abs(k - np.outer(u, v)).sum() > SEPARABLE_ULPS * eps * np.abs(k).sum():
         return None
     return u, v
 

@@ -19,7 +19,12 @@ from convtool.bundles import Border, Geometry, LayerTaps
 from convtool.choices import BORDER_CODES, METHODS
 from convtool.core.borders import check_border, check_cval, check_fits, output_shape
 from convtool.core.correlate import as_image_array, correlate
-from convtool.core.dispatch import NUMPY_WORK, choose_method, separable_factors
+from convtool.core.dispatch import (
+    NUMPY_WORK,
+    choose_method,
+    filtering_precision,
+    separable_factors,
+)
 from convtool.core.paths import thread_scope
 from convtool.errors import KernelError, UsageError
 from convtool.kernels.layer import Layer
@@ -118,7 +123,7 @@ def _apply(
         core_pairs = pairs  # small: numpy, a pair at a time (no numba loaded)
         out[...] = layer.biases.astype(out_dtype)
     else:
-        paths = {p: _path(layer.kernel(*p), x3.shape, method, p) for p in pairs}
+        paths = {p: _path(layer.kernel(*p), x3.shape, method, p, out_dtype) for p in pairs}
         core_pairs = [p for p in pairs if paths[p] == "fft"]
         _shared_pass(x3, layer, paths, border, cval, threads, out)
     planes: dict[int, np.ndarray] = {}
@@ -143,13 +148,17 @@ def _pairs(layer: Layer) -> list[tuple[int, int]]:
     ]
 
 
-def _path(weights: np.ndarray, shape: tuple[int, ...], method: str, pair: tuple[int, int]) -> str:
+def _path(
+    weights: np.ndarray, shape: tuple[int, ...], method: str, pair: tuple[int, int], dtype: type
+) -> str:
     """How one pair is done: ``direct`` or ``separable`` in the shared pass, or ``fft`` apart
     (the core's FFT path, a plane at a time): the core's own choice for the plane
-    (:func:`~convtool.core.dispatch.choose_method`), or the method asked for."""
+    (:func:`~convtool.core.dispatch.choose_method`, rank 1 judged at the precision ``dtype``
+    filters in), or the method asked for."""
     kshape = (int(weights.shape[0]), int(weights.shape[1]))
     chosen = choose_method(shape[:2], kshape, method)
-    if chosen == "separable" and separable_factors(weights) is None:
+    precision = filtering_precision(dtype, weights)
+    if chosen == "separable" and separable_factors(weights, precision) is None:
         if method == "separable":
             raise KernelError(
                 f"the {kshape[0]}x{kshape[1]} kernel K[{pair[0]}, {pair[1]}] is not separable "
@@ -176,7 +185,7 @@ def _tables(
                 b.append(c)
                 w.append(k[a, c])
             elif paths.get((o, i)) == "separable":
-                factors = separable_factors(k)
+                factors = separable_factors(k, filtering_precision(out_dtype, k))
                 assert factors is not None
                 pin.append(i)
                 pu.append(factors[0])

@@ -21,7 +21,13 @@ from convtool.bundles import (
     Spectrum,
 )
 from convtool.choices import BORDER_CODES
-from convtool.core.dispatch import choose_method, fft_tiles, numpy_takes, separable_factors
+from convtool.core.dispatch import (
+    choose_method,
+    fft_tiles,
+    filtering_precision,
+    numpy_takes,
+    separable_factors,
+)
 from convtool.errors import KernelError, UsageError
 from convtool.twins import direct, fft, separable
 from convtool.twins.borders import extend_index, gather
@@ -60,7 +66,7 @@ def run_path(task: Task, method: str, threads: int | None) -> np.ndarray:
     chosen = choose_method(x.shape, (kh, kw), method)
     factors = None
     if chosen == "separable":
-        factors = separable_factors(weights)
+        factors = separable_factors(weights, filtering_precision(task.out_dtype, weights))
         if factors is None:
             if method == "separable":
                 raise KernelError(f"the {kh}x{kw} kernel is not separable (its rank is above 1)")

@@ -152,7 +152,7 @@ def _takes_direct(shape: tuple[int, ...], weights: np.ndarray) -> bool:
     kshape = (int(weights.shape[0]), int(weights.shape[1]))
     chosen = choose_method(shape, kshape, "auto")
     if chosen == "separable":
-        if separable_factors(weights) is not None:
+        if separable_factors(weights, np.float32) is not None:  # float32 planes
             return False
         chosen = choose_method(shape, kshape, "nonseparable")
     return chosen == "direct"
