@@ -117,3 +117,15 @@ def test_modes_refuse_what_does_not_fit():
         learn_kernel(x, x[..., :2], 3, channels="per")
     with pytest.raises(LearnError, match=r"--channels mix .* every target too"):
         learn_kernel([x, x], [x, x[..., :1]], 3, channels="mix")
+
+
+@pytest.mark.parametrize("channels", ["per", "mix"])
+def test_every_mode_aligns_and_refuses_targets_alike(channels):
+    """One alignment for every mode: a 'full' target gets the crop that makes it valid, and a
+    kernel larger than the input is refused naming the largest --size."""
+    x = np.random.default_rng(9).random((8, 10, 3))
+    full = np.zeros((9, 12, 3))  # (8 + 2 - 1) x (10 + 3 - 1): a full output of a 2x3 kernel
+    with pytest.raises(LearnError, match=r"'full' output .*\(target\[1:8, 2:10\]\)"):
+        learn_kernel(x, full, "2x3", channels=channels)
+    with pytest.raises(LearnError, match="choose a --size of at most 8x10"):
+        learn_kernel(x, x, "9x3", channels=channels)

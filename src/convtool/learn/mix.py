@@ -22,7 +22,7 @@ import numpy as np
 from convtool.errors import LearnError
 from convtool.learn.gd import INIT_STD, OVERFLOW, stalled
 from convtool.learn.lstsq import Normal, solve
-from convtool.learn.pairs import as_planes, shaped
+from convtool.learn.pairs import as_planes, shaped, target_offset
 from convtool.learn.runs import Sums, add_masked, windows
 from convtool.learn.work import Meter
 
@@ -70,21 +70,8 @@ def mix_pair(
     integer_stored = y_scale != 1.0
     kh, kw = ksize
     h, w, _ = xp.shape
-    th, tw, _ = yp.shape
-    if kh > h or kw > w:
-        raise LearnError(
-            f"the {kh}x{kw} kernel is larger than {input_name} ({h}x{w}); the kernel must fit "
-            f"inside every input: choose a --size of at most {h}x{w}"
-        )
-    ho, wo = h - kh + 1, w - kw + 1
-    if (th, tw) == (h, w):
-        cy, cx = (kh // 2, kw // 2) if anchor is None else anchor
-        yp = yp[cy : cy + ho, cx : cx + wo]
-    elif (th, tw) != (ho, wo):
-        raise LearnError(
-            f"{target_name} is {th}x{tw} but {input_name} is {h}x{w}: with a {kh}x{kw} kernel "
-            f"the target must be {h}x{w} (same size) or {ho}x{wo} (valid output)"
-        )
+    cy, cx = target_offset((h, w), yp.shape[:2], ksize, names, anchor)
+    yp = yp[cy : cy + h - kh + 1, cx : cx + w - kw + 1]
     if limits is None and integer_stored:
         limits = (0.0, 1.0)
     # the arrays as they come: bands are made float64 one at a time

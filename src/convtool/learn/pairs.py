@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convtool.core.correlate import writeable
-from convtool.errors import LearnError
+from convtool.errors import LearnError, quoted
 from convtool.io.picture import Picture
 from convtool.learn.work import PairWork
 
@@ -151,7 +151,6 @@ def prepare_pair(
     input_name, target_name = names
     xp, x_integer = as_planes(x, input_name)
     yp, integer_stored = as_planes(y, target_name)
-    kh, kw = ksize
     h, w, c = xp.shape
     th, tw, tc = yp.shape
     if tc != c:
@@ -159,21 +158,7 @@ def prepare_pair(
             f"{input_name} has {c} channel{'s' * (c != 1)} but {target_name} has {tc}; input "
             "and target need the same channels (--gray compares both in grey levels)"
         )
-    if kh > h or kw > w:
-        raise LearnError(
-            f"the {kh}x{kw} kernel is larger than {input_name} ({h}x{w}); the kernel must fit "
-            f"inside every input: choose a --size of at most {h}x{w}"
-        )
-    if (th, tw) == (h, w):
-        oy, ox = (kh // 2, kw // 2) if anchor is None else anchor
-    elif (th, tw) == (h - kh + 1, w - kw + 1):
-        oy, ox = 0, 0
-    else:
-        raise LearnError(
-            f"{target_name} is {th}x{tw} but {input_name} is {h}x{w}: with a {kh}x{kw} kernel "
-            f"the target must be {h}x{w} (same size) or {h - kh + 1}x{w - kw + 1} (valid "
-            f"output){_shape_hint(h, w, th, tw, kh, kw)}"
-        )
+    oy, ox = target_offset((h, w), (th, tw), ksize, names, anchor)
     dtype = np.float64 if np.float64 in (xp.dtype, yp.dtype) else np.float32
     src = writeable(np.ascontiguousarray(xp, dtype=dtype).reshape(h, w * c))
     target = writeable(np.ascontiguousarray(yp, dtype=dtype).reshape(th, tw * c))
@@ -193,6 +178,34 @@ def prepare_pair(
     lo, hi = (-math.inf, math.inf) if keep_clipped or limits is None else limits
     shift = float(np.mean(target, dtype=np.float64))
     return Pair(src, target, c, oy, ox, float(lo), float(hi), shift, input_name, raw)
+
+
+def target_offset(
+    shape: tuple[int, int],
+    target_shape: tuple[int, int],
+    ksize: tuple[int, int],
+    names: tuple[str, str],
+    anchor: tuple[int, int] | None = None,
+) -> tuple[int, int]:
+    """Where the valid windows' outputs start in the target: ``anchor`` (by default the
+    kernel's centre) in a same-size target, (0, 0) in a valid one; LearnError for a kernel
+    larger than the input or a target of another size."""
+    (h, w), (th, tw), (kh, kw) = shape, target_shape, ksize
+    input_name, target_name = names
+    if kh > h or kw > w:
+        raise LearnError(
+            f"the {kh}x{kw} kernel is larger than {input_name} ({h}x{w}); the kernel must fit "
+            f"inside every input: choose a --size of at most {h}x{w}"
+        )
+    if (th, tw) == (h, w):
+        return (kh // 2, kw // 2) if anchor is None else anchor
+    if (th, tw) == (h - kh + 1, w - kw + 1):
+        return 0, 0
+    raise LearnError(
+        f"{target_name} is {th}x{tw} but {input_name} is {h}x{w}: with a {kh}x{kw} kernel "
+        f"the target must be {h}x{w} (same size) or {h - kh + 1}x{w - kw + 1} (valid "
+        f"output){_shape_hint(h, w, th, tw, kh, kw)}"
+    )
 
 
 def _shape_hint(h: int, w: int, th: int, tw: int, kh: int, kw: int) -> str:
@@ -238,7 +251,8 @@ def read_pairs(
         counts = (page_count(source), page_count(target))
         if counts[0] != counts[1]:
             raise LearnError(
-                f"{source} has {counts[0]} page{'s' * (counts[0] != 1)} and {target} "
+                f"{_shown(source)} has {counts[0]} page{'s' * (counts[0] != 1)} and "
+                f"{_shown(target)} "
                 f"{counts[1]}; learn pairs page i of the input with page i of the target: give "
                 "files with as many pages"
             )
@@ -256,7 +270,7 @@ def read_pairs(
 
 
 def _shown(path: str) -> str:
-    return "standard input" if path == "-" else path
+    return "standard input" if path == "-" else quoted(path)
 
 
 def aligned(

@@ -258,9 +258,9 @@ def run_streamed(
         check_lossless(fmt)
     if recipe.has_layers:
         raise UsageError(
-            f"{source}: the image is filtered in bands (it is too large for memory, or --memory "
-            "asks for it), and per-channel kernels and layers are applied to whole images "
-            "only; raise --memory, or filter a smaller image"
+            f"{quoted(source)}: the image is filtered in bands (it is too large for memory, or "
+            "--memory asks for it), and per-channel kernels and layers are applied to whole "
+            "images only; raise --memory, or filter a smaller image"
         )
     if fmt not in STREAM_FORMATS:
         raise ImageError(
@@ -270,7 +270,8 @@ def run_streamed(
     if len(pages) > 1:
         if fmt != "TIFF":
             raise ImageError(
-                f"{target}: {len(pages)} pages are filtered in bands, into a multi-page TIFF; "
+                f"{quoted(target)}: {len(pages)} pages are filtered in bands, into a multi-page "
+                "TIFF; "
                 "write .tif, or pick one page with --page N"
             )
         _run_pages(source, target, pages, recipe, depth, map, gray, compress_level, memory, notes)
